@@ -1,0 +1,113 @@
+"""Shared CLI plumbing: the error-handling command group, logging set-up and reusable option types."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from hwnas.errors import HwnasError
+from hwnas.shapes import parse_input_shape
+
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = 1) -> "None":
+    """Prints one ``Error: ...`` line on stderr and exits with ``code``."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+class HwnasGroup(click.Group):
+    """A click group whose every failure is one clear line on stderr and a non-zero exit, never a traceback.
+
+    - usage errors (bad flag, bad value): exit 2;
+    - :class:`~hwnas.errors.HwnasError` and file-system errors: exit 1;
+    - Ctrl-C: exit 130 (long jobs keep what they finished: they write atomically and resume).
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any):
+        if not standalone_mode:  # programmatic use keeps click's behaviour
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            fail(f"{exc.format_message()}{hint}", exc.exit_code)
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            fail("interrupted; finished work is kept", EXIT_INTERRUPTED)
+        except KeyboardInterrupt:
+            fail("interrupted; finished work is kept", EXIT_INTERRUPTED)
+        except HwnasError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            fail(f"{where}{exc.strerror or exc}")
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def setup_logging(verbosity: int) -> None:
+    """WARNING by default, INFO with ``-v``, DEBUG with ``-vv``; on stderr."""
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+                        force=True)
+
+
+class InputShapeType(click.ParamType):
+    """``CxHxW`` parsed into a tuple."""
+
+    name = "CxHxW"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_input_shape(value)
+        except HwnasError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+INPUT_SHAPE = InputShapeType()
+
+
+def parse_space_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``("channels=8", ...)`` -> ``{"channels": 8}``; values are parsed as int, float, then kept as text."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--space-option")
+        value: Any = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        options[key.strip().replace("-", "_")] = value
+    return options
+
+
+def space_options(func):
+    """Adds ``--space`` and repeatable ``--space-option KEY=VALUE`` to a command."""
+    func = click.option("--space-option", "-O", "space_option", multiple=True, metavar="KEY=VALUE",
+                        help="Keyword argument of the space's constructor (e.g. channels=8 for nb201).")(func)
+    func = click.option("--space", "space_name", default="mobilenet", show_default=True,
+                        help="Search space (see 'hwnas spaces').")(func)
+    return func
+
+
+def make_space(space_name: str, space_option: tuple[str, ...]):
+    """Creates the space named on the command line, with its ``--space-option`` values."""
+    from hwnas.spaces import create_space
+
+    kwargs = parse_space_options(space_option)
+    try:
+        return create_space(space_name, **kwargs)
+    except TypeError as exc:
+        raise click.BadParameter(f"space {space_name!r} does not take these options: {exc}",
+                                 param_hint="--space-option") from None

@@ -1,0 +1,198 @@
+"""The search-space contract every registered space implements.
+
+A space is an ordered list of :class:`Decision` s. Some decisions are *conditional*: they only exist
+for some values of earlier ones (a block of a stage exists only if the stage's depth reaches it). The base
+class derives sampling, mutation, completion, one-hot encoding and enumeration from that list; a concrete
+space adds the string format, the model builder and its size.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from hwnas.arch import Arch
+from hwnas.errors import ArchError
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One choice point of a space: a label and its allowed values (in a fixed order)."""
+
+    label: str
+    choices: tuple
+
+    def index(self, value: Any) -> int:
+        """Position of ``value`` among the choices; :class:`ArchError` if it is not one."""
+        for i, choice in enumerate(self.choices):
+            if choice == value and type(choice) is type(value):
+                return i
+        raise ArchError(f"{self.label}: {value!r} is not one of {list(self.choices)}")
+
+
+class SearchSpace(abc.ABC):
+    """Base class of search spaces. Subclasses set :attr:`name` and implement the abstract methods."""
+
+    name: str = ""
+
+    # -- structure -------------------------------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def decisions(self) -> Sequence[Decision]:
+        """Every decision the space can ask, in canonical order (conditional ones included)."""
+
+    def is_active(self, decision: Decision, chosen: Mapping[str, Any]) -> bool:
+        """Whether ``decision`` exists given the earlier ``chosen`` values. Unconditional by default."""
+        return True
+
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Number of distinct architectures in the space."""
+
+    # -- strings ---------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def format(self, choices: Mapping[str, Any]) -> str:
+        """Canonical string of a complete, canonical ``label -> choice`` mapping."""
+
+    @abc.abstractmethod
+    def parse_choices(self, string: str) -> dict[str, Any]:
+        """Parses a canonical string into a mapping; raises :class:`ArchError` naming the bad part."""
+
+    def parse(self, string: str) -> Arch:
+        """Parses a canonical string into an :class:`Arch` (validated against the space)."""
+        if not isinstance(string, str) or not string.strip():
+            raise ArchError(f"{self.name}: empty architecture string")
+        arch = self.from_mapping(self.parse_choices(string.strip()))
+        return arch
+
+    # -- construction and validation -------------------------------------------------------------------------
+    def from_mapping(self, mapping: Mapping[str, Any]) -> Arch:
+        """Validates a ``label -> choice`` mapping and returns the canonical :class:`Arch`.
+
+        Raises:
+            ArchError: a label is unknown, a value is not allowed, an active decision is missing, or a
+                label is given that is inactive for the other choices.
+        """
+        known = {d.label for d in self.decisions}
+        unknown = [label for label in mapping if label not in known]
+        if unknown:
+            raise ArchError(f"{self.name}: unknown decision {unknown[0]!r}")
+        chosen: dict[str, Any] = {}
+        for decision in self.decisions:
+            if not self.is_active(decision, chosen):
+                if decision.label in mapping:
+                    raise ArchError(f"{self.name}: {decision.label!r} is not used by this architecture")
+                continue
+            if decision.label not in mapping:
+                raise ArchError(f"{self.name}: missing decision {decision.label!r}")
+            value = mapping[decision.label]
+            decision.index(value)  # validates
+            chosen[decision.label] = value
+        return Arch(self.name, chosen, self.format(chosen))
+
+    def active_decisions(self, chosen: Mapping[str, Any]) -> list[Decision]:
+        """The decisions that exist for the (complete) mapping ``chosen``."""
+        partial: dict[str, Any] = {}
+        active = []
+        for decision in self.decisions:
+            if self.is_active(decision, partial):
+                active.append(decision)
+                if decision.label in chosen:
+                    partial[decision.label] = chosen[decision.label]
+        return active
+
+    def complete(self, partial: Mapping[str, Any], rng: np.random.Generator) -> Arch:
+        """Keeps the active choices of ``partial``, samples the missing ones, drops the inactive ones."""
+        chosen: dict[str, Any] = {}
+        for decision in self.decisions:
+            if not self.is_active(decision, chosen):
+                continue
+            if decision.label in partial:
+                chosen[decision.label] = partial[decision.label]
+            else:
+                chosen[decision.label] = decision.choices[int(rng.integers(len(decision.choices)))]
+        return self.from_mapping(chosen)
+
+    # -- sampling --------------------------------------------------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Arch:
+        """Samples each active decision uniformly, in order."""
+        return self.complete({}, rng)
+
+    def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
+        """Changes one active decision (with more than one choice) to another value.
+
+        Decisions that become active are sampled; ones that become inactive are dropped.
+        """
+        self._check_own(arch)
+        candidates = [d for d in self.active_decisions(arch) if len(d.choices) > 1]
+        decision = candidates[int(rng.integers(len(candidates)))]
+        current = decision.index(arch[decision.label])
+        offset = int(rng.integers(1, len(decision.choices)))
+        mapping = arch.to_dict()
+        mapping[decision.label] = decision.choices[(current + offset) % len(decision.choices)]
+        return self.complete(mapping, rng)
+
+    def enumerate(self) -> Iterator[Arch]:
+        """Every architecture of the space, in a fixed order. Only practical for small spaces."""
+
+        def rec(index: int, chosen: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            if index == len(self.decisions):
+                yield dict(chosen)
+                return
+            decision = self.decisions[index]
+            if not self.is_active(decision, chosen):
+                yield from rec(index + 1, chosen)
+                return
+            for value in decision.choices:
+                chosen[decision.label] = value
+                yield from rec(index + 1, chosen)
+                del chosen[decision.label]
+
+        for mapping in rec(0, {}):
+            yield Arch(self.name, mapping, self.format(mapping))
+
+    # -- encoding --------------------------------------------------------------------------------------------
+    def encoding_names(self) -> list[str]:
+        """Names of the columns of :meth:`encode`: ``label=choice`` for every decision and choice."""
+        return [f"{d.label}={c}" for d in self.decisions for c in d.choices]
+
+    def encode(self, arch: Arch) -> np.ndarray:
+        """One-hot encoding over every decision (an inactive decision's block is all zeros)."""
+        self._check_own(arch)
+        vec = np.zeros(len(self.encoding_names()), dtype=np.float32)
+        offset = 0
+        for decision in self.decisions:
+            if decision.label in arch:
+                vec[offset + decision.index(arch[decision.label])] = 1.0
+            offset += len(decision.choices)
+        return vec
+
+    # -- models ----------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> torch.nn.Module:
+        """A freshly initialised PyTorch model for ``arch``.
+
+        Args:
+            arch: An architecture of this space.
+            input_shape: ``(channels, height, width)`` of one input, without the batch dimension.
+            num_classes: Number of output logits.
+        """
+
+    def features(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> dict[str, float]:
+        """Cheap analytic features of the built model (parameters, MACs, activation memory, layers)."""
+        from hwnas.nn.analysis import analyse
+
+        model = self.build(arch, input_shape, num_classes)
+        return analyse(model, input_shape).as_dict()
+
+    def describe(self) -> str:
+        """One line describing the space (for ``hwnas spaces``)."""
+        return (self.__doc__ or "").strip().splitlines()[0]
+
+    def _check_own(self, arch: Arch) -> None:
+        if not isinstance(arch, Arch) or arch.space != self.name:
+            raise ArchError(f"{arch!r} is not an architecture of space {self.name!r}")

@@ -1,0 +1,170 @@
+"""``mobilenet``: a MnasNet/ProxylessNAS-style space of inverted-residual blocks.
+
+Per stage: a width (output channels) and a depth (number of blocks). Per block: depthwise kernel size
+{3, 5, 7}, expansion ratio {1, 3, 6} and an optional squeeze-excite. The macro skeleton is fixed:
+stem conv 3x3 -> stages -> 1x1 head conv -> global average pool -> linear classifier.
+
+Canonical string: stages separated by ``/``; a stage is ``<width>:<block>.<block>...``; a block is
+``k<kernel>e<expand>`` with an ``se`` suffix when it has squeeze-excite, e.g.::
+
+    16:k3e1/24:k5e3.k3e6se/32:k7e6/48:k3e3se.k3e3
+
+Strides adapt to the input: a stage reduces (stride 2 in its first block) only if its nominal stride is 2
+and the feature map is still at least 2x2, so an 8x8 digit is reduced to 1x1 at most, never below; the stem
+reduces only inputs larger than 64x64.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping, Sequence
+
+from torch import nn
+
+from hwnas.arch import Arch
+from hwnas.errors import ArchError
+from hwnas.nn.blocks import InvertedResidual, conv_bn_act, reduced_size
+from hwnas.spaces import register_space
+from hwnas.spaces.base import Decision, SearchSpace
+
+_BLOCK_RE = re.compile(r"^k(\d+)e(\d+)(se)?$")
+
+
+@register_space("mobilenet")
+class MobileNetSpace(SearchSpace):
+    """MnasNet/ProxylessNAS-style inverted-residual blocks: per-stage width and depth, per-block k/e/SE.
+
+    Args:
+        widths: Per stage, the allowed output channel counts.
+        depths: Allowed numbers of blocks per stage.
+        kernels: Allowed depthwise kernel sizes.
+        expansions: Allowed expansion ratios.
+        strides: Nominal stride of each stage (applied in its first block, adapted to the input size).
+        stem_channels: Output channels of the stem convolution.
+        head_channels: Channels of the 1x1 convolution before pooling.
+    """
+
+    name = "mobilenet"
+
+    def __init__(self, *, widths: Sequence[Sequence[int]] = ((16, 24, 32), (24, 32, 48), (32, 48, 64),
+                                                            (48, 64, 96)),
+                 depths: Sequence[int] = (1, 2, 3), kernels: Sequence[int] = (3, 5, 7),
+                 expansions: Sequence[int] = (1, 3, 6), strides: Sequence[int] = (1, 2, 2, 2),
+                 stem_channels: int = 16, head_channels: int = 128) -> None:
+        if len(widths) != len(strides):
+            raise ValueError("widths and strides need one entry per stage")
+        self.widths = tuple(tuple(int(w) for w in ws) for ws in widths)
+        self.depths = tuple(int(d) for d in depths)
+        self.kernels = tuple(int(k) for k in kernels)
+        self.expansions = tuple(int(e) for e in expansions)
+        self.strides = tuple(int(s) for s in strides)
+        self.stem_channels = int(stem_channels)
+        self.head_channels = int(head_channels)
+        decisions: list[Decision] = []
+        for s, stage_widths in enumerate(self.widths):
+            decisions.append(Decision(f"s{s}.width", stage_widths))
+            decisions.append(Decision(f"s{s}.depth", self.depths))
+            for b in range(max(self.depths)):
+                decisions.append(Decision(f"s{s}.b{b}.kernel", self.kernels))
+                decisions.append(Decision(f"s{s}.b{b}.expand", self.expansions))
+                decisions.append(Decision(f"s{s}.b{b}.se", (False, True)))
+        self._decisions = tuple(decisions)
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.widths)
+
+    @property
+    def decisions(self) -> Sequence[Decision]:
+        return self._decisions
+
+    def is_active(self, decision: Decision, chosen: Mapping[str, Any]) -> bool:
+        parts = decision.label.split(".")
+        if len(parts) != 3:
+            return True
+        stage, block = parts[0], int(parts[1][1:])
+        return block < chosen[f"{stage}.depth"]
+
+    def size(self) -> int:
+        per_block = len(self.kernels) * len(self.expansions) * 2
+        per_stage = sum(per_block ** d for d in self.depths)
+        return math.prod(len(ws) * per_stage for ws in self.widths)
+
+    # -- strings ---------------------------------------------------------------------------------------------
+    def format(self, choices: Mapping[str, Any]) -> str:
+        stages = []
+        for s in range(self.num_stages):
+            blocks = []
+            for b in range(choices[f"s{s}.depth"]):
+                se = "se" if choices[f"s{s}.b{b}.se"] else ""
+                blocks.append(f"k{choices[f's{s}.b{b}.kernel']}e{choices[f's{s}.b{b}.expand']}{se}")
+            stages.append(f"{choices[f's{s}.width']}:{'.'.join(blocks)}")
+        return "/".join(stages)
+
+    def parse_choices(self, string: str) -> dict[str, Any]:
+        stages = string.split("/")
+        if len(stages) != self.num_stages:
+            raise ArchError(f"mobilenet: expected {self.num_stages} stages separated by '/', "
+                            f"got {len(stages)} in {string!r}")
+        choices: dict[str, Any] = {}
+        for s, stage in enumerate(stages):
+            width, sep, body = stage.partition(":")
+            if not sep or not width.isdigit():
+                raise ArchError(f"mobilenet: stage {s} {stage!r} is not '<width>:<blocks>'")
+            if int(width) not in self.widths[s]:
+                raise ArchError(f"mobilenet: stage {s} width {width} is not one of {list(self.widths[s])}")
+            blocks = body.split(".") if body else []
+            if len(blocks) not in self.depths:
+                raise ArchError(f"mobilenet: stage {s} has {len(blocks)} blocks; allowed depths are "
+                                f"{list(self.depths)}")
+            choices[f"s{s}.width"] = int(width)
+            choices[f"s{s}.depth"] = len(blocks)
+            for b, block in enumerate(blocks):
+                match = _BLOCK_RE.match(block)
+                if not match:
+                    raise ArchError(f"mobilenet: stage {s} block {b} {block!r} is not 'k<K>e<E>[se]'")
+                kernel, expand = int(match.group(1)), int(match.group(2))
+                if kernel not in self.kernels:
+                    raise ArchError(f"mobilenet: stage {s} block {b} kernel {kernel} is not one of "
+                                    f"{list(self.kernels)}")
+                if expand not in self.expansions:
+                    raise ArchError(f"mobilenet: stage {s} block {b} expansion {expand} is not one of "
+                                    f"{list(self.expansions)}")
+                choices[f"s{s}.b{b}.kernel"] = kernel
+                choices[f"s{s}.b{b}.expand"] = expand
+                choices[f"s{s}.b{b}.se"] = match.group(3) is not None
+        return choices
+
+    # -- model -----------------------------------------------------------------------------------------------
+    def stage_strides(self, input_shape: Sequence[int]) -> tuple[int, list[int]]:
+        """The stem stride and the actual stride of each stage for an input of ``(C, H, W)``."""
+        size = min(int(input_shape[1]), int(input_shape[2]))
+        stem = 2 if size > 64 else 1
+        size = reduced_size(size, stem)
+        strides = []
+        for nominal in self.strides:
+            stride = nominal if size >= 2 else 1
+            strides.append(stride)
+            size = reduced_size(size, stride)
+        return stem, strides
+
+    def build(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> nn.Module:
+        self._check_own(arch)
+        stem_stride, strides = self.stage_strides(input_shape)
+        layers: list[nn.Module] = [conv_bn_act(int(input_shape[0]), self.stem_channels, 3, stride=stem_stride)]
+        channels = self.stem_channels
+        for s in range(self.num_stages):
+            width = arch[f"s{s}.width"]
+            for b in range(arch[f"s{s}.depth"]):
+                layers.append(InvertedResidual(
+                    channels, width, kernel=arch[f"s{s}.b{b}.kernel"], expand=arch[f"s{s}.b{b}.expand"],
+                    stride=strides[s] if b == 0 else 1, se=arch[f"s{s}.b{b}.se"]))
+                channels = width
+        layers.append(conv_bn_act(channels, self.head_channels, 1))
+        return nn.Sequential(
+            nn.Sequential(*layers),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(self.head_channels, num_classes),
+        )

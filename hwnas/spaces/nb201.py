@@ -1,0 +1,161 @@
+"""``nb201``: the NAS-Bench-201 cell space (Dong & Yang, ICLR 2020), exact to the paper.
+
+A cell is a 4-node DAG; each of its 6 edges ``j <- i`` (i < j) carries one of five operations. The
+canonical string is the paper's, character for character, so published tables keyed by it plug in::
+
+    |nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|
+
+Macro skeleton (as in the reference implementation): 3x3 conv stem with C channels + BN; three stages of
+N cells with C, 2C and 4C channels, separated by residual reduction blocks (ReLU-conv-BN 3x3 stride 2,
+ReLU-conv-BN 3x3, shortcut 2x2 average pool + 1x1 conv); BN + ReLU; global average pool; linear classifier.
+A reduction whose input is already 1 pixel wide keeps stride 1 (tiny inputs are never reduced below 1x1).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from hwnas.arch import Arch
+from hwnas.errors import ArchError
+from hwnas.nn.blocks import reduced_size
+from hwnas.spaces import register_space
+from hwnas.spaces.base import Decision, SearchSpace
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+
+
+def edge_label(to: int, frm: int) -> str:
+    return f"{to}<-{frm}"
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
+        super().__init__(nn.ReLU(inplace=False),
+                         nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(c_out))
+
+
+class Zero(nn.Module):
+    """The ``none`` operation: a zero tensor of the input's shape."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+def make_op(name: str, channels: int) -> nn.Module:
+    if name == "none":
+        return Zero()
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1, 1)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3, 1)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise ArchError(f"nb201: unknown operation {name!r}")
+
+
+class Cell(nn.Module):
+    """One NAS-Bench-201 cell: node j = sum over i < j of op_{j<-i}(node i); output = node 3."""
+
+    def __init__(self, arch: Mapping[str, str], channels: int) -> None:
+        super().__init__()
+        self.edges = nn.ModuleDict({f"e{to}_{frm}": make_op(arch[edge_label(to, frm)], channels)
+                                    for to, frm in EDGES})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for to in range(1, 4):
+            nodes.append(sum(self.edges[f"e{to}_{frm}"](nodes[frm]) for frm in range(to)))
+        return nodes[3]
+
+
+class ResidualReduction(nn.Module):
+    """The skeleton's residual block between stages (``ResNetBasicblock`` of the reference code)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1)
+        if stride == 2:
+            # ceil_mode keeps odd sizes aligned with the strided conv; identical to the paper for even sizes.
+            self.shortcut: nn.Module = nn.Sequential(nn.AvgPool2d(2, stride=2, padding=0, ceil_mode=True),
+                                                     nn.Conv2d(c_in, c_out, 1, bias=False))
+        else:
+            self.shortcut = ReLUConvBN(c_in, c_out, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+@register_space("nb201")
+class NB201Space(SearchSpace):
+    """NAS-Bench-201 cell space: 6 edges x 5 ops (15,625 cells) on the paper's macro skeleton.
+
+    Args:
+        channels: C, the channel count of the first stage (the paper uses 16).
+        cells_per_stage: N, the number of cells in each of the three stages (the paper uses 5).
+    """
+
+    name = "nb201"
+
+    def __init__(self, *, channels: int = 16, cells_per_stage: int = 5) -> None:
+        if channels < 1 or cells_per_stage < 1:
+            raise ValueError("channels and cells_per_stage must be positive")
+        self.channels = int(channels)
+        self.cells_per_stage = int(cells_per_stage)
+        self._decisions = tuple(Decision(edge_label(to, frm), OPS) for to, frm in EDGES)
+
+    @property
+    def decisions(self) -> Sequence[Decision]:
+        return self._decisions
+
+    def size(self) -> int:
+        return len(OPS) ** len(EDGES)
+
+    def format(self, choices: Mapping[str, Any]) -> str:
+        nodes = []
+        for to in range(1, 4):
+            nodes.append("|" + "|".join(f"{choices[edge_label(to, frm)]}~{frm}" for frm in range(to)) + "|")
+        return "+".join(nodes)
+
+    def parse_choices(self, string: str) -> dict[str, Any]:
+        nodes = string.split("+")
+        if len(nodes) != 3:
+            raise ArchError(f"nb201: expected 3 nodes separated by '+', got {len(nodes)} in {string!r}")
+        choices: dict[str, Any] = {}
+        for to, node in enumerate(nodes, start=1):
+            if not (node.startswith("|") and node.endswith("|")) or len(node) < 2:
+                raise ArchError(f"nb201: node {to} {node!r} must be enclosed in '|'")
+            edges = node[1:-1].split("|")
+            if len(edges) != to:
+                raise ArchError(f"nb201: node {to} {node!r} needs {to} input edge(s), got {len(edges)}")
+            for frm, edge in enumerate(edges):
+                op, sep, src = edge.partition("~")
+                if not sep or src != str(frm):
+                    raise ArchError(f"nb201: node {to} edge {edge!r} must be '<op>~{frm}'")
+                if op not in OPS:
+                    raise ArchError(f"nb201: node {to} edge {edge!r}: unknown operation {op!r} "
+                                    f"(known: {', '.join(OPS)})")
+                choices[edge_label(to, frm)] = op
+        return choices
+
+    def build(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> nn.Module:
+        self._check_own(arch)
+        c = self.channels
+        size = min(int(input_shape[1]), int(input_shape[2]))
+        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(int(input_shape[0]), c, 3, padding=1, bias=False),
+                                                 nn.BatchNorm2d(c))]
+        for stage in range(3):
+            if stage > 0:
+                stride = 2 if size >= 2 else 1
+                layers.append(ResidualReduction(c, 2 * c, stride))
+                c, size = 2 * c, reduced_size(size, stride)
+            layers.extend(Cell(arch, c) for _ in range(self.cells_per_stage))
+        return nn.Sequential(*layers, nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(c, num_classes))
