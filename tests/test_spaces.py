@@ -145,7 +145,7 @@ def test_nb201_skeleton_matches_the_paper():
     cells = [m for m in model.modules() if type(m).__name__ == "Cell"]
     reductions = [m for m in model.modules() if type(m).__name__ == "ResidualReduction"]
     assert len(cells) == 15 and len(reductions) == 2
-    assert model[-1].in_features == 64  # 4C with C = 16
+    assert model[-1][-1].in_features == 64  # 4C with C = 16
     small = create_space("nb201", channels=8, cells_per_stage=1)
     small_model = small.build(small.parse(NB201_STRINGS[1]), (3, 32, 32), 10)
     assert len([m for m in small_model.modules() if type(m).__name__ == "Cell"]) == 3

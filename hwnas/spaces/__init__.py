@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hwnas.registry import Registry
-from hwnas.spaces.base import Decision, SearchSpace
+from hwnas.spaces.base import Decision, SearchSpace, Unit
 
 SPACES: Registry[SearchSpace] = Registry("search space")
 register_space = SPACES.register
@@ -17,4 +17,4 @@ def create_space(name: str, **kwargs) -> SearchSpace:
 # Import every space module so that each registers itself.
 from hwnas.spaces import mobilenet, nb201  # noqa: E402,F401
 
-__all__ = ["SPACES", "Decision", "SearchSpace", "create_space", "register_space"]
+__all__ = ["SPACES", "Decision", "SearchSpace", "Unit", "create_space", "register_space"]

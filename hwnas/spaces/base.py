@@ -20,18 +20,51 @@ from hwnas.errors import ArchError
 
 
 @dataclass(frozen=True)
+class Unit:
+    """One piece of a model: a kind, its hyperparameters, the shape it takes in and the stage it belongs to.
+
+    Attributes:
+        kind: e.g. ``"stem"``, ``"ir"`` (inverted residual), ``"cell"``, ``"head"``.
+        config: Hyperparameters as sorted ``(name, value)`` pairs (hashable).
+        in_shape: ``(C, H, W)`` of the unit's input.
+        stage: Index of the stage; -1 for the stem, the number of stages for the head.
+    """
+
+    kind: str
+    config: tuple
+    in_shape: tuple
+    stage: int
+
+    @classmethod
+    def make(cls, kind: str, in_shape: Sequence[int], stage: int, **config: Any) -> "Unit":
+        return cls(kind, tuple(sorted(config.items())), tuple(int(d) for d in in_shape), int(stage))
+
+    def get(self, name: str) -> Any:
+        return dict(self.config)[name]
+
+
+@dataclass(frozen=True)
 class Decision:
     """One choice point of a space: a label and its allowed values (in a fixed order)."""
 
     label: str
     choices: tuple
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_positions", {c: i for i, c in enumerate(self.choices)})
+
     def index(self, value: Any) -> int:
-        """Position of ``value`` among the choices; :class:`ArchError` if it is not one."""
-        for i, choice in enumerate(self.choices):
-            if choice == value and type(choice) is type(value):
-                return i
-        raise ArchError(f"{self.label}: {value!r} is not one of {list(self.choices)}")
+        """Position of ``value`` among the choices; :class:`ArchError` if it is not one.
+
+        Types must match too: ``1`` is not the choice ``True``.
+        """
+        try:
+            i = self._positions.get(value)  # type: ignore[attr-defined]
+        except TypeError:  # unhashable
+            i = None
+        if i is None or type(self.choices[i]) is not type(value):
+            raise ArchError(f"{self.label}: {value!r} is not one of {list(self.choices)}")
+        return i
 
 
 class SearchSpace(abc.ABC):
@@ -163,24 +196,48 @@ class SearchSpace(abc.ABC):
     def encode(self, arch: Arch) -> np.ndarray:
         """One-hot encoding over every decision (an inactive decision's block is all zeros)."""
         self._check_own(arch)
-        vec = np.zeros(len(self.encoding_names()), dtype=np.float32)
-        offset = 0
-        for decision in self.decisions:
-            if decision.label in arch:
-                vec[offset + decision.index(arch[decision.label])] = 1.0
-            offset += len(decision.choices)
+        offsets = self.__dict__.get("_encoding_offsets")
+        if offsets is None:
+            starts = np.cumsum([0] + [len(d.choices) for d in self.decisions])
+            offsets = self.__dict__["_encoding_offsets"] = {d.label: (int(o), d) for d, o in
+                                                            zip(self.decisions, starts)}
+            self.__dict__["_encoding_size"] = int(starts[-1])
+        vec = np.zeros(self.__dict__["_encoding_size"], dtype=np.float32)
+        for label, value in arch.items():
+            offset, decision = offsets[label]
+            vec[offset + decision.index(value)] = 1.0
         return vec
 
     # -- models ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
+    def units(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> list["Unit"]:
+        """The model of ``arch`` as an ordered list of units (stem, blocks or cells, head).
+
+        The model is exactly the sequence of its units, so statistics (and measured latencies) of units add up
+        to those of the model; identical units of different architectures share one cache entry.
+        """
+
+    @abc.abstractmethod
+    def build_unit(self, unit: "Unit") -> torch.nn.Module:
+        """A freshly initialised module for one unit."""
+
+    def unit_parts(self, unit: "Unit") -> list["Unit"] | None:
+        """Smaller units whose statistics add up to ``unit``'s, or None if it is not decomposable.
+
+        Lets a cell of many possible wirings be counted from its few distinct operations.
+        """
+        return None
+
     def build(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> torch.nn.Module:
-        """A freshly initialised PyTorch model for ``arch``.
+        """A freshly initialised PyTorch model for ``arch``: the sequence of its units.
 
         Args:
             arch: An architecture of this space.
             input_shape: ``(channels, height, width)`` of one input, without the batch dimension.
             num_classes: Number of output logits.
         """
+        self._check_own(arch)
+        return torch.nn.Sequential(*[self.build_unit(u) for u in self.units(arch, input_shape, num_classes)])
 
     def features(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> dict[str, float]:
         """Cheap analytic features of the built model (parameters, MACs, activation memory, layers)."""

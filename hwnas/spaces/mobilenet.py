@@ -26,7 +26,7 @@ from hwnas.arch import Arch
 from hwnas.errors import ArchError
 from hwnas.nn.blocks import InvertedResidual, conv_bn_act, reduced_size
 from hwnas.spaces import register_space
-from hwnas.spaces.base import Decision, SearchSpace
+from hwnas.spaces.base import Decision, SearchSpace, Unit
 
 _BLOCK_RE = re.compile(r"^k(\d+)e(\d+)(se)?$")
 
@@ -149,22 +149,32 @@ class MobileNetSpace(SearchSpace):
             size = reduced_size(size, stride)
         return stem, strides
 
-    def build(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> nn.Module:
+    def units(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> list[Unit]:
         self._check_own(arch)
         stem_stride, strides = self.stage_strides(input_shape)
-        layers: list[nn.Module] = [conv_bn_act(int(input_shape[0]), self.stem_channels, 3, stride=stem_stride)]
-        channels = self.stem_channels
+        channels, h, w = (int(d) for d in input_shape)
+        units = [Unit.make("stem", (channels, h, w), -1, out=self.stem_channels, stride=stem_stride)]
+        channels, h, w = self.stem_channels, reduced_size(h, stem_stride), reduced_size(w, stem_stride)
         for s in range(self.num_stages):
             width = arch[f"s{s}.width"]
             for b in range(arch[f"s{s}.depth"]):
-                layers.append(InvertedResidual(
-                    channels, width, kernel=arch[f"s{s}.b{b}.kernel"], expand=arch[f"s{s}.b{b}.expand"],
-                    stride=strides[s] if b == 0 else 1, se=arch[f"s{s}.b{b}.se"]))
-                channels = width
-        layers.append(conv_bn_act(channels, self.head_channels, 1))
-        return nn.Sequential(
-            nn.Sequential(*layers),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(self.head_channels, num_classes),
-        )
+                stride = strides[s] if b == 0 else 1
+                units.append(Unit.make("ir", (channels, h, w), s, out=width, kernel=arch[f"s{s}.b{b}.kernel"],
+                                       expand=arch[f"s{s}.b{b}.expand"], stride=stride,
+                                       se=arch[f"s{s}.b{b}.se"]))
+                channels, h, w = width, reduced_size(h, stride), reduced_size(w, stride)
+        units.append(Unit.make("head", (channels, h, w), self.num_stages, hidden=self.head_channels,
+                               classes=int(num_classes)))
+        return units
+
+    def build_unit(self, unit: Unit) -> nn.Module:
+        c_in = unit.in_shape[0]
+        if unit.kind == "stem":
+            return conv_bn_act(c_in, unit.get("out"), 3, stride=unit.get("stride"))
+        if unit.kind == "ir":
+            return InvertedResidual(c_in, unit.get("out"), kernel=unit.get("kernel"), expand=unit.get("expand"),
+                                    stride=unit.get("stride"), se=unit.get("se"))
+        if unit.kind == "head":
+            return nn.Sequential(conv_bn_act(c_in, unit.get("hidden"), 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                 nn.Linear(unit.get("hidden"), unit.get("classes")))
+        raise ValueError(f"mobilenet: unknown unit kind {unit.kind!r}")

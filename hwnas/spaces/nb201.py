@@ -22,7 +22,7 @@ from hwnas.arch import Arch
 from hwnas.errors import ArchError
 from hwnas.nn.blocks import reduced_size
 from hwnas.spaces import register_space
-from hwnas.spaces.base import Decision, SearchSpace
+from hwnas.spaces.base import Decision, SearchSpace, Unit
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -145,17 +145,39 @@ class NB201Space(SearchSpace):
                 choices[edge_label(to, frm)] = op
         return choices
 
-    def build(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> nn.Module:
+    def units(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> list[Unit]:
         self._check_own(arch)
+        ops = tuple(arch[edge_label(to, frm)] for to, frm in EDGES)
+        c_in, h, w = (int(d) for d in input_shape)
         c = self.channels
-        size = min(int(input_shape[1]), int(input_shape[2]))
-        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(int(input_shape[0]), c, 3, padding=1, bias=False),
-                                                 nn.BatchNorm2d(c))]
+        units = [Unit.make("stem", (c_in, h, w), -1, out=c)]
         for stage in range(3):
             if stage > 0:
-                stride = 2 if size >= 2 else 1
-                layers.append(ResidualReduction(c, 2 * c, stride))
-                c, size = 2 * c, reduced_size(size, stride)
-            layers.extend(Cell(arch, c) for _ in range(self.cells_per_stage))
-        return nn.Sequential(*layers, nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
-                             nn.Flatten(), nn.Linear(c, num_classes))
+                stride = 2 if min(h, w) >= 2 else 1
+                units.append(Unit.make("reduction", (c, h, w), stage, out=2 * c, stride=stride))
+                c, h, w = 2 * c, reduced_size(h, stride), reduced_size(w, stride)
+            units.extend(Unit.make("cell", (c, h, w), stage, ops=ops) for _ in range(self.cells_per_stage))
+        units.append(Unit.make("head", (c, h, w), 3, classes=int(num_classes)))
+        return units
+
+    def unit_parts(self, unit: Unit) -> list[Unit] | None:
+        """A cell counts as the sum of its six edge operations (the node additions hold no parameters)."""
+        if unit.kind != "cell":
+            return None
+        return [Unit.make("op", unit.in_shape, unit.stage, op=op) for op in unit.get("ops")]
+
+    def build_unit(self, unit: Unit) -> nn.Module:
+        c = unit.in_shape[0]
+        if unit.kind == "stem":
+            return nn.Sequential(nn.Conv2d(c, unit.get("out"), 3, padding=1, bias=False),
+                                 nn.BatchNorm2d(unit.get("out")))
+        if unit.kind == "reduction":
+            return ResidualReduction(c, unit.get("out"), unit.get("stride"))
+        if unit.kind == "cell":
+            return Cell(dict(zip((edge_label(to, frm) for to, frm in EDGES), unit.get("ops"))), c)
+        if unit.kind == "op":
+            return make_op(unit.get("op"), c)
+        if unit.kind == "head":
+            return nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                 nn.Linear(c, unit.get("classes")))
+        raise ValueError(f"nb201: unknown unit kind {unit.kind!r}")

@@ -1,0 +1,9 @@
+"""Predictors of latency and accuracy: featurisation, XGBoost ensembles, quality metrics, persistence."""
+
+from hwnas.predictors.features import ArchFeaturizer
+from hwnas.predictors.model import (PREDICTORS, AccuracyPredictor, LatencyPredictor, PredictorError, XGBPredictor,
+                                    read_meta)
+from hwnas.predictors.quality import assess
+
+__all__ = ["PREDICTORS", "AccuracyPredictor", "ArchFeaturizer", "LatencyPredictor", "PredictorError",
+           "XGBPredictor", "assess", "read_meta"]
