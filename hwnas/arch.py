@@ -37,6 +37,15 @@ class Arch(Mapping):
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Arch is immutable")
 
+    def __reduce__(self):
+        return (Arch, (self.space, self._choices, self.string))
+
+    def __copy__(self) -> "Arch":
+        return self
+
+    def __deepcopy__(self, memo) -> "Arch":
+        return self
+
     def __getitem__(self, label: str) -> Any:
         return self._choices[label]
 

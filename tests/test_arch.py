@@ -31,3 +31,12 @@ def test_equality_and_hash_follow_the_canonical_string():
     a, b = space.parse(NB201_EXAMPLE), space.from_mapping(space.parse(NB201_EXAMPLE).to_dict())
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
     assert a != Arch("other", a.to_dict(), a.string)
+
+
+def test_arch_survives_copy_and_pickle():
+    import copy
+    import pickle
+
+    arch = create_space("nb201").parse(NB201_EXAMPLE)
+    for clone in (copy.copy(arch), copy.deepcopy(arch), pickle.loads(pickle.dumps(arch))):
+        assert clone == arch and clone.to_dict() == arch.to_dict() and clone.id == arch.id
