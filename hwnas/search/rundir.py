@@ -1,0 +1,159 @@
+"""The run directory ``runs/<name>/``: config, state, history, checkpoints, predictor snapshots, results.
+
+::
+
+    config.json          what was asked (space, data set, device, budget, controller, reward, seed, ...)
+    state.json           what has been done (verified architectures, pending candidates, round, time used)
+    history.csv          one row per round: trainings used, best verified accuracy under budget, predictor
+                         quality on the round's new truth
+    controller.ckpt      the controller's checkpoint at the end of its last learning phase
+    predictors/round_NNN/{accuracy,latency}/   the predictors fit at the start of round NNN
+    verified.csv         every verified architecture: accuracy, measured latency, predictions
+    result.json          the answer, the Pareto front, and why the search stopped
+    pareto.png           accuracy vs measured latency of the verified architectures, with the budget line
+    search.log           the log
+
+Every file is written atomically (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from hwnas import __version__
+from hwnas.errors import HwnasError
+from hwnas.io import atomic_write_json, atomic_write_text
+
+CONFIG_FILE = "config.json"
+STATE_FILE = "state.json"
+SCHEMA_VERSION = 1
+
+
+class RunDirError(HwnasError):
+    """A run directory is missing, corrupt or belongs to another search."""
+
+
+class RunDir:
+    """Files of one search run.
+
+    Args:
+        path: The run's folder.
+        config: The run's configuration (loaded from ``config.json`` by :meth:`open`).
+    """
+
+    def __init__(self, path: str | os.PathLike, config: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.config = dict(config)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, config: Mapping[str, Any]) -> "RunDir":
+        """Starts a new run in ``path`` (which must not hold one already)."""
+        folder = Path(path)
+        if (folder / CONFIG_FILE).exists():
+            raise RunDirError(f"{folder} already holds a run; resume it with --resume {folder} or pick another "
+                              f"--run-dir")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"cannot create run directory {folder}: {exc.strerror or exc}") from None
+        config = {"schema_version": SCHEMA_VERSION, "hwnas_version": __version__, **config}
+        atomic_write_json(folder / CONFIG_FILE, config)
+        return cls(folder, config)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "RunDir":
+        """Opens an existing run (to resume, export or inspect it)."""
+        folder = Path(path)
+        if not folder.is_dir():
+            raise RunDirError(f"run directory {folder} does not exist")
+        config = _read_json(folder / CONFIG_FILE, what="run configuration")
+        if config.get("schema_version") != SCHEMA_VERSION:
+            raise RunDirError(f"{folder / CONFIG_FILE} has schema version {config.get('schema_version')}; "
+                              f"this hwnas reads {SCHEMA_VERSION}")
+        return cls(folder, config)
+
+    # -- paths -----------------------------------------------------------------------------------------------
+    @property
+    def controller_checkpoint(self) -> Path:
+        return self.path / "controller.ckpt"
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / "search.log"
+
+    @property
+    def result_file(self) -> Path:
+        return self.path / "result.json"
+
+    def predictor_snapshot(self, round_index: int) -> Path:
+        folder = self.path / "predictors" / f"round_{round_index:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    # -- state -----------------------------------------------------------------------------------------------
+    def load_state(self):
+        from hwnas.search.loop import SearchState
+
+        path = self.path / STATE_FILE
+        if not path.exists():
+            return None
+        data = _read_json(path, what="search state")
+        known = {f.name for f in fields(SearchState)}
+        return SearchState(**{k: v for k, v in data.items() if k in known})
+
+    def save_state(self, state) -> None:
+        atomic_write_json(self.path / STATE_FILE, asdict(state))
+
+    # -- outputs ---------------------------------------------------------------------------------------------
+    def history(self) -> list[dict[str, str]]:
+        path = self.path / "history.csv"
+        if not path.exists():
+            return []
+        with open(path, newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def append_history(self, row: Mapping[str, Any]) -> None:
+        """Adds a round's row (replacing a row of the same round left by an interrupted session)."""
+        rows = [r for r in self.history() if r.get("round") != str(row["round"])]
+        rows.append({k: "" if v is None else v for k, v in row.items()})
+        atomic_write_text(self.path / "history.csv", _csv(rows, list(row.keys())))
+
+    def write_result(self, result: Mapping[str, Any], verified: Sequence[Mapping[str, Any]], *,
+                     budget_ms: float) -> None:
+        from hwnas.search.pareto import plot_pareto
+
+        atomic_write_json(self.result_file, result)
+        if verified:
+            atomic_write_text(self.path / "verified.csv", _csv(verified, list(verified[0].keys())))
+        plot_pareto(verified, self.path / "pareto.png", budget_ms=budget_ms,
+                    title=f"{self.config.get('space', '')} on {self.config.get('dataset', '')}, "
+                          f"device {self.config.get('device', '')}")
+
+    def read_result(self) -> dict:
+        return _read_json(self.result_file, what="search result")
+
+
+def _csv(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _read_json(path: Path, *, what: str) -> dict:
+    if not path.is_file():
+        raise RunDirError(f"{path} not found: not a hwnas run directory (no {what})")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path} is corrupt ({what}): {exc}") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path} is corrupt ({what}): not a JSON object")
+    return data

@@ -1,0 +1,129 @@
+"""The search loop on synthetic sources: budget, verification, resume after a crash, determinism."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import numpy as np
+import pytest
+
+from hwnas.predictors import AccuracyPredictor, LatencyPredictor
+from hwnas.search.controllers import create_controller
+from hwnas.search.loop import SearchLoop, SearchSettings
+from hwnas.search.reward import create_reward
+from hwnas.search.rundir import RunDir, RunDirError
+from hwnas.spaces import create_space
+
+
+def true_accuracy(s: str) -> float:
+    return 0.5 + 0.08 * s.count("nor_conv_3x3") + 0.03 * s.count("nor_conv_1x1") - 0.05 * s.count("none")
+
+
+def true_latency(s: str) -> float:
+    return 0.2 + 0.12 * s.count("nor_conv_3x3") + 0.04 * s.count("nor_conv_1x1") + 0.01 * s.count("avg_pool")
+
+
+class FakeAccuracy:
+    def __init__(self, crash_after: int | None = None):
+        self.calls = collections.Counter()
+        self.crash_after = crash_after
+
+    def evaluate(self, arch):
+        if self.crash_after is not None and sum(self.calls.values()) >= self.crash_after:
+            raise KeyboardInterrupt
+        self.calls[arch.string] += 1
+        return {"accuracy": true_accuracy(arch.string)}
+
+    def known(self):
+        return [(s, true_accuracy(s)) for s in self.calls]
+
+
+class FakeLatency:
+    def __init__(self):
+        self.calls = collections.Counter()
+
+    def measure(self, arch):
+        self.calls[arch.string] += 1
+        return true_latency(arch.string)
+
+    def known(self):
+        space = create_space("nb201")
+        rng = np.random.default_rng(0)
+        return [(a.string, true_latency(a.string)) for a in (space.sample(rng) for _ in range(60))]
+
+
+def make_loop(path, accuracy, latency, *, controller="evolution", max_trainings=14, resume=False):
+    space = create_space("nb201")
+    config = {"space": "nb201", "input_shape": [1, 8, 8], "num_classes": 10, "dataset": "synthetic",
+              "device": "fake"}
+    run_dir = RunDir.open(path) if resume else RunDir.create(path, config)
+    settings = SearchSettings(budget_ms=0.7, max_trainings=max_trainings, initial_trainings=6,
+                              candidates_per_round=3, explore_per_round=1, archs_per_round=400, seed=1)
+    return SearchLoop(space=space, controller=create_controller(controller, space, seed=1),
+                      reward=create_reward("hard"), accuracy_source=accuracy, latency_source=latency,
+                      settings=settings, run_dir=run_dir,
+                      make_accuracy_predictor=lambda: AccuracyPredictor(space="nb201", ensemble_size=3,
+                                                                        n_estimators=100),
+                      make_latency_predictor=lambda: LatencyPredictor(space="nb201", ensemble_size=1,
+                                                                      n_estimators=100))
+
+
+def test_search_spends_its_budget_and_answers_with_a_verified_feasible_architecture(tmp_path):
+    accuracy, latency = FakeAccuracy(), FakeLatency()
+    result = make_loop(tmp_path / "run", accuracy, latency).run()
+    assert result["trainings_used"] == 14 and sum(accuracy.calls.values()) == 14
+    assert max(accuracy.calls.values()) == 1  # nothing trained twice
+    best = result["best"]
+    assert best["latency_ms"] <= 0.7 and best["accuracy"] == true_accuracy(best["arch"])
+    assert best["latency_ms"] == true_latency(best["arch"])
+    # The learner beats the initial diverse samples: later rounds find better feasible architectures.
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    initial_best = max((v["accuracy"] for v in state["verified"] if v["round"] == 0 and v["latency_ms"] <= 0.7),
+                       default=0)
+    assert best["accuracy"] >= initial_best
+    for name in ("config.json", "history.csv", "result.json", "pareto.png", "verified.csv", "controller.ckpt"):
+        assert (tmp_path / "run" / name).is_file(), name
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert history[0].startswith("round,trainings_used") and len(history) == 1 + result["rounds"]
+
+
+@pytest.mark.parametrize("controller", ["ppo", "evolution"])
+def test_resume_after_a_crash_loses_and_repeats_nothing_and_matches_an_uninterrupted_run(tmp_path, controller):
+    make_loop(tmp_path / "ref", FakeAccuracy(), FakeLatency(), controller=controller).run()
+
+    crashing = FakeAccuracy(crash_after=9)
+    with pytest.raises(KeyboardInterrupt):
+        make_loop(tmp_path / "run", crashing, FakeLatency(), controller=controller).run()
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert len(state["verified"]) == 9  # every finished evaluation was saved
+
+    resumed_acc = FakeAccuracy()
+    resumed_acc.calls.update(crashing.calls)  # the store remembers what finished
+    before = dict(resumed_acc.calls)
+    result = make_loop(tmp_path / "run", resumed_acc, FakeLatency(), controller=controller, resume=True).run()
+    assert all(resumed_acc.calls[a] == n for a, n in before.items())  # nothing repeated
+    assert result["trainings_used"] == 14
+    ref_archs = [v["arch"] for v in json.loads((tmp_path / "ref" / "state.json").read_text())["verified"]]
+    got_archs = [v["arch"] for v in json.loads((tmp_path / "run" / "state.json").read_text())["verified"]]
+    assert got_archs == ref_archs
+
+
+def test_infeasible_budget_is_said_plainly(tmp_path):
+    loop = make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), max_trainings=8)
+    loop.settings.budget_ms = 0.01
+    result = loop.run()
+    assert result["feasible"] is False and result["best"] is None
+    assert len(result["closest"]) == 3
+    assert result["closest"][0]["latency_ms"] == min(v["latency_ms"] for v in result["closest"])
+
+
+def test_run_dir_errors(tmp_path):
+    make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), max_trainings=6)
+    with pytest.raises(RunDirError, match="already holds a run"):
+        RunDir.create(tmp_path / "run", {})
+    with pytest.raises(RunDirError, match="does not exist"):
+        RunDir.open(tmp_path / "missing")
+    (tmp_path / "run" / "config.json").write_text("{oops")
+    with pytest.raises(RunDirError, match="corrupt"):
+        RunDir.open(tmp_path / "run")
