@@ -1,0 +1,55 @@
+"""Helpers shared by the benchmark scripts: option parsing, table printing, JSON results."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["noise=0.5", "optimizer=sgd"]`` -> ``{"noise": 0.5, "optimizer": "sgd"}`` (int, float, else text)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        value: Any = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(c) for c in header]] + [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r]
+                                          for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for i, row in enumerate(cells):
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """Writes ``benchmarks/results/<name>.json`` with the machine and versions added."""
+    import torch
+
+    from hwnas import __version__
+    from hwnas.io import atomic_write_json
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "hwnas_version": __version__, "torch_version": torch.__version__,
+               "python": sys.version.split()[0], "machine": platform.machine(),
+               "processor": platform.processor() or platform.machine(), **payload}
+    path = RESULTS / f"{name}.json"
+    atomic_write_json(path, payload)
+    return path

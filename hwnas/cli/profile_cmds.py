@@ -1,0 +1,208 @@
+"""``hwnas profile``: measure latency on this device into a device profile; ``hwnas profile show DEVICE``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hwnas.cli.common import INPUT_SHAPE, make_space, space_options
+from hwnas.profiling.measure import PRECISIONS
+from hwnas.profiling.providers import provider_names
+from hwnas.profiling.store import DEFAULT_PROFILES_DIR
+from hwnas.shapes import format_input_shape
+
+DEFAULT_DATASET = "digits"  # the embedded default task
+DEFAULT_CLASSES = 10
+
+# Options of the measuring command that make no sense with a subcommand such as ``show``.
+_RUN_OPTIONS = ("device", "space_name", "space_option", "samples", "dataset", "input_shape", "num_classes",
+                "threads", "batch_size", "provider", "precision", "seed", "latency_table", "no_progress")
+
+
+def _resolve_input(dataset: str | None, input_shape, num_classes: int | None, *, required: bool):
+    """(input shape, number of classes) from ``--dataset`` or ``--input-shape``."""
+    from hwnas.data import create_dataset
+
+    if dataset and input_shape:
+        raise click.UsageError("give either --dataset or --input-shape, not both")
+    if not dataset and not input_shape:
+        if required:
+            raise click.UsageError("a latency table was measured at one input size: say which with --dataset "
+                                   "or --input-shape")
+        dataset = DEFAULT_DATASET
+    if dataset:
+        ds = create_dataset(dataset)
+        return tuple(ds.input_shape), int(num_classes or ds.num_classes)
+    return tuple(input_shape), int(num_classes or DEFAULT_CLASSES)
+
+
+@click.group("profile", invoke_without_command=True, subcommand_metavar="[show DEVICE]")
+@click.option("--device", help="Name of the device profile: the folder <profiles-dir>/<device>.")
+@space_options
+@click.option("--samples", type=click.IntRange(min=1),
+              help="Architectures the profile should hold for the space at the input shape; a re-run "
+                   "measures only the missing ones.")
+@click.option("--dataset", help=f"Take the input shape and classes from this data set [default: "
+                                f"{DEFAULT_DATASET} unless --input-shape is given].")
+@click.option("--input-shape", type=INPUT_SHAPE,
+              help="Input shape CxHxW (without batch), instead of --dataset.")
+@click.option("--num-classes", type=click.IntRange(min=1),
+              help=f"Output classes [default: the data set's, or {DEFAULT_CLASSES}].")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="onnxruntime intra-op threads (1 gives the steadiest numbers; use your deployment's).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Inputs per run.")
+@click.option("--provider", type=click.Choice(provider_names()), default="cpu", show_default=True,
+              help="onnxruntime execution provider (cuda/tensorrt need the onnxruntime-gpu package).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="fp16: half-precision weights and arithmetic (float32 input and output).")
+@click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_PROFILES_DIR, show_default=True, help="Folder holding the device profiles.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the sampler, weights and inputs.")
+@click.option("--latency-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Build the profile from a CSV of arch,latency_ms rows instead of measuring.")
+@click.option("--no-progress", is_flag=True,
+              help="No progress bar (it is also off when stderr is no terminal).")
+@click.pass_context
+def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_option: tuple[str, ...],
+                samples: int | None, dataset: str | None, input_shape, num_classes: int | None, threads: int,
+                batch_size: int, provider: str, precision: str, profiles_dir: Path, seed: int,
+                latency_table: Path | None, no_progress: bool) -> None:
+    """Measure latency on this device and store it as a device profile.
+
+    \b
+    hwnas profile --device host --space mobilenet --dataset digits --samples 300
+    hwnas profile --device pixel7 --space nb201 --input-shape 3x32x32 --latency-table pixel7.csv
+    hwnas profile show host
+    """
+    if ctx.invoked_subcommand is not None:
+        given = [name for name in _RUN_OPTIONS
+                 if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+        if given:
+            raise click.UsageError(f"--{given[0].replace('_name', '').replace('_', '-')} does not apply to "
+                                   f"'profile {ctx.invoked_subcommand}'")
+        ctx.obj = {"profiles_dir": profiles_dir}
+        return
+    if not device:
+        raise click.UsageError("Missing option '--device' (the name of the device profile)")
+    if latency_table is not None:
+        if samples is not None:
+            raise click.UsageError("--samples does not apply to --latency-table (the table's rows are "
+                                   "imported)")
+        _import_table(device, space_name, space_option, latency_table, dataset, input_shape, num_classes,
+                      profiles_dir)
+        return
+    if samples is None:
+        raise click.UsageError("Missing option '--samples' (how many architectures to profile)")
+    _measure(device=device, space_name=space_name, space_option=space_option, samples=samples,
+             dataset=dataset, input_shape=input_shape, num_classes=num_classes, threads=threads,
+             batch_size=batch_size, provider=provider, precision=precision, profiles_dir=profiles_dir,
+             seed=seed, no_progress=no_progress)
+
+
+def _measure(*, device, space_name, space_option, samples, dataset, input_shape, num_classes, threads,
+             batch_size, provider, precision, profiles_dir, seed, no_progress) -> None:
+    from hwnas.cli.common import parse_space_options
+    from hwnas.profiling.measure import Conditions
+    from hwnas.profiling.progress import make_progress
+    from hwnas.profiling.providers import check_provider
+    from hwnas.profiling.runner import RunSummary, profile_space
+    from hwnas.profiling.store import ProfileStore
+
+    check_provider(provider)  # before anything else: a clear line, nothing created
+    shape, classes = _resolve_input(dataset, input_shape, num_classes, required=False)
+    space = make_space(space_name, space_option)
+    store = ProfileStore(profiles_dir, device)
+    conditions = Conditions(provider=provider, threads=threads, batch_size=batch_size, precision=precision)
+    summary = RunSummary()
+    progress = make_progress(None if not no_progress else False)
+    where = f"{space.name} architectures at {format_input_shape(shape)}"
+    try:
+        profile_space(store, space, samples=samples, input_shape=shape, num_classes=classes,
+                      conditions=conditions, space_options=parse_space_options(space_option), seed=seed,
+                      progress=progress, summary=summary)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo(f"profile {device!r} ({store.path}): {summary.measured} {where} measured before the "
+                   f"interruption are kept; it holds {summary.held_after}; run the same command to resume")
+        raise
+    finally:
+        progress.close()
+    if summary.measured == 0:
+        click.echo(f"profile {device!r} ({store.path}) already holds {summary.held_after} {where} "
+                   f"(--samples {samples}); nothing to measure")
+        return
+    capped = (f"; {summary.not_converged} hit a cap before their median was stable"
+              if summary.not_converged else "")
+    click.echo(f"profile {device!r} ({store.path}): measured {summary.measured} {where} in "
+               f"{summary.seconds:.1f} s{capped}; it now holds {summary.held_after}")
+
+
+def _import_table(device, space_name, space_option, latency_table, dataset, input_shape, num_classes,
+                  profiles_dir) -> None:
+    from hwnas.cli.common import parse_space_options
+    from hwnas.profiling.runner import import_table
+    from hwnas.profiling.store import ProfileStore
+
+    shape, classes = _resolve_input(dataset, input_shape, num_classes, required=True)
+    space = make_space(space_name, space_option)
+    store = ProfileStore(profiles_dir, device)
+    summary = import_table(store, space, str(latency_table), input_shape=shape, num_classes=classes,
+                           space_options=parse_space_options(space_option),
+                           report=lambda problem: click.echo(f"Warning: {latency_table}: {problem}; skipped",
+                                                             err=True))
+    skipped = (f"{len(summary.problems)} row(s) skipped (listed above)" if summary.problems
+               else "no row skipped")
+    already = f", {summary.already} already in the profile" if summary.already else ""
+    click.echo(f"profile {device!r} ({store.path}): imported {summary.measured} {space.name} latencies at "
+               f"{format_input_shape(shape)} from {latency_table.name} ({skipped}{already}); it now holds "
+               f"{summary.held_after}")
+
+
+def _fmt_ms(value) -> str:
+    return "-" if value is None else f"{value:.3f} ms"
+
+
+@profile_cmd.command("show")
+@click.argument("device")
+@click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Folder holding the device profiles [default: {DEFAULT_PROFILES_DIR}].")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def show_cmd(ctx: click.Context, device: str, profiles_dir: Path | None, as_json: bool) -> None:
+    """Show a device profile: fingerprint, record counts, latency range and noise figures."""
+    from hwnas.profiling.report import summarize_profile
+    from hwnas.profiling.store import ProfileStore
+
+    root = profiles_dir or (ctx.obj or {}).get("profiles_dir") or Path(DEFAULT_PROFILES_DIR)
+    info = summarize_profile(ProfileStore.open(root, device))
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    fp = info["fingerprint"]
+    click.echo(f"profile      {info['device']}  ({info['path']})")
+    if fp.get("source") == "table":
+        click.echo(f"source       published table(s): {', '.join(fp.get('tables') or [])}")
+    else:
+        click.echo(f"cpu          {fp.get('cpu_model')} ({fp.get('cpu_cores')} cores, {fp.get('machine')})")
+        click.echo(f"gpu          {fp.get('gpu_name') or 'none'}")
+        click.echo(f"os           {fp.get('os')}, Python {fp.get('python_version')}")
+        click.echo(f"conditions   onnxruntime {fp.get('onnxruntime_version')}, "
+                   f"provider {fp.get('provider')}, {fp.get('threads')} thread(s), "
+                   f"batch {fp.get('batch_size')}, {fp.get('precision')}")
+    click.echo(f"created      {fp.get('created')} (hwnas {fp.get('hwnas_version')}, schema "
+               f"{fp.get('schema_version')})")
+    click.echo(f"records      {info['records']}")
+    for group in info["groups"]:
+        options = "".join(f" -O {k}={v}" for k, v in group["space_options"].items())
+        click.echo(f"  {group['space']}{options} at {format_input_shape(group['input_shape'])}: "
+                   f"{group['count']} architectures, latency {_fmt_ms(group['min_ms'])} .. "
+                   f"{_fmt_ms(group['max_ms'])} (median {_fmt_ms(group['median_ms'])})")
+        if group["measured"]:
+            click.echo(f"    noise: median 95% CI of the median +-{100 * group['median_rel_ci']:.2f}%, "
+                       f"median p10-p90 spread {100 * group['median_spread']:.1f}%, "
+                       f"{group['converged']}/{group['measured']} converged, "
+                       f"median {group['median_runs']:.0f} timed runs")

@@ -1,0 +1,154 @@
+"""Profiling runs: measure a space on this machine, or import a published table, into a device profile.
+
+This is what ``hwnas profile`` does, as a library call (the search also uses it to profile the local host
+on the spot). A run is resumable by construction: ``samples`` is the number of architectures the profile
+should hold for the space at the input shape; a run measures only what is missing, and every finished
+measurement is stored at once, so Ctrl-C loses at most the architecture being measured.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from hwnas.profiling.errors import ProfileError
+from hwnas.profiling.fingerprint import host_fingerprint, table_fingerprint
+from hwnas.profiling.measure import (DEFAULT_CONDITIONS, DEFAULT_PROTOCOL, Conditions, Protocol,
+                                     make_record, profile_arch)
+from hwnas.profiling.progress import ProfileProgress
+from hwnas.profiling.providers import check_provider
+from hwnas.profiling.sampling import SizeFn, macs_size_fn, stratified_sample
+from hwnas.profiling.store import ProfileStore, normalize_space_options
+from hwnas.profiling.tables import TableProblem, read_latency_table, table_record_stats
+from hwnas.spaces.base import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a profiling run did.
+
+    Attributes:
+        held_before: Records of this space and input shape in the profile before the run.
+        measured: Architectures measured (or imported) by this run.
+        not_converged: Of those, how many hit a cap before their median was stable.
+        held_after: Records of this space and input shape after the run.
+        seconds: Wall time of the run.
+        problems: Table rows that were skipped (table imports only).
+        already: Table rows whose architecture the profile already held (table imports only).
+    """
+
+    held_before: int = 0
+    measured: int = 0
+    not_converged: int = 0
+    held_after: int = 0
+    seconds: float = 0.0
+    problems: list[TableProblem] = field(default_factory=list)
+    already: int = 0
+
+
+def profile_space(store: ProfileStore, space: SearchSpace, *, samples: int, input_shape: Sequence[int],
+                  num_classes: int, conditions: Conditions = DEFAULT_CONDITIONS,
+                  space_options: Mapping[str, Any] | None = None, seed: int = 0,
+                  protocol: Protocol = DEFAULT_PROTOCOL, progress: ProfileProgress | None = None,
+                  size_fn: SizeFn | None = None, summary: RunSummary | None = None) -> RunSummary:
+    """Brings the profile to ``samples`` measured architectures of ``space`` at ``input_shape``.
+
+    Args:
+        store: The device profile (created on the first measurement if it does not exist).
+        space: The search space.
+        samples: Architectures the profile should hold for this space and input shape.
+        input_shape: ``(C, H, W)`` of one input.
+        num_classes: Number of output logits of the measured models.
+        conditions: Provider, threads, batch size, precision (must match an existing profile's).
+        space_options: The space's constructor options, recorded with each measurement.
+        seed: Seed of the architecture sampler, the weights and the inputs.
+        protocol: Warm-up and stopping rule.
+        progress: Progress display (silent when None).
+        size_fn: Size of an architecture for stratification; MACs at ``input_shape`` when None.
+        summary: Filled in as the run goes (so a caller still has the figures after Ctrl-C).
+
+    Raises:
+        ProviderError: the provider is not usable here (checked before anything is written).
+        ProfileError: the profile is corrupt, locked, or was measured under other conditions.
+    """
+    progress = progress or ProfileProgress()
+    summary = summary if summary is not None else RunSummary()
+    start = time.perf_counter()
+    check_provider(conditions.provider)
+    options = normalize_space_options(space.name, space_options)
+    fingerprint = host_fingerprint(store.device, conditions)
+    if store.exists or store.measurements_file.exists():
+        store.ensure(fingerprint)  # fails early on a mismatch or a corrupt profile
+    with store.lock():
+        existing = store.records(space.name, input_shape, options)
+        summary.held_before = summary.held_after = len(existing)
+        missing = samples - len(existing)
+        if missing <= 0:
+            summary.seconds = time.perf_counter() - start
+            return summary
+        size_fn = size_fn or macs_size_fn(space, input_shape, num_classes)
+        rng = np.random.default_rng(seed)
+        try:
+            progress.planning()
+            plan = stratified_sample(space, missing, rng=rng, size_fn=size_fn,
+                                     existing=[r["arch"] for r in existing], progress=progress.planned)
+            progress.measuring(total=len(plan))
+            for arch in plan:
+                record = profile_arch(space, arch, input_shape, num_classes, conditions=conditions,
+                                      space_options=options, protocol=protocol, seed=seed)
+                if not store.exists:
+                    store.ensure(fingerprint)
+                store.add(record)
+                summary.measured += 1
+                summary.not_converged += 0 if record["converged"] else 1
+                summary.held_after += 1
+                progress.measured(record)
+        finally:
+            summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def import_table(store: ProfileStore, space: SearchSpace, path: str, *, input_shape: Sequence[int],
+                 num_classes: int, space_options: Mapping[str, Any] | None = None,
+                 report: Callable[[TableProblem], None] | None = None) -> RunSummary:
+    """Adds the rows of a published ``arch,latency_ms`` table to a (table-sourced) device profile.
+
+    Rows that do not parse are skipped, passed to ``report`` (before anything else happens) and returned in
+    :attr:`RunSummary.problems`, with their line numbers; rows the profile already holds are counted in
+    :attr:`RunSummary.already`.
+
+    Raises:
+        ProfileError: the table has no usable row, the profile holds real measurements (tables and
+            measurements are never mixed), or it is corrupt.
+    """
+    from pathlib import Path
+
+    start = time.perf_counter()
+    rows, problems = read_latency_table(path, space)
+    for problem in problems if report is not None else ():
+        report(problem)
+    summary = RunSummary(problems=problems)
+    if not rows:
+        raise ProfileError(f"{path}: no usable arch,latency_ms row ({len(problems)} skipped); "
+                           f"nothing imported")
+    options = normalize_space_options(space.name, space_options)
+    with store.lock():
+        store.ensure(table_fingerprint(store.device, Path(path).name))
+        summary.held_before = summary.held_after = len(store.records(space.name, input_shape, options))
+        for row in rows:
+            record = make_record(space=space.name, arch=row.arch, input_shape=input_shape,
+                                 num_classes=num_classes, stats=table_record_stats(row.latency_ms),
+                                 space_options=options, source="table")
+            if store.add(record):
+                summary.measured += 1
+                summary.held_after += 1
+            else:
+                summary.already += 1
+    summary.seconds = time.perf_counter() - start
+    return summary
