@@ -45,7 +45,7 @@ class FakeLatency:
 
     def measure(self, arch):
         self.calls[arch.string] += 1
-        return true_latency(arch.string)
+        return {"latency_ms": true_latency(arch.string), "measured": True}
 
     def known(self):
         space = create_space("nb201")

@@ -7,6 +7,7 @@ import click
 from hwnas import __version__
 from hwnas.cli.arch_cmds import inspect_cmd, onnx_cmd, sample_cmd, spaces_cmd
 from hwnas.cli.common import HwnasGroup, setup_logging
+from hwnas.cli.predictor_cmds import predict_cmd, predictors_cmd
 from hwnas.cli.profile_cmds import profile_cmd
 
 
@@ -18,7 +19,7 @@ def main(verbose: int) -> None:
     setup_logging(verbose)
 
 
-for command in (spaces_cmd, sample_cmd, inspect_cmd, onnx_cmd, profile_cmd):
+for command in (spaces_cmd, sample_cmd, inspect_cmd, onnx_cmd, profile_cmd, predictors_cmd, predict_cmd):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -46,8 +46,9 @@ class AccuracySource(Protocol):
 class LatencySource(Protocol):
     """Real latency: measurements on the device (added to its profile) or table look-ups."""
 
-    def measure(self, arch: Arch) -> float:
-        """Median latency in ms; stored in the profile."""
+    def measure(self, arch: Arch) -> dict[str, Any]:
+        """``{"latency_ms": median, "measured": bool}``; a measurement is stored in the profile. ``measured`` is
+        False where the device cannot be reached and the value is a prediction."""
 
     def known(self) -> list[tuple[str, float]]:
         """Every ``(arch string, latency_ms)`` in the profile for this space and input shape."""
@@ -88,6 +89,7 @@ class Verified:
     accuracy: float
     latency_ms: float
     round: int
+    latency_measured: bool = True
     predicted_accuracy: float | None = None
     predicted_latency_ms: float | None = None
 
@@ -198,7 +200,7 @@ class SearchLoop:
         acc_known = dict(self.accuracy_source.known())
         acc_known.update(verified_acc)
         lat_known = dict(self.latency_source.known())
-        lat_known.update((v["arch"], v["latency_ms"]) for v in self.state.verified)
+        lat_known.update((v["arch"], v["latency_ms"]) for v in self.state.verified if v["latency_measured"])
         archs, accs = zip(*sorted(acc_known.items()))
         acc_model = self.make_accuracy_predictor().fit(list(archs), np.array(accs))
         archs, lats = zip(*sorted(lat_known.items()))
@@ -233,7 +235,8 @@ class SearchLoop:
                 latency = self.latency_source.measure(arch)
                 predicted = self.state.pending_predictions.get(string, [None, None])
                 self.state.verified.append(asdict(Verified(
-                    arch=string, accuracy=float(result["accuracy"]), latency_ms=float(latency), round=round_index,
+                    arch=string, accuracy=float(result["accuracy"]), latency_ms=float(latency["latency_ms"]),
+                    latency_measured=bool(latency["measured"]), round=round_index,
                     predicted_accuracy=predicted[0], predicted_latency_ms=predicted[1])))
                 done.add(string)
                 self.on_event("verified", {**self.state.verified[-1], "best": self.best()})
@@ -304,6 +307,7 @@ class SearchLoop:
             "elapsed_s": round(self.state.elapsed_s, 1), "feasible": best is not None, "best": best,
             "closest": closest, "pareto_front": pareto_front(verified),
             "verified_within_budget": sum(v["latency_ms"] <= self.settings.budget_ms for v in verified),
+            "latency_measured": all(v["latency_measured"] for v in verified),
         }
         self.run_dir.write_result(result, verified, budget_ms=self.settings.budget_ms)
         return result

@@ -1,0 +1,169 @@
+"""``hwnas predictors fit latency|accuracy``, ``hwnas predictors show NAME`` and ``hwnas predict ARCH...``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from hwnas.cli.common import INPUT_SHAPE, make_space, space_options
+from hwnas.errors import HwnasError
+from hwnas.profiling.store import DEFAULT_PROFILES_DIR
+
+DEFAULT_PREDICTORS_DIR = "predictors"
+MIN_RECORDS = 10
+
+predictors_dir_option = click.option(
+    "--predictors-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_PREDICTORS_DIR,
+    show_default=True, help="Folder holding the fitted predictors.")
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _print_scores(scores: dict) -> None:
+    for split in ("holdout", "cv"):
+        if split in scores:
+            line = "  ".join(f"{k}={_fmt(v)}" for k, v in scores[split].items())
+            click.echo(f"  {split:8s} {line}")
+
+
+def fit_and_save(kind: str, archs: list[str], y, *, space, space_options: dict, input_shape, num_classes: int,
+                 directory: Path, source: dict, seed: int) -> dict:
+    """Assesses (held-out split + 5-fold CV), fits on everything, saves; returns the scores."""
+    from hwnas.predictors import PREDICTORS, assess
+
+    if len(archs) < MIN_RECORDS:
+        raise HwnasError(f"only {len(archs)} records to fit a {kind} predictor; at least {MIN_RECORDS} are needed")
+
+    def make():
+        return PREDICTORS.create(kind, space=space.name, space_options=space_options, input_shape=input_shape,
+                                 num_classes=num_classes, random_state=seed)
+
+    scores = assess(make, archs, y, seed=seed)
+    make().fit(archs, y).save(directory, scores=scores, source=source)
+    return scores
+
+
+@click.group("predictors")
+def predictors_cmd() -> None:
+    """Fit, inspect and list the latency and accuracy predictors."""
+
+
+@predictors_cmd.group("fit")
+def fit_cmd() -> None:
+    """Fit a predictor and store it (with its held-out scores) under --predictors-dir."""
+
+
+@fit_cmd.command("latency")
+@click.option("--device", required=True, help="Device profile to learn from (<profiles-dir>/<device>).")
+@space_options
+@click.option("--dataset", default=None, help="Input shape from this data set [default: digits].")
+@click.option("--input-shape", type=INPUT_SHAPE, help="Input shape CxHxW instead of --dataset.")
+@click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_PROFILES_DIR,
+              show_default=True)
+@predictors_dir_option
+@click.option("--name", help="Folder name under --predictors-dir [default: latency-<device>-<space>-<shape>].")
+@click.option("--seed", type=int, default=0, show_default=True)
+def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_shape, profiles_dir: Path,
+                    predictors_dir: Path, name: str | None, seed: int) -> None:
+    """Fit the latency predictor of DEVICE from its profile."""
+    from hwnas.cli.common import parse_space_options
+    from hwnas.profiling import ProfileStore
+    from hwnas.shapes import format_input_shape
+
+    space = make_space(space_name, space_option)
+    options = parse_space_options(space_option)
+    shape, classes = _task_shape(dataset, input_shape)
+    store = ProfileStore.open(profiles_dir, device)
+    records = store.records(space.name, shape, options)
+    if not records:
+        raise HwnasError(f"profile {device!r} holds no {space.name} measurements at input "
+                         f"{format_input_shape(shape)}; run 'hwnas profile --device {device} --space {space.name}'")
+    classes = int(records[0].get("num_classes", classes))
+    name = name or f"latency-{device}-{space.name}-{format_input_shape(shape)}"
+    scores = fit_and_save("latency", [r["arch"] for r in records], [r["median_ms"] for r in records],
+                          space=space, space_options=options, input_shape=shape, num_classes=classes,
+                          directory=predictors_dir / name, seed=seed,
+                          source={"device": device, "fingerprint": store.fingerprint, "records": len(records)})
+    click.echo(f"fitted latency predictor {name} on {len(records)} measurements of {device!r}")
+    _print_scores(scores)
+
+
+def _task_shape(dataset: str | None, input_shape) -> tuple[tuple[int, int, int], int]:
+    from hwnas.data import create_dataset
+
+    if dataset and input_shape:
+        raise click.UsageError("give either --dataset or --input-shape, not both")
+    if input_shape:
+        return tuple(input_shape), 10
+    ds = create_dataset(dataset or "digits")
+    return tuple(ds.input_shape), ds.num_classes
+
+
+@predictors_cmd.command("show")
+@click.argument("name")
+@predictors_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print meta.json as it is.")
+def show_cmd(name: str, predictors_dir: Path, as_json: bool) -> None:
+    """Show a predictor's metadata and validation scores."""
+    from hwnas.predictors import read_meta
+
+    meta = read_meta(predictors_dir / name)
+    if as_json:
+        click.echo(json.dumps(meta, indent=2))
+        return
+    click.echo(f"{name}: {meta['kind']} predictor, space {meta['space']}, input "
+               f"{'x'.join(map(str, meta['input_shape']))}, {meta['n_train']} training records, "
+               f"{len(meta['features'])} features (schema {meta.get('feature_schema')}), "
+               f"hwnas {meta.get('hwnas_version')}")
+    source = meta.get("source", {})
+    if "device" in source:
+        click.echo(f"  device   {source['device']}")
+    if "dataset" in source:
+        click.echo(f"  dataset  {source['dataset']}")
+    _print_scores(meta.get("scores", {}))
+
+
+@predictors_cmd.command("list")
+@predictors_dir_option
+def list_cmd(predictors_dir: Path) -> None:
+    """List the fitted predictors."""
+    from hwnas.predictors import read_meta
+
+    for folder in sorted(p for p in predictors_dir.glob("*") if (p / "meta.json").is_file()):
+        try:
+            meta = read_meta(folder)
+        except HwnasError as exc:
+            click.echo(f"{folder.name}  (unreadable: {exc})")
+            continue
+        click.echo(f"{folder.name}  {meta['kind']}  {meta['space']}  n={meta['n_train']}")
+
+
+@click.command("predict")
+@click.argument("archs", nargs=-1, required=True)
+@click.option("--predictor", "name", required=True, help="Name of a fitted predictor (see 'hwnas predictors list').")
+@predictors_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def predict_cmd(archs: tuple[str, ...], name: str, predictors_dir: Path, as_json: bool) -> None:
+    """Predict latency (ms) or accuracy (± std) of architectures, one line each, in the order given."""
+    from hwnas.predictors import XGBPredictor
+
+    predictor = XGBPredictor.load(predictors_dir / name)
+    parsed = [predictor.featurizer_.parse(a) for a in archs]  # a bad string fails before any output
+    mean, std = predictor.predict_dist(parsed)
+    rows = [{"arch": a.string, "prediction": float(m), "std": float(s)} for a, m, s in zip(parsed, mean, std)]
+    if as_json:
+        click.echo(json.dumps({"predictor": name, "kind": predictor.kind, "unit":
+                               "ms" if predictor.kind == "latency" else "accuracy", "predictions": rows}, indent=2))
+        return
+    for row in rows:
+        if predictor.kind == "latency":
+            click.echo(f"{row['arch']}\t{row['prediction']:.4f} ms")
+        else:
+            click.echo(f"{row['arch']}\t{row['prediction']:.4f} ± {row['std']:.4f}")

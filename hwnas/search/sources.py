@@ -1,0 +1,89 @@
+"""Sources of truth for the search loop: real latency (device profile or table) and real accuracy.
+
+A latency source *measures* a candidate when the device is this machine (the measurement is added to the
+device's profile), looks it up when its profile or table holds it, and otherwise — for a device that is not
+this host, whose profile was brought back from it — falls back to the latency predictor fit on that profile,
+flagging the value as predicted so the result never passes it off as a measurement.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+from hwnas.arch import Arch
+from hwnas.profiling import Conditions, ProfileStore, host_fingerprint, profile_arch
+from hwnas.profiling.fingerprint import mismatches
+from hwnas.spaces.base import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+
+def is_local_profile(store: ProfileStore, conditions: Conditions) -> bool:
+    """Whether ``store``'s device is this machine under ``conditions`` (so candidates can be measured here).
+
+    A new profile named ``host`` is local; an existing one is local when it was measured (not imported) and its
+    fingerprint matches this machine's (CPU model, onnxruntime version, provider, threads, batch, precision).
+    """
+    stored = store.fingerprint
+    if stored is None:
+        return store.device == "host"
+    if stored.get("source") != "measured":
+        return False
+    return not mismatches(stored, host_fingerprint(store.device, conditions))
+
+
+class ProfileLatency:
+    """Latency from a device profile.
+
+    Args:
+        store: The device profile.
+        space: The search space.
+        input_shape: ``(C, H, W)``.
+        num_classes: Number of classes.
+        space_options: The space's constructor options.
+        conditions: Measurement conditions (those of the profile).
+        measurable: Whether candidates can be measured on this machine.
+        fallback: Predicts latency for candidates that cannot be measured (a fitted latency predictor's
+            ``predict``), or None.
+        seed: Seed of measurement weights and inputs.
+    """
+
+    def __init__(self, store: ProfileStore, space: SearchSpace, *, input_shape: Sequence[int], num_classes: int,
+                 space_options: Mapping[str, Any] | None = None, conditions: Conditions = Conditions(),
+                 measurable: bool = True, fallback=None, seed: int = 0) -> None:
+        self.store = store
+        self.space = space
+        self.input_shape = list(input_shape)
+        self.num_classes = num_classes
+        self.space_options = dict(space_options or {})
+        self.conditions = conditions
+        self.measurable = measurable
+        self.fallback = fallback
+        self.seed = seed
+
+    def records(self) -> list[dict]:
+        if not self.store.exists:
+            return []
+        return self.store.records(self.space.name, self.input_shape, self.space_options)
+
+    def known(self) -> list[tuple[str, float]]:
+        return [(r["arch"], float(r["median_ms"])) for r in self.records()]
+
+    def measure(self, arch: Arch) -> dict[str, Any]:
+        """``{"latency_ms": ..., "measured": bool}`` for ``arch``."""
+        for record in self.records():
+            if record["arch"] == arch.string:
+                return {"latency_ms": float(record["median_ms"]), "measured": True}
+        if self.measurable:
+            record = profile_arch(self.space, arch, self.input_shape, self.num_classes, conditions=self.conditions,
+                                  space_options=self.space_options, seed=self.seed)
+            self.store.ensure(host_fingerprint(self.store.device, self.conditions))
+            self.store.add(record)
+            return {"latency_ms": float(record["median_ms"]), "measured": True}
+        if self.fallback is None:
+            from hwnas.search.loop import SearchError
+
+            raise SearchError(f"{arch.string} is not in profile {self.store.device!r} and the device is not this "
+                              f"machine, so it cannot be measured")
+        return {"latency_ms": float(self.fallback([arch.string])[0]), "measured": False}

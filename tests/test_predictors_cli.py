@@ -1,0 +1,81 @@
+"""CLI of the predictors on a fake device profile: fit, show, list, predict and their error paths."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hwnas.predictors import ArchFeaturizer
+from hwnas.profiling import Conditions, ProfileStore, host_fingerprint
+from hwnas.profiling.measure import make_record
+from hwnas.spaces import create_space
+
+
+def fake_profile(root, device="fake", n=40, seed=0):
+    """A profile whose latency is a known function of MACs (no real measurement)."""
+    space = create_space("mobilenet")
+    store = ProfileStore(root, device)
+    store.ensure(host_fingerprint(device, Conditions()))
+    rng = np.random.default_rng(seed)
+    archs = list({a.string: a for a in (space.sample(rng) for _ in range(n))}.values())
+    featurizer = ArchFeaturizer(space="mobilenet").fit()
+    macs = featurizer.transform(archs)[:, featurizer.feature_names_.index("macs")]
+    for arch, m in zip(archs, macs):
+        latency = float(0.03 + m / 3e7)
+        store.add(make_record(space="mobilenet", arch=arch, input_shape=(1, 8, 8), num_classes=10,
+                              stats={"median_ms": latency, "p10_ms": latency, "p90_ms": latency,
+                                     "converged": True, "runs": 200}))
+    return archs
+
+
+def test_fit_show_list_predict(cli, tmp_path):
+    archs = fake_profile(tmp_path / "profiles")
+    common = ["--profiles-dir", tmp_path / "profiles", "--predictors-dir", tmp_path / "preds"]
+    fit = cli("predictors", "fit", "latency", "--device", "fake", "--space", "mobilenet", *common)
+    assert fit.exit_code == 0, fit.stderr
+    assert "within_10pct" in fit.output
+    name = "latency-fake-mobilenet-1x8x8"
+    meta = json.loads((tmp_path / "preds" / name / "meta.json").read_text())
+    assert meta["kind"] == "latency" and meta["n_train"] == len(archs) and meta["source"]["device"] == "fake"
+    assert set(meta["scores"]) >= {"holdout", "cv"}
+    show = cli("predictors", "show", name, "--predictors-dir", tmp_path / "preds")
+    assert show.exit_code == 0 and "latency predictor" in show.output and "holdout" in show.output
+    listing = cli("predictors", "list", "--predictors-dir", tmp_path / "preds")
+    assert name in listing.output
+    order = [archs[3].string, archs[1].string, archs[3].string]
+    pred = cli("predict", *order, "--predictor", name, "--predictors-dir", tmp_path / "preds")
+    lines = pred.output.strip().splitlines()
+    assert pred.exit_code == 0 and [line.split("\t")[0] for line in lines] == order
+    assert all(line.endswith(" ms") for line in lines) and lines[0] == lines[2]
+    as_json = json.loads(cli("predict", archs[0].string, "--predictor", name, "--predictors-dir",
+                             tmp_path / "preds", "--json").output)
+    assert as_json["kind"] == "latency" and as_json["predictions"][0]["arch"] == archs[0].string
+    assert as_json["predictions"][0]["prediction"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predictors", "fit", "latency", "--device", "nothere"], "no profile 'nothere'"),
+    (["predictors", "fit", "latency", "--device", "small"], "at least 10"),
+    (["predictors", "fit", "latency", "--device", "small", "--space", "nb201"], "no nb201 measurements"),
+    (["predictors", "show", "missing"], "no predictor"),
+    (["predict", "16:k3e1/24:k5e3/32:k7e6/48:k3e3", "--predictor", "missing"], "no predictor"),
+])
+def test_error_paths(cli, tmp_path, args, message):
+    fake_profile(tmp_path / "profiles", device="small", n=5)
+    result = cli(*args, "--profiles-dir", tmp_path / "profiles", "--predictors-dir", tmp_path / "preds") \
+        if args[0] == "predictors" and args[1] == "fit" else cli(*args, "--predictors-dir", tmp_path / "preds")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert not (tmp_path / "preds").exists() or not any((tmp_path / "preds").iterdir())
+
+
+def test_predict_rejects_a_malformed_arch_before_printing(cli, tmp_path):
+    fake_profile(tmp_path / "profiles")
+    cli("predictors", "fit", "latency", "--device", "fake", "--profiles-dir", tmp_path / "profiles",
+        "--predictors-dir", tmp_path / "preds")
+    result = cli("predict", "16:k3e1/24:k5e3/32:k7e6/48:k3e3", "garbage", "--predictor",
+                 "latency-fake-mobilenet-1x8x8", "--predictors-dir", tmp_path / "preds")
+    assert result.exit_code == 1 and result.stdout == "" and "expected 4 stages" in result.stderr
