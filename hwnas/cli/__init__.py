@@ -9,6 +9,7 @@ from hwnas.cli.arch_cmds import inspect_cmd, onnx_cmd, sample_cmd, spaces_cmd
 from hwnas.cli.common import HwnasGroup, setup_logging
 from hwnas.cli.predictor_cmds import predict_cmd, predictors_cmd
 from hwnas.cli.profile_cmds import profile_cmd
+from hwnas.cli.train_cmds import datasets_cmd, evals_cmd, train_cmd
 
 
 @click.group(cls=HwnasGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,7 +20,8 @@ def main(verbose: int) -> None:
     setup_logging(verbose)
 
 
-for command in (spaces_cmd, sample_cmd, inspect_cmd, onnx_cmd, profile_cmd, predictors_cmd, predict_cmd):
+for command in (spaces_cmd, sample_cmd, inspect_cmd, onnx_cmd, profile_cmd, predictors_cmd, predict_cmd,
+                train_cmd, datasets_cmd, evals_cmd):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -1,8 +1,10 @@
-"""Data sets, in a registry: ``create_dataset("digits")``. Each gives fixed train/val/test splits for a seed."""
+"""Data sets: a registry of named ones (``create_dataset("digits")``) plus the user's own image folders
+and ``.npz`` files, all reached through :func:`resolve_dataset`. Each gives fixed train/val/test splits for
+a seed."""
 
 from __future__ import annotations
 
-from hwnas.data.base import Dataset, Splits
+from hwnas.data.base import Dataset, DataError, Splits
 from hwnas.registry import Registry
 
 DATASETS: Registry[Dataset] = Registry("data set")
@@ -16,5 +18,9 @@ def create_dataset(name: str, **kwargs) -> Dataset:
 
 # Import every data-set module so that each registers itself.
 from hwnas.data import digits  # noqa: E402,F401
+from hwnas.data.folder import ImageFolderDataset  # noqa: E402
+from hwnas.data.npz import NpzDataset  # noqa: E402
+from hwnas.data.resolve import resolve_dataset  # noqa: E402
 
-__all__ = ["DATASETS", "Dataset", "Splits", "create_dataset", "register_dataset"]
+__all__ = ["DATASETS", "DataError", "Dataset", "ImageFolderDataset", "NpzDataset", "Splits", "create_dataset",
+           "register_dataset", "resolve_dataset"]

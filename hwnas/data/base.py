@@ -7,6 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwnas.errors import HwnasError
+
+
+class DataError(HwnasError, ValueError):
+    """A data set cannot be loaded or is unusable; the message names the file or folder."""
+
 
 @dataclass(frozen=True)
 class Splits:
@@ -19,9 +25,18 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
 
+    def sizes(self) -> tuple[int, int, int]:
+        """``(train, val, test)`` sample counts."""
+        return len(self.y_train), len(self.y_val), len(self.y_test)
+
 
 class Dataset(abc.ABC):
-    """Base class of data sets. Validation drives search; test is only reported at the end."""
+    """Base class of data sets. Validation drives search; test is only reported at the end.
+
+    Subclasses set :attr:`name` and implement :attr:`input_shape`, :attr:`class_names` and :meth:`splits`.
+    :attr:`key` identifies the *content* in the evaluation store: two data sets with the same key must give
+    the same splits for the same seed.
+    """
 
     name: str = ""
 
@@ -39,6 +54,59 @@ class Dataset(abc.ABC):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def key(self) -> str:
+        """Identity of the data in the evaluation store (the name, plus options or a content hash)."""
+        return self.name
+
     @abc.abstractmethod
     def splits(self, seed: int = 0) -> Splits:
         """The train/validation/test splits, identical for the same seed."""
+
+    def describe(self) -> str:
+        """One line describing the data set (for ``hwnas datasets``)."""
+        return (type(self).__doc__ or "").strip().splitlines()[0]
+
+
+def stratified_split(y: np.ndarray, *, val_fraction: float, test_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of a per-class (stratified) train/validation/test split, deterministic for ``seed``.
+
+    Each class ``c`` of ``n_c`` samples gives ``round(val_fraction * n_c)`` samples to validation and
+    ``round(test_fraction * n_c)`` to test, always keeping at least one for training.
+
+    Returns:
+        Sorted index arrays ``(train, val, test)``.
+    """
+    check_fractions(val_fraction, test_fraction)
+    rng = np.random.default_rng([int(seed), 0xDA7A])
+    parts: tuple[list, list, list] = ([], [], [])
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        members = members[rng.permutation(len(members))]
+        n_val = int(round(val_fraction * len(members)))
+        n_test = int(round(test_fraction * len(members)))
+        while n_val + n_test >= len(members) and n_val + n_test > 0:
+            if n_test >= n_val and n_test > 0:
+                n_test -= 1
+            else:
+                n_val -= 1
+        parts[1].append(members[:n_val])
+        parts[2].append(members[n_val:n_val + n_test])
+        parts[0].append(members[n_val + n_test:])
+    return tuple(np.sort(np.concatenate(p)).astype(np.int64) for p in parts)  # type: ignore[return-value]
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Raises :class:`DataError` unless both fractions are in [0, 1) and leave data for training."""
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1:
+            raise DataError(f"{name} must be in [0, 1), got {value!r}")
+    if val_fraction + test_fraction >= 1:
+        raise DataError(f"val_fraction + test_fraction must be below 1 "
+                        f"(got {val_fraction} + {test_fraction})")
+
+
+def to_unit_range(x: np.ndarray, *, max_value: float) -> np.ndarray:
+    """Scales pixel values ``0..max_value`` to ``float32`` in [-1, 1]."""
+    return (x.astype(np.float32) / np.float32(max_value) - np.float32(0.5)) / np.float32(0.5)

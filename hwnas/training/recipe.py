@@ -1,0 +1,124 @@
+"""The training recipe: every setting that decides what a training run produces, in one frozen dataclass.
+
+A :class:`Recipe` is hashable and has a stable :meth:`Recipe.hash` over its *protocol* fields (everything but
+the fidelity), so evaluations made with the same recipe can be found again in the evaluation store. The two
+*fidelity* fields, ``epochs`` and ``data_fraction``, are kept apart: a cheap partial training (fewer epochs, a
+share of the training split) is the same recipe at a lower fidelity, and the store keys it by both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from hwnas.errors import HwnasError
+
+OPTIMIZERS = ("sgd", "adamw")
+AUGMENTATIONS = ("none", "shift")
+FIDELITY_FIELDS = ("epochs", "data_fraction")
+
+
+class RecipeError(HwnasError, ValueError):
+    """A recipe setting is out of range or unknown."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A standard image-classification recipe (defaults tuned on the ``digits`` task; see the README).
+
+    Attributes:
+        optimizer: ``"sgd"`` (Nesterov momentum) or ``"adamw"``.
+        lr: Peak learning rate, reached after the warm-up and annealed to 0 with a cosine schedule per step.
+        momentum: SGD momentum (ignored by AdamW, which uses its default betas).
+        weight_decay: Decoupled (AdamW) or L2 (SGD) weight decay; not applied to biases and norm layers.
+        label_smoothing: Label smoothing of the training loss (validation loss is plain cross-entropy).
+        batch_size: Mini-batch size; the last partial batch of an epoch is dropped when it is smaller than
+            half a batch (a batch-norm layer cannot train on one sample).
+        warmup_epochs: Epochs of linear learning-rate warm-up (may be fractional).
+        augment: ``"none"`` or ``"shift"`` (random translation by up to ``shift_pixels``, zero padded).
+        shift_pixels: Largest translation of the ``"shift"`` augmentation.
+        split_seed: Seed of the data set's train/validation/test split. Fixed across architectures and
+            training seeds, so that every validation accuracy is measured on the same images.
+        epochs: Fidelity: passes over the (possibly reduced) training split.
+        data_fraction: Fidelity: share of the training split used, drawn per class from ``split_seed``.
+    """
+
+    optimizer: str = "adamw"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    batch_size: int = 32
+    warmup_epochs: float = 1.0
+    augment: str = "none"
+    shift_pixels: int = 1
+    split_seed: int = 0
+    epochs: int = 15
+    data_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise RecipeError(f"optimizer {self.optimizer!r} is not one of {list(OPTIMIZERS)}")
+        if self.augment not in AUGMENTATIONS:
+            raise RecipeError(f"augmentation {self.augment!r} is not one of {list(AUGMENTATIONS)}")
+        checks = [
+            ("lr", self.lr > 0 and math.isfinite(self.lr), "must be positive"),
+            ("momentum", 0 <= self.momentum < 1, "must be in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "must be in [0, 1)"),
+            ("batch_size", self.batch_size >= 2, "must be >= 2"),
+            ("warmup_epochs", self.warmup_epochs >= 0, "must be >= 0"),
+            ("shift_pixels", self.shift_pixels >= 0, "must be >= 0"),
+            ("epochs", self.epochs >= 1, "must be >= 1"),
+            ("data_fraction", 0 < self.data_fraction <= 1, "must be in (0, 1]"),
+        ]
+        for name, ok, why in checks:
+            if not ok:
+                raise RecipeError(f"recipe {name}={getattr(self, name)!r} {why}")
+        # Normalise number types so that equal recipes hash equally (lr=1 and lr=1.0).
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("float", float) and isinstance(value, int):
+                object.__setattr__(self, f.name, float(value))
+
+    def protocol(self) -> dict[str, Any]:
+        """The recipe's settings without the fidelity fields."""
+        return {k: v for k, v in asdict(self).items() if k not in FIDELITY_FIELDS}
+
+    def hash(self) -> str:
+        """Stable 12-hex-digit id of the protocol (every field except ``epochs`` and ``data_fraction``)."""
+        text = json.dumps(self.protocol(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+    @property
+    def fidelity(self) -> str:
+        """Human-readable fidelity, e.g. ``"20ep"`` or ``"5ep@0.25"``."""
+        return format_fidelity(self.epochs, self.data_fraction)
+
+    def with_fidelity(self, *, epochs: int | None = None, data_fraction: float | None = None) -> "Recipe":
+        """The same protocol at another fidelity."""
+        return replace(self, epochs=self.epochs if epochs is None else int(epochs),
+                       data_fraction=self.data_fraction if data_fraction is None else float(data_fraction))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RecipeError(f"unknown recipe setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        return cls(**data)
+
+
+def format_fidelity(epochs: int, data_fraction: float) -> str:
+    """``(20, 1.0) -> "20ep"``, ``(5, 0.25) -> "5ep@0.25"``."""
+    return f"{int(epochs)}ep" if float(data_fraction) == 1.0 else f"{int(epochs)}ep@{float(data_fraction):g}"
+
+
+DEFAULT_RECIPE = Recipe()

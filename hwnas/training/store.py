@@ -1,0 +1,377 @@
+"""The evaluation store: every evaluation ever made, in one SQLite file, so nothing is trained twice.
+
+A record is keyed by (space, canonical architecture, data set, recipe hash, seed, epochs, data fraction) —
+the last two are the fidelity. The file uses write-ahead logging and a busy timeout, so several processes
+can train and write at once; each record is written in one transaction, so a killed process never leaves a
+half-written record (a run killed mid-training leaves none). When two processes store the same key, the
+first write wins and both get that record back.
+
+Default file: ``./evals.sqlite`` (``$HWNAS_STORE`` or ``--store PATH`` to change it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from hwnas import __version__
+from hwnas.arch import Arch, arch_id
+from hwnas.data.base import Dataset
+from hwnas.errors import HwnasError
+from hwnas.spaces.base import SearchSpace
+from hwnas.training.evaluator import Evaluator, Trainer
+from hwnas.training.recipe import DEFAULT_RECIPE, Recipe, format_fidelity
+from hwnas.training.trainer import TrainResult
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STORE = "evals.sqlite"
+STORE_ENV = "HWNAS_STORE"
+SCHEMA_VERSION = 1
+KEY_FIELDS = ("space", "arch", "dataset", "recipe_hash", "seed", "epochs", "data_fraction")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS evals (
+    space          TEXT    NOT NULL,
+    arch           TEXT    NOT NULL,
+    dataset        TEXT    NOT NULL,
+    recipe_hash    TEXT    NOT NULL,
+    seed           INTEGER NOT NULL,
+    epochs         INTEGER NOT NULL,
+    data_fraction  REAL    NOT NULL,
+    arch_id        TEXT    NOT NULL,
+    val_accuracy   REAL    NOT NULL CHECK (val_accuracy BETWEEN 0 AND 1),
+    val_loss       REAL,
+    train_loss     REAL,
+    test_accuracy  REAL,
+    params         INTEGER,
+    wall_time_s    REAL    NOT NULL,
+    threads        INTEGER,
+    source         TEXT    NOT NULL,
+    recipe         TEXT    NOT NULL,
+    created_at     REAL    NOT NULL,
+    hwnas_version  TEXT    NOT NULL,
+    PRIMARY KEY (space, arch, dataset, recipe_hash, seed, epochs, data_fraction)
+);
+CREATE INDEX IF NOT EXISTS evals_by_dataset ON evals (dataset, space, recipe_hash);
+"""
+
+
+class StoreError(HwnasError):
+    """The evaluation store cannot be opened or a record is invalid."""
+
+
+def default_store_path() -> Path:
+    """``$HWNAS_STORE`` when set, else ``./evals.sqlite``."""
+    return Path(os.environ.get(STORE_ENV) or DEFAULT_STORE)
+
+
+def space_key(space: SearchSpace) -> str:
+    """The space's name, plus its constructor options where they differ from the defaults.
+
+    ``nb201`` with ``channels=8`` is ``nb201[channels=8]``: a different model from plain ``nb201``.
+    """
+    def public(obj: Any) -> dict[str, Any]:
+        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+
+    try:
+        defaults = public(type(space)())
+    except TypeError:  # a space without defaults: every option is part of its identity
+        defaults = {}
+    options = {k: v for k, v in sorted(public(space).items()) if defaults.get(k, object()) != v}
+    if not options:
+        return space.name
+    return f"{space.name}[{','.join(f'{k}={v}'.replace(' ', '') for k, v in options.items())}]"
+
+
+@dataclass(frozen=True)
+class EvalKey:
+    """What identifies an evaluation; ``(epochs, data_fraction)`` is its fidelity."""
+
+    space: str
+    arch: str
+    dataset: str
+    recipe_hash: str
+    seed: int
+    epochs: int
+    data_fraction: float
+
+
+def make_key(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = DEFAULT_RECIPE,
+             seed: int = 0, evaluator: Evaluator | None = None) -> EvalKey:
+    """The store key of evaluating ``arch`` with ``evaluator`` (training by default)."""
+    recipe_hash, epochs, fraction = (evaluator or Trainer()).protocol_key(recipe)
+    return EvalKey(space_key(space), arch.string, dataset.key, recipe_hash, int(seed), int(epochs),
+                   float(fraction))
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One stored evaluation; ``reused`` (not stored) says that :meth:`EvalStore.evaluate` trained nothing."""
+
+    space: str
+    arch: str
+    dataset: str
+    recipe_hash: str
+    seed: int
+    epochs: int
+    data_fraction: float
+    arch_id: str
+    val_accuracy: float
+    val_loss: float | None
+    train_loss: float | None
+    test_accuracy: float | None
+    params: int | None
+    wall_time_s: float
+    threads: int | None
+    source: str
+    recipe: dict
+    created_at: float
+    hwnas_version: str
+    reused: bool = field(default=False, compare=False)
+
+    @property
+    def key(self) -> EvalKey:
+        return EvalKey(*(getattr(self, name) for name in KEY_FIELDS))
+
+    @property
+    def fidelity(self) -> str:
+        return "table" if self.source == "table" else format_fidelity(self.epochs, self.data_fraction)
+
+    @property
+    def created_iso(self) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.created_at))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (without ``reused``), with ``fidelity`` and ``created`` added."""
+        data = asdict(self)
+        data.pop("reused")
+        data["fidelity"] = self.fidelity
+        data["created"] = self.created_iso
+        return data
+
+    @classmethod
+    def from_result(cls, key: EvalKey, result: TrainResult, *, protocol: dict[str, Any]) -> "EvalRecord":
+        """A record of ``result`` under ``key``, stamped with the time and hwnas version."""
+        return cls(**asdict(key), arch_id=arch_id(key.space.split("[")[0], key.arch),
+                   val_accuracy=float(result.val_accuracy), val_loss=_finite_or_none(result.val_loss),
+                   train_loss=_finite_or_none(result.train_loss),
+                   test_accuracy=_finite_or_none(result.test_accuracy),
+                   params=None if result.params is None else int(result.params),
+                   wall_time_s=float(result.wall_time_s), threads=result.threads, source=result.source,
+                   recipe=dict(protocol), created_at=time.time(), hwnas_version=__version__)
+
+
+_COLUMNS = [f.name for f in fields(EvalRecord) if f.name != "reused"]
+
+
+class EvalStore:
+    """The SQLite store of evaluations.
+
+    Args:
+        path: The database file (created with its schema when missing); ``None`` for
+            :func:`default_store_path`.
+        timeout: Seconds a writer waits for another process's write lock before giving up.
+
+    Raises:
+        StoreError: the folder is missing, the file is not an hwnas store, or it was written by a newer hwnas.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, timeout: float = 60.0) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        self.timeout = float(timeout)
+        self._conn: sqlite3.Connection | None = None
+        self._pid: int | None = None
+        self._connection()  # fail early on a bad path or file
+
+    # -- connection ------------------------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():  # a forked child opens its own connection
+            self._conn = self._open()
+            self._pid = os.getpid()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        parent = self.path.parent if str(self.path.parent) else Path(".")
+        if not parent.is_dir():
+            raise StoreError(f"{self.path}: folder {parent} does not exist")
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a folder, not an evaluation store file")
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"{self.path}: written by a newer hwnas (store schema {version}; this "
+                                     f"version reads {SCHEMA_VERSION})")
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if version == 0 and tables - {"evals"}:
+                    raise StoreError(f"{self.path}: an SQLite file that is not an hwnas evaluation store")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a usable evaluation store ({exc})") from None
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
+
+    def __enter__(self) -> "EvalStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- records ---------------------------------------------------------------------------------------------
+    def _execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        try:
+            return self._connection().execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+
+    @staticmethod
+    def _row_to_record(row: tuple) -> EvalRecord:
+        data = dict(zip(_COLUMNS, row))
+        data["recipe"] = json.loads(data["recipe"])
+        return EvalRecord(**data)
+
+    def get(self, key: EvalKey) -> EvalRecord | None:
+        """The stored record of ``key``, or None."""
+        where = " AND ".join(f"{name} = ?" for name in KEY_FIELDS)
+        row = self._execute(f"SELECT {', '.join(_COLUMNS)} FROM evals WHERE {where}",
+                            tuple(getattr(key, n) for n in KEY_FIELDS)).fetchone()
+        return None if row is None else self._row_to_record(row)
+
+    def put(self, record: EvalRecord) -> bool:
+        """Stores ``record`` in one transaction. Returns False (and changes nothing) if its key exists."""
+        if not (isinstance(record.val_accuracy, float) and 0.0 <= record.val_accuracy <= 1.0):
+            raise StoreError(f"val_accuracy must be in [0, 1], got {record.val_accuracy!r}")
+        values = [getattr(record, name) for name in _COLUMNS]
+        values[_COLUMNS.index("recipe")] = json.dumps(record.recipe, sort_keys=True)
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute(f"INSERT OR IGNORE INTO evals ({', '.join(_COLUMNS)}) "
+                                      f"VALUES ({', '.join('?' * len(_COLUMNS))})", tuple(values))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: cannot store the evaluation: {exc}") from None
+        return cursor.rowcount == 1
+
+    def query(self, *, space: str | None = None, arch: str | None = None, dataset: str | None = None,
+              recipe_hash: str | None = None, seed: int | None = None, epochs: int | None = None,
+              data_fraction: float | None = None, source: str | None = None,
+              min_accuracy: float | None = None, order_by: str = "created_at", descending: bool = False,
+              limit: int | None = None) -> list[EvalRecord]:
+        """Stored records matching every given filter (None matches anything).
+
+        Args:
+            space, arch, dataset, recipe_hash, seed, epochs, data_fraction, source: Exact matches. ``space``
+                also matches the space with options (``nb201`` matches ``nb201[channels=8]``) and
+                ``recipe_hash`` any prefix of the hash.
+            min_accuracy: Only records with at least this validation accuracy.
+            order_by: A column name (``created_at``, ``val_accuracy``, ``wall_time_s``, ``params``, ...).
+            descending: Sort from high to low.
+            limit: At most this many records.
+        """
+        if order_by not in _COLUMNS:
+            raise StoreError(f"cannot sort by {order_by!r}; choose one of {', '.join(_COLUMNS)}")
+        clauses: list[str] = []
+        params: list[Any] = []
+        for name, value in (("arch", arch), ("dataset", dataset), ("seed", seed), ("epochs", epochs),
+                            ("data_fraction", data_fraction), ("source", source)):
+            if value is not None:
+                clauses.append(f"{name} = ?")
+                params.append(value)
+        if space is not None:
+            clauses.append("(space = ? OR space LIKE ? ESCAPE '\\')")
+            params += [space, _like_prefix(space) + "[%"]
+        if recipe_hash is not None:
+            clauses.append("recipe_hash LIKE ? ESCAPE '\\'")
+            params.append(_like_prefix(recipe_hash) + "%")
+        if min_accuracy is not None:
+            clauses.append("val_accuracy >= ?")
+            params.append(float(min_accuracy))
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM evals"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += f" ORDER BY {order_by} {'DESC' if descending else 'ASC'}, rowid"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._row_to_record(row) for row in self._execute(sql, tuple(params))]
+
+    def __len__(self) -> int:
+        return int(self._execute("SELECT COUNT(*) FROM evals").fetchone()[0])
+
+    # -- evaluate-or-reuse -----------------------------------------------------------------------------------
+    def evaluate(self, space: SearchSpace, arch: Arch | str, dataset: Dataset, *,
+                 recipe: Recipe = DEFAULT_RECIPE, seed: int = 0,
+                 trainer: Evaluator | Callable[..., TrainResult] | None = None) -> EvalRecord:
+        """The stored evaluation of ``arch`` if there is one (``reused=True``), else evaluates and stores it.
+
+        Args:
+            space: The search space.
+            arch: An architecture of ``space`` (or a string it parses).
+            dataset: The data set.
+            recipe: The training recipe, with its fidelity.
+            seed: The training seed.
+            trainer: An :class:`Evaluator` (a :class:`Trainer` by default; a
+                :class:`~hwnas.training.table.TableEvaluator` for a table), or a function called like
+                :func:`~hwnas.training.trainer.train`.
+        """
+        evaluator = as_evaluator(trainer)
+        if isinstance(arch, str):
+            arch = space.parse(arch)
+        key = make_key(space, arch, dataset, recipe=recipe, seed=seed, evaluator=evaluator)
+        stored = self.get(key)
+        if stored is not None:
+            logger.debug("reusing the stored evaluation of %s", arch.string)
+            return replace(stored, reused=True)
+        result = evaluator(space, arch, dataset, recipe=recipe, seed=seed)
+        record = EvalRecord.from_result(key, result, protocol=evaluator.protocol(recipe))
+        if not self.put(record):  # another process stored the same key meanwhile: theirs is the record
+            logger.info("%s was stored by another process meanwhile; keeping that record", arch.string)
+            record = self.get(key) or record
+        return record
+
+
+def as_evaluator(trainer: Evaluator | Callable[..., TrainResult] | None) -> Evaluator:
+    """An :class:`Evaluator` for ``trainer``: itself, a default :class:`Trainer`, or a wrapped function."""
+    if trainer is None:
+        return Trainer()
+    if isinstance(trainer, Evaluator):
+        return trainer
+    if callable(trainer):
+        return Trainer(train_fn=trainer)
+    raise TypeError(f"trainer must be an Evaluator or a function, got {type(trainer).__name__}")
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
