@@ -7,6 +7,7 @@ import click
 from hwnas import __version__
 from hwnas.cli.arch_cmds import inspect_cmd, onnx_cmd, sample_cmd, spaces_cmd
 from hwnas.cli.common import HwnasGroup, setup_logging
+from hwnas.cli.export_cmds import evaluate_cmd, export_cmd
 from hwnas.cli.predictor_cmds import predict_cmd, predictors_cmd
 from hwnas.cli.profile_cmds import profile_cmd
 from hwnas.cli.train_cmds import datasets_cmd, evals_cmd, train_cmd
@@ -21,7 +22,7 @@ def main(verbose: int) -> None:
 
 
 for command in (spaces_cmd, sample_cmd, inspect_cmd, onnx_cmd, profile_cmd, predictors_cmd, predict_cmd,
-                train_cmd, datasets_cmd, evals_cmd):
+                export_cmd, evaluate_cmd, train_cmd, datasets_cmd, evals_cmd):
     main.add_command(command)
 
 __all__ = ["main"]

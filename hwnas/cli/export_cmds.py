@@ -1,0 +1,145 @@
+"""``hwnas export``: a search's best architecture, trained, as a checked ONNX model; ``hwnas evaluate``.
+
+::
+
+    hwnas export runs/digits -o model.onnx                    # the run's best, final recipe, re-measured
+    hwnas export -o m.onnx --arch "16:k3e1/..." --space mobilenet --dataset digits --epochs 30
+    hwnas evaluate model.onnx                                # accuracy of the file over the test split
+    hwnas evaluate model.onnx --latency-only --threads 4     # on the device: latency of the copied file
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hwnas.cli.common import parse_space_options
+from hwnas.profiling.providers import provider_names
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.2f} MiB"
+
+
+@click.command("export")
+@click.argument("run_dir", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The ONNX file to write; the PyTorch weights go beside it as <name>.pt.")
+@click.option("--epochs", type=click.IntRange(min=1),
+              help="Epochs of the final training [default: 3x the search recipe's epochs].")
+@click.option("--arch", help="Export this architecture (canonical string) instead of the run's best.")
+@click.option("--space", "space_name", help="Space of --arch [default: the run's, else mobilenet].")
+@click.option("--space-option", "-O", "space_option", multiple=True, metavar="KEY=VALUE",
+              help="Keyword argument of the space's constructor (with --arch).")
+@click.option("--dataset", help="Data set of --arch [default: the run's, else digits].")
+@click.option("--dynamic-batch", is_flag=True, help="Export with a symbolic batch dimension.")
+@click.option("--quantize", type=click.Choice(["int8"]),
+              help="Also write <name>.int8.onnx (static int8), its accuracy and latency measured.")
+@click.option("--seed", type=int, help="Seed of the final training [default: the run's seed, else 0].")
+@click.option("--train-threads", "threads", type=click.IntRange(min=1),
+              help="PyTorch threads of the final training [default: all cores]; latency is measured with "
+                   "the run's onnxruntime threads.")
+def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str | None,
+               space_name: str | None, space_option: tuple[str, ...], dataset: str | None,
+               dynamic_batch: bool, quantize: str | None, seed: int | None, threads: int | None) -> None:
+    """Train the chosen architecture with the final recipe and export it as a checked ONNX model.
+
+    The final recipe is the search's, at full data, for 3x its epochs (--epochs overrides), trained on
+    train+validation and tested once on the test split. The file is checked with onnx.checker, compared with
+    PyTorch on real test images, run over the test split by onnxruntime, re-measured with the profiler's
+    protocol under the run's conditions (when the run's device is this machine) and carries the
+    architecture, data set, class names, test accuracy, latency, device and budget in its metadata.
+
+    \b
+    hwnas export runs/digits -o model.onnx
+    hwnas export -o m.onnx --arch "16:k3e1/24:k3e3/32:k5e3/48:k3e3" --dataset digits
+    """
+    from hwnas.deploy.pipeline import export_target
+    from hwnas.deploy.target import resolve_target
+
+    target = resolve_target(run_dir, arch=arch, space=space_name,
+                            space_options=parse_space_options(space_option), dataset=dataset, epochs=epochs,
+                            seed=seed)
+    summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize, threads=threads,
+                            echo=click.echo)
+    model = summary.model
+    latency = "not measured" if model.latency_ms is None else f"{model.latency_ms:.4g} ms"
+    budget = "no budget" if target.budget_ms is None else f"budget {target.budget_ms:g} ms"
+    click.echo(f"wrote {model.path} ({_size(model.size_bytes)}): test accuracy "
+               f"{100 * model.test_accuracy:.2f}%, latency {latency} on {target.device} ({budget})")
+    click.echo(f"wrote {summary.weights_path} (PyTorch state dict with arch, space and input shape)")
+    if model.latency_ms is not None and target.budget_ms is not None and model.latency_ms > target.budget_ms:
+        click.echo(f"Warning: the exported model's latency {model.latency_ms:.4g} ms is over the run's "
+                   f"budget of {target.budget_ms:g} ms", err=True)
+    if summary.quantized is not None:
+        q = summary.quantized
+        q_latency = "not measured" if q.latency_ms is None else f"{q.latency_ms:.4g} ms"
+        click.echo(f"wrote {q.path} ({_size(q.size_bytes)}): int8 test accuracy "
+                   f"{100 * q.test_accuracy:.2f}%, latency {q_latency}")
+    if summary.remote_commands:
+        files = [summary.model] + ([summary.quantized] if summary.quantized is not None else [])
+        names = " and ".join(f.path.name for f in files)
+        click.echo(f"to measure the file on {target.device}, copy {names} there (with hwnas installed) "
+                   f"and run:")
+        for command in summary.remote_commands:
+            click.echo(f"  {command}")
+
+
+@click.command("evaluate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--dataset",
+              help="Data set whose test split to run [default: the one in the model's metadata].")
+@click.option("--split-seed", type=int,
+              help="Seed of the train/validation/test split [default: the model's, as used at export].")
+@click.option("--latency", is_flag=True, help="Also measure latency with the profiler's protocol.")
+@click.option("--latency-only", is_flag=True, help="Only measure latency (no data set needed).")
+@click.option("--provider", type=click.Choice(provider_names()),
+              help="Provider of the latency measurement [default: the model's metadata, else cpu].")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="onnxruntime threads of the latency measurement [default: the model's metadata, else 1].")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Batch of the latency measurement [default: the model's metadata, else 1].")
+def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, latency: bool, latency_only: bool,
+                 provider: str | None, threads: int | None, batch_size: int | None) -> None:
+    """Run an exported ONNX model with onnxruntime over a test split (and/or measure its latency).
+
+    The test split is the one the exporter tested on (same data set and split seed, both in the model's
+    metadata), so the accuracy printed is comparable with the stored test accuracy.
+
+    \b
+    hwnas evaluate model.onnx --dataset digits
+    hwnas evaluate model.onnx --latency-only --threads 4
+    """
+    from hwnas.deploy.device import budget_verdict, conditions_from_metadata, measure_file
+    from hwnas.deploy.evaluate import evaluate_file, read_model
+    from hwnas.shapes import parse_input_shape
+
+    model_bytes, metadata = read_model(model)
+    if latency_only and (dataset or split_seed is not None):
+        raise click.UsageError("--latency-only measures no accuracy: drop --dataset/--split-seed")
+    if not latency_only:
+        evaluation, info = evaluate_file(model_bytes, metadata, dataset=dataset, split_seed=split_seed)
+        click.echo(f"{model.name}: test accuracy {100 * evaluation.accuracy:.2f}% ({evaluation.correct}/"
+                   f"{evaluation.total}) on {info['dataset_key']} (split seed {info['split_seed']}), "
+                   f"onnxruntime")
+        stored = metadata.get("test_accuracy")
+        if stored and info["same_data"]:
+            diff = round((evaluation.accuracy - float(stored)) * evaluation.total)
+            verdict = "reproduced" if diff == 0 else f"differs by {diff:+d} image(s)"
+            click.echo(f"stored test accuracy {100 * float(stored):.2f}%: {verdict}")
+        elif stored:
+            click.echo(f"stored test accuracy {100 * float(stored):.2f}% was measured on other data "
+                       f"({metadata.get('dataset_key')}, split seed {metadata.get('split_seed')}): not "
+                       f"comparable")
+    if latency or latency_only:
+        if not metadata.get("input_shape"):
+            raise click.UsageError(f"{model} has no input_shape in its metadata (not an hwnas export)")
+        conditions = conditions_from_metadata(metadata, provider=provider, threads=threads,
+                                              batch_size=batch_size)
+        stats = measure_file(model_bytes, parse_input_shape(metadata["input_shape"]), conditions)
+        budget = metadata.get("latency_budget_ms", "none")
+        click.echo(f"{model.name}: latency {stats.median_ms:.4g} ms median (p10 {stats.p10_ms:.4g}, p90 "
+                   f"{stats.p90_ms:.4g}, {stats.runs} runs; {conditions.provider}, {conditions.threads} "
+                   f"thread(s), batch {conditions.batch_size}): "
+                   f"{budget_verdict(stats.median_ms, None if budget == 'none' else float(budget))}")

@@ -1,0 +1,150 @@
+"""Accuracy of an exported ONNX file, run by onnxruntime over a data set's test split.
+
+This is the proof that the *file* -- not the PyTorch model it came from -- has the accuracy claimed: the
+file's metadata names its data set and split seed, so :func:`evaluate_file` uses the very test images the
+exporter measured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from hwnas.deploy.target import DeployError, load_dataset
+from hwnas.shapes import format_input_shape
+
+logger = logging.getLogger(__name__)
+
+#: Inputs per onnxruntime call for a model with a dynamic batch dimension.
+CHUNK = 256
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Test-split accuracy of an ONNX model.
+
+    Attributes:
+        accuracy: Top-1 accuracy in [0, 1].
+        correct: Correctly classified images.
+        total: Images evaluated.
+        predictions: Predicted class of each image.
+    """
+
+    accuracy: float
+    correct: int
+    total: int
+    predictions: np.ndarray
+
+
+def read_model(path: str | os.PathLike) -> tuple[bytes, dict[str, str]]:
+    """The bytes and metadata of an ONNX file.
+
+    Raises:
+        DeployError: the file is missing or is not an ONNX model.
+    """
+    import onnx
+
+    target = Path(path)
+    if not target.is_file():
+        raise DeployError(f"model file {target} does not exist")
+    try:
+        data = target.read_bytes()
+        proto = onnx.load_from_string(data)
+    except OSError as exc:
+        raise DeployError(f"cannot read {target}: {exc.strerror or exc}") from None
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise DeployError(f"{target} is not an ONNX model ({type(exc).__name__})") from None
+    if not proto.graph.node:
+        raise DeployError(f"{target} is not an ONNX model (no graph)")
+    return data, {p.key: p.value for p in proto.metadata_props}
+
+
+def predict(model_bytes: bytes, inputs: np.ndarray, *, threads: int = 1) -> np.ndarray:
+    """Logits of ``inputs`` from onnxruntime (CPU), batched as the model's input allows.
+
+    A model exported with a fixed batch size ``B`` gets chunks of ``B``; the last chunk is padded with
+    zeros and the padding's outputs are dropped (each image is classified independently in eval mode).
+    """
+    from hwnas.export import INPUT_NAME, cpu_session
+
+    session = cpu_session(model_bytes, threads=threads)
+    declared = session.get_inputs()[0]
+    name = declared.name if declared.name else INPUT_NAME
+    batch = declared.shape[0] if declared.shape else None
+    step = batch if isinstance(batch, int) and batch > 0 else CHUNK
+    dtype = np.float16 if declared.type == "tensor(float16)" else np.float32
+    inputs = np.ascontiguousarray(inputs, dtype=dtype)
+    outputs = []
+    for begin in range(0, len(inputs), step):
+        chunk = inputs[begin:begin + step]
+        real = len(chunk)
+        if isinstance(batch, int) and real < step:
+            chunk = np.concatenate([chunk, np.zeros((step - real, *chunk.shape[1:]), dtype=dtype)])
+        outputs.append(np.asarray(session.run(None, {name: chunk})[0])[:real])
+    if not outputs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(outputs).astype(np.float32)
+
+
+def accuracy_of(model_bytes: bytes, inputs: np.ndarray, labels: np.ndarray, *,
+                threads: int = 1) -> Evaluation:
+    """Top-1 accuracy of the ONNX model on ``(inputs, labels)``."""
+    if len(labels) == 0:
+        raise DeployError("no images to evaluate (the test split is empty)")
+    predictions = predict(model_bytes, inputs, threads=threads).argmax(axis=1)
+    correct = int((predictions == np.asarray(labels)).sum())
+    return Evaluation(accuracy=correct / len(labels), correct=correct, total=int(len(labels)),
+                      predictions=predictions)
+
+
+def split_seed_of(metadata: Mapping[str, str], default: int = 0) -> int:
+    """The split seed recorded by the exporter (``default`` for files without one)."""
+    try:
+        return int(metadata.get("split_seed", default))
+    except ValueError:
+        raise DeployError(f"the model's metadata has an unreadable split_seed "
+                          f"{metadata['split_seed']!r}") from None
+
+
+def evaluate_file(model_bytes: bytes, metadata: Mapping[str, str], *, dataset: str | None = None,
+                  split_seed: int | None = None, threads: int = 1) -> tuple[Evaluation, dict[str, Any]]:
+    """Runs the ONNX model over the test split of ``dataset`` (default: the one in its metadata).
+
+    Returns:
+        The evaluation, and ``{"dataset", "dataset_key", "split_seed", "same_data"}``: ``same_data`` says
+        whether the images are the ones the exporter tested on (same data set content and split seed), i.e.
+        whether the stored ``test_accuracy`` is comparable.
+
+    Raises:
+        DeployError: no data set given or recorded, or its inputs or classes do not fit the model.
+    """
+    spec = dataset or metadata.get("dataset")
+    if not spec:
+        raise DeployError("the model's metadata names no data set; give one with --dataset")
+    seed = split_seed_of(metadata) if split_seed is None else int(split_seed)
+    data = load_dataset(spec)
+    shape = tuple(int(d) for d in data.input_shape)
+    if metadata.get("input_shape") and metadata["input_shape"] != format_input_shape(shape):
+        raise DeployError(f"data set {spec!r} gives {format_input_shape(shape)} inputs but the model takes "
+                          f"{metadata['input_shape']}")
+    if metadata.get("num_classes") and int(metadata["num_classes"]) != data.num_classes:
+        raise DeployError(f"data set {spec!r} has {data.num_classes} classes but the model predicts "
+                          f"{metadata['num_classes']}")
+    splits = data.splits(seed)
+    evaluation = accuracy_of(model_bytes, splits.x_test, splits.y_test, threads=threads)
+    same = (metadata.get("dataset_key", data.key) == data.key and split_seed_of(metadata) == seed
+            and _class_names(metadata) in (None, list(data.class_names)))
+    return evaluation, {"dataset": spec, "dataset_key": data.key, "split_seed": seed, "same_data": same}
+
+
+def _class_names(metadata: Mapping[str, str]) -> list[str] | None:
+    try:
+        return json.loads(metadata["class_names"]) if "class_names" in metadata else None
+    except ValueError:
+        return None

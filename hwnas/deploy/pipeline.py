@@ -1,0 +1,264 @@
+"""``hwnas export`` end to end: final training, checked export, re-measurement, optional int8, atomic write.
+
+:func:`export_target` runs the steps in an order that loses nothing and writes nothing half-done:
+
+1. check the output path can be written (before any training);
+2. train on train+validation with the final recipe, test once (:mod:`hwnas.deploy.final`);
+3. export with ``onnx.checker`` and parity on real test inputs, and run the *file* over the test split with
+   onnxruntime (its accuracy is printed beside PyTorch's);
+4. re-measure the file with the profiler's protocol under the run's conditions when the run's device is this
+   machine; elsewhere take the latency the search measured on the device and print the command that
+   re-measures the file there (:mod:`hwnas.deploy.device`);
+5. with ``quantize="int8"``, quantize, then measure the quantized file's accuracy and latency the same way;
+6. write ``model.onnx``, ``model.pt`` (and ``model.int8.onnx``) as one group of atomic renames.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hwnas.deploy.device import DeviceCheck, budget_verdict, locate_device, measure_file, remote_command
+from hwnas.deploy.evaluate import accuracy_of
+from hwnas.deploy.final import (check_output_path, export_final, shipped_module, sibling, train_final,
+                                weights_bytes, write_outputs)
+from hwnas.deploy.target import DeployError, ExportTarget, load_dataset
+from hwnas.export import arch_metadata, set_metadata
+from hwnas.shapes import format_input_shape
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportedFile:
+    """One written ONNX file and what was measured of it."""
+
+    path: Path
+    size_bytes: int
+    test_accuracy: float
+    latency_ms: float | None
+    latency_source: str
+    metadata: dict[str, str]
+
+
+@dataclass
+class ExportSummary:
+    """What :func:`export_target` produced."""
+
+    model: ExportedFile
+    weights_path: Path
+    device: DeviceCheck
+    torch_test_accuracy: float
+    parity_max_abs_error: float
+    quantized: ExportedFile | None = None
+    agreement: float | None = None
+    remote_commands: list[str] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+
+
+def _fmt_acc(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bool = False,
+                  quantize: str | None = None, threads: int | None = None,
+                  echo: Callable[[str], None] = logger.info, protocol: dict[str, Any] | None = None
+                  ) -> ExportSummary:
+    """Trains, exports, measures and writes the final model of ``target`` (see the module docstring).
+
+    Args:
+        target: What to export (:func:`hwnas.deploy.target.resolve_target`).
+        output: The ``.onnx`` path; the weights go beside it as ``<stem>.pt``, an int8 model as
+            ``<stem>.int8.onnx``.
+        dynamic_batch: Export with a symbolic batch dimension.
+        quantize: None or ``"int8"``.
+        threads: CPU threads for training (all cores by default).
+        echo: Where progress lines go (``click.echo`` on the command line).
+        protocol: Overrides of the latency protocol (tests use a short one).
+
+    Raises:
+        DeployError: the output cannot be written, the data do not match the run, or a step failed.
+    """
+    from hwnas.spaces import create_space
+
+    out = check_output_path(output)
+    if quantize not in (None, "int8"):
+        raise DeployError(f"unknown quantization {quantize!r} (known: int8)")
+    if quantize and target.conditions.precision != "fp32":
+        raise DeployError("--quantize int8 needs a float32 model; this run measured at precision "
+                          f"{target.conditions.precision}")
+    try:
+        space = create_space(target.space, **target.space_options)
+    except TypeError as exc:
+        raise DeployError(f"space {target.space!r} does not take the options {target.space_options}: "
+                          f"{exc}") from None
+    arch = space.parse(target.arch)
+    dataset = load_dataset(target.dataset)
+    shape = tuple(int(d) for d in dataset.input_shape)
+    if target.input_shape is not None and tuple(target.input_shape) != shape:
+        raise DeployError(f"data set {target.dataset!r} now gives {format_input_shape(shape)} inputs, but "
+                          f"the run searched at {format_input_shape(target.input_shape)}")
+    if target.num_classes is not None and target.num_classes != dataset.num_classes:
+        raise DeployError(f"data set {target.dataset!r} now has {dataset.num_classes} classes, the run had "
+                          f"{target.num_classes}")
+    where = locate_device(target.device, target.profiles_dir, target.conditions)
+    conditions = target.conditions
+
+    recipe = target.recipe
+    step = max(1, recipe.epochs // 10)  # about ten progress lines
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        if epoch % step == 0 or epoch == recipe.epochs:
+            echo(f"  epoch {epoch}/{recipe.epochs}  loss {loss:.4f}")
+
+    echo(f"training {arch.string} ({target.space}) on {dataset.key} train+validation: {recipe.epochs} "
+         f"epoch(s), seed {target.seed}")
+    final = train_final(space, arch, dataset, recipe=recipe, seed=target.seed, threads=threads,
+                        on_epoch=on_epoch)
+    echo(f"trained on {final.train_samples} images in {final.wall_time_s:.1f} s; test accuracy (PyTorch) "
+         f"{_fmt_acc(final.test_accuracy)} on {final.test_samples} images")
+
+    splits = dataset.splits(recipe.split_seed)
+    meta = _base_metadata(target, space, arch, dataset, final, dynamic_batch=dynamic_batch)
+    model_bytes, report = export_final(final.model, shape, splits.x_test, metadata=meta,
+                                       batch_size=conditions.batch_size, dynamic_batch=dynamic_batch,
+                                       precision=conditions.precision)
+    parity = report.parity
+    echo(f"exported: onnx.checker passed; onnxruntime vs PyTorch max abs error {parity.max_abs_error:.2g} "
+         f"(tolerance {parity.tolerance:.2g}) on {parity.num_inputs} test images")
+    onnx_eval = accuracy_of(model_bytes, splits.x_test, splits.y_test)
+    torch_acc = final.test_accuracy
+    if conditions.precision == "fp16":  # the shipped model is the half-precision one
+        from hwnas.training.trainer import evaluate_model
+
+        torch_acc = evaluate_model(shipped_module(final.model, "fp16"), splits.x_test, splits.y_test)[0]
+    echo(f"test accuracy of the ONNX file (onnxruntime): {_fmt_acc(onnx_eval.accuracy)} "
+         f"({onnx_eval.correct}/{onnx_eval.total})")
+
+    latency, source = _latency(model_bytes, shape, target, where, protocol, space=space, label="model",
+                               echo=echo)
+    files: dict[Path, bytes] = {}
+    model_meta = {**meta, "test_accuracy": repr(float(torch_acc)), **_latency_meta(latency, source)}
+    model_bytes = _with_metadata(model_bytes, model_meta)
+    files[out] = model_bytes
+    weights_path = sibling(out, ".pt")
+    files[weights_path] = weights_bytes(final.model, {
+        "arch": arch.string, "space": target.space, "space_options": target.space_options,
+        "input_shape": list(shape), "num_classes": dataset.num_classes,
+        "class_names": list(dataset.class_names),
+        "dataset": target.dataset, "split_seed": recipe.split_seed, "test_accuracy": final.test_accuracy,
+        "recipe": recipe.to_dict(), "seed": target.seed})
+    summary = ExportSummary(
+        model=ExportedFile(out, len(model_bytes), float(torch_acc), latency, source, model_meta),
+        weights_path=weights_path, device=where, torch_test_accuracy=final.test_accuracy,
+        parity_max_abs_error=parity.max_abs_error)
+
+    if quantize == "int8":
+        q_bytes, summary.quantized, summary.agreement = _quantized(
+            model_bytes, model_meta, splits, onnx_eval, shape, target, where, protocol, space,
+            sibling(out, ".int8.onnx"), echo)
+        files[summary.quantized.path] = q_bytes
+
+    if not where.local:
+        summary.remote_commands = [remote_command(path.name, conditions) for path in files
+                                   if path.suffix == ".onnx"]
+    summary.paths = write_outputs(files)
+    return summary
+
+
+def _base_metadata(target: ExportTarget, space, arch, dataset, final, *,
+                   dynamic_batch: bool) -> dict[str, str]:
+    c = target.conditions
+    return {
+        **arch_metadata(space, arch, dataset.input_shape, dataset.num_classes),
+        "space_options": json.dumps(target.space_options, sort_keys=True),
+        "dataset": target.dataset, "dataset_key": dataset.key, "split_seed": str(target.recipe.split_seed),
+        "class_names": json.dumps(list(dataset.class_names)),
+        "test_samples": str(final.test_samples), "train_samples": str(final.train_samples),
+        "device": target.device, "provider": c.provider, "threads": str(c.threads),
+        "batch_size": str(c.batch_size),
+        "precision": c.precision, "dynamic_batch": str(bool(dynamic_batch)).lower(),
+        "latency_budget_ms": "none" if target.budget_ms is None else repr(float(target.budget_ms)),
+        "recipe": json.dumps(target.recipe.to_dict(), sort_keys=True), "epochs": str(target.recipe.epochs),
+        "seed": str(target.seed), "run_dir": target.run_dir or "", "quantization": "none",
+    }
+
+
+def _latency_meta(latency: float | None, source: str) -> dict[str, str]:
+    return {"latency_ms": "none" if latency is None else repr(float(latency)), "latency_source": source}
+
+
+def _with_metadata(model_bytes: bytes, metadata: dict[str, str]) -> bytes:
+    import onnx
+
+    proto = onnx.load_from_string(model_bytes)
+    set_metadata(proto, metadata)
+    return proto.SerializeToString()
+
+
+def _latency(model_bytes: bytes, shape, target: ExportTarget, where: DeviceCheck, protocol, *, space,
+             label: str, echo) -> tuple[float | None, str]:
+    """Re-measures here when the device is this machine; else the search's measurement on the device."""
+    c = target.conditions
+    precision = "int8" if label.startswith("int8") else c.precision
+    conditions = f"{c.provider}, {c.threads} thread(s), batch {c.batch_size}, {precision}"
+    if where.local:
+        stats = measure_file(model_bytes, shape, c, **(protocol or {}))
+        echo(f"latency of the {label} on {target.device} (this machine; {conditions}): "
+             f"{stats.median_ms:.4g} ms median (p10 {stats.p10_ms:.4g}, p90 {stats.p90_ms:.4g}, "
+             f"{stats.runs} runs): "
+             f"{budget_verdict(stats.median_ms, target.budget_ms)}")
+        return stats.median_ms, f"measured at export on {target.device} (this machine)"
+    not_measured = f"not measured (device {target.device} is not the exporting machine)"
+    if label != "model":
+        echo(f"the {label} was not re-measured either ({target.device!r} is not this machine)")
+        return None, not_measured
+    echo(f"device {target.device!r} is not this machine ({where.reason}): the {label} was not re-measured "
+         f"here")
+    known = _profile_latency(target, space, shape)
+    if known is None and "latency_ms" in target.search and target.search.get("latency_measured", True):
+        known = float(target.search["latency_ms"])
+    if known is not None:
+        echo(f"  the search measured this architecture on {target.device} at {known:.4g} ms: "
+             f"{budget_verdict(known, target.budget_ms)}")
+        return known, f"measured on {target.device} by the search (same architecture, {conditions})"
+    if "latency_ms" in target.search:
+        echo(f"  the search only predicted its latency on {target.device} ({target.search['latency_ms']:.4g} "
+             f"ms): measure it there")
+    return None, not_measured
+
+
+def _profile_latency(target: ExportTarget, space, shape) -> float | None:
+    from hwnas.profiling.store import ProfileStore
+
+    try:
+        store = ProfileStore(target.profiles_dir, target.device)
+        if not store.exists:
+            return None
+        for record in store.records(space.name, shape, target.space_options):
+            if record.get("arch") == target.arch:
+                return float(record["median_ms"])
+    except Exception as exc:  # a corrupt profile only loses this hint
+        logger.warning("cannot read the profile of %r: %s", target.device, exc)
+    return None
+
+
+def _quantized(model_bytes, model_meta, splits, onnx_eval, shape, target, where, protocol, space, path, echo):
+    from hwnas.deploy.quantize import calibration_inputs, quantize_int8
+
+    echo("quantizing to int8 (static, QDQ, per-channel weights; calibrated on training images)")
+    q_bytes = quantize_int8(model_bytes, calibration_inputs(splits.x_train, seed=target.seed))
+    q_eval = accuracy_of(q_bytes, splits.x_test, splits.y_test)
+    agreement = float((q_eval.predictions == onnx_eval.predictions).mean())
+    echo(f"int8 test accuracy (onnxruntime): {_fmt_acc(q_eval.accuracy)} ({q_eval.correct}/{q_eval.total}); "
+         f"{_fmt_acc(agreement)} of its predictions equal the float model's")
+    latency, source = _latency(q_bytes, shape, target, where, protocol, space=space, label="int8 model",
+                               echo=echo)
+    meta = {**model_meta, "quantization": "int8", "test_accuracy": repr(float(q_eval.accuracy)),
+            "float_test_accuracy": model_meta["test_accuracy"], "float_agreement": repr(agreement),
+            **_latency_meta(latency, source)}
+    q_bytes = _with_metadata(q_bytes, meta)
+    return q_bytes, ExportedFile(path, len(q_bytes), q_eval.accuracy, latency, source, meta), agreement

@@ -1,0 +1,232 @@
+"""What ``hwnas export`` ships: the architecture, its data, final recipe and measurement conditions.
+
+An :class:`ExportTarget` comes either from a finished search (its run directory: the best verified
+architecture under the budget, the search's recipe, device and conditions) or from an explicit
+``--arch/--space/--dataset`` (which may also override a run's best). Every way this can go wrong -- no run
+and no architecture, a missing or corrupt run directory, a run without a feasible architecture -- is a
+:class:`DeployError` with one clear line, raised before anything is trained or written.
+
+The final recipe is the search's recipe at full data (``data_fraction=1``) and :data:`EPOCH_FACTOR` times
+its epochs (``--epochs`` overrides), trained on train+validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from hwnas.errors import HwnasError
+from hwnas.profiling.measure import Conditions
+from hwnas.training.recipe import DEFAULT_RECIPE, Recipe
+
+logger = logging.getLogger(__name__)
+
+#: The final training runs this many times the search recipe's epochs unless ``--epochs`` says otherwise.
+EPOCH_FACTOR = 3
+DEFAULT_SPACE = "mobilenet"
+DEFAULT_DATASET = "digits"
+DEFAULT_DEVICE = "host"
+#: What is kept of the search's verification of the exported architecture (``latency_measured`` is False
+#: when the device could not measure it and the search predicted its latency).
+SEARCH_KEYS = ("accuracy", "latency_ms", "latency_measured", "round")
+
+
+class DeployError(HwnasError):
+    """The model cannot be exported or evaluated as asked (no feasible architecture, bad run, bad path...)."""
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """Everything the final training, export and re-measurement need.
+
+    Attributes:
+        arch: Canonical architecture string.
+        space: Space name.
+        space_options: The space's constructor options.
+        dataset: Data-set spec (as given to the CLI, e.g. ``"digits"``).
+        recipe: The final recipe (full data, final epochs).
+        search_recipe: The recipe the search trained with (None without a run).
+        seed: Training seed of the final model.
+        conditions: Provider, threads, batch size and precision of the run's latency measurements.
+        device: Name of the device (profile) the budget refers to.
+        profiles_dir: Folder of the device profiles.
+        budget_ms: The run's latency budget (None without a run).
+        search: What the search found for this architecture (:data:`SEARCH_KEYS`; empty when it was not
+            verified by the run).
+        run_dir: The run directory, when exporting from one.
+        input_shape: ``(C, H, W)`` recorded by the run (None without a run).
+        num_classes: Classes recorded by the run (None without a run).
+    """
+
+    arch: str
+    space: str
+    space_options: dict[str, Any]
+    dataset: str
+    recipe: Recipe
+    search_recipe: Recipe | None
+    seed: int
+    conditions: Conditions
+    device: str
+    profiles_dir: str
+    budget_ms: float | None = None
+    search: dict[str, Any] = field(default_factory=dict)
+    run_dir: str | None = None
+    input_shape: tuple[int, ...] | None = None
+    num_classes: int | None = None
+
+
+def final_recipe(search_recipe: Recipe, epochs: int | None = None) -> Recipe:
+    """The search's recipe at full data with ``epochs`` (default :data:`EPOCH_FACTOR` x the search's)."""
+    final_epochs = EPOCH_FACTOR * search_recipe.epochs if epochs is None else int(epochs)
+    if final_epochs < 1:
+        raise DeployError(f"--epochs must be at least 1, got {final_epochs}")
+    return search_recipe.with_fidelity(epochs=final_epochs, data_fraction=1.0)
+
+
+def resolve_target(run_dir: str | os.PathLike | None, *, arch: str | None = None, space: str | None = None,
+                   space_options: Mapping[str, Any] | None = None, dataset: str | None = None,
+                   epochs: int | None = None, seed: int | None = None,
+                   profiles_dir: str | None = None) -> ExportTarget:
+    """The export target of a run directory and/or an explicit architecture.
+
+    Args:
+        run_dir: A finished search's run directory, or None with ``arch``.
+        arch: Export this architecture instead of the run's best.
+        space: Its space (default: the run's, else ``mobilenet``); only with ``arch``.
+        space_options: The space's options (default: the run's); only with ``arch``.
+        dataset: Data-set spec (default: the run's, else ``digits``); only with ``arch``.
+        epochs: Final epochs (default :data:`EPOCH_FACTOR` x the search's).
+        seed: Training seed (default: the run's seed, else 0).
+        profiles_dir: Profiles folder (default: the run's, else ``profiles``).
+
+    Raises:
+        DeployError: neither a run nor an architecture, ``--space``/``--dataset`` without ``--arch``, a
+            missing or corrupt run directory, or a run without a feasible architecture.
+    """
+    if run_dir is None and arch is None:
+        raise DeployError("give a run directory (hwnas export RUN_DIR -o model.onnx) or an architecture "
+                          "(--arch ARCH --space S --dataset D)")
+    if arch is None and (space is not None or dataset is not None or space_options):
+        raise DeployError("--space, --space-option and --dataset apply only with --arch (a run's best "
+                          "architecture is exported with the run's space and data set)")
+    if run_dir is None:
+        return _explicit_target(arch, space=space, space_options=space_options, dataset=dataset,
+                                epochs=epochs, seed=seed, profiles_dir=profiles_dir)
+    return _run_target(Path(run_dir), arch=arch, space=space, space_options=space_options, dataset=dataset,
+                       epochs=epochs, seed=seed, profiles_dir=profiles_dir)
+
+
+def _explicit_target(arch, *, space, space_options, dataset, epochs, seed, profiles_dir) -> ExportTarget:
+    from hwnas.profiling.store import DEFAULT_PROFILES_DIR
+
+    return ExportTarget(arch=arch, space=space or DEFAULT_SPACE, space_options=dict(space_options or {}),
+                        dataset=dataset or DEFAULT_DATASET, recipe=final_recipe(DEFAULT_RECIPE, epochs),
+                        search_recipe=None, seed=0 if seed is None else int(seed), conditions=Conditions(),
+                        device=DEFAULT_DEVICE, profiles_dir=str(profiles_dir or DEFAULT_PROFILES_DIR))
+
+
+def _run_target(path: Path, *, arch, space, space_options, dataset, epochs, seed,
+                profiles_dir) -> ExportTarget:
+    from hwnas.profiling.store import DEFAULT_PROFILES_DIR
+    from hwnas.search.rundir import RunDir, RunDirError
+
+    try:
+        run = RunDir.open(path)
+    except RunDirError as exc:
+        raise DeployError(str(exc)) from None
+    config = run.config
+    try:
+        search_recipe = Recipe.from_dict(config["recipe"]) if config.get("recipe") else DEFAULT_RECIPE
+        conditions = Conditions(provider=str(config.get("provider", "cpu")),
+                                threads=int(config.get("threads", 1)),
+                                batch_size=int(config.get("batch_size", 1)),
+                                precision=str(config.get("precision", "fp32")))
+        budget = config.get("budget_ms")
+        budget_ms = None if budget is None else float(budget)
+        run_space = str(config["space"])
+        run_dataset = str(config["dataset"])
+    except (KeyError, TypeError, ValueError, HwnasError) as exc:
+        raise DeployError(f"{path / 'config.json'} is corrupt: {_describe(exc)}") from None
+    search: dict[str, Any] = {}
+    if arch is None:
+        result = _read_result(run, path)
+        best = result.get("best")
+        if not result.get("feasible") or not isinstance(best, dict) or not best.get("arch"):
+            raise DeployError(_infeasible_message(path, result, budget_ms))
+        arch = str(best["arch"])
+        search = {k: best[k] for k in SEARCH_KEYS if k in best}
+        if result.get("budget_ms") is not None:
+            budget_ms = float(result["budget_ms"])
+    elif run.result_file.is_file():
+        search = _verified_entry(_read_result(run, path), arch)
+    run_options = dict(config.get("space_options") or {}) if space in (None, run_space) else {}
+    input_shape = config.get("input_shape") if dataset in (None, run_dataset) else None
+    return ExportTarget(
+        arch=arch, space=space or run_space, space_options=dict(space_options or run_options),
+        dataset=dataset or run_dataset, recipe=final_recipe(search_recipe, epochs),
+        search_recipe=search_recipe,
+        seed=int(config.get("seed", 0)) if seed is None else int(seed), conditions=conditions,
+        device=str(config.get("device") or DEFAULT_DEVICE),
+        profiles_dir=str(profiles_dir or config.get("profiles_dir") or DEFAULT_PROFILES_DIR),
+        budget_ms=budget_ms, search=search, run_dir=str(path),
+        input_shape=tuple(int(d) for d in input_shape) if input_shape else None,
+        num_classes=int(config["num_classes"]) if input_shape and config.get("num_classes") else None)
+
+
+def _read_result(run, path: Path) -> dict:
+    from hwnas.search.rundir import RunDirError
+
+    if not run.result_file.is_file():
+        raise DeployError(f"{path} has no search result yet ({run.result_file.name} is missing: the search "
+                          f"has not finished); resume the search, or export an architecture with --arch")
+    try:
+        return run.read_result()
+    except RunDirError as exc:
+        raise DeployError(str(exc)) from None
+
+
+def _verified_entry(result: Mapping[str, Any], arch: str) -> dict[str, Any]:
+    """What the run verified for ``arch`` (from its best, Pareto front or closest), if anything."""
+    entries = ([result.get("best")] + list(result.get("pareto_front") or [])
+               + list(result.get("closest") or []))
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("arch") == arch:
+            return {k: entry[k] for k in SEARCH_KEYS if k in entry}
+    return {}
+
+
+def _infeasible_message(path: Path, result: Mapping[str, Any], budget_ms: float | None) -> str:
+    budget = f"{budget_ms:g} ms" if budget_ms is not None else "its budget"
+    closest = [c for c in result.get("closest") or [] if isinstance(c, dict) and "latency_ms" in c]
+    hint = ""
+    if closest:
+        c = closest[0]
+        hint = f" (the fastest verified one, {c.get('arch')}, runs in {float(c['latency_ms']):.3g} ms)"
+    return (f"the search in {path} found no architecture within {budget}{hint}; nothing to export: raise the "
+            f"budget and search again, or export one explicitly with --arch")
+
+
+def load_dataset(spec: str):
+    """The data set named by a CLI spec (``"digits"``), through the data registry.
+
+    Raises:
+        DeployError: the spec names no registered data set (the message lists the known ones).
+    """
+    from hwnas import data
+
+    resolve = getattr(data, "resolve_dataset", None) or data.create_dataset
+    try:
+        return resolve(spec)
+    except HwnasError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise DeployError(f"data set {spec!r}: {exc}") from None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing {exc.args[0]!r}"
+    return str(exc)

@@ -1,0 +1,41 @@
+"""Shared helpers of the deploy tests: a fake finished search run and small assertions."""
+
+from __future__ import annotations
+
+import re
+
+from hwnas.io import atomic_write_json
+from hwnas.search.rundir import RunDir
+from hwnas.training.recipe import Recipe
+
+TINY = "16:k3e1/24:k3e1/32:k3e1/48:k3e1"
+OTHER = "24:k3e3/24:k3e1/32:k5e1/48:k3e1"
+FIELDS = ("arch", "space", "dataset", "input_shape", "class_names", "test_accuracy", "latency_ms", "device",
+          "latency_budget_ms", "hwnas_version", "recipe", "epochs", "split_seed", "num_classes")
+
+
+def make_run(tmp_path, *, feasible=True, device="host", budget_ms=1000.0, split_seed=1, best_latency=0.5,
+             with_result=True, measured=True):
+    """A finished (fake) search run: config.json and result.json as the search writes them."""
+    config = {"space": "mobilenet", "space_options": {}, "dataset": "digits", "input_shape": [1, 8, 8],
+              "num_classes": 10, "device": device, "provider": "cpu", "threads": 1, "batch_size": 1,
+              "precision": "fp32", "profiles_dir": str(tmp_path / "profiles"),
+              "store": str(tmp_path / "store"),
+              "budget_ms": budget_ms, "seed": 0, "recipe": Recipe(epochs=1, split_seed=split_seed).to_dict()}
+    run = RunDir.create(tmp_path / "run", config)
+    best = ({"arch": TINY, "accuracy": 0.5, "latency_ms": best_latency, "latency_measured": measured,
+             "round": 2} if feasible else None)
+    closest = [] if feasible else [{"arch": OTHER, "accuracy": 0.4, "latency_ms": 7.5, "round": 1}]
+    result = {"feasible": feasible, "best": best, "budget_ms": budget_ms, "closest": closest,
+              "pareto_front": [best] if best else closest, "trainings_used": 3, "stop_reason": "budget"}
+    if with_result:
+        atomic_write_json(run.result_file, result)
+    return run
+
+
+def listing(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def percent(text, pattern):
+    return float(re.search(pattern, text).group(1))
