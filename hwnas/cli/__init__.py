@@ -10,6 +10,7 @@ from hwnas.cli.common import HwnasGroup, setup_logging
 from hwnas.cli.export_cmds import evaluate_cmd, export_cmd
 from hwnas.cli.predictor_cmds import predict_cmd, predictors_cmd
 from hwnas.cli.profile_cmds import profile_cmd
+from hwnas.cli.search_cmds import search_cmd
 from hwnas.cli.train_cmds import datasets_cmd, evals_cmd, train_cmd
 
 
@@ -22,7 +23,7 @@ def main(verbose: int) -> None:
 
 
 for command in (spaces_cmd, sample_cmd, inspect_cmd, onnx_cmd, profile_cmd, predictors_cmd, predict_cmd,
-                export_cmd, evaluate_cmd, train_cmd, datasets_cmd, evals_cmd):
+                search_cmd, export_cmd, evaluate_cmd, train_cmd, datasets_cmd, evals_cmd):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -151,6 +151,8 @@ class SearchLoop:
         """Runs until the training or time budget is spent; returns the result (also in ``result.json``)."""
         if self.run_dir.controller_checkpoint.exists():
             self.controller.load(self.run_dir.controller_checkpoint)
+        if self.state.finished and not self._out_of_budget():  # resumed with a larger budget
+            self.state.finished = False
         if not self.state.finished:
             self._initial()
             while not self._out_of_budget():
@@ -190,7 +192,9 @@ class SearchLoop:
         before = self.state.trainings
         self._verify_pending(round_index=r)
         new = self.state.verified[before:]
-        self.run_dir.append_history(self._history_row(r, new))
+        row = self._history_row(r, new)
+        self.run_dir.append_history(row)
+        self.on_event("round_done", row)
         self.state.round = r + 1
         self._save()
 

@@ -1,0 +1,192 @@
+"""``hwnas search --latency-budget 2ms``: the main job."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import click
+
+from hwnas.cli.common import EXIT_INTERRUPTED, fail, make_space, parse_space_options, space_options
+from hwnas.errors import HwnasError
+from hwnas.profiling.store import DEFAULT_PROFILES_DIR
+
+logger = logging.getLogger(__name__)
+
+QUICK_PROFILE_SAMPLES = 120
+
+
+def _budget(ctx, param, value):
+    from hwnas.search.budget import BudgetError, parse_latency
+
+    if value is None:
+        return None
+    try:
+        return parse_latency(value)
+    except BudgetError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _duration(ctx, param, value):
+    from hwnas.search.budget import BudgetError, parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except BudgetError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _controller_names() -> list[str]:
+    from hwnas.search.controllers import CONTROLLERS
+
+    return CONTROLLERS.names()
+
+
+def _reward_names() -> list[str]:
+    from hwnas.search.reward import REWARDS
+
+    return REWARDS.names()
+
+
+@click.command("search")
+@click.option("--latency-budget", callback=_budget, metavar="LATENCY",
+              help="Latency budget with a unit: 2ms, 1.5 ms, 800us (required unless --resume).")
+@click.option("--device", default="host", show_default=True,
+              help="Device profile (<profiles-dir>/<device>); 'host' is this machine, profiled on the spot if "
+                   "needed.")
+@space_options
+@click.option("--dataset", default="digits", show_default=True, help="Data set (see 'hwnas datasets').")
+@click.option("--controller", type=click.Choice(_controller_names()), default="ppo", show_default=True)
+@click.option("--reward", type=click.Choice(_reward_names()), default="hard", show_default=True,
+              help="soft: MnasNet ACC*(LAT/T)^-0.07; hard: steep penalty beyond T; absolute: TuNAS "
+                   "ACC-0.07*|LAT/T-1|.")
+@click.option("--max-trainings", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Real trainings allowed (initial ones included).")
+@click.option("--time-budget", callback=_duration, metavar="DURATION",
+              help="Wall-clock limit over all sessions of the run: 90s, 10m, 1h30m.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the run goes [default: runs/<space>-<dataset>-<device>-<budget>-s<seed>].")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), metavar="RUN_DIR",
+              help="Continue a run stopped by Ctrl-C or a crash (its settings are kept; --max-trainings and "
+                   "--time-budget may extend them).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Training epochs per evaluation [default: recipe's].")
+@click.option("--initial-trainings", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Diverse real trainings before the first round.")
+@click.option("--candidates-per-round", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--archs-per-round", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Predicted evaluations the controller spends per round.")
+@click.option("--explore", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Weight of the accuracy predictor's uncertainty in the reward.")
+@click.option("--profile-samples", type=click.IntRange(min=10), default=QUICK_PROFILE_SAMPLES,
+              show_default=True, help="Architectures measured when the host has no profile yet.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="onnxruntime threads of latency measurements (must match the profile).")
+@click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_PROFILES_DIR,
+              show_default=True)
+@click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Evaluation store (SQLite) [default: $HWNAS_STORE or ./evals.sqlite].")
+@click.option("--train-threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="PyTorch threads per training (1 keeps training from disturbing latency measurements and is "
+                   "as fast for these small models).")
+@click.option("--accuracy-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV of arch,accuracy rows: a table look-up replaces each training (counted the same).")
+def search_cmd(latency_budget, device, space_name, space_option, dataset, controller, reward, max_trainings,
+               time_budget, seed, run_dir, resume, epochs, initial_trainings, candidates_per_round,
+               archs_per_round, explore, profile_samples, threads, profiles_dir, store_path, train_threads,
+               accuracy_table) -> None:
+    """Search the most accurate architecture whose measured latency fits the budget.
+
+    \b
+    hwnas search --latency-budget 100us --dataset digits --max-trainings 30 --run-dir runs/digits
+    hwnas search --resume runs/digits
+    """
+    from hwnas.search.rundir import RunDir
+
+    if resume is not None:
+        run = RunDir.open(resume)
+        config = run.config
+        overrides = {"max_trainings": max_trainings} if _given("max_trainings") else {}
+        if _given("time_budget"):
+            overrides["time_budget_s"] = time_budget
+        config.update(overrides)
+    else:
+        if latency_budget is None:
+            raise click.UsageError("--latency-budget is required (e.g. --latency-budget 2ms)")
+        space = make_space(space_name, space_option)
+        config = _new_config(space=space, space_options=parse_space_options(space_option), dataset=dataset,
+                             device=device, budget_ms=latency_budget, controller=controller, reward=reward,
+                             max_trainings=max_trainings, time_budget_s=time_budget, seed=seed, epochs=epochs,
+                             initial_trainings=initial_trainings, candidates_per_round=candidates_per_round,
+                             archs_per_round=archs_per_round, explore=explore, profile_samples=profile_samples,
+                             threads=threads, profiles_dir=str(profiles_dir),
+                             store=str(store_path) if store_path else None, train_threads=train_threads,
+                             accuracy_table=str(accuracy_table) if accuracy_table else None)
+        run_dir = run_dir or Path("runs") / (f"{space.name}-{dataset}-{device}-{latency_budget:g}ms-s{seed}")
+        run = RunDir.create(run_dir, config)
+    _attach_log(run.log_file)
+    try:
+        from hwnas.search.runner import run_search
+
+        result = run_search(run, config, echo=click.echo)
+    except KeyboardInterrupt:
+        fail(f"interrupted; finished trainings and measurements are kept: resume with "
+             f"'hwnas search --resume {run.path}'", EXIT_INTERRUPTED)
+    _print_result(run, result)
+
+
+def _given(name: str) -> bool:
+    ctx = click.get_current_context()
+    return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+
+def _new_config(*, space, space_options, dataset, **settings) -> dict:
+    from hwnas.data.resolve import resolve_dataset
+    from hwnas.training import DEFAULT_RECIPE
+
+    ds = resolve_dataset(dataset)
+    epochs = settings.get("epochs")
+    recipe = DEFAULT_RECIPE.with_fidelity(epochs=epochs) if epochs else DEFAULT_RECIPE
+    return {"space": space.name, "space_options": space_options, "dataset": dataset,
+            "input_shape": list(ds.input_shape), "num_classes": ds.num_classes, "class_names": ds.class_names,
+            "provider": "cpu", "batch_size": 1, "precision": "fp32", "recipe": recipe.to_dict(), **settings,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _attach_log(path: Path) -> None:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+        for other in root.handlers:
+            if other is not handler and other.level == logging.NOTSET:
+                other.setLevel(logging.WARNING)
+
+
+def _print_result(run, result: dict) -> None:
+    from hwnas.search.budget import format_ms
+
+    budget = result["budget_ms"]
+    click.echo(f"\nsearch finished: {result['stop_reason']}; {result['trainings_used']} trainings, "
+               f"{result['rounds']} rounds, {result['elapsed_s']:.0f} s")
+    best = result["best"]
+    if best is None:
+        click.echo(f"no verified architecture fits the budget of {format_ms(budget)}; the fastest verified:")
+        for v in result["closest"]:
+            click.echo(f"  {v['arch']}  accuracy {v['accuracy']:.4f}  latency {format_ms(v['latency_ms'])}")
+        click.echo("raise the budget, or search longer (--max-trainings) for faster architectures")
+        return
+    measured = "measured" if best.get("latency_measured", True) else "PREDICTED (device not reachable)"
+    click.echo(f"best: {best['arch']}")
+    click.echo(f"  validation accuracy {best['accuracy']:.4f}"
+               + (f", test accuracy {result['test_accuracy']:.4f}" if result.get("test_accuracy") is not None
+                  else ""))
+    click.echo(f"  latency {format_ms(best['latency_ms'])} {measured} (budget {format_ms(budget)})")
+    click.echo(f"  Pareto front: {len(result['pareto_front'])} architectures; plot {run.path / 'pareto.png'}")
+    click.echo(f"export it with: hwnas export {run.path} -o model.onnx")

@@ -1,0 +1,85 @@
+"""Real accuracy for the search: trainings through the evaluation store, or a published accuracy table.
+
+Either way every evaluation goes through :meth:`EvalStore.evaluate`, so a finished training is stored the
+moment it ends and asking for it again (after a crash, in another search) costs a look-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwnas.arch import Arch
+from hwnas.data.base import Dataset
+from hwnas.spaces.base import SearchSpace
+from hwnas.training import DEFAULT_RECIPE, Recipe
+from hwnas.training.evaluator import Evaluator, Trainer
+from hwnas.training.store import EvalStore, default_store_path, make_key
+
+
+class StoreAccuracy:
+    """Validation accuracy from the evaluation store (training, or a table, on a miss).
+
+    Args:
+        store: The evaluation store.
+        space: The search space.
+        dataset: The data set.
+        recipe: Training recipe (with its fidelity).
+        seed: Training seed.
+        evaluator: What produces a missing result: a :class:`Trainer` or a table evaluator.
+    """
+
+    def __init__(self, store: EvalStore, space: SearchSpace, dataset: Dataset, *, recipe: Recipe, seed: int,
+                 evaluator: Evaluator) -> None:
+        self.store = store
+        self.space = space
+        self.dataset = dataset
+        self.recipe = recipe
+        self.seed = seed
+        self.evaluator = evaluator
+
+    def evaluate(self, arch: Arch) -> dict[str, Any]:
+        record = self.store.evaluate(self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed,
+                                     trainer=self.evaluator)
+        return {"accuracy": record.val_accuracy, "reused": record.reused, "params": record.params,
+                "wall_time_s": record.wall_time_s}
+
+    def known(self) -> list[tuple[str, float]]:
+        """Every stored evaluation under exactly this space, data set, recipe, seed and fidelity."""
+        probe = self._probe_key()
+        records = self.store.query(space=probe.space, dataset=probe.dataset, recipe_hash=probe.recipe_hash,
+                                   seed=probe.seed, epochs=probe.epochs, data_fraction=probe.data_fraction)
+        return [(r.arch, r.val_accuracy) for r in records
+                if r.space == probe.space and r.recipe_hash == probe.recipe_hash]
+
+    def _probe_key(self):
+        """The key fields every evaluation of this source shares (the architecture aside)."""
+        import numpy as np
+
+        return make_key(self.space, self.space.sample(np.random.default_rng(0)), self.dataset, recipe=self.recipe,
+                        seed=self.seed, evaluator=self.evaluator)
+
+    def test_accuracy(self, arch: Arch) -> float | None:
+        """Test accuracy of ``arch`` trained exactly as in the search (reported once, for the answer)."""
+        if not isinstance(self.evaluator, Trainer):
+            return None
+        from hwnas.training import train
+
+        result = train(self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed,
+                       threads=self.evaluator.threads, report_test=True)
+        return result.test_accuracy
+
+
+def accuracy_source(config: dict, space: SearchSpace) -> StoreAccuracy:
+    """The accuracy source a run's configuration asks for."""
+    from hwnas.data.resolve import resolve_dataset
+
+    dataset = resolve_dataset(config["dataset"])
+    recipe = DEFAULT_RECIPE.with_fidelity(epochs=config.get("epochs")) if config.get("epochs") else DEFAULT_RECIPE
+    store = EvalStore(config.get("store") or default_store_path())
+    if config.get("accuracy_table"):
+        from hwnas.training.table import TableEvaluator
+
+        evaluator: Evaluator = TableEvaluator(config["accuracy_table"], space)
+    else:
+        evaluator = Trainer(threads=int(config.get("train_threads") or 1))
+    return StoreAccuracy(store, space, dataset, recipe=recipe, seed=int(config.get("seed", 0)), evaluator=evaluator)
