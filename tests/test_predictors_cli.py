@@ -79,3 +79,43 @@ def test_predict_rejects_a_malformed_arch_before_printing(cli, tmp_path):
     result = cli("predict", "16:k3e1/24:k5e3/32:k7e6/48:k3e3", "garbage", "--predictor",
                  "latency-fake-mobilenet-1x8x8", "--predictors-dir", tmp_path / "preds")
     assert result.exit_code == 1 and result.stdout == "" and "expected 4 stages" in result.stderr
+
+
+def test_fit_accuracy_from_a_table_and_from_stored_trainings(cli, tmp_path):
+    from training_helpers import CountingEvaluator
+
+    from hwnas.data import create_dataset
+    from hwnas.training import DEFAULT_RECIPE, EvalStore
+
+    space = create_space("nb201")
+    rng = np.random.default_rng(0)
+    archs = sorted({space.sample(rng).string for _ in range(60)})
+    table = tmp_path / "acc.csv"
+    table.write_text("arch,accuracy\n" + "".join(f"{a},{0.5 + 0.07 * a.count('conv_3x3'):.4f}\n" for a in archs))
+    fit = cli("predictors", "fit", "accuracy", "--space", "nb201", "--accuracy-table", table,
+              "--predictors-dir", tmp_path / "preds")
+    assert fit.exit_code == 0, fit.stderr
+    meta = json.loads((tmp_path / "preds" / "accuracy-nb201-acc" / "meta.json").read_text())
+    assert meta["n_train"] == len(archs) and meta["scores"]["cv"]["kendall"] > 0.7
+
+    store = EvalStore(tmp_path / "evals.sqlite")
+    digits = create_dataset("digits")
+    evaluator = CountingEvaluator()
+    for arch in archs[:30]:
+        store.evaluate(space, arch, digits, recipe=DEFAULT_RECIPE, seed=0, trainer=evaluator)
+    for arch in archs[:5]:  # another seed of a few: averaged, not counted twice
+        store.evaluate(space, arch, digits, recipe=DEFAULT_RECIPE, seed=1, trainer=evaluator)
+    fit = cli("predictors", "fit", "accuracy", "--space", "nb201", "--dataset", "digits", "--store",
+              tmp_path / "evals.sqlite", "--predictors-dir", tmp_path / "preds")
+    assert fit.exit_code == 0, fit.stderr
+    meta = json.loads((tmp_path / "preds" / "accuracy-nb201-digits" / "meta.json").read_text())
+    assert meta["n_train"] == 30 and meta["source"]["epochs"] == DEFAULT_RECIPE.epochs
+    predicted = cli("predict", archs[0], "--predictor", "accuracy-nb201-digits", "--predictors-dir",
+                    tmp_path / "preds")
+    assert predicted.exit_code == 0 and " ± " in predicted.stdout
+
+    too_few = cli("predictors", "fit", "accuracy", "--space", "nb201", "--store", tmp_path / "evals.sqlite",
+                  "--epochs", "1", "--predictors-dir", tmp_path / "preds")
+    assert too_few.exit_code == 1 and "no stored trainings" in too_few.stderr
+    no_store = cli("predictors", "fit", "accuracy", "--store", tmp_path / "none.sqlite")
+    assert no_store.exit_code == 1 and "no evaluation store" in no_store.stderr

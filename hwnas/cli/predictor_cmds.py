@@ -95,6 +95,75 @@ def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_s
     _print_scores(scores)
 
 
+@fit_cmd.command("accuracy")
+@space_options
+@click.option("--dataset", "dataset_spec", default="digits", show_default=True,
+              help="Data set whose stored training records to learn from (see 'hwnas datasets').")
+@click.option("--accuracy-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Learn from a CSV of arch,accuracy rows instead of stored trainings.")
+@click.option("--epochs", type=click.IntRange(min=1),
+              help="Use records of this fidelity [default: the fidelity with the most records].")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Evaluation store (SQLite) [default: $HWNAS_STORE or ./evals.sqlite].")
+@predictors_dir_option
+@click.option("--name", help="Folder name under --predictors-dir [default: accuracy-<space>-<dataset>].")
+@click.option("--seed", type=int, default=0, show_default=True)
+def fit_accuracy_cmd(space_name: str, space_option, dataset_spec: str, accuracy_table: Path | None,
+                     epochs: int | None, store_path: Path | None, predictors_dir: Path, name: str | None,
+                     seed: int) -> None:
+    """Fit the accuracy predictor from stored trainings (or a table)."""
+    from hwnas.cli.common import parse_space_options
+    from hwnas.data import resolve_dataset
+
+    space = make_space(space_name, space_option)
+    options = parse_space_options(space_option)
+    dataset = resolve_dataset(dataset_spec)
+    if accuracy_table is not None:
+        from hwnas.training import AccuracyTable
+
+        table = AccuracyTable(accuracy_table, space)
+        archs = table.architectures()
+        values = [table.lookup(a) for a in archs]
+        source = {"dataset": dataset.key, "table": str(accuracy_table), "table_sha1": table.digest}
+        label = Path(accuracy_table).stem
+    else:
+        archs, values, source = _stored_accuracies(space, dataset, epochs, store_path)
+        label = dataset.key
+    name = name or f"accuracy-{space.name}-{label}"
+    scores = fit_and_save("accuracy", archs, values, space=space, space_options=options,
+                          input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                          directory=predictors_dir / name, seed=seed, source={**source, "records": len(archs)})
+    click.echo(f"fitted accuracy predictor {name} on {len(archs)} architectures")
+    _print_scores(scores)
+
+
+def _stored_accuracies(space, dataset, epochs: int | None, store_path: Path | None):
+    """Mean validation accuracy per architecture over seeds, for the fidelity with most records."""
+    import collections
+
+    from hwnas.cli.train_cmds import open_store
+    from hwnas.training.store import space_key
+
+    store = open_store(store_path, must_exist=True)
+    key = space_key(space)
+    records = [r for r in store.query(space=space.name, dataset=dataset.key, source="train", epochs=epochs)
+               if r.space == key]
+    if not records:
+        raise HwnasError(f"no stored trainings of {key} on {dataset.key} in {store.path}"
+                         + (f" at {epochs} epochs" if epochs else "") + "; train some with 'hwnas train' or "
+                         "'hwnas search'")
+    groups = collections.Counter((r.recipe_hash, r.epochs, r.data_fraction) for r in records)
+    chosen = groups.most_common(1)[0][0]
+    per_arch: dict[str, list[float]] = collections.defaultdict(list)
+    for r in records:
+        if (r.recipe_hash, r.epochs, r.data_fraction) == chosen:
+            per_arch[r.arch].append(r.val_accuracy)
+    archs = sorted(per_arch)
+    source = {"dataset": dataset.key, "store": str(store.path), "recipe_hash": chosen[0], "epochs": chosen[1],
+              "data_fraction": chosen[2]}
+    return archs, [sum(per_arch[a]) / len(per_arch[a]) for a in archs], source
+
+
 def _task_shape(dataset: str | None, input_shape) -> tuple[tuple[int, int, int], int]:
     from hwnas.data import create_dataset
 
