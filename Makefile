@@ -16,16 +16,23 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --disable-pip-version-check -q -e ".[test]"
 	touch $@
 
-# The main job on the embedded default (scikit-learn's digits, 1x8x8 inputs, 10 classes).
+# The main job on the embedded default: scikit-learn's digits, this machine's CPU as the device.
+# 1. profile the host (300 architectures, ~1 min; kept in profiles/host, skipped once there),
+# 2. search the most accurate architecture under LATENCY_BUDGET (resumed, not restarted, if runs/digits exists),
+# 3. export it (trained longer, checked, latency re-measured) to model.onnx, 4. evaluate the ONNX file itself.
+LATENCY_BUDGET ?= 50us
+RUN_DIR        ?= runs/digits
 run: setup
-	$(BIN)/hwnas spaces
-	$(BIN)/hwnas sample --space mobilenet -n 3 --seed 0
-	$(BIN)/hwnas inspect "$$($(BIN)/hwnas sample --space mobilenet -n 1 --seed 0)" --space mobilenet --input-shape 1x8x8
-	$(BIN)/hwnas onnx "$$($(BIN)/hwnas sample --space mobilenet -n 1 --seed 0)" --space mobilenet \
-		--input-shape 1x8x8 --num-classes 10 -o model.onnx
+	$(BIN)/hwnas profile --device host --space mobilenet --dataset digits --samples 300 --no-progress
+	if [ -f $(RUN_DIR)/config.json ]; then $(BIN)/hwnas search --resume $(RUN_DIR); \
+	else $(BIN)/hwnas search --latency-budget $(LATENCY_BUDGET) --device host --space mobilenet \
+		--dataset digits --max-trainings 30 --run-dir $(RUN_DIR); fi
+	if [ ! -f model.onnx ] || [ $(RUN_DIR)/result.json -nt model.onnx ]; then \
+		$(BIN)/hwnas export $(RUN_DIR) -o model.onnx; fi
+	$(BIN)/hwnas evaluate model.onnx
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) model.onnx .pytest_cache
+	rm -rf $(VENV) model.onnx model.pt .pytest_cache

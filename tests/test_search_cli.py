@@ -67,5 +67,9 @@ def test_end_to_end_search_on_digits_then_resume_with_more_trainings(cli, tmp_pa
     assert again.exit_code == 0, again.stderr
     state = json.loads((run / "state.json").read_text())
     assert len(state["verified"]) == 5 and [v["arch"] for v in state["verified"][:4]] == [v["arch"] for v in verified]
+    stamp = (run / "result.json").stat().st_mtime_ns
+    finished = cli("search", "--resume", run, *common)
+    assert finished.exit_code == 0 and "best:" in finished.output
+    assert (run / "result.json").stat().st_mtime_ns == stamp  # a finished run is not redone nor rewritten
     existing = cli("search", "--latency-budget", "1ms", "--run-dir", run, *common)
     assert existing.exit_code == 1 and "already holds a run" in existing.stderr

@@ -153,6 +153,8 @@ class SearchLoop:
             self.controller.load(self.run_dir.controller_checkpoint)
         if self.state.finished and not self._out_of_budget():  # resumed with a larger budget
             self.state.finished = False
+        if self.state.finished and self.run_dir.result_file.exists():
+            return self.run_dir.read_result()  # nothing left to do: the stored answer stands
         if not self.state.finished:
             self._initial()
             while not self._out_of_budget():

@@ -79,7 +79,7 @@ def run_search(run: RunDir, config: dict, *, echo: Callable[[str], None] = print
                       settings=settings, run_dir=run, make_accuracy_predictor=lambda: AccuracyPredictor(**common),
                       make_latency_predictor=lambda: LatencyPredictor(**common), on_event=progress)
     result = loop.run()
-    if result["best"] is not None and hasattr(accuracy, "test_accuracy"):
+    if result["best"] is not None and "test_accuracy" not in result and hasattr(accuracy, "test_accuracy"):
         result["test_accuracy"] = accuracy.test_accuracy(space.parse(result["best"]["arch"]))
         run.write_result(result, loop.state.verified, budget_ms=settings.budget_ms)
     return result
