@@ -20,17 +20,18 @@ logger = logging.getLogger(__name__)
 
 
 def is_local_profile(store: ProfileStore, conditions: Conditions) -> bool:
-    """Whether ``store``'s device is this machine under ``conditions`` (so candidates can be measured here).
+    """Whether candidates can be measured here and added to ``store``'s profile.
 
-    A new profile named ``host`` is local; an existing one is local when it was measured (not imported) and its
-    fingerprint matches this machine's (CPU model, onnxruntime version, provider, threads, batch, precision).
+    The device must be this machine (:func:`hwnas.deploy.device.locate_device`: same CPU, provider installed,
+    not a table) and, for an existing profile, its measurement conditions must be this machine's now (same
+    onnxruntime version, threads, batch, precision), since measurements are never mixed.
     """
-    stored = store.fingerprint
-    if stored is None:
-        return store.device == "host"
-    if stored.get("source") != "measured":
+    from hwnas.deploy.device import locate_device
+
+    if not locate_device(store.device, str(store.root), conditions).local:
         return False
-    return not mismatches(stored, host_fingerprint(store.device, conditions))
+    stored = store.fingerprint
+    return stored is None or not mismatches(stored, host_fingerprint(store.device, conditions))
 
 
 class ProfileLatency:
