@@ -14,18 +14,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     """``["noise=0.5", "optimizer=sgd"]`` -> ``{"noise": 0.5, "optimizer": "sgd"}`` (int, float, else text)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, _, raw = pair.partition("=")
-        value: Any = raw
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                continue
-        out[key.strip().replace("-", "_")] = value
-    return out
+    from hwnas.io import parse_key_values
+
+    return parse_key_values(pairs)
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -47,3 +47,47 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json_object(path: str | os.PathLike, *, error: type[Exception], what: str) -> dict:
+    """The JSON object in ``path``; ``error`` with one clear line (naming the file) if it is missing or corrupt.
+
+    Args:
+        path: The file.
+        error: Exception class to raise (a :class:`~hwnas.errors.HwnasError` subclass).
+        what: What the file is, for the message ("search state", "predictor metadata", ...).
+    """
+    target = Path(path)
+    if not target.is_file():
+        raise error(f"{target} not found (no {what})")
+    try:
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise error(f"{target} is corrupt ({what}): {exc}") from None
+    if not isinstance(data, dict):
+        raise error(f"{target} is corrupt ({what}): not a JSON object")
+    return data
+
+
+def parse_key_values(pairs) -> dict[str, Any]:
+    """``["channels=8", "lr=0.02", "optimizer=sgd"]`` -> ``{"channels": 8, "lr": 0.02, "optimizer": "sgd"}``.
+
+    Values become int, else float, else stay text; dashes in keys become underscores.
+
+    Raises:
+        ValueError: an item is not ``KEY=VALUE``.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{pair!r} is not KEY=VALUE")
+        value: Any = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        options[key.strip().replace("-", "_")] = value
+    return options

@@ -76,20 +76,12 @@ INPUT_SHAPE = InputShapeType()
 
 def parse_space_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``("channels=8", ...)`` -> ``{"channels": 8}``; values are parsed as int, float, then kept as text."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--space-option")
-        value: Any = raw
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                continue
-        options[key.strip().replace("-", "_")] = value
-    return options
+    from hwnas.io import parse_key_values
+
+    try:
+        return parse_key_values(pairs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--space-option") from None
 
 
 def space_options(func):

@@ -9,7 +9,6 @@ lets a search explore where the predictor is unsure.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 import shutil
@@ -22,7 +21,7 @@ import numpy as np
 from hwnas import __version__
 from hwnas.arch import Arch
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_json
+from hwnas.io import atomic_write_json, read_json_object
 from hwnas.predictors.features import ArchFeaturizer
 from hwnas.registry import Registry
 
@@ -238,12 +237,9 @@ def read_meta(directory: str | os.PathLike) -> dict:
     path = Path(directory) / META_FILE
     if not path.is_file():
         raise PredictorError(f"no predictor at {directory} ({path} not found)")
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise PredictorError(f"{path} is unreadable or corrupt: {exc}") from None
+    meta = read_json_object(path, error=PredictorError, what="predictor metadata")
     required = ("schema_version", "kind", "space", "input_shape", "features", "params", "models", "n_train")
-    missing = [key for key in required if key not in meta] if isinstance(meta, dict) else list(required)
+    missing = [key for key in required if key not in meta]
     if missing:
         raise PredictorError(f"{path} is corrupt: missing {', '.join(missing)}")
     if meta["schema_version"] != SCHEMA_VERSION:

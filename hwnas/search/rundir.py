@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 from hwnas import __version__
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_json, atomic_write_text
+from hwnas.io import atomic_write_json, atomic_write_text, read_json_object
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
@@ -148,12 +147,4 @@ def _csv(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> str:
 
 
 def _read_json(path: Path, *, what: str) -> dict:
-    if not path.is_file():
-        raise RunDirError(f"{path} not found: not a hwnas run directory (no {what})")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path} is corrupt ({what}): {exc}") from None
-    if not isinstance(data, dict):
-        raise RunDirError(f"{path} is corrupt ({what}): not a JSON object")
-    return data
+    return read_json_object(path, error=RunDirError, what=f"{what}: not a hwnas run directory?")
