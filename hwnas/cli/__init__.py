@@ -6,6 +6,7 @@ import click
 
 from hwnas import __version__
 from hwnas.cli.arch_cmds import inspect_cmd, onnx_cmd, sample_cmd, spaces_cmd
+from hwnas.cli.benchmark_cmds import benchmark_cmd
 from hwnas.cli.common import HwnasGroup, setup_logging
 from hwnas.cli.export_cmds import evaluate_cmd, export_cmd
 from hwnas.cli.predictor_cmds import predict_cmd, predictors_cmd
@@ -23,7 +24,7 @@ def main(verbose: int) -> None:
 
 
 for command in (spaces_cmd, sample_cmd, inspect_cmd, onnx_cmd, profile_cmd, predictors_cmd, predict_cmd,
-                search_cmd, export_cmd, evaluate_cmd, train_cmd, datasets_cmd, evals_cmd):
+                search_cmd, benchmark_cmd, export_cmd, evaluate_cmd, train_cmd, datasets_cmd, evals_cmd):
     main.add_command(command)
 
 __all__ = ["main"]

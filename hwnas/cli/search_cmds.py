@@ -94,10 +94,16 @@ def _reward_names() -> list[str]:
                    "as fast for these small models).")
 @click.option("--accuracy-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV of arch,accuracy rows: a table look-up replaces each training (counted the same).")
+@click.option("--latency-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV of arch,latency_ms rows instead of a device: a look-up replaces each measurement (counted "
+                   "the same); --profile-samples rows spread over its latency range stand in for the profile.")
+@click.option("--mode", type=click.Choice(["oneshot", "progressive"]), default="oneshot", show_default=True,
+              help="oneshot: reward a complete architecture; progressive: grow it a stage/cell edge at a time, "
+                   "rewarding each partial architecture's improvement.")
 def search_cmd(latency_budget, device, space_name, space_option, dataset, controller, reward, max_trainings,
                time_budget, seed, run_dir, resume, epochs, initial_trainings, candidates_per_round,
                archs_per_round, explore, profile_samples, threads, profiles_dir, store_path, train_threads,
-               accuracy_table) -> None:
+               accuracy_table, latency_table, mode) -> None:
     """Search the most accurate architecture whose measured latency fits the budget.
 
     \b
@@ -117,6 +123,7 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset, contro
         if latency_budget is None:
             raise click.UsageError("--latency-budget is required (e.g. --latency-budget 2ms)")
         space = make_space(space_name, space_option)
+        device = table_device(device, latency_table, device_given=_given("device"))
         config = _new_config(space=space, space_options=parse_space_options(space_option), dataset=dataset,
                              device=device, budget_ms=latency_budget, controller=controller, reward=reward,
                              max_trainings=max_trainings, time_budget_s=time_budget, seed=seed, epochs=epochs,
@@ -124,7 +131,9 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset, contro
                              archs_per_round=archs_per_round, explore=explore, profile_samples=profile_samples,
                              threads=threads, profiles_dir=str(profiles_dir),
                              store=str(store_path) if store_path else None, train_threads=train_threads,
-                             accuracy_table=str(accuracy_table) if accuracy_table else None)
+                             accuracy_table=str(accuracy_table) if accuracy_table else None,
+                             **({"latency_table": str(latency_table)} if latency_table else {}),
+                             mode=mode)
         run_dir = run_dir or Path("runs") / (f"{space.name}-{dataset}-{device}-{latency_budget:g}ms-s{seed}")
         run = RunDir.create(run_dir, config)
     _attach_log(run.log_file)
@@ -136,6 +145,15 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset, contro
         fail(f"interrupted; finished trainings and measurements are kept: resume with "
              f"'hwnas search --resume {run.path}'", EXIT_INTERRUPTED)
     _print_result(run, result)
+
+
+def table_device(device: str, latency_table: Path | None, *, device_given: bool) -> str:
+    """The device name of a run: ``table-<file stem>`` for a latency table (which replaces the device)."""
+    if latency_table is None:
+        return device
+    if device_given:
+        raise click.UsageError("--device and --latency-table both give the latency; use one")
+    return f"table-{latency_table.stem}"
 
 
 def _given(name: str) -> bool:

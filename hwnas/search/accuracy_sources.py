@@ -79,7 +79,9 @@ def accuracy_source(config: dict, space: SearchSpace) -> StoreAccuracy:
     if config.get("accuracy_table"):
         from hwnas.training.table import TableEvaluator
 
-        evaluator: Evaluator = TableEvaluator(config["accuracy_table"], space)
+        from hwnas.search.table_sources import accuracy_table
+
+        evaluator: Evaluator = TableEvaluator(accuracy_table(config["accuracy_table"], space))
     else:
         evaluator = Trainer(threads=int(config.get("train_threads") or 1))
     return StoreAccuracy(store, space, dataset, recipe=recipe, seed=int(config.get("seed", 0)), evaluator=evaluator)

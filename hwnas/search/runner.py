@@ -24,9 +24,16 @@ MIN_PROFILE_RECORDS = 10
 def latency_source(config: dict, space, *, echo: Callable[[str], None]) -> ProfileLatency:
     """The device's latency source; profiles the host on the spot when it has no profile yet.
 
+    With ``config["latency_table"]`` the source is that table (:class:`~hwnas.search.table_sources.TableLatency`).
+
     Raises:
         HwnasError: a device other than this machine has no (or too small a) profile.
     """
+    if config.get("latency_table"):
+        from hwnas.search.table_sources import TableLatency
+
+        return TableLatency(config["latency_table"], space,
+                            prior_samples=int(config.get("profile_samples", 120)))
     conditions = Conditions(provider=config.get("provider", "cpu"), threads=int(config.get("threads", 1)),
                             batch_size=int(config.get("batch_size", 1)), precision=config.get("precision", "fp32"))
     store = ProfileStore(config["profiles_dir"], config["device"])
@@ -57,13 +64,20 @@ def latency_source(config: dict, space, *, echo: Callable[[str], None]) -> Profi
                           seed=int(config.get("seed", 0)))
 
 
-def run_search(run: RunDir, config: dict, *, echo: Callable[[str], None] = print) -> dict:
-    """Runs (or resumes) the search described by ``config`` in ``run``; returns the result."""
+def run_search(run: RunDir, config: dict, *, echo: Callable[[str], None] = print,
+               wrap_sources: Callable | None = None) -> dict:
+    """Runs (or resumes) the search described by ``config`` in ``run``; returns the result.
+
+    ``wrap_sources(accuracy, latency) -> (accuracy, latency)`` may replace the sources (the benchmark harness
+    hides what other runs evaluated).
+    """
     from hwnas.search.accuracy_sources import accuracy_source
 
     space = create_space(config["space"], **(config.get("space_options") or {}))
     latency = latency_source(config, space, echo=echo)
     accuracy = accuracy_source(config, space)
+    if wrap_sources is not None:
+        accuracy, latency = wrap_sources(accuracy, latency)
     shape, classes, options = config["input_shape"], config["num_classes"], config.get("space_options") or {}
     settings = SearchSettings(budget_ms=float(config["budget_ms"]), max_trainings=int(config["max_trainings"]),
                               time_budget_s=config.get("time_budget_s"),
@@ -72,9 +86,10 @@ def run_search(run: RunDir, config: dict, *, echo: Callable[[str], None] = print
                               archs_per_round=int(config.get("archs_per_round", 2000)),
                               explore=float(config.get("explore", 0.5)), seed=int(config.get("seed", 0)))
     common = dict(space=space.name, space_options=options, input_shape=shape, num_classes=classes,
-                  random_state=settings.seed)
+                  random_state=settings.seed, **(config.get("predictor_options") or {}))
     progress = Progress(settings, echo)
-    loop = SearchLoop(space=space, controller=create_controller(config["controller"], space, seed=settings.seed),
+    loop = SearchLoop(space=space, controller=create_controller(config["controller"], space, seed=settings.seed,
+                                                                 mode=config.get("mode", "oneshot")),
                       reward=create_reward(config["reward"]), accuracy_source=accuracy, latency_source=latency,
                       settings=settings, run_dir=run, make_accuracy_predictor=lambda: AccuracyPredictor(**common),
                       make_latency_predictor=lambda: LatencyPredictor(**common), on_event=progress)

@@ -1,0 +1,187 @@
+"""The comparison harness behind ``hwnas benchmark``: every controller, same budget, same seeds.
+
+Each (controller, seed) pair is one ordinary search (:func:`~hwnas.search.runner.run_search`, so the same
+loop, predictors, reward and real evaluations) in its own run directory ``<out>/runs/<controller>-s<seed>``;
+rerunning the command resumes unfinished runs and skips finished ones. Fairness:
+
+- Every run gets the same settings; a run's seed drives its initial samples, exploration picks and controller.
+- A run only knows what *it* verified: the shared evaluation store (``<out>/evals.sqlite``, so a training is
+  never repeated across runs) is hidden from the predictors, and the latency predictor's prior data (the
+  device profile, or the table's stand-in rows) is frozen when the benchmark starts
+  (``<out>/latency_prior.json``), so measurements made by one run do not help another.
+
+Outputs in ``<out>``: ``benchmark.json`` (settings), ``curves.csv`` and ``curves.json`` (per controller and
+seed, best verified accuracy under the budget after each evaluation, and regret when both tables are given),
+``summary.json`` (medians at 25/50/100 evaluations and at the budget) and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from hwnas.errors import HwnasError
+from hwnas.io import atomic_write_json, atomic_write_text
+from hwnas.search.curves import best_curve, checkpoints, plot_curves, regret_curve, summarize
+
+logger = logging.getLogger(__name__)
+
+# Settings that must match to resume a benchmark in the same folder (controllers, seeds and the training
+# budget may grow).
+FIXED_SETTINGS = ("space", "space_options", "dataset", "accuracy_table", "latency_table", "device", "budget_ms",
+                  "reward", "mode", "initial_trainings", "candidates_per_round", "archs_per_round", "explore",
+                  "epochs", "predictor_options")
+
+
+class BenchmarkError(HwnasError):
+    """A benchmark cannot start (bad settings, a folder holding another benchmark)."""
+
+
+class _RunScopedAccuracy:
+    """An accuracy source whose ``known()`` is empty: the run's predictors learn only from its own
+    verifications (which the loop adds itself)."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+
+    def evaluate(self, arch):
+        return self.source.evaluate(arch)
+
+    def known(self) -> list[tuple[str, float]]:
+        return []
+
+
+class _FrozenLatency:
+    """A latency source whose ``known()`` is fixed (the prior every run starts from)."""
+
+    def __init__(self, source, prior: Sequence[tuple[str, float]]) -> None:
+        self.source = source
+        self.prior = [(str(a), float(v)) for a, v in prior]
+
+    def measure(self, arch):
+        return self.source.measure(arch)
+
+    def known(self) -> list[tuple[str, float]]:
+        return list(self.prior)
+
+
+def true_best(space, accuracy_table: str | os.PathLike, latency_table: str | os.PathLike,
+              budget_ms: float) -> dict | None:
+    """The most accurate architecture of both tables whose latency is within the budget (None if none)."""
+    from hwnas.search.table_sources import TableLatency, accuracy_table as load_accuracy_table
+
+    accuracy = load_accuracy_table(accuracy_table, space)
+    latency = TableLatency(latency_table, space, prior_samples=1).latency
+    feasible = [(accuracy.lookup(s), -lat, s) for s, lat in latency.items() if lat <= budget_ms and s in accuracy]
+    if not feasible:
+        return None
+    acc, neg_lat, arch = max(feasible)
+    return {"arch": arch, "accuracy": acc, "latency_ms": -neg_lat}
+
+
+def run_benchmark(config: dict[str, Any], *, controllers: Sequence[str], seeds: Sequence[int],
+                  out: str | os.PathLike, echo: Callable[[str], None] = print) -> dict:
+    """Runs (or resumes) every controller on every seed and writes the curves; returns the summary payload.
+
+    Args:
+        config: A search configuration (as ``hwnas search`` writes it) without ``controller`` and ``seed``.
+        controllers: Registered controller names.
+        seeds: Seeds, the same for every controller.
+        out: The benchmark folder.
+        echo: Progress output.
+    """
+    from hwnas.search.controllers import CONTROLLERS
+    from hwnas.search.rundir import RunDir
+    from hwnas.search.runner import run_search
+
+    unknown = [c for c in controllers if c not in CONTROLLERS]
+    if unknown:
+        raise BenchmarkError(f"unknown controller {unknown[0]!r} (known: {', '.join(CONTROLLERS.names())})")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {**config, "store": config.get("store") or str(folder / "evals.sqlite")}
+    _check_settings(folder, config)
+    prior_file = folder / "latency_prior.json"
+    quiet = lambda line: logger.info(line)  # noqa: E731  (per-verification lines would drown the summary)
+    curves: dict[str, dict[int, dict[str, list]]] = {}
+    best = None
+    if config.get("accuracy_table") and config.get("latency_table"):
+        from hwnas.spaces import create_space
+
+        best = true_best(create_space(config["space"], **(config.get("space_options") or {})),
+                         config["accuracy_table"], config["latency_table"], float(config["budget_ms"]))
+        if best is None:
+            raise BenchmarkError(f"no architecture of the tables fits the budget of {config['budget_ms']:g} ms")
+    for controller in controllers:
+        curves[controller] = {}
+        for seed in seeds:
+            path = folder / "runs" / f"{controller}-s{seed}"
+            run_config = {**config, "controller": controller, "seed": int(seed)}
+            run = RunDir.open(path) if (path / "config.json").exists() else RunDir.create(path, run_config)
+            run_config = {**run.config, "max_trainings": config["max_trainings"]}
+
+            def wrap(accuracy, latency):
+                if prior_file.exists():
+                    import json
+
+                    prior = json.loads(prior_file.read_text())["known"]
+                else:
+                    prior = latency.known()
+                    atomic_write_json(prior_file, {"known": prior})
+                return _RunScopedAccuracy(accuracy), _FrozenLatency(latency, prior)
+
+            result = run_search(run, run_config, echo=quiet, wrap_sources=wrap)
+            verified = run.load_state().verified
+            curve = best_curve(verified, budget_ms=float(config["budget_ms"]), length=int(config["max_trainings"]))
+            entry: dict[str, list] = {"best_accuracy": curve}
+            if best is not None:
+                entry["regret"] = regret_curve(curve, best["accuracy"])
+            curves[controller][int(seed)] = entry
+            found = result["best"]
+            echo(f"{controller:>10} seed {seed}: {result['trainings_used']} evaluations, best "
+                 + (f"{found['accuracy']:.4f} @ {found['latency_ms']:.3g} ms" if found else "none under budget")
+                 + (f", regret {entry['regret'][-1]:.4f}" if best is not None else ""))
+    return write_outputs(folder, config, curves, best)
+
+
+def write_outputs(folder: Path, config: dict, curves: dict, best: dict | None) -> dict:
+    """Writes ``curves.csv``, ``curves.json``, ``summary.json`` and ``curves.png``; returns the summary."""
+    marks = checkpoints(int(config["max_trainings"]))
+    rows = summarize(curves, marks)
+    lines = ["controller,seed,evaluations,best_accuracy,regret"]
+    for controller, runs in curves.items():
+        for seed, run in runs.items():
+            for i, value in enumerate(run["best_accuracy"]):
+                regret = run["regret"][i] if "regret" in run else ""
+                lines.append(f"{controller},{seed},{i + 1},{'' if value is None else value},{regret}")
+    atomic_write_text(folder / "curves.csv", "\n".join(lines) + "\n")
+    settings = {k: config.get(k) for k in (*FIXED_SETTINGS, "max_trainings")}
+    atomic_write_json(folder / "curves.json", {"settings": settings, "true_best": best,
+                                               "curves": {c: {str(s): r for s, r in runs.items()}
+                                                          for c, runs in curves.items()}})
+    payload = {"settings": settings, "true_best": best, "checkpoints": marks, "summary": rows}
+    atomic_write_json(folder / "summary.json", payload)
+    plot_curves(curves, folder / "curves.png", key="regret" if best is not None else "best_accuracy",
+                title=f"{config['space']}, budget {float(config['budget_ms']):g} ms, {config.get('mode', 'oneshot')}")
+    return payload
+
+
+def _check_settings(folder: Path, config: dict) -> None:
+    import json
+
+    path = folder / "benchmark.json"
+    settings = {k: config.get(k) for k in FIXED_SETTINGS}
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+        except ValueError as exc:
+            raise BenchmarkError(f"{path} is corrupt: {exc}") from None
+        differs = [k for k in FIXED_SETTINGS if stored.get(k) != settings[k]]
+        if differs:
+            k = differs[0]
+            raise BenchmarkError(f"{folder} holds a benchmark with other settings ({k}: {stored.get(k)!r} there, "
+                                 f"{settings[k]!r} now); use another --out")
+        return
+    atomic_write_json(path, settings)

@@ -1,0 +1,138 @@
+"""The literature's controllers beyond the registry contract: learning, progressive mode, A2C's action mapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hwnas.search.controllers import CONTROLLERS, create_controller
+from hwnas.search.env import ArchEnv, make_vec_env, partial_architectures
+from hwnas.spaces import create_space
+
+from test_search_components import toy_objective
+
+LEARNERS = [name for name in CONTROLLERS.names() if name != "random"]
+
+
+class Recorder:
+    """Wraps an objective and records every reward it hands out, in order."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.cache = objective.cache
+        self.rewards: list[float] = []
+
+    def __call__(self, archs):
+        rewards = self.objective(archs)
+        self.rewards.extend(rewards.tolist())
+        return rewards
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_learners_propose_better_architectures_than_random_search_as_they_learn(name):
+    # Random search on the toy averages about 0.2; its optimum is 4/6.
+    random = Recorder(toy_objective())
+    create_controller("random", create_space("nb201"), seed=0).learn(random, 3000)
+    learner = Recorder(toy_objective())
+    create_controller(name, create_space("nb201"), seed=0).learn(learner, 3000)
+    assert np.mean(learner.rewards[-300:]) > np.mean(random.rewards[-300:]) + 0.2
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "mobilenet"])
+def test_progressive_rewards_are_improvements_that_add_up_to_the_final_score(space_name):
+    space = create_space(space_name)
+    scores = {}
+
+    def score(archs):
+        return np.array([scores.setdefault(a.string, float(len(scores) % 7)) for a in archs])
+
+    env = ArchEnv(space, score=score, progressive=True)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        env.reset()
+        done, rewards, partials = False, [], []
+        while not done:
+            _, reward, done, _, info = env.step(rng.choice(np.flatnonzero(env.action_masks())))
+            rewards.append(reward)
+            if info.get("partial"):
+                partials.append(info["arch"])
+        final = info["arch"]
+        assert sum(rewards) == pytest.approx(scores[final.string])
+        assert partials == partial_architectures(space, final)
+        groups = {label.split(".")[0] for label in final}
+        assert len(partials) == len(groups) - 1 and sum(r != 0 for r in rewards) <= len(groups)
+
+
+@pytest.mark.parametrize("space_name, shape", [("nb201", (3, 8, 8)), ("mobilenet", (1, 8, 8))])
+def test_partial_architectures_are_valid_models(space_name, shape):
+    space = create_space(space_name)
+    arch = space.sample(np.random.default_rng(3))
+    partials = partial_architectures(space, arch)
+    assert len(partials) >= 3  # nb201: one per edge but the last; mobilenet: one per stage but the last
+    for partial in partials:
+        assert space.parse(partial.string) == partial
+        model = space.build(partial, shape, 10).eval()
+        with torch.no_grad():
+            out = model(torch.randn(2, *shape))
+        assert out.shape == (2, 10) and torch.isfinite(out).all()
+    # Later decisions of a partial architecture take their smallest (first) choice.
+    first = partials[0]
+    decisions = space.active_decisions(first)
+    assert all(first[d.label] == d.choices[0] for d in decisions[len(decisions) // 2:])
+
+
+def test_vec_env_shapes_rewards_with_one_scoring_call_per_step():
+    calls = []
+
+    def score(archs):
+        calls.append(len(archs))
+        return np.array([a.string.count("nor_conv_3x3") for a in archs], dtype=float)
+
+    env = make_vec_env(create_space("nb201"), score, n_envs=3, progressive=True)
+    env.reset()
+    total = np.zeros(3)
+    for _ in range(6):
+        _, rewards, dones, infos = env.step(np.array([3, 3, 0]))  # 3 = nor_conv_3x3, 0 = none
+        total += rewards
+    assert dones.all() and calls == [3] * 6
+    assert list(total) == [6, 6, 0]
+
+
+@pytest.mark.parametrize("name", CONTROLLERS.names())
+def test_every_controller_runs_progressively_deterministically_and_scores_partials(name, tmp_path):
+    space = create_space("nb201")
+    a, b = (create_controller(name, space, seed=5, mode="progressive") for _ in range(2))
+    oa, ob = toy_objective(), toy_objective()
+    a.learn(oa, 200)
+    b.learn(ob, 200)
+    assert sorted(oa.cache) == sorted(ob.cache)
+    partial_cells = [s for s in oa.cache if s.endswith("|none~0|none~1|none~2|")]
+    assert partial_cells  # minimal completions of partial cells were scored (and may be verified)
+    a.save(tmp_path / "ckpt")
+    c = create_controller(name, space, seed=0, mode="progressive")
+    c.load(tmp_path / "ckpt")
+    oc = toy_objective()
+    oc.cache.update(oa.cache)
+    before = set(oa.cache)
+    a.learn(oa, 200)
+    c.learn(oc, 200)
+    assert set(oa.cache) - before == set(oc.cache) - before
+
+
+def test_modulo_mapping_lets_an_unmasked_agent_act():
+    env = ArchEnv(create_space("mobilenet"), score=lambda a: np.zeros(len(a)), invalid_actions="modulo")
+    env.reset()
+    n = int(env.action_masks().sum())
+    env.step(n + 1)  # maps to choice 1 of the first decision
+    assert env._chosen[env.decisions[0].label] == env.decisions[0].choices[1]
+    with pytest.raises(ValueError):
+        ArchEnv(create_space("nb201"), invalid_actions="ignore")
+
+
+def test_tabular_exploration_decays():
+    controller = create_controller("qlearning", create_space("nb201"), seed=0, epsilon_decay_archs=100)
+    start = controller.epsilon
+    controller.learn(toy_objective(), 640)
+    assert start == pytest.approx(1.0) and controller.epsilon < 0.05 + 0.95 * np.exp(-6) + 1e-9
+    assert len(controller.memory) == 640
