@@ -60,17 +60,22 @@ class ExportReport:
 
 
 @contextlib.contextmanager
-def _quiet():
-    """Silences Python warnings and the torch.onnx loggers during export."""
-    onnx_logger = logging.getLogger("torch.onnx")
-    level = onnx_logger.level
-    onnx_logger.setLevel(logging.ERROR)
+def quiet(*loggers: str, capture_stdout: bool = False, ignore_warnings: bool = True):
+    """Keeps library chatter off the user's terminal: the named loggers below ERROR and, as asked, Python
+    warnings and anything printed on stdout."""
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    for log, _ in saved:
+        log.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(), contextlib.ExitStack() as stack:
+            if ignore_warnings:
+                warnings.simplefilter("ignore")
+            if capture_stdout:
+                stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
             yield
     finally:
-        onnx_logger.setLevel(level)
+        for log, level in saved:
+            log.setLevel(level)
 
 
 def seeded_model(space: SearchSpace, arch: Arch, input_shape: Sequence[int], num_classes: int, *,
@@ -114,7 +119,7 @@ def to_onnx_bytes(model: torch.nn.Module, input_shape: Sequence[int], *, batch_s
     buffer = io.BytesIO()
     dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
     try:
-        with _quiet(), torch.no_grad():
+        with quiet("torch.onnx"), torch.no_grad():
             torch.onnx.export(model, (dummy,), buffer, dynamo=False, opset_version=opset,
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_axes=dynamic_axes, do_constant_folding=True)

@@ -14,8 +14,6 @@ The quantized model's accuracy and latency are never assumed: the exporter measu
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import tempfile
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Mapping
 import numpy as np
 
 from hwnas.deploy.target import DeployError
+from hwnas.export import quiet
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +85,8 @@ def quantize_int8(model_bytes: bytes, calibration: np.ndarray, *,
     if len(calibration) < batch:
         raise DeployError(f"{len(calibration)} calibration input(s): too few for batch size {batch}")
     reader = _Calibration(graph_input.name, np.ascontiguousarray(calibration, dtype=np.float32), batch)
-    with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as folder, _quiet_ort():
+    with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as folder, \
+            quiet("onnxruntime", capture_stdout=True, ignore_warnings=False):
         source, prepared, output = (Path(folder) / name for name in ("fp32.onnx", "prep.onnx", "int8.onnx"))
         source.write_bytes(model_bytes)
         try:
@@ -105,14 +105,3 @@ def quantize_int8(model_bytes: bytes, calibration: np.ndarray, *,
     return data
 
 
-@contextlib.contextmanager
-def _quiet_ort():
-    """Keeps onnxruntime.quantization's logging and progress prints off the user's terminal."""
-    quant_logger = logging.getLogger("onnxruntime")
-    level = quant_logger.level
-    quant_logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        quant_logger.setLevel(level)
