@@ -22,7 +22,7 @@ import numpy as np
 
 from hwnas.arch import Arch
 from hwnas.errors import HwnasError
-from hwnas.predictors import AccuracyPredictor, LatencyPredictor
+from hwnas.predictors import AccuracyPredictor, ArchFeaturizer, LatencyPredictor
 from hwnas.predictors.metrics import kendall, mape
 from hwnas.search.controllers import Controller
 from hwnas.search.objective import PredictedObjective
@@ -145,6 +145,7 @@ class SearchLoop:
         self.state = run_dir.load_state() or SearchState()
         self._session_start = time.monotonic()
         self._elapsed_at_start = self.state.elapsed_s
+        self._featurizers: dict[tuple, ArchFeaturizer] = {}
 
     # -- public ----------------------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -208,9 +209,11 @@ class SearchLoop:
         lat_known = dict(self.latency_source.known())
         lat_known.update((v["arch"], v["latency_ms"]) for v in self.state.verified if v["latency_measured"])
         archs, accs = zip(*sorted(acc_known.items()))
-        acc_model = self.make_accuracy_predictor().fit(list(archs), np.array(accs))
+        acc_model = self.make_accuracy_predictor()
+        acc_model.fit(list(archs), np.array(accs), featurizer=self._featurizer(acc_model))
         archs, lats = zip(*sorted(lat_known.items()))
-        lat_model = self.make_latency_predictor().fit(list(archs), np.array(lats))
+        lat_model = self.make_latency_predictor()
+        lat_model.fit(list(archs), np.array(lats), featurizer=self._featurizer(lat_model))
         snapshot = self.run_dir.predictor_snapshot(round_index)
         acc_model.save(snapshot / "accuracy", source={"records": len(acc_known)})
         lat_model.save(snapshot / "latency", source={"records": len(lat_known)})
@@ -271,13 +274,22 @@ class SearchLoop:
         """``n`` distinct architectures spread over the size range (stratified by MACs)."""
         from hwnas.profiling.sampling import stratified_sample
 
-        featurizer = self.make_latency_predictor().make_featurizer()  # cached analytic MACs
+        featurizer = self._featurizer(self.make_latency_predictor())  # cached analytic MACs
         macs_column = featurizer.feature_names_.index("macs")
 
         def size(arch: Arch) -> float:
             return float(featurizer.transform([arch])[0, macs_column])
 
         return stratified_sample(self.space, n, rng=rng, size_fn=size)
+
+    def _featurizer(self, predictor) -> ArchFeaturizer:
+        """One featurizer per task setting for the whole run, so its unit statistics and feature rows are
+        computed once instead of again for every predictor of every round."""
+        key = (predictor.space, repr(sorted((predictor.space_options or {}).items())),
+               tuple(predictor.input_shape), int(predictor.num_classes))
+        if key not in self._featurizers:
+            self._featurizers[key] = predictor.make_featurizer()
+        return self._featurizers[key]
 
     def best(self) -> dict | None:
         """The verified architecture with the best accuracy within the budget (None if none fits)."""
