@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=["oneshot", "progressive"], default="oneshot")
     parser.add_argument("--budget-quantile", type=float, default=0.3,
                         help="latency budget = this quantile of the table's latencies")
+    parser.add_argument("--local-search-steps", type=int, default=3,
+                        help="the loop's local search on the predicted reward (0: off)")
     args = parser.parse_args()
     from hwnas.search.benchmark import run_benchmark
 
@@ -63,7 +65,8 @@ def main() -> None:
               "num_classes": 10, "device": "table-latency", "budget_ms": budget, "reward": "hard",
               "max_trainings": max_trainings, "initial_trainings": 4 if args.quick else 8,
               "candidates_per_round": 4, "archs_per_round": 300 if args.quick else 2000, "explore": 0.5,
-              "profile_samples": 120, "accuracy_table": str(acc), "latency_table": str(lat), "mode": args.mode,
+              "local_search_steps": args.local_search_steps, "profile_samples": 120, "accuracy_table": str(acc),
+              "latency_table": str(lat), "mode": args.mode,
               "predictor_options": {"ensemble_size": 2, "n_estimators": 60} if args.quick else {}}
     controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
     payload = run_benchmark(config, controllers=controllers, seeds=range(seeds), out=folder / "runs",

@@ -53,14 +53,35 @@ class FakeLatency:
         return [(a.string, true_latency(a.string)) for a in (space.sample(rng) for _ in range(60))]
 
 
-def make_loop(path, accuracy, latency, *, controller="evolution", max_trainings=14, resume=False):
+class CollapsedController:
+    """A controller whose policy has collapsed: it proposes one architecture over and over."""
+
+    def __init__(self, string):
+        self.string = string
+
+    def learn(self, objective, n_archs):
+        space = create_space("nb201")
+        objective([space.parse(self.string)] * n_archs)
+
+    def save(self, path):
+        open(path, "wb").close()
+
+    def load(self, path):
+        pass
+
+
+def make_loop(path, accuracy, latency, *, controller="evolution", max_trainings=14, resume=False,
+              local_search_steps=3):
     space = create_space("nb201")
     config = {"space": "nb201", "input_shape": [1, 8, 8], "num_classes": 10, "dataset": "synthetic",
               "device": "fake"}
     run_dir = RunDir.open(path) if resume else RunDir.create(path, config)
     settings = SearchSettings(budget_ms=0.7, max_trainings=max_trainings, initial_trainings=6,
-                              candidates_per_round=3, explore_per_round=1, archs_per_round=400, seed=1)
-    return SearchLoop(space=space, controller=create_controller(controller, space, seed=1),
+                              candidates_per_round=3, explore_per_round=1, archs_per_round=400, seed=1,
+                              local_search_steps=local_search_steps)
+    if isinstance(controller, str):
+        controller = create_controller(controller, space, seed=1)
+    return SearchLoop(space=space, controller=controller,
                       reward=create_reward("hard"), accuracy_source=accuracy, latency_source=latency,
                       settings=settings, run_dir=run_dir,
                       make_accuracy_predictor=lambda: AccuracyPredictor(space="nb201", ensemble_size=3,
@@ -107,6 +128,62 @@ def test_resume_after_a_crash_loses_and_repeats_nothing_and_matches_an_uninterru
     ref_archs = [v["arch"] for v in json.loads((tmp_path / "ref" / "state.json").read_text())["verified"]]
     got_archs = [v["arch"] for v in json.loads((tmp_path / "run" / "state.json").read_text())["verified"]]
     assert got_archs == ref_archs
+
+
+@pytest.mark.parametrize("local_search_steps", [0, 3])
+def test_every_round_verifies_new_architectures_even_when_the_controller_has_collapsed(tmp_path,
+                                                                                       local_search_steps):
+    space = create_space("nb201")
+    stuck = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    loop = make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), controller=CollapsedController(stuck),
+                     local_search_steps=local_search_steps)
+    loop.state.verified.append({"arch": stuck, "accuracy": true_accuracy(stuck), "latency_ms": true_latency(stuck),
+                                "round": 0, "latency_measured": True, "predicted_accuracy": None,
+                                "predicted_latency_ms": None})
+    result = loop.run()
+    assert result["trainings_used"] == 14
+    new_per_round = [int(line.split(",")[6]) for line in
+                     (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
+    assert new_per_round == [4, 3]  # 14 - (1 + 6 initial) = 4 + 3: no idle round
+    round_one = [space.parse(v["arch"]) for v in loop.state.verified if v["round"] == 1]
+    edits = [sum(a[label] != space.parse(stuck)[label] for label in a) for a in round_one]
+    if local_search_steps:  # the candidates come from climbing out of the stuck architecture: close to it
+        assert max(edits[:3]) <= local_search_steps
+    else:  # random architectures fill the round
+        assert len(round_one) == 4
+
+
+def test_a_search_that_has_verified_the_whole_space_stops_and_says_so(tmp_path):
+    options = {"widths": [[8, 16]], "depths": [1], "kernels": [3, 5], "expansions": [1], "strides": [1]}
+    space = create_space("mobilenet", **options)
+    everything = {a.string for a in space.enumerate()}
+    assert len(everything) == 8
+
+    class Accuracy:
+        def evaluate(self, arch):
+            return {"accuracy": 0.5 + 0.01 * len(arch.string)}
+
+        def known(self):
+            return []
+
+    class Latency:
+        def measure(self, arch):
+            return {"latency_ms": 0.01 * len(arch.string), "measured": True}
+
+        def known(self):
+            return [(s, 0.01 * len(s)) for s in sorted(everything)]
+
+    common = dict(space="mobilenet", space_options=options, ensemble_size=1, n_estimators=20)
+    loop = SearchLoop(space=space, controller=create_controller("random", space, seed=0),
+                      reward=create_reward("hard"), accuracy_source=Accuracy(), latency_source=Latency(),
+                      settings=SearchSettings(budget_ms=10.0, max_trainings=20, initial_trainings=3,
+                                              candidates_per_round=2, archs_per_round=50),
+                      run_dir=RunDir.create(tmp_path / "run", {"space": "mobilenet"}),
+                      make_accuracy_predictor=lambda: AccuracyPredictor(**common),
+                      make_latency_predictor=lambda: LatencyPredictor(**common))
+    result = loop.run()
+    assert result["trainings_used"] == 8 and {v["arch"] for v in loop.state.verified} == everything
+    assert result["stop_reason"] == "no unverified architecture left to try"
 
 
 def test_infeasible_budget_is_said_plainly(tmp_path):

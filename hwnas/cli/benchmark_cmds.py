@@ -51,6 +51,9 @@ def _controllers(ctx, param, value: str) -> list[str]:
 @click.option("--archs-per-round", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Predicted evaluations each controller spends per round.")
 @click.option("--explore", type=click.FloatRange(min=0), default=0.5, show_default=True)
+@click.option("--local-search-steps", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Greedy moves on the predicted reward from the best proposals before candidates are picked "
+                   "(0: none).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Training epochs per evaluation [default: recipe's].")
 @click.option("--profile-samples", type=click.IntRange(min=10), default=120, show_default=True,
               help="Host architectures profiled when the device has no profile (latency-table rows taken as "
@@ -63,8 +66,8 @@ def _controllers(ctx, param, value: str) -> list[str]:
 @click.option("--train-threads", type=click.IntRange(min=1), default=1, show_default=True)
 def benchmark_cmd(space_name, space_option, dataset, accuracy_table, device, latency_table, latency_budget,
                   controller_names, max_trainings, seeds, out, mode, reward, initial_trainings,
-                  candidates_per_round, archs_per_round, explore, epochs, profile_samples, threads, profiles_dir,
-                  store_path, train_threads) -> None:
+                  candidates_per_round, archs_per_round, explore, local_search_steps, epochs, profile_samples,
+                  threads, profiles_dir, store_path, train_threads) -> None:
     """Compare controllers fairly: same real-evaluation budget, same seeds, curves and regret.
 
     \b
@@ -80,8 +83,9 @@ def benchmark_cmd(space_name, space_option, dataset, accuracy_table, device, lat
                          device=device, budget_ms=latency_budget, reward=reward, max_trainings=max_trainings,
                          time_budget_s=None, epochs=epochs, initial_trainings=initial_trainings,
                          candidates_per_round=candidates_per_round, archs_per_round=archs_per_round,
-                         explore=explore, profile_samples=profile_samples, threads=threads,
-                         profiles_dir=str(profiles_dir), store=str(store_path) if store_path else None,
+                         explore=explore, local_search_steps=local_search_steps, profile_samples=profile_samples,
+                         threads=threads, profiles_dir=str(profiles_dir),
+                         store=str(store_path) if store_path else None,
                          train_threads=train_threads, mode=mode,
                          accuracy_table=str(accuracy_table) if accuracy_table else None,
                          latency_table=str(latency_table) if latency_table else None)

@@ -81,6 +81,9 @@ def _reward_names() -> list[str]:
               help="Predicted evaluations the controller spends per round.")
 @click.option("--explore", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="Weight of the accuracy predictor's uncertainty in the reward.")
+@click.option("--local-search-steps", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Greedy moves on the predicted reward from the best proposals before candidates are picked "
+                   "(0: none).")
 @click.option("--profile-samples", type=click.IntRange(min=10), default=QUICK_PROFILE_SAMPLES,
               show_default=True, help="Architectures measured when the host has no profile yet.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
@@ -102,8 +105,8 @@ def _reward_names() -> list[str]:
                    "rewarding each partial architecture's improvement.")
 def search_cmd(latency_budget, device, space_name, space_option, dataset, controller, reward, max_trainings,
                time_budget, seed, run_dir, resume, epochs, initial_trainings, candidates_per_round,
-               archs_per_round, explore, profile_samples, threads, profiles_dir, store_path, train_threads,
-               accuracy_table, latency_table, mode) -> None:
+               archs_per_round, explore, local_search_steps, profile_samples, threads, profiles_dir, store_path,
+               train_threads, accuracy_table, latency_table, mode) -> None:
     """Search the most accurate architecture whose measured latency fits the budget.
 
     \b
@@ -128,8 +131,8 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset, contro
                              device=device, budget_ms=latency_budget, controller=controller, reward=reward,
                              max_trainings=max_trainings, time_budget_s=time_budget, seed=seed, epochs=epochs,
                              initial_trainings=initial_trainings, candidates_per_round=candidates_per_round,
-                             archs_per_round=archs_per_round, explore=explore, profile_samples=profile_samples,
-                             threads=threads, profiles_dir=str(profiles_dir),
+                             archs_per_round=archs_per_round, explore=explore, local_search_steps=local_search_steps,
+                             profile_samples=profile_samples, threads=threads, profiles_dir=str(profiles_dir),
                              store=str(store_path) if store_path else None, train_threads=train_threads,
                              accuracy_table=str(accuracy_table) if accuracy_table else None,
                              **({"latency_table": str(latency_table)} if latency_table else {}),

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 # budget may grow).
 FIXED_SETTINGS = ("space", "space_options", "dataset", "accuracy_table", "latency_table", "device", "budget_ms",
                   "reward", "mode", "initial_trainings", "candidates_per_round", "archs_per_round", "explore",
-                  "epochs", "predictor_options")
+                  "local_search_steps", "epochs", "predictor_options")
 
 
 class BenchmarkError(HwnasError):

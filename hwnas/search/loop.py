@@ -67,6 +67,8 @@ class SearchSettings:
         explore_per_round: Extra candidates per round drawn among the controller's proposals at random.
         archs_per_round: Predicted evaluations the controller spends per round.
         explore: Weight of the accuracy uncertainty in the reward (upper confidence bound).
+        local_search_steps: Hill-climbing steps on the predicted reward from the best proposals before the
+            candidates are picked (0: none); see :meth:`SearchLoop._local_search`.
         seed: Seed of the loop (initial samples, exploration picks, controller).
     """
 
@@ -78,6 +80,7 @@ class SearchSettings:
     explore_per_round: int = 1
     archs_per_round: int = 2000
     explore: float = 0.5
+    local_search_steps: int = 3
     seed: int = 0
 
 
@@ -159,7 +162,9 @@ class SearchLoop:
         if not self.state.finished:
             self._initial()
             while not self._out_of_budget():
-                self._round()
+                if self._round() == 0:  # neither the controller nor random samples found anything new
+                    self.state.stop_reason = "no unverified architecture left to try"
+                    break
             self.state.finished = True
             self._save()
         return self._result()
@@ -178,7 +183,8 @@ class SearchLoop:
         self.state.round = 1
         self._save()
 
-    def _round(self) -> None:
+    def _round(self) -> int:
+        """One round (resuming its verifications if it was interrupted); returns how many it verified."""
         r = self.state.round
         if not self.state.pending:
             acc_model, lat_model = self._fit_predictors(r)
@@ -200,6 +206,7 @@ class SearchLoop:
         self.on_event("round_done", row)
         self.state.round = r + 1
         self._save()
+        return len(new)
 
     # -- steps -----------------------------------------------------------------------------------------------
     def _fit_predictors(self, round_index: int):
@@ -220,10 +227,25 @@ class SearchLoop:
         return acc_model, lat_model
 
     def _pick_candidates(self, objective: PredictedObjective, round_index: int):
+        """The ``candidates_per_round`` best unverified architectures by predicted reward, plus
+        ``explore_per_round`` drawn at random among the rest of the round's proposals.
+
+        Every round verifies something while the budget lasts: a controller whose proposals are all verified
+        already (a collapsed policy) gets the unverified neighbours found by the local search, or, failing
+        those, random unverified architectures.
+        """
         done = {v["arch"] for v in self.state.verified}
         room = self.settings.max_trainings - self.state.trainings
         k = min(self.settings.candidates_per_round, room)
+        if self.settings.local_search_steps > 0:
+            self._local_search(objective, starts=max(k, 1), rng=np.random.default_rng([self.settings.seed,
+                                                                                        round_index, 1]))
         best = objective.best(k, exclude=done)
+        if len(best) < k:  # the extra samples stay in the cache, for the exploration pick
+            best += self._unverified_samples(objective, k - len(best) + self.settings.explore_per_round,
+                                             exclude=done | {s.arch.string for s in best},
+                                             rng=np.random.default_rng([self.settings.seed, round_index, 2])
+                                             )[: k - len(best)]
         taken = done | {s.arch.string for s in best}
         rest = [s for s in objective.cache.values() if s.arch.string not in taken]
         n_explore = min(self.settings.explore_per_round, room - len(best), len(rest))
@@ -231,6 +253,43 @@ class SearchLoop:
         rest.sort(key=lambda s: s.arch.string)
         explore = [rest[i] for i in rng.choice(len(rest), size=n_explore, replace=False)] if n_explore > 0 else []
         return best + explore
+
+    def _local_search(self, objective: PredictedObjective, *, starts: int, rng: np.random.Generator) -> None:
+        """Hill-climbs on the predicted reward from the ``starts`` best architectures scored so far (verified
+        ones included), moving to the best neighbour (:meth:`~hwnas.spaces.base.SearchSpace.neighbours`) while it
+        improves, for at most ``local_search_steps`` moves each; everything it scores joins the objective's cache.
+
+        Controllers are global optimisers of a cheap but rugged objective; a few greedy moves around their best
+        proposals find the nearby predicted optimum that a policy still spreading its probability misses (local
+        search on a predictor's acquisition function, as in BANANAS; White et al. 2021). It runs the same way
+        for every controller, so comparisons stay fair.
+        """
+        for start in objective.best(starts):
+            current, reward = start.arch, start.reward
+            for _ in range(self.settings.local_search_steps):
+                moves = self.space.neighbours(current, rng)
+                if not moves:
+                    break
+                scores = objective(moves)
+                i = int(np.argmax(scores))
+                if scores[i] <= reward:
+                    break
+                current, reward = moves[i], float(scores[i])
+
+    def _unverified_samples(self, objective: PredictedObjective, n: int, *, exclude: set[str],
+                            rng: np.random.Generator):
+        """Up to ``n`` random architectures outside ``exclude``, scored (fewer if the space runs out)."""
+        found: dict[str, Arch] = {}
+        for _ in range(100 * n):
+            if len(found) == n:
+                break
+            arch = self.space.sample(rng)
+            if arch.string not in exclude:
+                found.setdefault(arch.string, arch)
+        if not found:
+            return []
+        objective(list(found.values()))
+        return [objective.cache[s] for s in found]
 
     def _verify_pending(self, *, round_index: int) -> None:
         done = {v["arch"] for v in self.state.verified}

@@ -169,6 +169,19 @@ class SearchSpace(abc.ABC):
         mapping[decision.label] = decision.choices[(current + offset) % len(decision.choices)]
         return self.complete(mapping, rng)
 
+    def neighbours(self, arch: Arch, rng: np.random.Generator) -> list[Arch]:
+        """Every architecture one changed active decision away from ``arch`` (the moves of :meth:`mutate`), in
+        decision order; decisions that become active are sampled with ``rng``."""
+        self._check_own(arch)
+        out = []
+        for decision in self.active_decisions(arch):
+            for value in decision.choices:
+                if value != arch[decision.label]:
+                    mapping = arch.to_dict()
+                    mapping[decision.label] = value
+                    out.append(self.complete(mapping, rng))
+        return out
+
     def enumerate(self) -> Iterator[Arch]:
         """Every architecture of the space, in a fixed order. Only practical for small spaces."""
 
