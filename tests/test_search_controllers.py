@@ -136,3 +136,28 @@ def test_tabular_exploration_decays():
     controller.learn(toy_objective(), 640)
     assert start == pytest.approx(1.0) and controller.epsilon < 0.05 + 0.95 * np.exp(-6) + 1e-9
     assert len(controller.memory) == 640
+
+
+def test_random_search_best_so_far_matches_its_known_expectation():
+    # With n uniform draws, P(best <= v) = F(v)^n, F the rewards' distribution over the whole space; the mean
+    # best-so-far curve over many seeds must follow E[max of n draws] computed from the enumeration.
+    space = create_space("nb201")
+    values = np.sort(toy_objective()(list(space.enumerate())).astype(float))
+    levels, counts = np.unique(values, return_counts=True)
+    cdf = np.cumsum(counts) / len(values)
+    marks = np.array([1, 3, 10, 30])
+
+    def expected_max(n):
+        below = np.concatenate([[0.0], cdf[:-1]])
+        return float(np.sum(levels * (cdf ** n - below ** n)))
+
+    curves = []
+    for seed in range(300):
+        recorder = Recorder(toy_objective())
+        create_controller("random", space, seed=seed).learn(recorder, int(marks[-1]))
+        curves.append(np.maximum.accumulate(recorder.rewards)[marks - 1])
+    curves = np.array(curves)
+    mean, sem = curves.mean(axis=0), curves.std(axis=0) / np.sqrt(len(curves))
+    expected = np.array([expected_max(int(n)) for n in marks])
+    assert np.all(np.abs(mean - expected) <= 4 * sem + 1e-3), (mean, expected)
+    assert np.all(np.diff(expected) > 0)  # the curve rises: the check is not vacuous
