@@ -17,6 +17,7 @@ seed, best verified accuracy under the budget after each evaluation, and regret 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -93,8 +94,6 @@ def run_benchmark(config: dict[str, Any], *, controllers: Sequence[str], seeds: 
         echo: Progress output.
     """
     from hwnas.search.controllers import CONTROLLERS
-    from hwnas.search.rundir import RunDir
-    from hwnas.search.runner import run_search
 
     unknown = [c for c in controllers if c not in CONTROLLERS]
     if unknown:
@@ -103,9 +102,6 @@ def run_benchmark(config: dict[str, Any], *, controllers: Sequence[str], seeds: 
     folder.mkdir(parents=True, exist_ok=True)
     config = {**config, "store": config.get("store") or str(folder / "evals.sqlite")}
     _check_settings(folder, config)
-    prior_file = folder / "latency_prior.json"
-    quiet = lambda line: logger.info(line)  # noqa: E731  (per-verification lines would drown the summary)
-    curves: dict[str, dict[int, dict[str, list]]] = {}
     best = None
     if config.get("accuracy_table") and config.get("latency_table"):
         from hwnas.spaces import create_space
@@ -114,36 +110,46 @@ def run_benchmark(config: dict[str, Any], *, controllers: Sequence[str], seeds: 
                          config["accuracy_table"], config["latency_table"], float(config["budget_ms"]))
         if best is None:
             raise BenchmarkError(f"no architecture of the tables fits the budget of {config['budget_ms']:g} ms")
-    for controller in controllers:
-        curves[controller] = {}
-        for seed in seeds:
-            path = folder / "runs" / f"{controller}-s{seed}"
-            run_config = {**config, "controller": controller, "seed": int(seed)}
-            run = RunDir.open(path) if (path / "config.json").exists() else RunDir.create(path, run_config)
-            run_config = {**run.config, "max_trainings": config["max_trainings"]}
-
-            def wrap(accuracy, latency):
-                if prior_file.exists():
-                    import json
-
-                    prior = json.loads(prior_file.read_text())["known"]
-                else:
-                    prior = latency.known()
-                    atomic_write_json(prior_file, {"known": prior})
-                return _RunScopedAccuracy(accuracy), _FrozenLatency(latency, prior)
-
-            result = run_search(run, run_config, echo=quiet, wrap_sources=wrap)
-            verified = run.load_state().verified
-            curve = best_curve(verified, budget_ms=float(config["budget_ms"]), length=int(config["max_trainings"]))
-            entry: dict[str, list] = {"best_accuracy": curve}
-            if best is not None:
-                entry["regret"] = regret_curve(curve, best["accuracy"])
+    curves = {controller: {} for controller in controllers}
+    # Seed by seed, every controller in turn: an interrupted benchmark has comparable results for all of them.
+    for seed in seeds:
+        for controller in controllers:
+            entry, result = _run_one(folder, config, controller=controller, seed=int(seed), best=best)
             curves[controller][int(seed)] = entry
             found = result["best"]
             echo(f"{controller:>10} seed {seed}: {result['trainings_used']} evaluations, best "
                  + (f"{found['accuracy']:.4f} @ {found['latency_ms']:.3g} ms" if found else "none under budget")
                  + (f", regret {entry['regret'][-1]:.4f}" if best is not None else ""))
     return write_outputs(folder, config, curves, best)
+
+
+def _run_one(folder: Path, config: dict, *, controller: str, seed: int, best: dict | None) -> tuple[dict, dict]:
+    """Runs (or resumes, or reads back) one controller on one seed; returns its curves and its search result."""
+    from hwnas.search.rundir import RunDir
+    from hwnas.search.runner import run_search
+
+    prior_file = folder / "latency_prior.json"
+    path = folder / "runs" / f"{controller}-s{seed}"
+    run_config = {**config, "controller": controller, "seed": seed}
+    run = RunDir.open(path) if (path / "config.json").exists() else RunDir.create(path, run_config)
+    run_config = {**run.config, "max_trainings": config["max_trainings"]}
+
+    def wrap(accuracy, latency):
+        if prior_file.exists():
+            prior = json.loads(prior_file.read_text())["known"]
+        else:
+            prior = latency.known()
+            atomic_write_json(prior_file, {"known": prior})
+        return _RunScopedAccuracy(accuracy), _FrozenLatency(latency, prior)
+
+    # per-verification lines would drown the summary: they go to the log only
+    result = run_search(run, run_config, echo=logger.info, wrap_sources=wrap)
+    verified = run.load_state().verified
+    curve = best_curve(verified, budget_ms=float(config["budget_ms"]), length=int(config["max_trainings"]))
+    entry: dict[str, list] = {"best_accuracy": curve}
+    if best is not None:
+        entry["regret"] = regret_curve(curve, best["accuracy"])
+    return entry, result
 
 
 def write_outputs(folder: Path, config: dict, curves: dict, best: dict | None) -> dict:
@@ -169,8 +175,6 @@ def write_outputs(folder: Path, config: dict, curves: dict, best: dict | None) -
 
 
 def _check_settings(folder: Path, config: dict) -> None:
-    import json
-
     path = folder / "benchmark.json"
     settings = {k: config.get(k) for k in FIXED_SETTINGS}
     if path.exists():
