@@ -10,9 +10,10 @@ and of the best verified accuracy at 25/50/100 evaluations.
     python benchmarks/controllers.py            # full: 7 controllers x 5 seeds x 100 evaluations (about an hour)
     python benchmarks/controllers.py --quick    # smoke: 7 controllers x 2 seeds x 12 evaluations, small rounds
     python benchmarks/controllers.py --mode progressive
+    python benchmarks/controllers.py --local-search-steps 0   # ablation: the loop without its local search
 
-Prints the table and writes ``benchmarks/results/controllers[-progressive][-quick].json`` (the curves, plot and
-run directories go to ``benchmarks/results/controllers[...]/``).
+Prints the table and writes ``benchmarks/results/controllers[-progressive][-lsN][-quick].json`` (the curves,
+plot and run directories go to ``benchmarks/results/controllers[...]/``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def main() -> None:
 
     seeds = args.seeds or (2 if args.quick else 5)
     max_trainings = args.max_trainings or (12 if args.quick else 100)
-    name = "controllers" + ("-progressive" if args.mode == "progressive" else "") + ("-quick" if args.quick else "")
+    name = ("controllers" + ("-progressive" if args.mode == "progressive" else "")
+            + (f"-ls{args.local_search_steps}" if args.local_search_steps != 3 else "")
+            + ("-quick" if args.quick else ""))
     folder = RESULTS / name
     shutil.rmtree(folder, ignore_errors=True)  # a fresh comparison every time
     acc, lat, table = write_tables(folder / "tables", seed=0)
