@@ -15,6 +15,24 @@ def test_version(cli):
     assert result.exit_code == 0 and __version__ in result.output
 
 
+def test_every_command_is_listed_with_its_own_help_and_loads_lazily(cli):
+    import importlib
+
+    from hwnas.cli import COMMANDS
+
+    for name, (module, attribute, short_help) in COMMANDS.items():
+        command = getattr(importlib.import_module(f"hwnas.cli.{module}"), attribute)
+        assert command.name == name and command.get_short_help_str(limit=1000) == short_help
+    listing = cli("--help").output
+    assert all(name in listing for name in COMMANDS)
+    for name in COMMANDS:  # each one's own help works through the lazy group
+        assert cli(name, "--help").exit_code == 0
+    # the version and the command list come without torch (the point of loading lazily)
+    code = "import sys; from hwnas.cli import main; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_spaces_lists_sizes(cli):
     result = cli("spaces")
     assert result.exit_code == 0
