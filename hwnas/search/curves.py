@@ -9,6 +9,7 @@ accuracy 0. A run that stopped before ``N`` evaluations (time budget) keeps its 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -74,7 +75,8 @@ def plot_curves(curves: Mapping[str, Mapping[int, Mapping[str, list]]], path: st
         values = np.array([[np.nan if v is None else v for v in _pad(run[key], length)] for run in runs.values()],
                           dtype=float)
         x = np.arange(1, length + 1)
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # evaluations where no seed has a feasible answer yet are all-NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
             median = np.nanmedian(values, axis=0) if np.isfinite(values).any() else np.full(length, np.nan)
             low, high = np.nanpercentile(values, 25, axis=0), np.nanpercentile(values, 75, axis=0)
         (line,) = ax.plot(x, median, label=controller)
