@@ -72,11 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = Recipe(**recipe_options)
     space = create_space(args.space)
     rng = np.random.default_rng(args.sample_seed)
-    archs: list[str] = []
-    while len(archs) < args.archs:
-        string = space.sample(rng).string
-        if string not in archs:
-            archs.append(string)
+    archs = [a.string for a in space.sample_distinct(args.archs, rng)]
     jobs = {(a, s) for a in archs for s in (0, 1)}
     jobs |= {(a, s) for a in archs[: args.ref_archs] for s in range(args.seeds)}
     payload = [(args.space, a, args.dataset, dataset_options, recipe_options, s, args.threads)

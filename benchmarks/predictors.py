@@ -163,9 +163,7 @@ def _train_one(job: tuple) -> tuple[str, float, bool]:
 def accuracy_digits(args) -> dict:
     space = create_space("mobilenet")
     rng = np.random.default_rng([args.seed, 1])
-    archs: dict[str, None] = {}
-    while len(archs) < args.digits_archs:
-        archs[space.sample(rng).string] = None
+    archs = [a.string for a in space.sample_distinct(args.digits_archs, rng)]
     jobs = [(a, str(args.store), args.epochs, 0) for a in archs]
     args.store.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -33,13 +33,7 @@ def digits():
 
 
 def _archs(space, n, seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    while len(out) < n:
-        arch = space.sample(rng)
-        if arch not in out:
-            out.append(arch)
-    return out
+    return space.sample_distinct(n, np.random.default_rng(seed))
 
 
 def test_second_request_trains_nothing(tmp_path, space, digits):
@@ -163,11 +157,7 @@ WORKER = textwrap.dedent("""
     space, digits = create_space("mobilenet"), create_dataset("digits")
     recipe = Recipe(epochs=1, data_fraction=0.25)
     rng = np.random.default_rng(0)
-    archs = []
-    while len(archs) < 60:
-        a = space.sample(rng)
-        if a not in archs:
-            archs.append(a)
+    archs = space.sample_distinct(60, rng)
     store = EvalStore(store_path)
     print("ready", flush=True)
     while not go.exists():

@@ -225,3 +225,15 @@ def test_mobilenet_blocks_follow_their_decisions():
 def test_odd_input_sizes_export_with_parity(space, rng):
     _, report = export_arch(space, space.sample(rng), (1, 7, 5), 4, None)
     assert report.parity.ok
+
+
+def test_sample_distinct_keeps_draw_order_skips_exclusions_and_stops_when_the_space_runs_out(rng):
+    space = create_space("nb201")
+    first = space.sample(np.random.default_rng(7))
+    drawn = space.sample_distinct(20, np.random.default_rng(7))
+    assert drawn[0] == first and len({a.string for a in drawn}) == 20
+    others = space.sample_distinct(20, np.random.default_rng(7), exclude={first.string})
+    assert first not in others and len(others) == 20
+    tiny = create_space("mobilenet", widths=[[8, 16]], depths=[1], kernels=[3, 5], expansions=[1], strides=[1])
+    assert len(tiny.sample_distinct(50, rng)) == 8
+    assert tiny.sample_distinct(50, rng, exclude={a.string for a in tiny.enumerate()}) == []

@@ -17,11 +17,7 @@ def nb201():
 @pytest.fixture
 def table_file(tmp_path, nb201):
     rng = np.random.default_rng(0)
-    archs = []
-    while len(archs) < 5:
-        arch = nb201.sample(rng)
-        if arch not in archs:
-            archs.append(arch)
+    archs = nb201.sample_distinct(5, rng)
     lines = ["arch,accuracy", "# NAS-Bench-201-style test table", ""]
     lines += [f"{a.string},{0.5 + i / 20}" for i, a in enumerate(archs)]
     path = tmp_path / "table.csv"

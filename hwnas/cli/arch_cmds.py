@@ -45,17 +45,11 @@ def sample_cmd(space_name: str, space_option: tuple[str, ...], count: int, seed:
         raise click.BadParameter(f"the {space.name} space holds only {space.size()} architectures",
                                  param_hint="-n")
     rng = np.random.default_rng(seed)
-    seen: set[str] = set()
-    attempts = 0
-    while len(seen) < count if unique else attempts < count:
-        attempts += 1
-        if attempts > 100 * count + 1000:
-            raise HwnasError(f"could not draw {count} distinct architectures in {attempts - 1} samples")
-        arch = space.sample(rng)
-        if unique and arch.string in seen:
-            continue
-        seen.add(arch.string)
+    archs = space.sample_distinct(count, rng) if unique else [space.sample(rng) for _ in range(count)]
+    for arch in archs:
         click.echo(arch.string)
+    if len(archs) < count:
+        raise HwnasError(f"could not draw {count} distinct architectures in {100 * count + 1000} samples")
 
 
 @click.command("inspect")

@@ -279,17 +279,11 @@ class SearchLoop:
     def _unverified_samples(self, objective: PredictedObjective, n: int, *, exclude: set[str],
                             rng: np.random.Generator):
         """Up to ``n`` random architectures outside ``exclude``, scored (fewer if the space runs out)."""
-        found: dict[str, Arch] = {}
-        for _ in range(100 * n):
-            if len(found) == n:
-                break
-            arch = self.space.sample(rng)
-            if arch.string not in exclude:
-                found.setdefault(arch.string, arch)
+        found = self.space.sample_distinct(n, rng, exclude=exclude, max_draws=100 * n)
         if not found:
             return []
-        objective(list(found.values()))
-        return [objective.cache[s] for s in found]
+        objective(found)
+        return [objective.cache[a.string] for a in found]
 
     def _verify_pending(self, *, round_index: int) -> None:
         done = {v["arch"] for v in self.state.verified}

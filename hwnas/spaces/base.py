@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -154,6 +154,21 @@ class SearchSpace(abc.ABC):
     def sample(self, rng: np.random.Generator) -> Arch:
         """Samples each active decision uniformly, in order."""
         return self.complete({}, rng)
+
+    def sample_distinct(self, n: int, rng: np.random.Generator, *, exclude: Collection[str] = frozenset(),
+                        max_draws: int | None = None) -> list[Arch]:
+        """Up to ``n`` distinct architectures outside ``exclude`` (canonical strings), in the order drawn with
+        :meth:`sample`; stops after ``max_draws`` draws (default ``100 * n + 1000``), so a space with fewer
+        such architectures returns fewer rather than looping forever."""
+        found: dict[str, Arch] = {}
+        limit = 100 * n + 1000 if max_draws is None else max_draws
+        draws = 0
+        while len(found) < n and draws < limit:
+            draws += 1
+            arch = self.sample(rng)
+            if arch.string not in exclude:
+                found.setdefault(arch.string, arch)
+        return list(found.values())
 
     def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
         """Changes one active decision (with more than one choice) to another value.
