@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -17,6 +17,17 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     from hwnas.io import parse_key_values
 
     return parse_key_values(pairs)
+
+
+def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int) -> list[Any]:
+    """``[fn(job) for job in jobs]``, over ``workers`` spawned processes when more than one (one job at a time
+    each, results in job order)."""
+    if workers <= 1:
+        return [fn(job) for job in jobs]
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return pool.map(fn, jobs, chunksize=1)
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

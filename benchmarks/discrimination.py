@@ -15,7 +15,6 @@ Prints a table and writes ``benchmarks/results/discrimination[-<tag>].json``.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_options, print_table, write_result  # noqa: E402
+from _common import map_jobs, parse_options, print_table, write_result  # noqa: E402
 
 _DATASETS: dict = {}
 
@@ -78,11 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = [(args.space, a, args.dataset, dataset_options, recipe_options, s, args.threads)
                for a, s in sorted(jobs, key=lambda j: (j[1], archs.index(j[0])))]
     start = time.perf_counter()
-    if args.workers > 1:
-        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-            results = pool.map(_train_one, payload, chunksize=1)
-    else:
-        results = [_train_one(job) for job in payload]
+    results = map_jobs(_train_one, payload, args.workers)
     elapsed = time.perf_counter() - start
     acc = {(a, s): v for a, s, v, _, _ in results}
     times = [t for *_, t in results]

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, write_result  # noqa: E402
+from _common import map_jobs, print_table, write_result  # noqa: E402
 from _synthetic import make_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,13 +169,7 @@ def accuracy_digits(args) -> dict:
     t0 = time.perf_counter()
     print(f"digits: {len(jobs)} trainings at {args.epochs} epochs through {args.store} "
           f"({args.workers} worker(s); stored ones are reused)", flush=True)
-    if args.workers > 1:
-        import multiprocessing
-
-        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-            results = pool.map(_train_one, jobs, chunksize=1)
-    else:
-        results = [_train_one(j) for j in jobs]
+    results = map_jobs(_train_one, jobs, args.workers)
     wall = time.perf_counter() - t0
     strings = [r[0] for r in results]
     acc = np.array([r[1] for r in results])
