@@ -17,26 +17,25 @@ logger = logging.getLogger(__name__)
 QUICK_PROFILE_SAMPLES = 120
 
 
-def _budget(ctx, param, value):
-    from hwnas.search.budget import BudgetError, parse_latency
+def _parsed_with(parser: str):
+    """A click callback that parses a given value with ``hwnas.search.budget.<parser>``; a bad one is a usage
+    error naming the option."""
 
-    if value is None:
-        return None
-    try:
-        return parse_latency(value)
-    except BudgetError as exc:
-        raise click.BadParameter(str(exc)) from None
+    def callback(ctx, param, value):
+        from hwnas.search import budget
+
+        if value is None:
+            return None
+        try:
+            return getattr(budget, parser)(value)
+        except budget.BudgetError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
 
 
-def _duration(ctx, param, value):
-    from hwnas.search.budget import BudgetError, parse_duration
-
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except BudgetError as exc:
-        raise click.BadParameter(str(exc)) from None
+_budget = _parsed_with("parse_latency")
+_duration = _parsed_with("parse_duration")
 
 
 def _controller_names() -> list[str]:
