@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_STORE = "evals.sqlite"
 STORE_ENV = "HWNAS_STORE"
 SCHEMA_VERSION = 1
-KEY_FIELDS = ("space", "arch", "dataset", "recipe_hash", "seed", "epochs", "data_fraction")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS evals (
@@ -104,6 +103,9 @@ class EvalKey:
     data_fraction: float
 
 
+KEY_FIELDS = tuple(f.name for f in fields(EvalKey))
+
+
 def make_key(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = DEFAULT_RECIPE,
              seed: int = 0, evaluator: Evaluator | None = None) -> EvalKey:
     """The store key of evaluating ``arch`` with ``evaluator`` (training by default)."""
@@ -117,16 +119,10 @@ def _finite_or_none(value: float | None) -> float | None:
 
 
 @dataclass(frozen=True)
-class EvalRecord:
-    """One stored evaluation; ``reused`` (not stored) says that :meth:`EvalStore.evaluate` trained nothing."""
+class EvalRecord(EvalKey):
+    """One stored evaluation: its key's fields, then the results; ``reused`` (not stored) says that
+    :meth:`EvalStore.evaluate` trained nothing."""
 
-    space: str
-    arch: str
-    dataset: str
-    recipe_hash: str
-    seed: int
-    epochs: int
-    data_fraction: float
     arch_id: str
     val_accuracy: float
     val_loss: float | None
