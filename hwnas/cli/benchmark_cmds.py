@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from hwnas.cli.common import make_space, parse_space_options, space_options
-from hwnas.cli.search_cmds import _budget, _given, _new_config, _reward_names, table_device
+from hwnas.cli.search_cmds import _acquisition_names, _budget, _given, _new_config, _reward_names, table_device
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
 
-ALL_CONTROLLERS = "ppo,reinforce,a2c,qlearning,sarsa,random,evolution"
+ALL_CONTROLLERS = "ppo,reinforce,a2c,qlearning,sarsa,random,evolution,mcts,dynaq"
 
 
 def _controllers(ctx, param, value: str) -> list[str]:
@@ -40,6 +40,9 @@ def _controllers(ctx, param, value: str) -> list[str]:
               callback=_controllers, help="Comma-separated controllers to compare.")
 @click.option("--max-trainings", type=click.IntRange(min=1), default=50, show_default=True,
               help="Real evaluations per run (initial ones included), the same for every controller.")
+@click.option("--max-measurements", type=click.IntRange(min=1),
+              help="Latency measurements per run [default: 20 x --max-trainings].")
+@click.option("--acquisition", type=click.Choice(_acquisition_names()), default="ucb", show_default=True)
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
               help="Runs per controller, seeds 0..K-1 (the same seeds for every controller).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -65,7 +68,7 @@ def _controllers(ctx, param, value: str) -> list[str]:
               help="Evaluation store shared by the runs [default: <out>/evals.sqlite].")
 @click.option("--train-threads", type=click.IntRange(min=1), default=1, show_default=True)
 def benchmark_cmd(space_name, space_option, dataset, accuracy_table, device, latency_table, latency_budget,
-                  controller_names, max_trainings, seeds, out, mode, reward, initial_trainings,
+                  controller_names, max_trainings, max_measurements, acquisition, seeds, out, mode, reward, initial_trainings,
                   candidates_per_round, archs_per_round, explore, local_search_steps, epochs, profile_samples,
                   threads, profiles_dir, store_path, train_threads) -> None:
     """Compare controllers fairly: same real-evaluation budget, same seeds, curves and regret.
@@ -81,6 +84,7 @@ def benchmark_cmd(space_name, space_option, dataset, accuracy_table, device, lat
     device = table_device(device, latency_table, device_given=_given("device"))
     config = _new_config(space=space, space_options=parse_space_options(space_option), dataset=dataset,
                          device=device, budget_ms=latency_budget, reward=reward, max_trainings=max_trainings,
+                         max_measurements=max_measurements, acquisition=acquisition,
                          time_budget_s=None, epochs=epochs, initial_trainings=initial_trainings,
                          candidates_per_round=candidates_per_round, archs_per_round=archs_per_round,
                          explore=explore, local_search_steps=local_search_steps, profile_samples=profile_samples,
