@@ -44,6 +44,12 @@ def _controller_names() -> list[str]:
     return CONTROLLERS.names()
 
 
+def _acquisition_names() -> list[str]:
+    from hwnas.search.acquisition import ACQUISITIONS
+
+    return ACQUISITIONS.names()
+
+
 def _reward_names() -> list[str]:
     from hwnas.search.reward import REWARDS
 
@@ -64,6 +70,12 @@ def _reward_names() -> list[str]:
                    "ACC-0.07*|LAT/T-1|.")
 @click.option("--max-trainings", type=click.IntRange(min=1), default=30, show_default=True,
               help="Real trainings allowed (initial ones included).")
+@click.option("--max-measurements", type=click.IntRange(min=1),
+              help="Latency measurements allowed: every candidate is measured before it is trained and one over "
+                   "the budget is never trained [default: 20 x --max-trainings].")
+@click.option("--acquisition", type=click.Choice(_acquisition_names()), default="ucb", show_default=True,
+              help="How each round ranks its pool for measurement and training: ucb (mean + explore x std of "
+                   "the accuracy ensemble), ei (expected improvement), ts (Thompson sampling), greedy (mean).")
 @click.option("--time-budget", callback=_duration, metavar="DURATION",
               help="Wall-clock limit over all sessions of the run: 90s, 10m, 1h30m.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -103,7 +115,7 @@ def _reward_names() -> list[str]:
               help="oneshot: reward a complete architecture; progressive: grow it a stage/cell edge at a time, "
                    "rewarding each partial architecture's improvement.")
 def search_cmd(latency_budget, device, space_name, space_option, dataset, controller, reward, max_trainings,
-               time_budget, seed, run_dir, resume, epochs, initial_trainings, candidates_per_round,
+               max_measurements, acquisition, time_budget, seed, run_dir, resume, epochs, initial_trainings, candidates_per_round,
                archs_per_round, explore, local_search_steps, profile_samples, threads, profiles_dir, store_path,
                train_threads, accuracy_table, latency_table, mode) -> None:
     """Search the most accurate architecture whose measured latency fits the budget.
@@ -118,6 +130,8 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset, contro
         run = RunDir.open(resume)
         config = run.config
         overrides = {"max_trainings": max_trainings} if _given("max_trainings") else {}
+        if _given("max_measurements"):
+            overrides["max_measurements"] = max_measurements
         if _given("time_budget"):
             overrides["time_budget_s"] = time_budget
         config.update(overrides)
@@ -128,7 +142,8 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset, contro
         device = table_device(device, latency_table, device_given=_given("device"))
         config = _new_config(space=space, space_options=parse_space_options(space_option), dataset=dataset,
                              device=device, budget_ms=latency_budget, controller=controller, reward=reward,
-                             max_trainings=max_trainings, time_budget_s=time_budget, seed=seed, epochs=epochs,
+                             max_trainings=max_trainings, max_measurements=max_measurements,
+                             acquisition=acquisition, time_budget_s=time_budget, seed=seed, epochs=epochs,
                              initial_trainings=initial_trainings, candidates_per_round=candidates_per_round,
                              archs_per_round=archs_per_round, explore=explore, local_search_steps=local_search_steps,
                              profile_samples=profile_samples, threads=threads, profiles_dir=str(profiles_dir),
@@ -194,12 +209,16 @@ def _print_result(run, result: dict) -> None:
 
     budget = result["budget_ms"]
     click.echo(f"\nsearch finished: {result['stop_reason']}; {result['trainings_used']} trainings, "
-               f"{result['rounds']} rounds, {result['elapsed_s']:.0f} s")
+               f"{result.get('measurements_used', 0)} latency measurements, {result['rounds']} rounds, "
+               f"{result['elapsed_s']:.0f} s")
+    if result.get("warning"):
+        click.echo(f"warning: {result['warning']}", err=True)
     best = result["best"]
     if best is None:
-        click.echo(f"no verified architecture fits the budget of {format_ms(budget)}; the fastest verified:")
+        click.echo(f"no architecture found within the budget of {format_ms(budget)}; the fastest measured:")
         for v in result["closest"]:
-            click.echo(f"  {v['arch']}  accuracy {v['accuracy']:.4f}  latency {format_ms(v['latency_ms'])}")
+            accuracy = "not trained" if v.get("accuracy") is None else f"accuracy {v['accuracy']:.4f}"
+            click.echo(f"  {v['arch']}  {accuracy}  latency {format_ms(v['latency_ms'])}")
         click.echo("raise the budget, or search longer (--max-trainings) for faster architectures")
         return
     measured = "measured" if best.get("latency_measured", True) else "PREDICTED (device not reachable)"

@@ -43,6 +43,13 @@ class StoreAccuracy:
         return {"accuracy": record.val_accuracy, "reused": record.reused, "params": record.params,
                 "wall_time_s": record.wall_time_s}
 
+    @property
+    def validation_size(self) -> int | None:
+        """Examples an accuracy is measured on (None for a table: its noise is unknown here)."""
+        if not isinstance(self.evaluator, Trainer):
+            return None
+        return len(self.dataset.splits(self.recipe.split_seed).y_val)
+
     def known(self) -> list[tuple[str, float]]:
         """Every stored evaluation under exactly this space, data set, recipe, seed and fidelity."""
         probe = self._probe_key()

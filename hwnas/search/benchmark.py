@@ -25,7 +25,8 @@ from typing import Any, Callable, Sequence
 
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json, atomic_write_text
-from hwnas.search.curves import best_curve, checkpoints, plot_curves, regret_curve, summarize
+from hwnas.search.curves import (best_curve, checkpoints, measurement_curve, plot_curves, regret_curve,
+                                 summarize)
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 # budget may grow).
 FIXED_SETTINGS = ("space", "space_options", "dataset", "accuracy_table", "latency_table", "device", "budget_ms",
                   "reward", "mode", "initial_trainings", "candidates_per_round", "archs_per_round", "explore",
-                  "local_search_steps", "epochs", "predictor_options")
+                  "local_search_steps", "epochs", "predictor_options", "acquisition")
 
 
 class BenchmarkError(HwnasError):
@@ -146,7 +147,9 @@ def _run_one(folder: Path, config: dict, *, controller: str, seed: int, best: di
     result = run_search(run, run_config, echo=logger.info, wrap_sources=wrap)
     verified = run.load_state().verified
     curve = best_curve(verified, budget_ms=float(config["budget_ms"]), length=int(config["max_trainings"]))
-    entry: dict[str, list] = {"best_accuracy": curve}
+    entry: dict[str, list] = {"best_accuracy": curve,
+                              "measurements": measurement_curve(verified, length=int(config["max_trainings"])),
+                              "over_budget": [int(v["latency_ms"] > float(config["budget_ms"])) for v in verified]}
     if best is not None:
         entry["regret"] = regret_curve(curve, best["accuracy"])
     return entry, result
@@ -156,12 +159,14 @@ def write_outputs(folder: Path, config: dict, curves: dict, best: dict | None) -
     """Writes ``curves.csv``, ``curves.json``, ``summary.json`` and ``curves.png``; returns the summary."""
     marks = checkpoints(int(config["max_trainings"]))
     rows = summarize(curves, marks)
-    lines = ["controller,seed,evaluations,best_accuracy,regret"]
+    lines = ["controller,seed,evaluations,best_accuracy,regret,measurements"]
     for controller, runs in curves.items():
         for seed, run in runs.items():
             for i, value in enumerate(run["best_accuracy"]):
                 regret = run["regret"][i] if "regret" in run else ""
-                lines.append(f"{controller},{seed},{i + 1},{'' if value is None else value},{regret}")
+                measured = run.get("measurements", [])
+                count = measured[i] if i < len(measured) and measured[i] is not None else ""
+                lines.append(f"{controller},{seed},{i + 1},{'' if value is None else value},{regret},{count}")
     atomic_write_text(folder / "curves.csv", "\n".join(lines) + "\n")
     settings = {k: config.get(k) for k in (*FIXED_SETTINGS, "max_trainings")}
     atomic_write_json(folder / "curves.json", {"settings": settings, "true_best": best,

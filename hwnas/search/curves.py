@@ -29,6 +29,16 @@ def best_curve(verified: Sequence[Mapping], *, budget_ms: float, length: int | N
     return curve
 
 
+def measurement_curve(verified: Sequence[Mapping], *, length: int | None = None) -> list[int | None]:
+    """Latency measurements used by the time of each training (None for runs made before they were counted),
+    padded to ``length`` with the last value."""
+    curve = [record.get("measurements_used") for record in verified]
+    if length is not None:
+        last = curve[-1] if curve else None
+        curve = curve[:length] + [last] * max(0, length - len(curve))
+    return curve
+
+
 def regret_curve(curve: Sequence[float | None], true_best: float) -> list[float]:
     """``true_best - best`` per evaluation (nothing feasible counts as accuracy 0)."""
     return [float(true_best - (0.0 if value is None else value)) for value in curve]
@@ -49,6 +59,12 @@ def summarize(curves: Mapping[str, Mapping[int, Mapping[str, list]]], marks: Seq
             accs = [0.0 if a is None else a for a in accs]
             row["median_best_accuracy"] = float(np.median(accs))
             row["feasible_share"] = float(np.mean([_at(r["best_accuracy"], mark) is not None for r in runs.values()]))
+            counts = [_at(run.get("measurements") or [], mark) for run in runs.values()]
+            if counts and all(c is not None for c in counts):
+                row["median_measurements"] = float(np.median(counts))
+            if all("over_budget" in run for run in runs.values()):
+                row["share_trained_over_budget"] = float(np.mean([v for run in runs.values()
+                                                                  for v in run["over_budget"][:mark]] or [0]))
             if all(run.get("regret") for run in runs.values()):
                 regrets = [_at(run["regret"], mark) for run in runs.values()]
                 row["median_regret"] = float(np.median(regrets))

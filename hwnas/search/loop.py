@@ -24,6 +24,7 @@ from hwnas.arch import Arch
 from hwnas.errors import HwnasError
 from hwnas.predictors import AccuracyPredictor, ArchFeaturizer, LatencyPredictor
 from hwnas.predictors.metrics import kendall, mape
+from hwnas.search import acquisition
 from hwnas.search.controllers import Controller
 from hwnas.search.objective import PredictedObjective
 from hwnas.search.reward import Reward
@@ -61,19 +62,28 @@ class SearchSettings:
     Attributes:
         budget_ms: Latency budget.
         max_trainings: Real evaluations (trainings) allowed, initial ones included.
+        max_measurements: Latency measurements allowed (None: 20 x ``max_trainings``); every candidate is
+            measured before it is trained, and one over the budget is never trained.
         time_budget_s: Wall-clock limit over all sessions of the run (None: none).
         initial_trainings: Diverse real evaluations before the first round.
-        candidates_per_round: Top predicted candidates verified per round.
-        explore_per_round: Extra candidates per round drawn among the controller's proposals at random.
+        candidates_per_round: Trainings per round picked by the acquisition.
+        explore_per_round: Extra trainings per round drawn at random among the rest of the round's pool.
         archs_per_round: Predicted evaluations the controller spends per round.
-        explore: Weight of the accuracy uncertainty in the reward (upper confidence bound).
+        explore: Weight of the accuracy uncertainty in the controller's reward and in the ``ucb`` acquisition.
         local_search_steps: Hill-climbing steps on the predicted reward from the best proposals before the
             candidates are picked (0: none); see :meth:`SearchLoop._local_search`.
+        acquisition: How the pool is ranked for measurement and training (:mod:`hwnas.search.acquisition`).
+        neighbours_of_best: The neighbours of this many best verified architectures join each round's pool.
+        measurements_per_round: Most candidates a round measures while filling its training slots.
+        min_feasibility: Candidates less likely than this to fit the budget (by the latency predictor) are
+            not measured.
+        num_classes: Classes of the task (for the chance-level check of the result; None: no check).
         seed: Seed of the loop (initial samples, exploration picks, controller).
     """
 
     budget_ms: float
     max_trainings: int = 30
+    max_measurements: int | None = None
     time_budget_s: float | None = None
     initial_trainings: int = 10
     candidates_per_round: int = 4
@@ -81,7 +91,21 @@ class SearchSettings:
     archs_per_round: int = 2000
     explore: float = 0.5
     local_search_steps: int = 3
+    acquisition: str = "ucb"
+    neighbours_of_best: int = 5
+    measurements_per_round: int = 50
+    min_feasibility: float = 0.1
+    num_classes: int | None = None
     seed: int = 0
+
+    @property
+    def measurement_cap(self) -> int:
+        return MEASUREMENTS_PER_TRAINING * self.max_trainings if self.max_measurements is None \
+            else self.max_measurements
+
+
+#: Default measurement budget per allowed training (``--max-measurements``).
+MEASUREMENTS_PER_TRAINING = 20
 
 
 @dataclass
@@ -95,15 +119,35 @@ class Verified:
     latency_measured: bool = True
     predicted_accuracy: float | None = None
     predicted_latency_ms: float | None = None
+    measurements_used: int | None = None
+
+
+@dataclass
+class Measured:
+    """One latency the loop measured (or looked up in a table) for a candidate."""
+
+    arch: str
+    latency_ms: float
+    round: int
+    measured: bool = True
+    predicted_latency_ms: float | None = None
 
 
 @dataclass
 class SearchState:
-    """What a run has done; saved as ``state.json`` after every step."""
+    """What a run has done; saved as ``state.json`` after every step.
+
+    ``pending`` is the round's queue of candidates in the order they are measured, ``pending_group`` the
+    training-slot group of each (0: picked by the acquisition, 1: exploration) and ``slots`` the trainings
+    each group may still start this round.
+    """
 
     round: int = 0
     verified: list[dict] = field(default_factory=list)
+    measured: list[dict] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
+    pending_group: list[int] = field(default_factory=list)
+    slots: list[int] = field(default_factory=list)
     pending_predictions: dict[str, list[float]] = field(default_factory=dict)
     elapsed_s: float = 0.0
     finished: bool = False
@@ -112,6 +156,10 @@ class SearchState:
     @property
     def trainings(self) -> int:
         return len(self.verified)
+
+    @property
+    def measurements(self) -> int:
+        return len(self.measured)
 
 
 class SearchLoop:
@@ -162,8 +210,12 @@ class SearchLoop:
         if not self.state.finished:
             self._initial()
             while not self._out_of_budget():
-                if self._round() == 0:  # neither the controller nor random samples found anything new
-                    self.state.stop_reason = "no unverified architecture left to try"
+                trained, queued, measured = self._round()
+                if trained == 0 and not self._out_of_budget():
+                    self.state.stop_reason = (
+                        "no unverified architecture left to try" if queued == 0
+                        else f"no new candidate fits the budget ({measured} measured in round "
+                             f"{self.state.round - 1})")
                     break
             self.state.finished = True
             self._save()
@@ -173,86 +225,156 @@ class SearchLoop:
     def _initial(self) -> None:
         if self.state.round > 0:
             return
-        if not self.state.pending:
-            rng = np.random.default_rng([self.settings.seed, 0])
+        if not self.state.pending and not self.state.slots:
             n = min(self.settings.initial_trainings, self.settings.max_trainings)
-            self.state.pending = [a.string for a in self._diverse_sample(n, rng)]
-            self._save()
-        self.on_event("initial", {"count": len(self.state.pending)})
-        self._verify_pending(round_index=0)
+            queue = self._initial_queue(n, np.random.default_rng([self.settings.seed, 0]))
+            self._set_queue([queue], [n])
+        self.on_event("initial", {"count": self.state.slots[0] if self.state.slots else 0})
+        self._work_queue(round_index=0)
         self.state.round = 1
         self._save()
 
-    def _round(self) -> int:
-        """One round (resuming its verifications if it was interrupted); returns how many it verified."""
+    def _round(self) -> tuple[int, int, int]:
+        """One round (resuming its queue if it was interrupted); returns how many candidates it trained, had
+        in its queue and measured."""
         r = self.state.round
-        if not self.state.pending:
+        if not self.state.pending and not self.state.slots:
             acc_model, lat_model = self._fit_predictors(r)
             objective = PredictedObjective(accuracy=acc_model.predict_dist, latency=lat_model.predict_dist,
                                            reward=self.reward, target_ms=self.settings.budget_ms,
                                            explore=self.settings.explore)
             self.on_event("learn", {"round": r})
+            self._observe_real_rewards()
             self.controller.learn(objective, self.settings.archs_per_round)
             self.controller.save(self.run_dir.controller_checkpoint)
-            picks = self._pick_candidates(objective, r)
-            self.state.pending = [s.arch.string for s in picks]
-            self.state.pending_predictions = {s.arch.string: [s.accuracy, s.latency_ms] for s in picks}
-            self._save()
-        before = self.state.trainings
-        self._verify_pending(round_index=r)
-        new = self.state.verified[before:]
-        row = self._history_row(r, new)
+            self._plan_round(objective, r)
+        trained, measured, queued = self.state.trainings, self.state.measurements, len(self.state.pending)
+        self._work_queue(round_index=r)
+        new, new_measured = self.state.verified[trained:], self.state.measured[measured:]
+        row = self._history_row(r, new, new_measured)
         self.run_dir.append_history(row)
         self.on_event("round_done", row)
         self.state.round = r + 1
         self._save()
-        return len(new)
+        return len(new), queued, len(new_measured)
+
+    def _observe_real_rewards(self) -> None:
+        """Hands a model-based controller (Dyna-Q) the real rewards of every trained architecture: the loop's
+        reward of the measured accuracy and latency (no exploration bonus). Idempotent on the controller's
+        side, so a resumed round may repeat it."""
+        observe = getattr(self.controller, "observe", None)
+        if observe is None or not self.state.verified:
+            return
+        verified = self.state.verified
+        real = self.reward(np.array([v["accuracy"] for v in verified], dtype=float),
+                           np.array([v["latency_ms"] for v in verified], dtype=float), self.settings.budget_ms)
+        observe([(v["arch"], float(r)) for v, r in zip(verified, real)])
 
     # -- steps -----------------------------------------------------------------------------------------------
     def _fit_predictors(self, round_index: int):
         verified_acc = [(v["arch"], v["accuracy"]) for v in self.state.verified]
         acc_known = dict(self.accuracy_source.known())
         acc_known.update(verified_acc)
-        lat_known = dict(self.latency_source.known())
-        lat_known.update((v["arch"], v["latency_ms"]) for v in self.state.verified if v["latency_measured"])
+        lat_known = self._known_latencies()
+        lat_model = self._fit_latency(lat_known)
+        snapshot = self.run_dir.predictor_snapshot(round_index)
+        if len(acc_known) < 2:  # nothing trained fits the budget yet: the round looks for fast candidates
+            return _ConstantAccuracy(np.mean(list(acc_known.values())) if acc_known else 0.5), lat_model
         archs, accs = zip(*sorted(acc_known.items()))
         acc_model = self.make_accuracy_predictor()
         acc_model.fit(list(archs), np.array(accs), featurizer=self._featurizer(acc_model))
-        archs, lats = zip(*sorted(lat_known.items()))
-        lat_model = self.make_latency_predictor()
-        lat_model.fit(list(archs), np.array(lats), featurizer=self._featurizer(lat_model))
-        snapshot = self.run_dir.predictor_snapshot(round_index)
         acc_model.save(snapshot / "accuracy", source={"records": len(acc_known)})
         lat_model.save(snapshot / "latency", source={"records": len(lat_known)})
         return acc_model, lat_model
 
-    def _pick_candidates(self, objective: PredictedObjective, round_index: int):
-        """The ``candidates_per_round`` best unverified architectures by predicted reward, plus
-        ``explore_per_round`` drawn at random among the rest of the round's proposals.
+    def _fit_latency(self, known: dict[str, float]):
+        archs, lats = zip(*sorted(known.items()))
+        model = self.make_latency_predictor()
+        return model.fit(list(archs), np.array(lats), featurizer=self._featurizer(model))
 
-        Every round verifies something while the budget lasts: a controller whose proposals are all verified
-        already (a collapsed policy) gets the unverified neighbours found by the local search, or, failing
-        those, random unverified architectures.
+    def _known_latencies(self) -> dict[str, float]:
+        """Every real latency the run knows: the source's (device profile or table prior) and its own
+        measurements (predicted fallbacks excluded)."""
+        known = dict(self.latency_source.known())
+        known.update((m["arch"], m["latency_ms"]) for m in self.state.measured if m["measured"])
+        known.update((v["arch"], v["latency_ms"]) for v in self.state.verified if v["latency_measured"])
+        return known
+
+    def _initial_queue(self, n: int, rng: np.random.Generator) -> list[str]:
+        """``n`` diverse architectures likely to fit the budget, in the order they are measured, followed by
+        as many reserves (to replace those that turn out over the budget): a random pool is filtered by
+        the latency predictor fit on the device's profile (or table prior), then picked evenly over the
+        filtered pool's range of MACs."""
+        pool = self.space.sample_distinct(max(50 * n, 200), rng, exclude={v["arch"] for v in self.state.verified})
+        known = self._known_latencies()
+        if len(known) >= 2:
+            predicted = self._fit_latency(known).predict(pool)
+            latency = np.array([known.get(a.string, p) for a, p in zip(pool, predicted)])
+            p_feasible = acquisition.feasibility(latency, self.settings.budget_ms, acquisition.DEFAULT_LOG_SIGMA)
+            likely = [a for a, p in zip(pool, p_feasible) if p >= 0.5]
+            if len(likely) < n:  # a budget near the fastest architectures: take the most likely ones
+                order = np.argsort(-p_feasible, kind="stable")
+                likely = [pool[i] for i in order[:max(n, len(likely))]]
+            pool = likely
+        size = self._macs_fn()
+        ordered = sorted(pool, key=lambda a: (size(a), a.string))
+        picks = _spread(len(ordered), 2 * n, rng)
+        return [ordered[i].string for i in picks]
+
+    def _plan_round(self, objective: PredictedObjective, round_index: int) -> None:
+        """Fills the round's queue: the pool (the controller's proposals, the local search's finds, the
+        neighbours of the best verified architectures) ranked by the acquisition among candidates likely to fit
+        the budget; ``candidates_per_round`` slots for those, ``explore_per_round`` for random others.
+
+        Every round has candidates while the space lasts: where the pool offers too few, random unverified
+        architectures are scored and ranked too.
         """
-        done = {v["arch"] for v in self.state.verified}
-        room = self.settings.max_trainings - self.state.trainings
-        k = min(self.settings.candidates_per_round, room)
-        if self.settings.local_search_steps > 0:
-            self._local_search(objective, starts=max(k, 1), rng=np.random.default_rng([self.settings.seed,
-                                                                                        round_index, 1]))
-        best = objective.best(k, exclude=done)
-        if len(best) < k:  # the extra samples stay in the cache, for the exploration pick
-            best += self._unverified_samples(objective, k - len(best) + self.settings.explore_per_round,
-                                             exclude=done | {s.arch.string for s in best},
-                                             rng=np.random.default_rng([self.settings.seed, round_index, 2])
-                                             )[: k - len(best)]
-        taken = done | {s.arch.string for s in best}
-        rest = [s for s in objective.cache.values() if s.arch.string not in taken]
-        n_explore = min(self.settings.explore_per_round, room - len(best), len(rest))
-        rng = np.random.default_rng([self.settings.seed, round_index])
-        rest.sort(key=lambda s: s.arch.string)
-        explore = [rest[i] for i in rng.choice(len(rest), size=n_explore, replace=False)] if n_explore > 0 else []
-        return best + explore
+        s = self.settings
+        trained = {v["arch"] for v in self.state.verified}
+        room = s.max_trainings - self.state.trainings
+        k = min(s.candidates_per_round, room)
+        e = min(s.explore_per_round, room - k)
+        if s.local_search_steps > 0:
+            self._local_search(objective, starts=max(k, 1),
+                               rng=np.random.default_rng([s.seed, round_index, 1]))
+        self._score_neighbours_of_best(objective, rng=np.random.default_rng([s.seed, round_index, 3]))
+        known = self._known_latencies()
+        sigma = acquisition.log_sigma([(m["predicted_latency_ms"], m["latency_ms"])
+                                       for m in self.state.measured if m["measured"]])
+        best = self.best()
+
+        def ranked(exclude: set[str]) -> list[acquisition.Candidate]:
+            pool = [acquisition.Candidate(c.arch.string, c.accuracy, c.accuracy_std, c.latency_ms)
+                    for c in objective.cache.values() if c.arch.string not in exclude]
+            return acquisition.rank(pool, acquisition=s.acquisition, budget_ms=s.budget_ms, known_ms=known,
+                                    sigma=sigma, best=None if best is None else best["accuracy"],
+                                    kappa=s.explore, min_feasibility=s.min_feasibility,
+                                    rng=np.random.default_rng([s.seed, round_index, 4]))
+
+        order = ranked(trained)
+        wanted = s.measurements_per_round
+        if len(order) < wanted:  # too few: random unverified architectures join the pool
+            self._unverified_samples(objective, wanted - len(order),
+                                     exclude=trained | {c.arch for c in order},
+                                     rng=np.random.default_rng([s.seed, round_index, 2]))
+            order = ranked(trained)
+        exploit, rest = order[:wanted], order[wanted:]
+        if e > 0 and not rest:  # a small pool: exploration draws from what exploitation may not reach
+            exploit, rest = order[:max(k, 1) * 2], order[max(k, 1) * 2:]
+        rng = np.random.default_rng([s.seed, round_index])
+        explore = [rest[i] for i in rng.permutation(len(rest))[:10 * e]] if e > 0 else []
+        self.state.pending_predictions = {c.arch: [c.accuracy, c.latency_ms] for c in exploit + explore}
+        self._set_queue([[c.arch for c in exploit], [c.arch for c in explore]], [k, e])
+
+    def _score_neighbours_of_best(self, objective: PredictedObjective, *, rng: np.random.Generator) -> None:
+        """Scores every neighbour of the ``neighbours_of_best`` best verified feasible architectures: the
+        region a search must exploit, whatever the controller proposes."""
+        feasible = [v for v in self.state.verified if v["latency_ms"] <= self.settings.budget_ms]
+        feasible.sort(key=lambda v: (-v["accuracy"], v["arch"]))
+        for record in feasible[: self.settings.neighbours_of_best]:
+            moves = self.space.neighbours(self.space.parse(record["arch"]), rng)
+            if moves:
+                objective(moves)
 
     def _local_search(self, objective: PredictedObjective, *, starts: int, rng: np.random.Generator) -> None:
         """Hill-climbs on the predicted reward from the ``starts`` best architectures scored so far (verified
@@ -277,34 +399,92 @@ class SearchLoop:
                 current, reward = moves[i], float(scores[i])
 
     def _unverified_samples(self, objective: PredictedObjective, n: int, *, exclude: set[str],
-                            rng: np.random.Generator):
-        """Up to ``n`` random architectures outside ``exclude``, scored (fewer if the space runs out)."""
+                            rng: np.random.Generator) -> None:
+        """Scores up to ``n`` random architectures outside ``exclude`` (fewer if the space runs out)."""
         found = self.space.sample_distinct(n, rng, exclude=exclude, max_draws=100 * n)
-        if not found:
-            return []
-        objective(found)
-        return [objective.cache[a.string] for a in found]
+        if found:
+            objective(found)
 
-    def _verify_pending(self, *, round_index: int) -> None:
-        done = {v["arch"] for v in self.state.verified}
-        for string in list(self.state.pending):
-            if self._out_of_budget():
+    def _set_queue(self, groups: Sequence[Sequence[str]], slots: Sequence[int]) -> None:
+        """The round's queue: each group's candidates in order, and the trainings each group may start."""
+        seen: set[str] = set()
+        self.state.pending, self.state.pending_group = [], []
+        for index, group in enumerate(groups):
+            for string in group:
+                if string not in seen:
+                    seen.add(string)
+                    self.state.pending.append(string)
+                    self.state.pending_group.append(index)
+        self.state.slots = [int(n) for n in slots]
+        self._save()
+
+    def _work_queue(self, *, round_index: int) -> None:
+        """Measures the queue's candidates in order and trains those within the budget while their group has
+        slots left; the state is saved after every measurement and every training, so a resumed run continues
+        exactly here."""
+        trained = {v["arch"] for v in self.state.verified}
+        while self.state.pending:
+            string, group = self.state.pending[0], self.state.pending_group[0]
+            worked = False
+            if self.state.slots[group] > 0 and string not in trained:
+                before = self.state.measurements
+                latency = self._latency(string, round_index)
+                if latency is None:  # the measurement budget is spent
+                    break
+                worked = self.state.measurements > before
+                if latency["latency_ms"] <= self.settings.budget_ms:
+                    if self._out_of_budget():
+                        break
+                    self._train(string, latency, round_index)
+                    trained.add(string)
+                    self.state.slots[group] -= 1
+                    worked = True
+            self.state.pending.pop(0)
+            self.state.pending_group.pop(0)
+            if worked:  # a skipped candidate is skipped again after a resume: no write needed
+                self._save()
+            if not any(self.state.slots):
                 break
-            if string not in done:
-                arch = self.space.parse(string)
-                self.on_event("verify", {"arch": string, "round": round_index, "trainings": self.state.trainings})
-                result = self.accuracy_source.evaluate(arch)
-                latency = self.latency_source.measure(arch)
-                predicted = self.state.pending_predictions.get(string, [None, None])
-                self.state.verified.append(asdict(Verified(
-                    arch=string, accuracy=float(result["accuracy"]), latency_ms=float(latency["latency_ms"]),
-                    latency_measured=bool(latency["measured"]), round=round_index,
-                    predicted_accuracy=predicted[0], predicted_latency_ms=predicted[1])))
-                done.add(string)
-                self.on_event("verified", {**self.state.verified[-1], "best": self.best()})
-            self.state.pending.remove(string)
+        if not self.state.pending or not any(self.state.slots):  # the round is done (else a budget stopped it)
+            self.state.pending, self.state.pending_group, self.state.slots = [], [], []
+            self.state.pending_predictions = {}
             self._save()
-        self.state.pending_predictions = {}
+
+    def _latency(self, string: str, round_index: int) -> dict | None:
+        """The candidate's latency: known (the profile or table prior, or measured by this run) or measured
+        now (counted against ``max_measurements``; None when that budget is spent)."""
+        for record in self.state.measured:
+            if record["arch"] == string:
+                return {"latency_ms": record["latency_ms"], "measured": record["measured"]}
+        prior = dict(self.latency_source.known())
+        if string in prior:
+            return {"latency_ms": float(prior[string]), "measured": True}
+        if self.state.measurements >= self.settings.measurement_cap:
+            self.state.stop_reason = f"measurement budget spent ({self.settings.measurement_cap})"
+            return None
+        result = self.latency_source.measure(self.space.parse(string))
+        predicted = self.state.pending_predictions.get(string, [None, None])[1]
+        # saved with the queue's next step: a kill before that measures again (a profile or table look-up)
+        self.state.measured.append(asdict(Measured(
+            arch=string, latency_ms=float(result["latency_ms"]), round=round_index,
+            measured=bool(result["measured"]), predicted_latency_ms=predicted)))
+        feasible = result["latency_ms"] <= self.settings.budget_ms
+        self.on_event("measured", {"arch": string, "latency_ms": float(result["latency_ms"]), "feasible": feasible,
+                                   "measurements": self.state.measurements})
+        return {"latency_ms": float(result["latency_ms"]), "measured": bool(result["measured"])}
+
+    def _train(self, string: str, latency: dict, round_index: int) -> None:
+        arch = self.space.parse(string)
+        self.on_event("verify", {"arch": string, "round": round_index, "trainings": self.state.trainings})
+        result = self.accuracy_source.evaluate(arch)
+        predicted = self.state.pending_predictions.get(string, [None, None])
+        self.state.verified.append(asdict(Verified(
+            arch=string, accuracy=float(result["accuracy"]), latency_ms=float(latency["latency_ms"]),
+            latency_measured=bool(latency["measured"]), round=round_index,
+            predicted_accuracy=predicted[0], predicted_latency_ms=predicted[1],
+            measurements_used=self.state.measurements)))
+        self.on_event("verified", {**self.state.verified[-1], "best": self.best(),
+                                   "measurements": self.state.measurements})
 
     # -- bookkeeping -----------------------------------------------------------------------------------------
     def _elapsed(self) -> float:
@@ -313,6 +493,9 @@ class SearchLoop:
     def _out_of_budget(self) -> bool:
         if self.state.trainings >= self.settings.max_trainings:
             self.state.stop_reason = f"training budget spent ({self.settings.max_trainings})"
+            return True
+        if self.state.measurements >= self.settings.measurement_cap:
+            self.state.stop_reason = f"measurement budget spent ({self.settings.measurement_cap})"
             return True
         if self.settings.time_budget_s is not None and self._elapsed() >= self.settings.time_budget_s:
             self.state.stop_reason = f"time budget spent ({self.settings.time_budget_s:.0f} s)"
@@ -323,17 +506,11 @@ class SearchLoop:
         self.state.elapsed_s = self._elapsed()
         self.run_dir.save_state(self.state)
 
-    def _diverse_sample(self, n: int, rng: np.random.Generator) -> list[Arch]:
-        """``n`` distinct architectures spread over the size range (stratified by MACs)."""
-        from hwnas.profiling.sampling import stratified_sample
-
-        featurizer = self._featurizer(self.make_latency_predictor())  # cached analytic MACs
-        macs_column = featurizer.feature_names_.index("macs")
-
-        def size(arch: Arch) -> float:
-            return float(featurizer.transform([arch])[0, macs_column])
-
-        return stratified_sample(self.space, n, rng=rng, size_fn=size)
+    def _macs_fn(self) -> Callable[[Arch], float]:
+        """MACs of an architecture, from the run's featurizer (cached analytic statistics)."""
+        featurizer = self._featurizer(self.make_latency_predictor())
+        column = featurizer.feature_names_.index("macs")
+        return lambda arch: float(featurizer.transform([arch])[0, column])
 
     def _featurizer(self, predictor) -> ArchFeaturizer:
         """One featurizer per task setting for the whole run, so its unit statistics and feature rows are
@@ -349,18 +526,28 @@ class SearchLoop:
         feasible = [v for v in self.state.verified if v["latency_ms"] <= self.settings.budget_ms]
         return max(feasible, key=lambda v: (v["accuracy"], -v["latency_ms"]), default=None)
 
-    def _history_row(self, round_index: int, new: Sequence[dict]) -> dict:
+    def _fastest(self, n: int) -> list[dict]:
+        """The ``n`` fastest architectures the run measured or trained (accuracy None where untrained)."""
+        seen = {v["arch"]: v for v in self.state.verified}
+        for m in self.state.measured:
+            seen.setdefault(m["arch"], {"arch": m["arch"], "accuracy": None, "latency_ms": m["latency_ms"],
+                                        "latency_measured": m["measured"]})
+        return sorted(seen.values(), key=lambda v: (v["latency_ms"], v["arch"]))[:n]
+
+    def _history_row(self, round_index: int, new: Sequence[dict], measured: Sequence[dict]) -> dict:
         best = self.best()
         acc_true = [v["accuracy"] for v in new if v["predicted_accuracy"] is not None]
         acc_pred = [v["predicted_accuracy"] for v in new if v["predicted_accuracy"] is not None]
-        lat_true = [v["latency_ms"] for v in new if v["predicted_latency_ms"] is not None]
-        lat_pred = [v["predicted_latency_ms"] for v in new if v["predicted_latency_ms"] is not None]
+        lat_true = [m["latency_ms"] for m in measured if m["predicted_latency_ms"] is not None]
+        lat_pred = [m["predicted_latency_ms"] for m in measured if m["predicted_latency_ms"] is not None]
         return {
             "round": round_index, "trainings_used": self.state.trainings, "elapsed_s": round(self._elapsed(), 1),
             "best_accuracy": None if best is None else best["accuracy"],
             "best_latency_ms": None if best is None else best["latency_ms"],
             "best_arch": None if best is None else best["arch"],
-            "new_verified": len(new),
+            "new_verified": len(new), "measurements_used": self.state.measurements,
+            "new_measured": len(measured),
+            "new_over_budget": sum(m["latency_ms"] > self.settings.budget_ms for m in measured),
             "accuracy_mae_new": float(np.mean(np.abs(np.subtract(acc_true, acc_pred)))) if acc_true else None,
             "accuracy_kendall_new": kendall(acc_true, acc_pred) if len(acc_true) > 2 else None,
             "latency_mape_new": mape(lat_true, lat_pred) if lat_true else None,
@@ -371,7 +558,7 @@ class SearchLoop:
 
         best = self.best()
         verified = self.state.verified
-        closest = sorted(verified, key=lambda v: v["latency_ms"])[:3] if best is None else []
+        closest = self._fastest(3) if best is None else []
         result = {
             "budget_ms": self.settings.budget_ms, "trainings_used": self.state.trainings,
             "rounds": self.state.round - 1, "stop_reason": self.state.stop_reason,
@@ -379,9 +566,76 @@ class SearchLoop:
             "closest": closest, "pareto_front": pareto_front(verified),
             "verified_within_budget": sum(v["latency_ms"] <= self.settings.budget_ms for v in verified),
             "latency_measured": all(v["latency_measured"] for v in verified),
+            "measurements_used": self.state.measurements,
+            "trainings_over_budget": sum(v["latency_ms"] > self.settings.budget_ms for v in verified),
+            "acquisition": self.settings.acquisition,
         }
+        warning = uninformative(verified, num_classes=self.settings.num_classes,
+                                validation_size=getattr(self.accuracy_source, "validation_size", None))
+        if warning:
+            result["warning"] = warning
+            logger.warning("%s", warning)
         self.run_dir.write_result(result, verified, budget_ms=self.settings.budget_ms)
         return result
+
+
+class _ConstantAccuracy:
+    """The accuracy "predictor" of a round before two trainings fit the budget: one value for every
+    architecture, so the reward and the acquisition order candidates by latency alone."""
+
+    def __init__(self, value: float) -> None:
+        self.value = float(value)
+
+    def predict_dist(self, archs: Sequence) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(len(archs), self.value), np.zeros(len(archs))
+
+
+def _spread(count: int, n: int, rng: np.random.Generator) -> list[int]:
+    """Up to ``n`` distinct indices of ``range(count)`` (items sorted by size): the first half one per equal
+    bin of the range (a random item in each), then as many reserves picked the same way."""
+    if count <= n:
+        return list(rng.permutation(count))
+    half = max(1, n // 2)
+    picks: list[int] = []
+    for _ in range(2):
+        edges = np.linspace(0, count, half + 1).round().astype(int)
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            free = [i for i in range(lo, max(hi, lo + 1)) if i not in picks and i < count]
+            if free:
+                picks.append(int(free[int(rng.integers(len(free)))]))
+    return picks[:n]
+
+
+def uninformative(verified: Sequence[dict], *, num_classes: int | None,
+                  validation_size: int | None) -> str | None:
+    """A warning when the run's accuracies cannot tell architectures apart (None when they can).
+
+    Two cases, judged on the initial diverse trainings (all verified ones if fewer than 3): every accuracy is at
+    chance level (within three binomial standard errors of ``1/num_classes``), or their spread is within the
+    noise of a single evaluation (the binomial standard error of an accuracy measured on ``validation_size``
+    examples, a lower bound on the seed-to-seed spread).
+    """
+    initial = [v for v in verified if v.get("round") == 0]
+    accuracies = np.array([v["accuracy"] for v in (initial if len(initial) >= 3 else verified)], dtype=float)
+    if len(accuracies) < 3:
+        return None
+    advice = "train longer (--epochs), use a smaller batch or a larger --data-fraction"
+    if num_classes and num_classes > 1:
+        chance = 1.0 / num_classes
+        n = validation_size or 100
+        margin = 3.0 * np.sqrt(chance * (1.0 - chance) / n)
+        if np.all(accuracies <= chance + margin):
+            return (f"every verified accuracy is at chance level ({accuracies.max():.3f} <= {chance:.3f} + noise): "
+                    f"the search could not tell architectures apart; {advice}")
+    if validation_size:
+        mean = float(np.clip(accuracies.mean(), 0.0, 1.0))
+        noise = float(np.sqrt(mean * (1.0 - mean) / validation_size))
+        spread = float(np.std(accuracies))
+        if spread <= noise:
+            return (f"the verified accuracies spread by {spread:.4f} (std), within the noise of one evaluation "
+                    f"on {validation_size} validation examples ({noise:.4f}): the ranking is not reliable; "
+                    f"{advice}")
+    return None
 
 
 class SearchError(HwnasError):

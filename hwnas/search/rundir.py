@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -107,7 +107,9 @@ class RunDir:
         return SearchState(**{k: v for k, v in data.items() if k in known})
 
     def save_state(self, state) -> None:
-        atomic_write_json(self.path / STATE_FILE, asdict(state))
+        # a shallow view: the records are plain dicts already, and asdict's deep copy of a long run's state
+        # costs more than the write
+        atomic_write_json(self.path / STATE_FILE, {f.name: getattr(state, f.name) for f in fields(state)})
 
     # -- outputs ---------------------------------------------------------------------------------------------
     def history(self) -> list[dict[str, str]]:

@@ -80,7 +80,10 @@ def run_search(run: RunDir, config: dict, *, echo: Callable[[str], None] = print
         accuracy, latency = wrap_sources(accuracy, latency)
     shape, classes, options = config["input_shape"], config["num_classes"], config.get("space_options") or {}
     settings = SearchSettings(budget_ms=float(config["budget_ms"]), max_trainings=int(config["max_trainings"]),
+                              max_measurements=config.get("max_measurements"),
                               time_budget_s=config.get("time_budget_s"),
+                              acquisition=config.get("acquisition", "ucb"),
+                              num_classes=int(config["num_classes"]) if config.get("num_classes") else None,
                               initial_trainings=int(config.get("initial_trainings", 8)),
                               candidates_per_round=int(config.get("candidates_per_round", 4)),
                               archs_per_round=int(config.get("archs_per_round", 2000)),
@@ -118,6 +121,9 @@ class Progress:
             self.echo(f"initial: {info['count']} diverse architectures to train and measure")
         elif event == "learn":
             self.echo(f"round {info['round']}: controller learning on predicted reward")
+        elif event == "measured" and not info["feasible"]:
+            self.echo(f"  measured {info['arch']}: {format_ms(info['latency_ms'])}, over the budget: not trained "
+                      f"({info['measurements']} measurements)")
         elif event == "verified":
             self.done_this_session += 1
             best = info["best"]
@@ -127,7 +133,8 @@ class Progress:
             self.echo(f"  verified {info['arch']}: acc {info['accuracy']:.4f}, "
                       f"{format_ms(info['latency_ms'])}"
                       f"{'' if info['latency_measured'] else ' (predicted)'} | {best_text} "
-                      f"(budget {format_ms(self.settings.budget_ms)}) | {per:.1f} s/training")
+                      f"(budget {format_ms(self.settings.budget_ms)}) | {per:.1f} s/training, "
+                      f"{info['measurements']} measurements")
         elif event == "round_done":
             row = info
             quality = []
@@ -138,5 +145,7 @@ class Progress:
             remaining = self.settings.max_trainings - row["trainings_used"]
             per = (time.monotonic() - self.start) / max(1, self.done_this_session)
             self.echo(f"round {row['round']} done: {row['trainings_used']}/{self.settings.max_trainings} "
-                      f"trainings; predictors on new truth: {', '.join(quality) or 'n/a'}; "
+                      f"trainings, {row['measurements_used']}/{self.settings.measurement_cap} measurements "
+                      f"({row['new_over_budget']} of {row['new_measured']} new over the budget); "
+                      f"predictors on new truth: {', '.join(quality) or 'n/a'}; "
                       f"ETA {remaining * per / 60:.1f} min")
