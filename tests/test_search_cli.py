@@ -56,6 +56,8 @@ def test_end_to_end_search_on_digits_then_resume_with_more_trainings(cli, tmp_pa
     run = tmp_path / "run"
     outcome = json.loads((run / "result.json").read_text())
     assert outcome["trainings_used"] == 4 and outcome["feasible"] and outcome["best"]["latency_ms"] <= 10
+    assert outcome["measurements_used"] >= 1 and outcome["trainings_over_budget"] == 0
+    assert "latency measurements" in result.output and "measurements" in result.output.split("round 1 done")[1]
     assert 0 < outcome["test_accuracy"] <= 1
     profile = (tmp_path / "profiles" / "host" / "measurements.jsonl").read_text().splitlines()
     verified = json.loads((run / "state.json").read_text())["verified"]

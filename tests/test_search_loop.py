@@ -201,3 +201,111 @@ def test_run_dir_errors(tmp_path):
     (tmp_path / "run" / "config.json").write_text("{oops")
     with pytest.raises(RunDirError, match="corrupt"):
         RunDir.open(tmp_path / "run")
+
+
+class CrashingLatency(FakeLatency):
+    """Raises KeyboardInterrupt on the ``crash_after + 1``-th measurement."""
+
+    def __init__(self, crash_after=None):
+        super().__init__()
+        self.crash_after = crash_after
+
+    def measure(self, arch):
+        if self.crash_after is not None and sum(self.calls.values()) >= self.crash_after:
+            raise KeyboardInterrupt
+        return super().measure(arch)
+
+
+def test_measure_before_training_never_trains_an_architecture_over_the_budget(tmp_path):
+    accuracy, latency = FakeAccuracy(), FakeLatency()
+    loop = make_loop(tmp_path / "run", accuracy, latency, max_trainings=20)
+    loop.settings.budget_ms = 0.45  # a tight budget: most of the space (and of the prior) is over it
+    result = loop.run()
+    trained = loop.state.verified
+    assert len(trained) == 20 and all(true_latency(v["arch"]) <= 0.45 for v in trained)
+    assert set(accuracy.calls) == {v["arch"] for v in trained}  # nothing else was trained
+    over = [m for m in loop.state.measured if m["latency_ms"] > 0.45]
+    assert over and not {m["arch"] for m in over} & set(accuracy.calls)  # measured, found too slow, skipped
+    assert set(latency.calls) == {m["arch"] for m in loop.state.measured}  # each measurement is recorded once
+    assert result["measurements_used"] == len(loop.state.measured) == sum(latency.calls.values())
+    assert result["trainings_over_budget"] == 0 and result["best"]["latency_ms"] <= 0.45
+    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    last = dict(zip(header, rows[-1].split(",")))
+    assert int(last["measurements_used"]) == result["measurements_used"]
+    assert int(last["trainings_used"]) == 20
+    assert sum(int(dict(zip(header, r.split(",")))["new_over_budget"]) for r in rows[1:]) <= len(over)
+
+
+def test_the_measurement_budget_stops_the_search_and_counts_are_reported(tmp_path):
+    loop = make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), max_trainings=40)
+    loop.settings.budget_ms = 0.45
+    loop.settings.max_measurements = 12
+    result = loop.run()
+    assert result["measurements_used"] == 12 and len(loop.state.measured) == 12
+    assert result["stop_reason"] == "measurement budget spent (12)"
+    assert result["trainings_used"] < 40
+    assert SearchSettings(budget_ms=1.0, max_trainings=7).measurement_cap == 140  # 20 x trainings by default
+
+
+def test_resume_after_a_kill_during_measurements_gives_the_uninterrupted_answer(tmp_path):
+    def tight(loop):
+        loop.settings.budget_ms = 0.45
+        return loop
+
+    reference = tight(make_loop(tmp_path / "ref", FakeAccuracy(), FakeLatency())).run()
+    for crash_after in (3, 17):
+        path = tmp_path / f"run{crash_after}"
+        crashing_acc = FakeAccuracy()
+        with pytest.raises(KeyboardInterrupt):
+            tight(make_loop(path, crashing_acc, CrashingLatency(crash_after))).run()
+        resumed_acc = FakeAccuracy()
+        resumed_acc.calls.update(crashing_acc.calls)
+        result = tight(make_loop(path, resumed_acc, FakeLatency(), resume=True)).run()
+        assert max(resumed_acc.calls.values()) == 1  # no training repeated
+        assert result["best"] == reference["best"]
+        ref = json.loads((tmp_path / "ref" / "state.json").read_text())
+        got = json.loads((path / "state.json").read_text())
+        assert [v["arch"] for v in got["verified"]] == [v["arch"] for v in ref["verified"]]
+        assert [m["arch"] for m in got["measured"]] == [m["arch"] for m in ref["measured"]]
+
+
+def test_an_infeasible_budget_trains_nothing_and_names_the_fastest_measured(tmp_path):
+    accuracy = FakeAccuracy()
+    loop = make_loop(tmp_path / "run", accuracy, FakeLatency(), max_trainings=8)
+    loop.settings.budget_ms = 0.01
+    result = loop.run()
+    assert not accuracy.calls and result["trainings_used"] == 0 and result["best"] is None
+    assert "fits the budget" in result["stop_reason"]
+    assert [c["accuracy"] for c in result["closest"]] == [None] * 3
+
+
+def test_a_search_at_chance_level_says_so(tmp_path):
+    class Chance(FakeAccuracy):
+        def evaluate(self, arch):
+            self.calls[arch.string] += 1
+            return {"accuracy": 0.1}
+
+    loop = make_loop(tmp_path / "run", Chance(), FakeLatency(), max_trainings=8)
+    loop.settings.num_classes = 10
+    result = loop.run()
+    assert "chance level" in result["warning"] and "--epochs" in result["warning"]
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["warning"] == result["warning"]
+    informative = make_loop(tmp_path / "ok", FakeAccuracy(), FakeLatency(), max_trainings=8)
+    informative.settings.num_classes = 10
+    assert "warning" not in informative.run()
+
+
+def test_uninformative_judges_chance_and_noise():
+    from hwnas.search.loop import uninformative
+
+    def records(accs):
+        return [{"accuracy": a, "round": 0} for a in accs]
+
+    assert uninformative(records([0.25, 0.26, 0.24, 0.25]), num_classes=4, validation_size=240)
+    assert uninformative(records([0.25, 0.60, 0.70]), num_classes=4, validation_size=240) is None
+    # a spread of about half a validation example's worth on 359 examples is noise; 5 points is not
+    assert "noise" in uninformative(records([0.951, 0.953, 0.950, 0.952]), num_classes=10, validation_size=359)
+    assert uninformative(records([0.90, 0.95, 0.85, 0.80]), num_classes=10, validation_size=359) is None
+    assert uninformative(records([0.1, 0.1]), num_classes=10, validation_size=100) is None  # too few to judge
+    assert uninformative(records([0.5, 0.5, 0.5]), num_classes=None, validation_size=None) is None

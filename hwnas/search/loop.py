@@ -197,6 +197,7 @@ class SearchLoop:
         self._session_start = time.monotonic()
         self._elapsed_at_start = self.state.elapsed_s
         self._featurizers: dict[tuple, ArchFeaturizer] = {}
+        self._pool_left = 0  # unverified architectures, not known to be too slow, in the last round's pool
 
     # -- public ----------------------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -213,7 +214,8 @@ class SearchLoop:
                 trained, queued, measured = self._round()
                 if trained == 0 and not self._out_of_budget():
                     self.state.stop_reason = (
-                        "no unverified architecture left to try" if queued == 0
+                        "no unverified architecture left to try" if queued == 0 and not self._pool_left
+                        else "no unverified architecture is likely to fit the budget" if queued == 0
                         else f"no new candidate fits the budget ({measured} measured in round "
                              f"{self.state.round - 1})")
                     break
@@ -358,6 +360,13 @@ class SearchLoop:
                                      exclude=trained | {c.arch for c in order},
                                      rng=np.random.default_rng([s.seed, round_index, 2]))
             order = ranked(trained)
+        untried = [c for c in objective.cache.values() if c.arch.string not in trained
+                   and known.get(c.arch.string, 0.0) <= s.budget_ms]
+        self._pool_left = len(untried)
+        if not order and best is None:  # nothing seems to fit yet: measure the fastest predicted, to be sure
+            untried.sort(key=lambda c: (c.latency_ms, c.arch.string))
+            order = [acquisition.Candidate(c.arch.string, c.accuracy, c.accuracy_std, c.latency_ms)
+                     for c in untried[: 2 * max(k + e, 1)]]
         exploit, rest = order[:wanted], order[wanted:]
         if e > 0 and not rest:  # a small pool: exploration draws from what exploitation may not reach
             exploit, rest = order[:max(k, 1) * 2], order[max(k, 1) * 2:]
