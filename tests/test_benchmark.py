@@ -64,10 +64,14 @@ def test_harness_writes_curves_and_the_correct_regret(tables, tmp_path):
             assert run["best_accuracy"] == expected
             assert run["regret"] == pytest.approx([true_best - (b or 0.0) for b in expected])
             assert all(r >= -1e-12 for r in run["regret"]) and run["regret"] == sorted(run["regret"], reverse=True)
+            # measured before trained: the counts of measurements rise with the trainings, none over budget
+            assert run["measurements"] == [v["measurements_used"] for v in state["verified"]]
+            assert run["measurements"] == sorted(run["measurements"]) and run["over_budget"] == [0] * 9
     rows = list(csv.DictReader(open(out / "curves.csv")))
-    assert len(rows) == 2 * 2 * 9
+    assert len(rows) == 2 * 2 * 9 and all(row["measurements"] != "" for row in rows)
     summary = json.loads((out / "summary.json").read_text())["summary"]
     at_end = {r["controller"]: r["median_regret"] for r in summary if r["evaluations"] == 9}
+    assert all(r["share_trained_over_budget"] == 0 and r["median_measurements"] >= 1 for r in summary)
     for controller in curves:
         finals = sorted(curves[controller][s]["regret"][-1] for s in ("0", "1"))
         assert at_end[controller] == pytest.approx(sum(finals) / 2)
