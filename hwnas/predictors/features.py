@@ -2,7 +2,9 @@
 
 Features = the space's one-hot encoding + analytic statistics of the built model: totals (parameters, MACs
 split into pointwise / depthwise / dense, activation memory, layer and operator counts, number of units) and
-per-stage sums (MACs, parameters, activations, units). Statistics are computed per *unit* (stem, block, cell,
+per-stage sums (MACs, parameters, activations, units) + the space's structure features
+(:meth:`SearchSpace.structure`, named ``struct:<name>``: for nb201 the effective cell, its operation counts,
+its path encoding and cell statistics). Statistics are computed per *unit* (stem, block, cell,
 head — see :meth:`SearchSpace.units`) and cached, so an architecture costs a few dictionary look-ups once its
 units have been seen: 100,000 architectures take seconds, not a model build each.
 """
@@ -68,17 +70,21 @@ class ArchFeaturizer(TransformerMixin, BaseEstimator):
         num_classes: Number of classes of the task.
         encoding: Include the space's one-hot encoding.
         analytic: Include the analytic model statistics.
+        structure: Include the space's structure features.
+        drop: Feature-name prefixes to leave out (e.g. ``("struct:path:",)``), for ablations.
     """
 
     def __init__(self, space: str = "mobilenet", space_options: Mapping[str, Any] | None = None,
                  input_shape: Sequence[int] = (1, 8, 8), num_classes: int = 10, encoding: bool = True,
-                 analytic: bool = True) -> None:
+                 analytic: bool = True, structure: bool = True, drop: Sequence[str] = ()) -> None:
         self.space = space
         self.space_options = space_options
         self.input_shape = input_shape
         self.num_classes = num_classes
         self.encoding = encoding
         self.analytic = analytic
+        self.structure = structure
+        self.drop = drop
 
     # -- scikit-learn API ------------------------------------------------------------------------------------
     def fit(self, archs: Iterable | None = None, y=None) -> "ArchFeaturizer":
@@ -93,7 +99,12 @@ class ArchFeaturizer(TransformerMixin, BaseEstimator):
             names += list(TOTAL_STATS) + ["units"]
             for stage in range(-1, self.num_stages_ + 1):
                 names += [f"stage{stage}:{stat}" for stat in STAGE_STATS] + [f"stage{stage}:units"]
-        self.feature_names_ = names
+        if self.structure:
+            names += [f"struct:{n}" for n in self.space_.structure_names()]
+        drop = tuple(self.drop)
+        keep = [i for i, name in enumerate(names) if not name.startswith(drop)] if drop else None
+        self.columns_ = None if keep is None or len(keep) == len(names) else np.asarray(keep)
+        self.feature_names_ = names if self.columns_ is None else [names[i] for i in keep]
         self._row_cache: dict[str, np.ndarray] = {}
         return self
 
@@ -136,7 +147,11 @@ class ArchFeaturizer(TransformerMixin, BaseEstimator):
             parts.append(self.space_.encode(parsed))
         if self.analytic:
             parts.append(self._analytic(parsed))
+        if self.structure:
+            parts.append(self.space_.structure(parsed))
         row = np.concatenate(parts).astype(np.float32)
+        if self.columns_ is not None:
+            row = row[self.columns_]
         if len(self._row_cache) < 1_000_000:
             self._row_cache[key] = row
         return row

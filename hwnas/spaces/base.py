@@ -236,6 +236,18 @@ class SearchSpace(abc.ABC):
             vec[offset + decision.index(value)] = 1.0
         return vec
 
+    # -- structure features ----------------------------------------------------------------------------------
+    def structure_names(self) -> list[str]:
+        """Names of the columns of :meth:`structure`. None by default; a space overrides both together."""
+        return []
+
+    def structure(self, arch: Arch) -> np.ndarray:
+        """Structural features of ``arch`` that its one-hot encoding leaves implicit (e.g. which edges of a
+        cell actually compute, the paths through it, operation counts), as a float32 vector over
+        :meth:`structure_names`. Empty by default."""
+        self._check_own(arch)
+        return np.zeros(0, dtype=np.float32)
+
     # -- models ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def units(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> list["Unit"]:

@@ -20,6 +20,7 @@ import math
 import re
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 from torch import nn
 
 from hwnas.arch import Arch
@@ -135,6 +136,27 @@ class MobileNetSpace(SearchSpace):
                 choices[f"s{s}.b{b}.expand"] = expand
                 choices[f"s{s}.b{b}.se"] = match.group(3) is not None
         return choices
+
+    # -- structure features ----------------------------------------------------------------------------------
+    def structure_names(self) -> list[str]:
+        """Whole network: ``depth`` (blocks), ``kernel=<k>`` / ``expand=<e>`` (blocks with that kernel /
+        expansion), ``se`` (blocks with squeeze-excite); per stage ``s<i>.kernel_sum``, ``s<i>.expand_sum``,
+        ``s<i>.se`` (sums over its blocks: they grow with both the depth and the per-block choices)."""
+        return (["depth"] + [f"kernel={k}" for k in self.kernels] + [f"expand={e}" for e in self.expansions]
+                + ["se"] + [f"s{s}.{name}" for s in range(self.num_stages)
+                            for name in ("kernel_sum", "expand_sum", "se")])
+
+    def structure(self, arch: Arch) -> np.ndarray:
+        self._check_own(arch)
+        blocks = [(arch[f"s{s}.b{b}.kernel"], arch[f"s{s}.b{b}.expand"], arch[f"s{s}.b{b}.se"], s)
+                  for s in range(self.num_stages) for b in range(arch[f"s{s}.depth"])]
+        totals = ([len(blocks)] + [sum(k == kernel for kernel, _, _, _ in blocks) for k in self.kernels]
+                  + [sum(e == expand for _, expand, _, _ in blocks) for e in self.expansions]
+                  + [sum(se for _, _, se, _ in blocks)])
+        stages = np.zeros((self.num_stages, 3))
+        for kernel, expand, se, stage in blocks:
+            stages[stage] += (kernel, expand, se)
+        return np.concatenate([np.asarray(totals, dtype=float), stages.ravel()]).astype(np.float32)
 
     # -- model -----------------------------------------------------------------------------------------------
     def stage_strides(self, input_shape: Sequence[int]) -> tuple[int, list[int]]:

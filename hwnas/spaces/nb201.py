@@ -9,11 +9,19 @@ Macro skeleton (as in the reference implementation): 3x3 conv stem with C channe
 N cells with C, 2C and 4C channels, separated by residual reduction blocks (ReLU-conv-BN 3x3 stride 2,
 ReLU-conv-BN 3x3, shortcut 2x2 average pool + 1x1 conv); BN + ReLU; global average pool; linear classifier.
 A reduction whose input is already 1 pixel wide keeps stride 1 (tiny inputs are never reduced below 1x1).
+
+Structure features (:meth:`NB201Space.structure`, for the predictors) describe the *effective* cell: an edge
+whose source cannot be reached from node 0, or whose target cannot reach node 3, through non-``none`` edges
+computes nothing that reaches the output, so it counts as ``none``. Many strings share one effective cell;
+their published accuracies differ only by training noise.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 import torch
 from torch import nn
@@ -30,6 +38,46 @@ EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 
 def edge_label(to: int, frm: int) -> str:
     return f"{to}<-{frm}"
+
+
+_EDGE_INDEX = {edge: i for i, edge in enumerate(EDGES)}
+# Every route from the input (node 0) to the output (node 3), as indices into EDGES.
+_ROUTES = tuple(tuple(_EDGE_INDEX[(b, a)] for a, b in zip(nodes, nodes[1:]))
+                for nodes in ((0, 3), (0, 1, 3), (0, 2, 3), (0, 1, 2, 3)))
+_SHORT = {"skip_connect": "skip", "nor_conv_1x1": "conv1x1", "nor_conv_3x3": "conv3x3",
+          "avg_pool_3x3": "pool"}
+_SEQUENCES = tuple(seq for length in (1, 2, 3) for seq in itertools.product(OPS[1:], repeat=length))
+_SEQUENCE_INDEX = {seq: i for i, seq in enumerate(_SEQUENCES)}
+_CONV_WEIGHT = {"nor_conv_1x1": 1.0, "nor_conv_3x3": 9.0}
+CELL_STATS = ("live_edges", "paths", "skip_path", "convfree_path", "max_convs", "min_convs", "max_conv3x3",
+              "conv3x3_on_paths", "longest_path", "shortest_path", "conv_weight")
+"""Cell statistics of :meth:`NB201Space.structure`, over the effective cell and its live paths from node 0
+to node 3: live edges; number of paths; whether a path of only skips / of no convolution exists; most and
+fewest convolutions on a path; most 3x3 convolutions on a path; 3x3 convolutions summed over paths; longest
+and shortest path (edges); conv weight (1 per live 1x1, 9 per live 3x3: proportional to the cell's parameters
+and MACs)."""
+
+
+def effective_ops(ops: Sequence[str]) -> tuple[str, ...]:
+    """The operations over ``EDGES`` with every edge that cannot affect node 3 replaced by ``none``.
+
+    An edge ``j <- i`` is live when it is not ``none``, node i is reachable from node 0 and node j reaches
+    node 3, both through non-``none`` edges.
+    """
+    on = [op != "none" for op in ops]
+    reached = [True, False, False, False]
+    for to in range(1, 4):
+        reached[to] = any(on[_EDGE_INDEX[(to, frm)]] and reached[frm] for frm in range(to))
+    reaches = [False, False, False, True]
+    for frm in (2, 1, 0):
+        reaches[frm] = any(on[_EDGE_INDEX[(to, frm)]] and reaches[to] for to in range(frm + 1, 4))
+    return tuple(op if on[i] and reached[frm] and reaches[to] else "none"
+                 for i, ((to, frm), op) in enumerate(zip(EDGES, ops)))
+
+
+def live_paths(ops: Sequence[str]) -> list[tuple[str, ...]]:
+    """Operation sequences of the routes from node 0 to node 3 that use no ``none`` edge."""
+    return [seq for seq in (tuple(ops[i] for i in route) for route in _ROUTES) if "none" not in seq]
 
 
 class ReLUConvBN(nn.Sequential):
@@ -144,6 +192,34 @@ class NB201Space(SearchSpace):
                                     f"(known: {', '.join(OPS)})")
                 choices[edge_label(to, frm)] = op
         return choices
+
+    # -- structure features ----------------------------------------------------------------------------------
+    def structure_names(self) -> list[str]:
+        """``eff:<edge>=<op>`` (one-hot of the effective cell), ``count:<op>`` (its operation counts),
+        ``path:<op>-<op>...`` (BANANAS path encoding: how many live paths from node 0 to node 3 carry each
+        operation sequence; 84 sequences of 1-3 operations) and the :data:`CELL_STATS`."""
+        return ([f"eff:{edge_label(to, frm)}={op}" for to, frm in EDGES for op in OPS]
+                + [f"count:{op}" for op in OPS]
+                + ["path:" + "-".join(_SHORT[op] for op in seq) for seq in _SEQUENCES]
+                + list(CELL_STATS))
+
+    def structure(self, arch: Arch) -> np.ndarray:
+        self._check_own(arch)
+        ops = effective_ops([arch[edge_label(to, frm)] for to, frm in EDGES])
+        onehot = np.zeros((len(EDGES), len(OPS)), dtype=np.float32)
+        onehot[np.arange(len(EDGES)), [OPS.index(op) for op in ops]] = 1.0
+        counts = onehot.sum(axis=0)
+        paths = live_paths(ops)
+        encoding = np.zeros(len(_SEQUENCES), dtype=np.float32)
+        for seq in paths:
+            encoding[_SEQUENCE_INDEX[seq]] += 1.0
+        convs = [sum(op in _CONV_WEIGHT for op in seq) for seq in paths] or [0]
+        conv3 = [seq.count("nor_conv_3x3") for seq in paths] or [0]
+        lengths = [len(seq) for seq in paths] or [0]
+        stats = [len(EDGES) - counts[0], len(paths), any(set(seq) == {"skip_connect"} for seq in paths),
+                 any(c == 0 for c in convs) and bool(paths), max(convs), min(convs), max(conv3), sum(conv3),
+                 max(lengths), min(lengths), sum(_CONV_WEIGHT.get(op, 0.0) for op in ops)]
+        return np.concatenate([onehot.ravel(), counts, encoding, np.asarray(stats, dtype=np.float32)])
 
     def units(self, arch: Arch, input_shape: Sequence[int], num_classes: int) -> list[Unit]:
         self._check_own(arch)
