@@ -1,6 +1,7 @@
 """Search quality on real published data (issue 12): NAS-Bench-201 accuracies, HW-NAS-Bench latencies.
 
-    .venv/bin/python benchmarks/nb201_real.py                        # full: 2 tables x 4 devices x 3 budgets x 5 seeds
+    .venv/bin/python benchmarks/nb201_real.py --controllers ppo,random,evolution,mcts,dynaq --seeds 2 \
+        --seeds-per-controller ppo=5                                 # as in README: ~75 min on 2 cores
     .venv/bin/python benchmarks/nb201_real.py --quick                # smoke: cifar100, 2 devices, 2 budgets, 2 seeds
     .venv/bin/python benchmarks/nb201_real.py --controllers random -S acquisition=ei --tag ei   # an ablation
 
@@ -225,6 +226,8 @@ def main() -> None:
     parser.add_argument("--devices", default=",".join(DEVICES))
     parser.add_argument("--quantiles", default=",".join(map(str, QUANTILES)))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds-per-controller", action="append", default=[], metavar="CONTROLLER=N",
+                        help="Another number of seeds for one controller (e.g. ppo=5 with --seeds 2).")
     parser.add_argument("--max-trainings", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("-S", "--setting", action="append", default=[], metavar="KEY=VALUE",
@@ -242,9 +245,11 @@ def main() -> None:
     tag = args.tag or ("quick" if args.quick else "default")
     cache_dir = RESULTS / "nb201_real" / tag
     configs = [(t, d, q) for t in tables for d in devices for q in quantiles]
+    seeds_of = {c: int(n) for c, n in parse_options(args.seeds_per_controller).items()}
     jobs = [{"table": t, "device": d, "quantile": q, "seed": s, "controller": c, "settings": settings,
              "max_trainings": args.max_trainings, "cache": str(cache_dir / f"{t}-{d}-{q}-{c}-s{s}.json")}
-            for s in range(args.seeds) for (t, d, q) in configs for c in controllers]
+            for s in range(max([args.seeds, *seeds_of.values()])) for (t, d, q) in configs for c in controllers
+            if s < seeds_of.get(c, args.seeds)]
     if cache_dir.exists():
         stored = json.loads((cache_dir / "settings.json").read_text()) if (cache_dir / "settings.json").exists() \
             else None
@@ -252,12 +257,19 @@ def main() -> None:
             raise SystemExit(f"{cache_dir} holds runs with other settings ({stored}); use another --tag")
     cache_dir.mkdir(parents=True, exist_ok=True)
     (cache_dir / "settings.json").write_text(json.dumps({"settings": settings, "max_trainings": args.max_trainings}))
-    print(f"{len(jobs)} runs ({len(configs)} configurations x {args.seeds} seeds x {len(controllers)} controllers), "
+    print(f"{len(jobs)} runs ({len(configs)} configurations x {args.seeds} seeds x {len(controllers)} controllers"
+          f"{', ' + str(seeds_of) if seeds_of else ''}), "
           f"settings {settings or 'default'}, {args.workers} workers", flush=True)
     t0 = time.perf_counter()
     runs = map_jobs(run_one, jobs, args.workers)
     marks = [m for m in MARKS if m <= args.max_trainings]
     rows = baselines(configs, marks) + summarize(runs, marks)
+    if len({seeds_of.get(c, args.seeds) for c in controllers}) > 1:  # the same seeds for every controller, too
+        common = min(seeds_of.get(c, args.seeds) for c in controllers)
+        rows += [{**row, "method": f"{row['method']} (seeds 0-{common - 1})"}
+                 for row in summarize([r for r in runs if r["seed"] < common and seeds_of.get(r["controller"],
+                                                                                                args.seeds) > common],
+                                      marks)]
     print(f"\nregret in accuracy points over {len(configs)} configurations x {args.seeds} seeds "
           f"({time.perf_counter() - t0:.0f} s)")
     print_table(["method", "trainings", "median", "p90", "mean", "trained over budget", "answers over budget",

@@ -53,7 +53,7 @@ def _controllers(ctx, param, value: str) -> list[str]:
 @click.option("--candidates-per-round", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--archs-per-round", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Predicted evaluations each controller spends per round.")
-@click.option("--explore", type=click.FloatRange(min=0), default=0.5, show_default=True)
+@click.option("--explore", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--local-search-steps", type=click.IntRange(min=0), default=3, show_default=True,
               help="Greedy moves on the predicted reward from the best proposals before candidates are picked "
                    "(0: none).")

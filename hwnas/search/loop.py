@@ -89,7 +89,7 @@ class SearchSettings:
     candidates_per_round: int = 4
     explore_per_round: int = 1
     archs_per_round: int = 2000
-    explore: float = 0.5
+    explore: float = 1.0
     local_search_steps: int = 3
     acquisition: str = "ucb"
     neighbours_of_best: int = 5

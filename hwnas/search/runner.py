@@ -87,7 +87,7 @@ def run_search(run: RunDir, config: dict, *, echo: Callable[[str], None] = print
                               initial_trainings=int(config.get("initial_trainings", 8)),
                               candidates_per_round=int(config.get("candidates_per_round", 4)),
                               archs_per_round=int(config.get("archs_per_round", 2000)),
-                              explore=float(config.get("explore", 0.5)),
+                              explore=float(config.get("explore", 1.0)),
                               local_search_steps=int(config.get("local_search_steps", 3)),
                               seed=int(config.get("seed", 0)))
     common = dict(space=space.name, space_options=options, input_shape=shape, num_classes=classes,
