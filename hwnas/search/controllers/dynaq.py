@@ -106,17 +106,6 @@ class DynaQController(QLearningController):
                     self._update(real[int(i)])
                 self.replayed += max(due, 0)
 
-    def _refresh_memory(self, objective: PredictedObjective) -> None:
-        """Re-scores the remembered model episodes with the (possibly refit) objective, in one call."""
-        if not self.memory:
-            return
-        episodes = list(self.memory)
-        scores = objective([arch for episode in episodes for arch in episode.scored])
-        start = 0
-        for episode in episodes:
-            episode.set_scores(scores[start:start + len(episode.scored)])
-            start += len(episode.scored)
-
     def _real_episodes(self, objective: PredictedObjective) -> list[Episode]:
         """Every observed architecture as an episode ending with its real reward (partials from the model)."""
         episodes = [self._episode(self.space.parse(string)) for string in self.real]

@@ -61,14 +61,20 @@ class TabularController(Controller):
         decay = np.exp(-self.episodes_seen / self.epsilon_decay_archs)
         return float(self.epsilon_end + (self.epsilon_start - self.epsilon_end) * decay)
 
+    def _refresh_memory(self, objective: PredictedObjective) -> None:
+        """Re-scores the remembered episodes with the (possibly refit) objective, in one call."""
+        if not self.memory:
+            return
+        episodes = list(self.memory)
+        scores = objective([arch for episode in episodes for arch in episode.scored])
+        start = 0
+        for episode in episodes:
+            episode.set_scores(scores[start:start + len(episode.scored)])
+            start += len(episode.scored)
+
     def learn(self, objective: PredictedObjective, n_archs: int) -> None:
-        if self.replay and self.memory:  # the predictors may have been refit: refresh the stored rewards
-            episodes = list(self.memory)
-            scores = objective([arch for episode in episodes for arch in episode.scored])
-            start = 0
-            for episode in episodes:
-                episode.set_scores(scores[start:start + len(episode.scored)])
-                start += len(episode.scored)
+        if self.replay:  # the predictors may have been refit: refresh the stored rewards
+            self._refresh_memory(objective)
         spent = 0
         while spent < n_archs:
             episodes = run_episodes(self.space, objective, self.batch_size, self._act, progressive=self.progressive)
