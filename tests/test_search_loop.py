@@ -253,8 +253,11 @@ def test_resume_after_a_kill_during_measurements_gives_the_uninterrupted_answer(
         loop.settings.budget_ms = 0.45
         return loop
 
-    reference = tight(make_loop(tmp_path / "ref", FakeAccuracy(), FakeLatency())).run()
-    for crash_after in (3, 17):
+    reference_latency = FakeLatency()
+    reference = tight(make_loop(tmp_path / "ref", FakeAccuracy(), reference_latency)).run()
+    total = sum(reference_latency.calls.values())
+    assert total >= 8
+    for crash_after in (3, total - 2):  # in the initial phase, and late in a round
         path = tmp_path / f"run{crash_after}"
         crashing_acc = FakeAccuracy()
         with pytest.raises(KeyboardInterrupt):
