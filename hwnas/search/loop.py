@@ -74,6 +74,9 @@ class SearchSettings:
             candidates are picked (0: none); see :meth:`SearchLoop._local_search`.
         acquisition: How the pool is ranked for measurement and training (:mod:`hwnas.search.acquisition`).
         neighbours_of_best: The neighbours of this many best verified architectures join each round's pool.
+        random_per_round: Uniform random architectures that join each round's pool, whatever the controller
+            proposes: a learned controller concentrates its proposals where the predictor is confident, and
+            the acquisition needs candidates from where it is not.
         measurements_per_round: Most candidates a round measures while filling its training slots.
         min_feasibility: Candidates less likely than this to fit the budget (by the latency predictor) are
             not measured.
@@ -93,6 +96,7 @@ class SearchSettings:
     local_search_steps: int = 3
     acquisition: str = "ucb"
     neighbours_of_best: int = 5
+    random_per_round: int = 1000
     measurements_per_round: int = 50
     min_feasibility: float = 0.1
     num_classes: int | None = None
@@ -325,7 +329,7 @@ class SearchLoop:
 
     def _plan_round(self, objective: PredictedObjective, round_index: int) -> None:
         """Fills the round's queue: the pool (the controller's proposals, the local search's finds, the
-        neighbours of the best verified architectures) ranked by the acquisition among candidates likely to fit
+        neighbours of the best verified architectures, ``random_per_round`` random ones) ranked by the acquisition among candidates likely to fit
         the budget; ``candidates_per_round`` slots for those, ``explore_per_round`` for random others.
 
         Every round has candidates while the space lasts: where the pool offers too few, random unverified
@@ -340,6 +344,9 @@ class SearchLoop:
             self._local_search(objective, starts=max(k, 1),
                                rng=np.random.default_rng([s.seed, round_index, 1]))
         self._score_neighbours_of_best(objective, rng=np.random.default_rng([s.seed, round_index, 3]))
+        randoms = set(self._unverified_samples(objective, s.random_per_round, exclude=set(),
+                                               rng=np.random.default_rng([s.seed, round_index, 5]))
+                      if s.random_per_round > 0 else ())
         known = self._known_latencies()
         sigma = acquisition.log_sigma([(m["predicted_latency_ms"], m["latency_ms"])
                                        for m in self.state.measured if m["measured"]])
@@ -370,8 +377,12 @@ class SearchLoop:
         exploit, rest = order[:wanted], order[wanted:]
         if e > 0 and not rest:  # a small pool: exploration draws from what exploitation may not reach
             exploit, rest = order[:max(k, 1) * 2], order[max(k, 1) * 2:]
-        rng = np.random.default_rng([s.seed, round_index])
-        explore = [rest[i] for i in rng.permutation(len(rest))[:10 * e]] if e > 0 else []
+        taken = {c.arch for c in exploit}
+        if randoms and e > 0:  # exploration: the acquisition's best among the random samples alone
+            explore = [c for c in order if c.arch in randoms and c.arch not in taken][:10 * e]
+        else:
+            rng = np.random.default_rng([s.seed, round_index])
+            explore = [rest[i] for i in rng.permutation(len(rest))[:10 * e]] if e > 0 else []
         self.state.pending_predictions = {c.arch: [c.accuracy, c.latency_ms] for c in exploit + explore}
         self._set_queue([[c.arch for c in exploit], [c.arch for c in explore]], [k, e])
 
@@ -408,11 +419,12 @@ class SearchLoop:
                 current, reward = moves[i], float(scores[i])
 
     def _unverified_samples(self, objective: PredictedObjective, n: int, *, exclude: set[str],
-                            rng: np.random.Generator) -> None:
+                            rng: np.random.Generator) -> list[str]:
         """Scores up to ``n`` random architectures outside ``exclude`` (fewer if the space runs out)."""
         found = self.space.sample_distinct(n, rng, exclude=exclude, max_draws=100 * n)
         if found:
             objective(found)
+        return [a.string for a in found]
 
     def _set_queue(self, groups: Sequence[Sequence[str]], slots: Sequence[int]) -> None:
         """The round's queue: each group's candidates in order, and the trainings each group may start."""
