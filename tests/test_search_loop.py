@@ -133,7 +133,6 @@ def test_resume_after_a_crash_loses_and_repeats_nothing_and_matches_an_uninterru
 @pytest.mark.parametrize("local_search_steps", [0, 3])
 def test_every_round_verifies_new_architectures_even_when_the_controller_has_collapsed(tmp_path,
                                                                                        local_search_steps):
-    space = create_space("nb201")
     stuck = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     loop = make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), controller=CollapsedController(stuck),
                      local_search_steps=local_search_steps)
@@ -300,7 +299,7 @@ def test_a_search_at_chance_level_says_so(tmp_path):
 
 
 def test_uninformative_judges_chance_and_noise():
-    from hwnas.search.loop import uninformative
+    from hwnas.search.diagnostics import uninformative
 
     def records(accs):
         return [{"accuracy": a, "round": 0} for a in accs]

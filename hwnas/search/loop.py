@@ -15,155 +15,33 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from dataclasses import asdict
+from typing import Callable, Sequence
 
 import numpy as np
 
 from hwnas.arch import Arch
-from hwnas.errors import HwnasError
 from hwnas.predictors import AccuracyPredictor, ArchFeaturizer, LatencyPredictor
 from hwnas.predictors.metrics import kendall, mape
 from hwnas.search import acquisition
 from hwnas.search.controllers import Controller
+from hwnas.search.diagnostics import uninformative
 from hwnas.search.objective import PredictedObjective
 from hwnas.search.reward import Reward
 from hwnas.search.rundir import RunDir
+from hwnas.search.state import (  # noqa: F401
+    MEASUREMENTS_PER_TRAINING,
+    AccuracySource,
+    LatencySource,
+    Measured,
+    SearchError,
+    SearchSettings,
+    SearchState,
+    Verified,
+)
 from hwnas.spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
-
-
-class AccuracySource(Protocol):
-    """Real accuracy: trainings (through the evaluation store) or table look-ups."""
-
-    def evaluate(self, arch: Arch) -> dict[str, Any]:
-        """Returns at least ``{"accuracy": float}``; stored so that asking again costs nothing."""
-
-    def known(self) -> list[tuple[str, float]]:
-        """Every ``(arch string, accuracy)`` already evaluated under this source's conditions."""
-
-
-class LatencySource(Protocol):
-    """Real latency: measurements on the device (added to its profile) or table look-ups."""
-
-    def measure(self, arch: Arch) -> dict[str, Any]:
-        """``{"latency_ms": median, "measured": bool}``; a measurement is stored in the profile. ``measured`` is
-        False where the device cannot be reached and the value is a prediction."""
-
-    def known(self) -> list[tuple[str, float]]:
-        """Every ``(arch string, latency_ms)`` in the profile for this space and input shape."""
-
-
-@dataclass
-class SearchSettings:
-    """Knobs of the loop (the CLI's options).
-
-    Attributes:
-        budget_ms: Latency budget.
-        max_trainings: Real evaluations (trainings) allowed, initial ones included.
-        max_measurements: Latency measurements allowed (None: 20 x ``max_trainings``); every candidate is
-            measured before it is trained, and one over the budget is never trained.
-        time_budget_s: Wall-clock limit over all sessions of the run (None: none).
-        initial_trainings: Diverse real evaluations before the first round.
-        candidates_per_round: Trainings per round picked by the acquisition.
-        explore_per_round: Extra trainings per round drawn at random among the rest of the round's pool.
-        archs_per_round: Predicted evaluations the controller spends per round.
-        explore: Weight of the accuracy uncertainty in the controller's reward and in the ``ucb`` acquisition.
-        local_search_steps: Hill-climbing steps on the predicted reward from the best proposals before the
-            candidates are picked (0: none); see :meth:`SearchLoop._local_search`.
-        acquisition: How the pool is ranked for measurement and training (:mod:`hwnas.search.acquisition`).
-        neighbours_of_best: The neighbours of this many best verified architectures join each round's pool.
-        random_per_round: Uniform random architectures that join each round's pool, whatever the controller
-            proposes: a learned controller concentrates its proposals where the predictor is confident, and
-            the acquisition needs candidates from where it is not.
-        measurements_per_round: Most candidates a round measures while filling its training slots.
-        min_feasibility: Candidates less likely than this to fit the budget (by the latency predictor) are
-            not measured.
-        num_classes: Classes of the task (for the chance-level check of the result; None: no check).
-        seed: Seed of the loop (initial samples, exploration picks, controller).
-    """
-
-    budget_ms: float
-    max_trainings: int = 30
-    max_measurements: int | None = None
-    time_budget_s: float | None = None
-    initial_trainings: int = 10
-    candidates_per_round: int = 4
-    explore_per_round: int = 1
-    archs_per_round: int = 2000
-    explore: float = 1.0
-    local_search_steps: int = 3
-    acquisition: str = "ucb"
-    neighbours_of_best: int = 5
-    random_per_round: int = 1000
-    measurements_per_round: int = 50
-    min_feasibility: float = 0.1
-    num_classes: int | None = None
-    seed: int = 0
-
-    @property
-    def measurement_cap(self) -> int:
-        return MEASUREMENTS_PER_TRAINING * self.max_trainings if self.max_measurements is None \
-            else self.max_measurements
-
-
-#: Default measurement budget per allowed training (``--max-measurements``).
-MEASUREMENTS_PER_TRAINING = 20
-
-
-@dataclass
-class Verified:
-    """One architecture with real accuracy and measured latency."""
-
-    arch: str
-    accuracy: float
-    latency_ms: float
-    round: int
-    latency_measured: bool = True
-    predicted_accuracy: float | None = None
-    predicted_latency_ms: float | None = None
-    measurements_used: int | None = None
-
-
-@dataclass
-class Measured:
-    """One latency the loop measured (or looked up in a table) for a candidate."""
-
-    arch: str
-    latency_ms: float
-    round: int
-    measured: bool = True
-    predicted_latency_ms: float | None = None
-
-
-@dataclass
-class SearchState:
-    """What a run has done; saved as ``state.json`` after every step.
-
-    ``pending`` is the round's queue of candidates in the order they are measured, ``pending_group`` the
-    training-slot group of each (0: picked by the acquisition, 1: exploration) and ``slots`` the trainings
-    each group may still start this round.
-    """
-
-    round: int = 0
-    verified: list[dict] = field(default_factory=list)
-    measured: list[dict] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)
-    pending_group: list[int] = field(default_factory=list)
-    slots: list[int] = field(default_factory=list)
-    pending_predictions: dict[str, list[float]] = field(default_factory=dict)
-    elapsed_s: float = 0.0
-    finished: bool = False
-    stop_reason: str = ""
-
-    @property
-    def trainings(self) -> int:
-        return len(self.verified)
-
-    @property
-    def measurements(self) -> int:
-        return len(self.measured)
 
 
 class SearchLoop:
@@ -627,37 +505,3 @@ def _spread(count: int, n: int, rng: np.random.Generator) -> list[int]:
     return picks[:n]
 
 
-def uninformative(verified: Sequence[dict], *, num_classes: int | None,
-                  validation_size: int | None) -> str | None:
-    """A warning when the run's accuracies cannot tell architectures apart (None when they can).
-
-    Two cases, judged on the initial diverse trainings (all verified ones if fewer than 3): every accuracy is at
-    chance level (within three binomial standard errors of ``1/num_classes``), or their spread is within the
-    noise of a single evaluation (the binomial standard error of an accuracy measured on ``validation_size``
-    examples, a lower bound on the seed-to-seed spread).
-    """
-    initial = [v for v in verified if v.get("round") == 0]
-    accuracies = np.array([v["accuracy"] for v in (initial if len(initial) >= 3 else verified)], dtype=float)
-    if len(accuracies) < 3:
-        return None
-    advice = "train longer (--epochs), use a smaller batch or a larger --data-fraction"
-    if num_classes and num_classes > 1:
-        chance = 1.0 / num_classes
-        n = validation_size or 100
-        margin = 3.0 * np.sqrt(chance * (1.0 - chance) / n)
-        if np.all(accuracies <= chance + margin):
-            return (f"every verified accuracy is at chance level ({accuracies.max():.3f} <= {chance:.3f} + noise): "
-                    f"the search could not tell architectures apart; {advice}")
-    if validation_size:
-        mean = float(np.clip(accuracies.mean(), 0.0, 1.0))
-        noise = float(np.sqrt(mean * (1.0 - mean) / validation_size))
-        spread = float(np.std(accuracies))
-        if spread <= noise:
-            return (f"the verified accuracies spread by {spread:.4f} (std), within the noise of one evaluation "
-                    f"on {validation_size} validation examples ({noise:.4f}): the ranking is not reliable; "
-                    f"{advice}")
-    return None
-
-
-class SearchError(HwnasError):
-    """A search cannot start or continue."""

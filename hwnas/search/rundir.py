@@ -97,7 +97,7 @@ class RunDir:
 
     # -- state -----------------------------------------------------------------------------------------------
     def load_state(self):
-        from hwnas.search.loop import SearchState
+        from hwnas.search.state import SearchState
 
         path = self.path / STATE_FILE
         if not path.exists():

@@ -83,7 +83,7 @@ class ProfileLatency:
             self.store.add(record)
             return {"latency_ms": float(record["median_ms"]), "measured": True}
         if self.fallback is None:
-            from hwnas.search.loop import SearchError
+            from hwnas.search.state import SearchError
 
             raise SearchError(f"{arch.string} is not in profile {self.store.device!r} and the device is not this "
                               f"machine, so it cannot be measured")
