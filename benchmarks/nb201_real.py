@@ -1,7 +1,6 @@
 """Search quality on real published data (issue 12): NAS-Bench-201 accuracies, HW-NAS-Bench latencies.
 
-    .venv/bin/python benchmarks/nb201_real.py --controllers ppo,random,evolution,mcts,dynaq --seeds 2 \
-        --seeds-per-controller ppo=5                                 # as in README: ~75 min on 2 cores
+    .venv/bin/python benchmarks/nb201_real.py --controllers ppo,random,evolution,mcts,dynaq --seeds 2  # ~80 min
     .venv/bin/python benchmarks/nb201_real.py --quick                # smoke: cifar100, 2 devices, 2 budgets, 2 seeds
     .venv/bin/python benchmarks/nb201_real.py --controllers random -S acquisition=ei --tag ei   # an ablation
 
@@ -234,6 +233,9 @@ def main() -> None:
                         help="Override a SearchSettings field (e.g. acquisition=ei, explore_per_round=0).")
     parser.add_argument("--tag", default="", help="Name of this variant (results and cache folder).")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--summarize-only", action="store_true",
+                        help="Summarize the runs already cached under --tag; run nothing (e.g. while the benchmark "
+                             "still runs, or after an interruption).")
     args = parser.parse_args()
     if args.quick:
         args.tables, args.devices, args.quantiles, args.seeds = "cifar100", "edgegpu,raspi4", "0.1,0.5", 2
@@ -261,15 +263,19 @@ def main() -> None:
           f"{', ' + str(seeds_of) if seeds_of else ''}), "
           f"settings {settings or 'default'}, {args.workers} workers", flush=True)
     t0 = time.perf_counter()
-    runs = map_jobs(run_one, jobs, args.workers)
+    if args.summarize_only:
+        jobs = [job for job in jobs if Path(job["cache"]).exists()]
+        print(f"summarizing the {len(jobs)} finished runs", flush=True)
+    runs = map_jobs(run_one, jobs, args.workers if not args.summarize_only else 1)
     marks = [m for m in MARKS if m <= args.max_trainings]
     rows = baselines(configs, marks) + summarize(runs, marks)
-    if len({seeds_of.get(c, args.seeds) for c in controllers}) > 1:  # the same seeds for every controller, too
-        common = min(seeds_of.get(c, args.seeds) for c in controllers)
-        rows += [{**row, "method": f"{row['method']} (seeds 0-{common - 1})"}
-                 for row in summarize([r for r in runs if r["seed"] < common and seeds_of.get(r["controller"],
-                                                                                                args.seeds) > common],
-                                      marks)]
+    keys = {c: {(r["table"], r["device"], r["quantile"], r["seed"]) for r in runs if r["controller"] == c}
+            for c in controllers}
+    common = set.intersection(*keys.values()) if keys else set()
+    if any(k != common for k in keys.values()):  # the same configurations and seeds for every controller, too
+        rows += [{**row, "method": f"{row['method']} (common {len(common)})"}
+                 for row in summarize([r for r in runs if (r["table"], r["device"], r["quantile"], r["seed"])
+                                       in common], marks)]
     print(f"\nregret in accuracy points over {len(configs)} configurations x {args.seeds} seeds "
           f"({time.perf_counter() - t0:.0f} s)")
     print_table(["method", "trainings", "median", "p90", "mean", "trained over budget", "answers over budget",
