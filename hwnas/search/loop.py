@@ -162,13 +162,13 @@ class SearchLoop:
         lat_known = self._known_latencies()
         lat_model = self._fit_latency(lat_known)
         snapshot = self.run_dir.predictor_snapshot(round_index)
+        lat_model.save(snapshot / "latency", source={"records": len(lat_known)})
         if len(acc_known) < 2:  # nothing trained fits the budget yet: the round looks for fast candidates
             return _ConstantAccuracy(np.mean(list(acc_known.values())) if acc_known else 0.5), lat_model
         archs, accs = zip(*sorted(acc_known.items()))
         acc_model = self.make_accuracy_predictor()
         acc_model.fit(list(archs), np.array(accs), featurizer=self._featurizer(acc_model))
         acc_model.save(snapshot / "accuracy", source={"records": len(acc_known)})
-        lat_model.save(snapshot / "latency", source={"records": len(lat_known)})
         return acc_model, lat_model
 
     def _fit_latency(self, known: dict[str, float]):
@@ -207,8 +207,9 @@ class SearchLoop:
 
     def _plan_round(self, objective: PredictedObjective, round_index: int) -> None:
         """Fills the round's queue: the pool (the controller's proposals, the local search's finds, the
-        neighbours of the best verified architectures, ``random_per_round`` random ones) ranked by the acquisition among candidates likely to fit
-        the budget; ``candidates_per_round`` slots for those, ``explore_per_round`` for random others.
+        neighbours of the best verified architectures, ``random_per_round`` random ones) ranked by the
+        acquisition among candidates likely to fit the budget; ``candidates_per_round`` slots for those,
+        ``explore_per_round`` for the acquisition's best among the random ones alone.
 
         Every round has candidates while the space lasts: where the pool offers too few, random unverified
         architectures are scored and ranked too.
@@ -231,8 +232,7 @@ class SearchLoop:
         best = self.best()
 
         def ranked(exclude: set[str]) -> list[acquisition.Candidate]:
-            pool = [acquisition.Candidate(c.arch.string, c.accuracy, c.accuracy_std, c.latency_ms)
-                    for c in objective.cache.values() if c.arch.string not in exclude]
+            pool = [_candidate(c) for c in objective.cache.values() if c.arch.string not in exclude]
             return acquisition.rank(pool, acquisition=s.acquisition, budget_ms=s.budget_ms, known_ms=known,
                                     sigma=sigma, best=None if best is None else best["accuracy"],
                                     kappa=s.explore, min_feasibility=s.min_feasibility,
@@ -250,8 +250,7 @@ class SearchLoop:
         self._pool_left = len(untried)
         if not order and best is None:  # nothing seems to fit yet: measure the fastest predicted, to be sure
             untried.sort(key=lambda c: (c.latency_ms, c.arch.string))
-            order = [acquisition.Candidate(c.arch.string, c.accuracy, c.accuracy_std, c.latency_ms)
-                     for c in untried[: 2 * max(k + e, 1)]]
+            order = [_candidate(c) for c in untried[: 2 * max(k + e, 1)]]
         exploit, rest = order[:wanted], order[wanted:]
         if e > 0 and not rest:  # a small pool: exploration draws from what exploitation may not reach
             exploit, rest = order[:max(k, 1) * 2], order[max(k, 1) * 2:]
@@ -322,12 +321,13 @@ class SearchLoop:
         slots left; the state is saved after every measurement and every training, so a resumed run continues
         exactly here."""
         trained = {v["arch"] for v in self.state.verified}
+        prior = dict(self.latency_source.known())  # read once: a profile's records come from its files
         while self.state.pending:
             string, group = self.state.pending[0], self.state.pending_group[0]
             worked = False
             if self.state.slots[group] > 0 and string not in trained:
                 before = self.state.measurements
-                latency = self._latency(string, round_index)
+                latency = self._latency(string, round_index, prior)
                 if latency is None:  # the measurement budget is spent
                     break
                 worked = self.state.measurements > before
@@ -349,17 +349,16 @@ class SearchLoop:
             self.state.pending_predictions = {}
             self._save()
 
-    def _latency(self, string: str, round_index: int) -> dict | None:
-        """The candidate's latency: known (the profile or table prior, or measured by this run) or measured
-        now (counted against ``max_measurements``; None when that budget is spent)."""
+    def _latency(self, string: str, round_index: int, prior: dict[str, float]) -> dict | None:
+        """The candidate's latency: known (``prior``: the profile or table prior, or measured by this run) or
+        measured now (counted against ``max_measurements``; None when that budget is spent, which
+        :meth:`_out_of_budget` then reports)."""
         for record in self.state.measured:
             if record["arch"] == string:
                 return {"latency_ms": record["latency_ms"], "measured": record["measured"]}
-        prior = dict(self.latency_source.known())
         if string in prior:
             return {"latency_ms": float(prior[string]), "measured": True}
         if self.state.measurements >= self.settings.measurement_cap:
-            self.state.stop_reason = f"measurement budget spent ({self.settings.measurement_cap})"
             return None
         result = self.latency_source.measure(self.space.parse(string))
         predicted = self.state.pending_predictions.get(string, [None, None])[1]
@@ -476,6 +475,11 @@ class SearchLoop:
             logger.warning("%s", warning)
         self.run_dir.write_result(result, verified, budget_ms=self.settings.budget_ms)
         return result
+
+
+def _candidate(scored) -> acquisition.Candidate:
+    """The acquisition's view of an architecture the objective scored."""
+    return acquisition.Candidate(scored.arch.string, scored.accuracy, scored.accuracy_std, scored.latency_ms)
 
 
 class _ConstantAccuracy:
