@@ -161,3 +161,46 @@ def test_random_search_best_so_far_matches_its_known_expectation():
     expected = np.array([expected_max(int(n)) for n in marks])
     assert np.all(np.abs(mean - expected) <= 4 * sem + 1e-3), (mean, expected)
     assert np.all(np.diff(expected) > 0)  # the curve rises: the check is not vacuous
+
+
+class _Exploit:
+    """Unpickling this runs ``os.system``: a crafted checkpoint."""
+
+    def __reduce__(self):
+        import os
+
+        return os.system, ("touch " + _Exploit.marker,)
+
+
+@pytest.mark.parametrize("payload", ["pickle", "torch-pickle", "garbage"])
+def test_a_crafted_checkpoint_runs_no_code_and_is_refused_in_one_line(tmp_path, payload):
+    import pickle
+
+    import torch
+
+    from hwnas.search.controllers.base import CheckpointError
+
+    marker = tmp_path / "pwned"
+    _Exploit.marker = str(marker)
+    path = tmp_path / "controller.ckpt"
+    if payload == "pickle":
+        path.write_bytes(pickle.dumps({"name": "random", "seed": 0, "rng": _Exploit()}))
+    elif payload == "torch-pickle":
+        torch.save({"format": "hwnas-controller", "version": 1, "state": _Exploit()}, path)
+    else:
+        path.write_bytes(b"\x00not a checkpoint")
+    controller = create_controller("random", create_space("nb201"), seed=0)
+    with pytest.raises(CheckpointError, match="not a data-only hwnas controller checkpoint") as info:
+        controller.load(path)
+    assert not marker.exists() and "\n" not in str(info.value)
+
+
+def test_checkpoints_hold_numpy_state_exactly(tmp_path):
+    space = create_space("nb201")
+    a = create_controller("qlearning", space, seed=3)
+    a.learn(toy_objective(), 200)
+    a.save(tmp_path / "ckpt")
+    b = create_controller("qlearning", space, seed=0)
+    b.load(tmp_path / "ckpt")
+    assert b.q.dtype == a.q.dtype and np.array_equal(b.q, a.q)
+    assert b.rng.bit_generator.state == a.rng.bit_generator.state

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import abc
 import os
-import pickle
+import warnings
 
 from typing import Sequence
 
 import numpy as np
 
 from hwnas.arch import Arch
+from hwnas.errors import HwnasError
 
 from hwnas.io import atomic_path
 from hwnas.registry import Registry
@@ -68,14 +69,37 @@ class Controller(abc.ABC):
         return objective(list(archs) + partials)[: len(archs)]
 
     def save(self, path: str | os.PathLike) -> None:
-        """Checkpoints the controller's state to ``path`` (atomically)."""
+        """Checkpoints the controller's state to ``path`` (atomically), in a data-only format: tensors,
+        numbers, strings and containers, written by ``torch.save`` (numpy arrays as tensors)."""
+        import torch
+
+        payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "state": _to_data(self.state_dict())}
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            pickle.dump(self.state_dict(), handle)
+            torch.save(payload, handle)
 
     def load(self, path: str | os.PathLike) -> None:
-        """Restores a checkpoint written by :meth:`save`."""
-        with open(path, "rb") as handle:
-            self.load_state_dict(pickle.load(handle))
+        """Restores a checkpoint written by :meth:`save`. It is read with ``torch.load(weights_only=True)``,
+        which builds data only: opening a run folder someone else made never runs their code.
+
+        Raises:
+            CheckpointError: the file is not such a checkpoint (corrupt, another format, or crafted).
+        """
+        import torch
+
+        try:
+            with warnings.catch_warnings():  # torch's notes on foreign pickle protocols: the error says it all
+                warnings.simplefilter("ignore")
+                payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - every way a foreign file fails to load is one error
+            # torch's own message suggests weights_only=False, the one thing never to do with such a file
+            raise CheckpointError(f"{path} is not a data-only hwnas controller checkpoint (corrupt, crafted, or "
+                                  f"written by an hwnas that pickled checkpoints); it was not loaded") from None
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path} is not an hwnas controller checkpoint")
+        if payload.get("version") != CHECKPOINT_VERSION:
+            raise CheckpointError(f"{path} has checkpoint version {payload.get('version')!r}; this hwnas reads "
+                                  f"{CHECKPOINT_VERSION}")
+        self.load_state_dict(_from_data(payload["state"]))
 
     def state_dict(self) -> dict:
         return {"name": self.name, "seed": self.seed, "rng": self.rng.bit_generator.state}
@@ -83,6 +107,42 @@ class Controller(abc.ABC):
     def load_state_dict(self, state: dict) -> None:
         self.seed = state["seed"]
         self.rng.bit_generator.state = state["rng"]
+
+
+CHECKPOINT_FORMAT = "hwnas-controller"
+CHECKPOINT_VERSION = 1
+_ARRAY = "__ndarray__"
+
+
+class CheckpointError(HwnasError):
+    """A controller checkpoint cannot be read."""
+
+
+def _to_data(obj):
+    """``obj`` with numpy arrays as tagged tensors and numpy scalars as Python numbers (what
+    ``torch.load(weights_only=True)`` can build back)."""
+    if isinstance(obj, np.ndarray):
+        import torch
+
+        return {_ARRAY: torch.from_numpy(np.ascontiguousarray(obj))}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {key: _to_data(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_data(value) for value in obj)
+    return obj
+
+
+def _from_data(obj):
+    """The inverse of :func:`_to_data`."""
+    if isinstance(obj, dict):
+        if set(obj) == {_ARRAY}:
+            return obj[_ARRAY].numpy()
+        return {key: _from_data(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_from_data(value) for value in obj)
+    return obj
 
 
 CONTROLLERS: Registry[Controller] = Registry("controller")
