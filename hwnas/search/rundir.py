@@ -6,7 +6,8 @@
     state.json           what has been done (verified architectures, pending candidates, round, time used)
     history.csv          one row per round: trainings used, best verified accuracy under budget, predictor
                          quality on the round's new truth
-    controller.ckpt      the controller's checkpoint at the end of its last learning phase
+    controller.ckpt      the controller's checkpoint at the end of its last learning phase (data only, see
+                         :meth:`~hwnas.search.controllers.base.Controller.load`)
     predictors/round_NNN/{accuracy,latency}/   the predictors fit at the start of round NNN
     verified.csv         every verified architecture: accuracy, measured latency, predictions
     result.json          the answer, the Pareto front, and why the search stopped
