@@ -81,10 +81,10 @@ class Latency:
     ``--latency-table``."""
 
     def __init__(self, lat: dict[str, float]) -> None:
+        from hwnas.search.table_sources import spread_rows
+
         self.lat = lat
-        ranked = sorted(lat.items(), key=lambda item: (item[1], item[0]))
-        picks = np.unique(np.linspace(0, len(ranked) - 1, PRIOR_ROWS).round().astype(int))
-        self.prior = [ranked[i] for i in picks]
+        self.prior = spread_rows(lat, PRIOR_ROWS)
         self.calls = 0
 
     def measure(self, arch):

@@ -52,6 +52,14 @@ def accuracy_table(path: str | os.PathLike, space: SearchSpace):
     return _cached("accuracy", path, space, lambda: AccuracyTable(path, space))
 
 
+def spread_rows(latency: dict[str, float], n: int) -> list[tuple[str, float]]:
+    """``n`` ``(arch, latency_ms)`` rows of a table spread evenly over its latency range (every ``len/n``-th
+    row by latency; deterministic): the stand-in for a device profile."""
+    ranked = sorted(latency.items(), key=lambda item: (item[1], item[0]))
+    picks = np.unique(np.linspace(0, len(ranked) - 1, min(n, len(ranked))).round().astype(int))
+    return [ranked[i] for i in picks]
+
+
 class LatencyTableError(HwnasError):
     """A latency table is unusable or lacks an architecture."""
 
@@ -84,9 +92,7 @@ class TableLatency:
         if not rows:
             raise LatencyTableError(f"{path}: no usable arch,latency_ms row ({len(problems)} skipped)")
         self.latency = {row.arch.string: float(row.latency_ms) for row in rows}
-        ranked = sorted(self.latency.items(), key=lambda item: (item[1], item[0]))
-        picks = np.unique(np.linspace(0, len(ranked) - 1, min(prior_samples, len(ranked))).round().astype(int))
-        self._prior = [ranked[i] for i in picks]
+        self._prior = spread_rows(self.latency, prior_samples)
 
     def __len__(self) -> int:
         return len(self.latency)
