@@ -59,7 +59,9 @@ def test_train_on_an_image_folder(cli, tmp_path):
 def test_datasets_lists_the_registry(cli):
     result = cli("datasets")
     assert result.exit_code == 0 and "digits" in result.output and "1x8x8" in result.output
-    assert json.loads(cli("datasets", "--json").output)[0]["train"] == 540
+    rows = {row["name"]: row for row in json.loads(cli("datasets", "--json").output)}
+    assert rows["digits"]["train"] == 540
+    assert (rows["cluttered-digits"]["input_shape"], rows["cluttered-digits"]["train"]) == ("1x32x32", 3000)
 
 
 @pytest.mark.parametrize("args, message, code", [

@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from hwnas.cli.common import make_space, parse_space_options, space_options
-from hwnas.cli.search_cmds import _acquisition_names, _budget, _given, _new_config, _reward_names, table_device
+from hwnas.cli.search_cmds import (_acquisition_names, _budget, _given, _new_config, _reward_names, dataset_spec_of,
+                                   table_device)
+from hwnas.cli.train_cmds import dataset_options, make_recipe, recipe_options
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
 
 ALL_CONTROLLERS = "ppo,reinforce,a2c,qlearning,sarsa,random,evolution,mcts,dynaq"
@@ -27,8 +29,8 @@ def _controllers(ctx, param, value: str) -> list[str]:
 
 @click.command("benchmark")
 @space_options
-@click.option("--dataset", default="digits", show_default=True,
-              help="Data set to train on (with --accuracy-table only its input shape and classes are used).")
+@dataset_options
+@recipe_options
 @click.option("--accuracy-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV of arch,accuracy rows: a look-up replaces each training.")
 @click.option("--device", default="host", show_default=True, help="Device profile to measure latency on.")
@@ -57,7 +59,6 @@ def _controllers(ctx, param, value: str) -> list[str]:
 @click.option("--local-search-steps", type=click.IntRange(min=0), default=3, show_default=True,
               help="Greedy moves on the predicted reward from the best proposals before candidates are picked "
                    "(0: none).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Training epochs per evaluation [default: recipe's].")
 @click.option("--profile-samples", type=click.IntRange(min=10), default=120, show_default=True,
               help="Host architectures profiled when the device has no profile (latency-table rows taken as "
                    "the prior with --latency-table).")
@@ -67,10 +68,11 @@ def _controllers(ctx, param, value: str) -> list[str]:
 @click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Evaluation store shared by the runs [default: <out>/evals.sqlite].")
 @click.option("--train-threads", type=click.IntRange(min=1), default=1, show_default=True)
-def benchmark_cmd(space_name, space_option, dataset, accuracy_table, device, latency_table, latency_budget,
-                  controller_names, max_trainings, max_measurements, acquisition, seeds, out, mode, reward, initial_trainings,
-                  candidates_per_round, archs_per_round, explore, local_search_steps, epochs, profile_samples,
-                  threads, profiles_dir, store_path, train_threads) -> None:
+def benchmark_cmd(space_name, space_option, dataset_spec, dataset_option, input_shape, epochs, data_fraction,
+                  recipe_option, accuracy_table, device, latency_table, latency_budget, controller_names,
+                  max_trainings, max_measurements, acquisition, seeds, out, mode, reward, initial_trainings,
+                  candidates_per_round, archs_per_round, explore, local_search_steps, profile_samples, threads,
+                  profiles_dir, store_path, train_threads) -> None:
     """Compare controllers fairly: same real-evaluation budget, same seeds, curves and regret.
 
     \b
@@ -82,10 +84,11 @@ def benchmark_cmd(space_name, space_option, dataset, accuracy_table, device, lat
 
     space = make_space(space_name, space_option)
     device = table_device(device, latency_table, device_given=_given("device"))
-    config = _new_config(space=space, space_options=parse_space_options(space_option), dataset=dataset,
-                         device=device, budget_ms=latency_budget, reward=reward, max_trainings=max_trainings,
+    config = _new_config(space=space, space_options=parse_space_options(space_option),
+                         data=dataset_spec_of(dataset_spec, dataset_option, input_shape),
+                         recipe=make_recipe(epochs, data_fraction, recipe_option), device=device, budget_ms=latency_budget, reward=reward, max_trainings=max_trainings,
                          max_measurements=max_measurements, acquisition=acquisition,
-                         time_budget_s=None, epochs=epochs, initial_trainings=initial_trainings,
+                         time_budget_s=None, initial_trainings=initial_trainings,
                          candidates_per_round=candidates_per_round, archs_per_round=archs_per_round,
                          explore=explore, local_search_steps=local_search_steps, profile_samples=profile_samples,
                          threads=threads, profiles_dir=str(profiles_dir),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import parse_space_options
+from hwnas.cli.common import INPUT_SHAPE, parse_space_options
 from hwnas.profiling.providers import provider_names
 
 
@@ -32,7 +32,13 @@ def _size(n: int) -> str:
 @click.option("--space", "space_name", help="Space of --arch [default: the run's, else mobilenet].")
 @click.option("--space-option", "-O", "space_option", multiple=True, metavar="KEY=VALUE",
               help="Keyword argument of the space's constructor (with --arch).")
-@click.option("--dataset", help="Data set of --arch [default: the run's, else digits].")
+@click.option("--dataset", metavar="NAME|FOLDER|FILE.npz",
+              help="Data set of --arch: a registered name, an image folder or a .npz [default: the run's, else "
+                   "digits].")
+@click.option("--dataset-option", "-D", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="Keyword argument of --dataset, e.g. -D val_fraction=0.3.")
+@click.option("--input-shape", type=INPUT_SHAPE, help="With an image-folder --dataset: the CxHxW its images are "
+                                                      "converted to [default: 3x32x32].")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a symbolic batch dimension.")
 @click.option("--quantize", type=click.Choice(["int8"]),
               help="Also write <name>.int8.onnx (static int8), its accuracy and latency measured.")
@@ -42,7 +48,7 @@ def _size(n: int) -> str:
                    "the run's onnxruntime threads.")
 def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str | None,
                space_name: str | None, space_option: tuple[str, ...], dataset: str | None,
-               dynamic_batch: bool, quantize: str | None, seed: int | None, threads: int | None) -> None:
+               dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, quantize: str | None, seed: int | None, threads: int | None) -> None:
     """Train the chosen architecture with the final recipe and export it as a checked ONNX model.
 
     The final recipe is the search's, at full data, for 3x its epochs (--epochs overrides), trained on
@@ -58,8 +64,13 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
     from hwnas.deploy.pipeline import export_target
     from hwnas.deploy.target import resolve_target
 
+    from hwnas.cli.search_cmds import dataset_spec_of
+
+    if (dataset_option or input_shape) and not dataset:
+        raise click.UsageError("-D/--dataset-option and --input-shape go with --dataset")
+    data = dataset_spec_of(dataset, dataset_option, input_shape) if dataset else None
     target = resolve_target(run_dir, arch=arch, space=space_name,
-                            space_options=parse_space_options(space_option), dataset=dataset, epochs=epochs,
+                            space_options=parse_space_options(space_option), dataset=data, epochs=epochs,
                             seed=seed)
     summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize, threads=threads,
                             echo=click.echo)

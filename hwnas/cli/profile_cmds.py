@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, make_space, space_options
+from hwnas.cli.common import INPUT_SHAPE, make_space, parse_space_options, space_options
 from hwnas.profiling.measure import PRECISIONS
 from hwnas.profiling.providers import provider_names
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
@@ -17,23 +17,32 @@ DEFAULT_DATASET = "digits"  # the embedded default task
 DEFAULT_CLASSES = 10
 
 # Options of the measuring command that make no sense with a subcommand such as ``show``.
-_RUN_OPTIONS = ("device", "space_name", "space_option", "samples", "dataset", "input_shape", "num_classes",
+_RUN_OPTIONS = ("device", "space_name", "space_option", "samples", "dataset", "dataset_option", "input_shape",
+                "num_classes",
                 "threads", "batch_size", "provider", "precision", "seed", "latency_table", "no_progress")
 
 
-def _resolve_input(dataset: str | None, input_shape, num_classes: int | None, *, required: bool):
-    """(input shape, number of classes) from ``--dataset`` or ``--input-shape``."""
-    from hwnas.data import create_dataset
+def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_shape, num_classes: int | None, *,
+                   required: bool):
+    """(input shape, number of classes) from ``--dataset`` (a name, an image folder -- converted to
+    ``--input-shape`` when given -- or a ``.npz``, with ``-D`` options) or from ``--input-shape``."""
+    from hwnas.data import DATASETS
+    from hwnas.data.resolve import DatasetSpec
 
-    if dataset and input_shape:
-        raise click.UsageError("give either --dataset or --input-shape, not both")
+    if dataset_option and not dataset:
+        raise click.UsageError("-D/--dataset-option applies to a --dataset")
+    image_folder = bool(dataset) and dataset not in DATASETS and Path(dataset).is_dir()
+    if dataset and input_shape and not image_folder:
+        raise click.UsageError("give either --dataset or --input-shape, not both (both only for an image "
+                               "folder, whose images are converted to --input-shape)")
     if not dataset and not input_shape:
         if required:
             raise click.UsageError("a latency table was measured at one input size: say which with --dataset "
                                    "or --input-shape")
         dataset = DEFAULT_DATASET
     if dataset:
-        ds = create_dataset(dataset)
+        options = parse_space_options(dataset_option) if dataset_option else {}
+        ds = DatasetSpec(dataset, options, tuple(input_shape) if input_shape else None).resolve()
         return tuple(ds.input_shape), int(num_classes or ds.num_classes)
     return tuple(input_shape), int(num_classes or DEFAULT_CLASSES)
 
@@ -44,10 +53,14 @@ def _resolve_input(dataset: str | None, input_shape, num_classes: int | None, *,
 @click.option("--samples", type=click.IntRange(min=1),
               help="Architectures the profile should hold for the space at the input shape; a re-run "
                    "measures only the missing ones.")
-@click.option("--dataset", help=f"Take the input shape and classes from this data set [default: "
-                                f"{DEFAULT_DATASET} unless --input-shape is given].")
+@click.option("--dataset", metavar="NAME|FOLDER|FILE.npz",
+              help=f"Take the input shape and classes from this data set: a registered name, an image folder or "
+                   f"a .npz file [default: {DEFAULT_DATASET} unless --input-shape is given].")
+@click.option("--dataset-option", "-D", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="Keyword argument of the data set, e.g. -D canvas=24.")
 @click.option("--input-shape", type=INPUT_SHAPE,
-              help="Input shape CxHxW (without batch), instead of --dataset.")
+              help="Input shape CxHxW (without batch), instead of --dataset; with an image folder, the shape "
+                   "its images are converted to.")
 @click.option("--num-classes", type=click.IntRange(min=1),
               help=f"Output classes [default: the data set's, or {DEFAULT_CLASSES}].")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
@@ -68,7 +81,8 @@ def _resolve_input(dataset: str | None, input_shape, num_classes: int | None, *,
               help="No progress bar (it is also off when stderr is no terminal).")
 @click.pass_context
 def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_option: tuple[str, ...],
-                samples: int | None, dataset: str | None, input_shape, num_classes: int | None, threads: int,
+                samples: int | None, dataset: str | None, dataset_option: tuple[str, ...], input_shape,
+                num_classes: int | None, threads: int,
                 batch_size: int, provider: str, precision: str, profiles_dir: Path, seed: int,
                 latency_table: Path | None, no_progress: bool) -> None:
     """Measure latency on this device and store it as a device profile.
@@ -92,20 +106,19 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
         if samples is not None:
             raise click.UsageError("--samples does not apply to --latency-table (the table's rows are "
                                    "imported)")
-        _import_table(device, space_name, space_option, latency_table, dataset, input_shape, num_classes,
-                      profiles_dir)
+        _import_table(device, space_name, space_option, latency_table, (dataset, dataset_option), input_shape,
+                      num_classes, profiles_dir)
         return
     if samples is None:
         raise click.UsageError("Missing option '--samples' (how many architectures to profile)")
     _measure(device=device, space_name=space_name, space_option=space_option, samples=samples,
-             dataset=dataset, input_shape=input_shape, num_classes=num_classes, threads=threads,
+             dataset=(dataset, dataset_option), input_shape=input_shape, num_classes=num_classes, threads=threads,
              batch_size=batch_size, provider=provider, precision=precision, profiles_dir=profiles_dir,
              seed=seed, no_progress=no_progress)
 
 
 def _measure(*, device, space_name, space_option, samples, dataset, input_shape, num_classes, threads,
              batch_size, provider, precision, profiles_dir, seed, no_progress) -> None:
-    from hwnas.cli.common import parse_space_options
     from hwnas.profiling.measure import Conditions
     from hwnas.profiling.progress import make_progress
     from hwnas.profiling.providers import check_provider
@@ -113,7 +126,7 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
     from hwnas.profiling.store import ProfileStore
 
     check_provider(provider)  # before anything else: a clear line, nothing created
-    shape, classes = _resolve_input(dataset, input_shape, num_classes, required=False)
+    shape, classes = _resolve_input(*dataset, input_shape, num_classes, required=False)
     space = make_space(space_name, space_option)
     store = ProfileStore(profiles_dir, device)
     conditions = Conditions(provider=provider, threads=threads, batch_size=batch_size, precision=precision)
@@ -143,11 +156,10 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
 
 def _import_table(device, space_name, space_option, latency_table, dataset, input_shape, num_classes,
                   profiles_dir) -> None:
-    from hwnas.cli.common import parse_space_options
     from hwnas.profiling.runner import import_table
     from hwnas.profiling.store import ProfileStore
 
-    shape, classes = _resolve_input(dataset, input_shape, num_classes, required=True)
+    shape, classes = _resolve_input(*dataset, input_shape, num_classes, required=True)
     space = make_space(space_name, space_option)
     store = ProfileStore(profiles_dir, device)
     summary = import_table(store, space, str(latency_table), input_shape=shape, num_classes=classes,

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from hwnas.cli.common import EXIT_INTERRUPTED, fail, make_space, parse_space_options, space_options
-from hwnas.errors import HwnasError
+from hwnas.cli.train_cmds import dataset_options, make_recipe, recipe_options
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ def _reward_names() -> list[str]:
               help="Device profile (<profiles-dir>/<device>); 'host' is this machine, profiled on the spot if "
                    "needed.")
 @space_options
-@click.option("--dataset", default="digits", show_default=True, help="Data set (see 'hwnas datasets').")
+@dataset_options
+@recipe_options
 @click.option("--controller", type=click.Choice(_controller_names()), default="ppo", show_default=True)
 @click.option("--reward", type=click.Choice(_reward_names()), default="hard", show_default=True,
               help="soft: MnasNet ACC*(LAT/T)^-0.07; hard: steep penalty beyond T; absolute: TuNAS "
@@ -84,7 +85,6 @@ def _reward_names() -> list[str]:
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), metavar="RUN_DIR",
               help="Continue a run stopped by Ctrl-C or a crash (its settings are kept; --max-trainings and "
                    "--time-budget may extend them).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Training epochs per evaluation [default: recipe's].")
 @click.option("--initial-trainings", type=click.IntRange(min=1), default=8, show_default=True,
               help="Diverse real trainings before the first round.")
 @click.option("--candidates-per-round", type=click.IntRange(min=1), default=4, show_default=True)
@@ -114,15 +114,17 @@ def _reward_names() -> list[str]:
 @click.option("--mode", type=click.Choice(["oneshot", "progressive"]), default="oneshot", show_default=True,
               help="oneshot: reward a complete architecture; progressive: grow it a stage/cell edge at a time, "
                    "rewarding each partial architecture's improvement.")
-def search_cmd(latency_budget, device, space_name, space_option, dataset, controller, reward, max_trainings,
-               max_measurements, acquisition, time_budget, seed, run_dir, resume, epochs, initial_trainings, candidates_per_round,
-               archs_per_round, explore, local_search_steps, profile_samples, threads, profiles_dir, store_path,
-               train_threads, accuracy_table, latency_table, mode) -> None:
+def search_cmd(latency_budget, device, space_name, space_option, dataset_spec, dataset_option, input_shape, epochs,
+               data_fraction, recipe_option, controller, reward, max_trainings, max_measurements, acquisition,
+               time_budget, seed, run_dir, resume, initial_trainings, candidates_per_round, archs_per_round, explore,
+               local_search_steps, profile_samples, threads, profiles_dir, store_path, train_threads, accuracy_table,
+               latency_table, mode) -> None:
     """Search the most accurate architecture whose measured latency fits the budget.
 
     \b
     hwnas search --latency-budget 100us --dataset digits --max-trainings 30 --run-dir runs/digits
     hwnas search --resume runs/digits
+    hwnas search --latency-budget 2ms --dataset photos/ --input-shape 3x32x32 --epochs 5 --data-fraction 0.5
     """
     from hwnas.search.rundir import RunDir
 
@@ -140,10 +142,12 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset, contro
             raise click.UsageError("--latency-budget is required (e.g. --latency-budget 2ms)")
         space = make_space(space_name, space_option)
         device = table_device(device, latency_table, device_given=_given("device"))
-        config = _new_config(space=space, space_options=parse_space_options(space_option), dataset=dataset,
+        data = dataset_spec_of(dataset_spec, dataset_option, input_shape)
+        config = _new_config(space=space, space_options=parse_space_options(space_option), data=data,
+                             recipe=make_recipe(epochs, data_fraction, recipe_option),
                              device=device, budget_ms=latency_budget, controller=controller, reward=reward,
                              max_trainings=max_trainings, max_measurements=max_measurements,
-                             acquisition=acquisition, time_budget_s=time_budget, seed=seed, epochs=epochs,
+                             acquisition=acquisition, time_budget_s=time_budget, seed=seed,
                              initial_trainings=initial_trainings, candidates_per_round=candidates_per_round,
                              archs_per_round=archs_per_round, explore=explore, local_search_steps=local_search_steps,
                              profile_samples=profile_samples, threads=threads, profiles_dir=str(profiles_dir),
@@ -151,7 +155,8 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset, contro
                              accuracy_table=str(accuracy_table) if accuracy_table else None,
                              **({"latency_table": str(latency_table)} if latency_table else {}),
                              mode=mode)
-        run_dir = run_dir or Path("runs") / (f"{space.name}-{dataset}-{device}-{latency_budget:g}ms-s{seed}")
+        run_dir = run_dir or Path("runs") / default_run_name(space.name, config["dataset_name"], device,
+                                                            latency_budget, seed)
         run = RunDir.create(run_dir, config)
     _attach_log(run.log_file)
     try:
@@ -178,16 +183,32 @@ def _given(name: str) -> bool:
     return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
 
 
-def _new_config(*, space, space_options, dataset, **settings) -> dict:
-    from hwnas.data.resolve import resolve_dataset
-    from hwnas.training import DEFAULT_RECIPE
+def dataset_spec_of(dataset_spec: str, dataset_option: tuple[str, ...] = (), input_shape=None):
+    """The :class:`~hwnas.data.resolve.DatasetSpec` of the command line's data-set options (a path made
+    absolute, so that a run resumes from any folder)."""
+    from hwnas.data.resolve import DatasetSpec
 
-    ds = resolve_dataset(dataset)
-    epochs = settings.get("epochs")
-    recipe = DEFAULT_RECIPE.with_fidelity(epochs=epochs) if epochs else DEFAULT_RECIPE
-    return {"space": space.name, "space_options": space_options, "dataset": dataset,
-            "input_shape": list(ds.input_shape), "num_classes": ds.num_classes, "class_names": ds.class_names,
-            "provider": "cpu", "batch_size": 1, "precision": "fp32", "recipe": recipe.to_dict(), **settings,
+    options = parse_space_options(dataset_option) if dataset_option else {}
+    return DatasetSpec(dataset_spec, options, tuple(input_shape) if input_shape else None).absolute()
+
+
+def default_run_name(space: str, dataset_name: str, device: str, budget_ms: float, seed: int) -> str:
+    """``<space>-<data set's short name>-<device>-<budget>ms-s<seed>``: one folder name, never a path."""
+    from hwnas.data.resolve import safe_name
+
+    return safe_name(f"{space}-{dataset_name}-{device}-{budget_ms:g}ms-s{seed}", limit=120)
+
+
+def _new_config(*, space, space_options, data, recipe, **settings) -> dict:
+    """A new run's configuration: the data set (resolved once here, so a bad one fails before the run folder
+    exists), its shape and classes, the recipe and the other settings."""
+    from hwnas.data.resolve import short_name
+
+    ds = data.resolve()
+    return {"space": space.name, "space_options": space_options, **data.to_config(), "dataset_name": short_name(ds),
+            "dataset_key": ds.key, "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
+            "class_names": ds.class_names, "provider": "cpu", "batch_size": 1, "precision": "fp32",
+            "recipe": recipe.to_dict(), "epochs": recipe.epochs, **settings,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -224,8 +245,8 @@ def _print_result(run, result: dict) -> None:
     measured = "measured" if best.get("latency_measured", True) else "PREDICTED (device not reachable)"
     click.echo(f"best: {best['arch']}")
     click.echo(f"  validation accuracy {best['accuracy']:.4f}"
-               + (f", test accuracy {result['test_accuracy']:.4f}" if result.get("test_accuracy") is not None
-                  else ""))
+               + (f", test accuracy {result['test_accuracy']:.4f} (measured once at the end of its search "
+                  f"training; never used to select)" if result.get("test_accuracy") is not None else ""))
     click.echo(f"  latency {format_ms(best['latency_ms'])} {measured} (budget {format_ms(budget)})")
     click.echo(f"  Pareto front: {len(result['pareto_front'])} architectures; plot {run.path / 'pareto.png'}")
     click.echo(f"export it with: hwnas export {run.path} -o model.onnx")

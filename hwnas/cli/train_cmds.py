@@ -163,7 +163,7 @@ def datasets_cmd(specs: tuple[str, ...], input_shape, split_seed: int, as_json: 
         [resolve_dataset(spec, input_shape=input_shape) for spec in specs]
     rows = []
     for ds in datasets:
-        train_n, val_n, test_n = ds.splits(split_seed).sizes()
+        train_n, val_n, test_n = ds.split_sizes(split_seed)
         rows.append({"name": ds.name, "key": ds.key, "input_shape": format_input_shape(ds.input_shape),
                      "classes": ds.num_classes, "train": train_n, "val": val_n, "test": test_n,
                      "description": ds.describe()})

@@ -17,10 +17,10 @@ def create_dataset(name: str, **kwargs) -> Dataset:
 
 
 # Import every data-set module so that each registers itself.
-from hwnas.data import digits  # noqa: E402,F401
+from hwnas.data import cluttered, digits  # noqa: E402,F401
 from hwnas.data.folder import ImageFolderDataset  # noqa: E402
 from hwnas.data.npz import NpzDataset  # noqa: E402
-from hwnas.data.resolve import resolve_dataset  # noqa: E402
+from hwnas.data.resolve import DatasetSpec, resolve_dataset, short_name  # noqa: E402
 
-__all__ = ["DATASETS", "DataError", "Dataset", "ImageFolderDataset", "NpzDataset", "Splits", "create_dataset",
-           "register_dataset", "resolve_dataset"]
+__all__ = ["DATASETS", "DataError", "Dataset", "DatasetSpec", "ImageFolderDataset", "NpzDataset", "Splits",
+           "create_dataset", "register_dataset", "resolve_dataset", "short_name"]

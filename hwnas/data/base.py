@@ -63,6 +63,10 @@ class Dataset(abc.ABC):
     def splits(self, seed: int = 0) -> Splits:
         """The train/validation/test splits, identical for the same seed."""
 
+    def split_sizes(self, seed: int = 0) -> tuple[int, int, int]:
+        """``(train, val, test)`` sample counts (a generated data set knows them without generating)."""
+        return self.splits(seed).sizes()
+
     def describe(self) -> str:
         """One line describing the data set (for ``hwnas datasets``)."""
         return (type(self).__doc__ or "").strip().splitlines()[0]

@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from hwnas.data.base import Dataset, DataError
 
@@ -62,3 +64,54 @@ def _construct(cls, path: Path, options: dict[str, Any]) -> Dataset:
         return cls(path, **options)
     except TypeError as exc:
         raise DataError(f"{path}: option not understood: {exc}") from None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A data set as a run names it: the spec (name, folder or ``.npz``), its options and, for an image
+    folder, the input shape its images are converted to. Stored in a run's ``config.json`` (keys ``dataset``,
+    ``dataset_options``, ``dataset_input_shape``) so that resume, export and benchmarks rebuild the same data.
+
+    A folder or file spec is made absolute (:meth:`absolute`) before it is stored, so a run can be resumed
+    from another working directory.
+    """
+
+    spec: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, int, int] | None = None
+
+    def resolve(self) -> Dataset:
+        """The :class:`Dataset` (see :func:`resolve_dataset`)."""
+        return resolve_dataset(self.spec, input_shape=self.input_shape, **dict(self.options))
+
+    def absolute(self) -> "DatasetSpec":
+        """The same spec with an existing folder or file made absolute (a registered name is kept)."""
+        from hwnas.data import DATASETS
+
+        path = Path(self.spec).expanduser()
+        if self.spec in DATASETS or not path.exists():  # a name, or nothing: errors name what was typed
+            return self
+        return replace(self, spec=str(path.resolve()))
+
+    def to_config(self) -> dict[str, Any]:
+        return {"dataset": self.spec, "dataset_options": dict(self.options),
+                "dataset_input_shape": list(self.input_shape) if self.input_shape else None}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "DatasetSpec":
+        """The spec of a run's configuration (runs made before these keys existed read as plain names)."""
+        shape = config.get("dataset_input_shape")
+        return cls(spec=str(config["dataset"]), options=dict(config.get("dataset_options") or {}),
+                   input_shape=tuple(int(d) for d in shape) if shape else None)
+
+
+def safe_name(text: str, *, limit: int = 40) -> str:
+    """``text`` as one file or folder name: anything but letters, digits, ``.``, ``_`` and ``-`` becomes
+    ``_``, no leading dot, at most ``limit`` characters (never a path, never empty)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).lstrip(".")[:limit]
+    return name if name.strip("._-") else "data"
+
+
+def short_name(dataset: Dataset) -> str:
+    """A data set's name for file and folder names (a folder's or file's own name, never its path)."""
+    return safe_name(dataset.name)

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from hwnas.errors import HwnasError
 from hwnas.deploy.target import DeployError, load_dataset
 from hwnas.shapes import format_input_shape
 
@@ -112,6 +113,21 @@ def split_seed_of(metadata: Mapping[str, str], default: int = 0) -> int:
                           f"{metadata['split_seed']!r}") from None
 
 
+def recorded_dataset(metadata: Mapping[str, str]):
+    """The data set the exporter trained on, with its options (``-D``) and an image folder's shape."""
+    from hwnas.data.resolve import DatasetSpec
+    from hwnas.shapes import parse_input_shape
+
+    try:
+        options = json.loads(metadata.get("dataset_options") or "{}")
+        shape = parse_input_shape(metadata["dataset_input_shape"]) if metadata.get("dataset_input_shape") else None
+    except (ValueError, HwnasError) as exc:
+        raise DeployError(f"the model's metadata has an unreadable data-set option: {exc}") from None
+    if not isinstance(options, dict):
+        raise DeployError("the model's metadata has unreadable data-set options")
+    return DatasetSpec(str(metadata["dataset"]), options, shape)
+
+
 def evaluate_file(model_bytes: bytes, metadata: Mapping[str, str], *, dataset: str | None = None,
                   split_seed: int | None = None, threads: int = 1) -> tuple[Evaluation, dict[str, Any]]:
     """Runs the ONNX model over the test split of ``dataset`` (default: the one in its metadata).
@@ -128,7 +144,7 @@ def evaluate_file(model_bytes: bytes, metadata: Mapping[str, str], *, dataset: s
     if not spec:
         raise DeployError("the model's metadata names no data set; give one with --dataset")
     seed = split_seed_of(metadata) if split_seed is None else int(split_seed)
-    data = load_dataset(spec)
+    data = load_dataset(recorded_dataset(metadata) if not dataset else dataset)
     shape = tuple(int(d) for d in data.input_shape)
     if metadata.get("input_shape") and metadata["input_shape"] != format_input_shape(shape):
         raise DeployError(f"data set {spec!r} gives {format_input_shape(shape)} inputs but the model takes "

@@ -161,15 +161,22 @@ def weights_bytes(model: torch.nn.Module, info: Mapping[str, Any]) -> bytes:
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
-    """Checks, before any work, that ``path`` can be written (its folder exists and takes a new file).
+    """Checks, before any work, that ``path`` can be written; creates its missing parent folders.
 
     Raises:
-        DeployError: the folder is missing, ``path`` is a folder, or the folder is not writable.
+        DeployError: a parent is a file, ``path`` is a folder, or the folder is not writable.
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise DeployError(f"cannot write {target}: {folder} is not an existing folder")
+        blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise DeployError(f"cannot write {target}: {blocking} is a file, not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DeployError(f"cannot write {target}: cannot create {folder}: {exc.strerror or exc}") from None
+        logger.info("created %s for the model", folder)
     if target.is_dir():
         raise DeployError(f"cannot write {target}: it is a folder; give a file name such as "
                           f"{target / 'model.onnx'}")

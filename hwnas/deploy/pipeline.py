@@ -96,7 +96,7 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         raise DeployError(f"space {target.space!r} does not take the options {target.space_options}: "
                           f"{exc}") from None
     arch = space.parse(target.arch)
-    dataset = load_dataset(target.dataset)
+    dataset = load_dataset(target.dataset_spec())
     shape = tuple(int(d) for d in dataset.input_shape)
     if target.input_shape is not None and tuple(target.input_shape) != shape:
         raise DeployError(f"data set {target.dataset!r} now gives {format_input_shape(shape)} inputs, but "
@@ -176,6 +176,9 @@ def _base_metadata(target: ExportTarget, space, arch, dataset, final, *,
         **arch_metadata(space, arch, dataset.input_shape, dataset.num_classes),
         "space_options": json.dumps(target.space_options, sort_keys=True),
         "dataset": target.dataset, "dataset_key": dataset.key, "split_seed": str(target.recipe.split_seed),
+        "dataset_options": json.dumps(dict(target.dataset_options), sort_keys=True),
+        "dataset_input_shape": (format_input_shape(target.dataset_input_shape) if target.dataset_input_shape
+                                else ""),
         "class_names": json.dumps(list(dataset.class_names)),
         "test_samples": str(final.test_samples), "train_samples": str(final.train_samples),
         "device": target.device, "provider": c.provider, "threads": str(c.threads),

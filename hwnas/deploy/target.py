@@ -16,11 +16,14 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from hwnas.errors import HwnasError
 from hwnas.profiling.measure import Conditions
 from hwnas.training.recipe import DEFAULT_RECIPE, Recipe
+
+if TYPE_CHECKING:
+    from hwnas.data.resolve import DatasetSpec
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,8 @@ class ExportTarget:
         run_dir: The run directory, when exporting from one.
         input_shape: ``(C, H, W)`` recorded by the run (None without a run).
         num_classes: Classes recorded by the run (None without a run).
+        dataset_options: Keyword options of the data set (``-D``), e.g. ``{"val_fraction": 0.3}``.
+        dataset_input_shape: The shape an image folder's images are converted to (None: its default).
     """
 
     arch: str
@@ -76,6 +81,14 @@ class ExportTarget:
     run_dir: str | None = None
     input_shape: tuple[int, ...] | None = None
     num_classes: int | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    dataset_input_shape: tuple[int, int, int] | None = None
+
+    def dataset_spec(self):
+        """The data set as a :class:`~hwnas.data.resolve.DatasetSpec`."""
+        from hwnas.data.resolve import DatasetSpec
+
+        return DatasetSpec(self.dataset, dict(self.dataset_options), self.dataset_input_shape)
 
 
 def final_recipe(search_recipe: Recipe, epochs: int | None = None) -> Recipe:
@@ -87,7 +100,7 @@ def final_recipe(search_recipe: Recipe, epochs: int | None = None) -> Recipe:
 
 
 def resolve_target(run_dir: str | os.PathLike | None, *, arch: str | None = None, space: str | None = None,
-                   space_options: Mapping[str, Any] | None = None, dataset: str | None = None,
+                   space_options: Mapping[str, Any] | None = None, dataset: str | DatasetSpec | None = None,
                    epochs: int | None = None, seed: int | None = None,
                    profiles_dir: str | None = None) -> ExportTarget:
     """The export target of a run directory and/or an explicit architecture.
@@ -97,7 +110,8 @@ def resolve_target(run_dir: str | os.PathLike | None, *, arch: str | None = None
         arch: Export this architecture instead of the run's best.
         space: Its space (default: the run's, else ``mobilenet``); only with ``arch``.
         space_options: The space's options (default: the run's); only with ``arch``.
-        dataset: Data-set spec (default: the run's, else ``digits``); only with ``arch``.
+        dataset: Data-set spec or :class:`~hwnas.data.resolve.DatasetSpec` with options (default: the
+            run's, else ``digits``); only with ``arch``.
         epochs: Final epochs (default :data:`EPOCH_FACTOR` x the search's).
         seed: Training seed (default: the run's seed, else 0).
         profiles_dir: Profiles folder (default: the run's, else ``profiles``).
@@ -112,6 +126,10 @@ def resolve_target(run_dir: str | os.PathLike | None, *, arch: str | None = None
     if arch is None and (space is not None or dataset is not None or space_options):
         raise DeployError("--space, --space-option and --dataset apply only with --arch (a run's best "
                           "architecture is exported with the run's space and data set)")
+    from hwnas.data.resolve import DatasetSpec
+
+    if dataset is not None:
+        dataset = (dataset if isinstance(dataset, DatasetSpec) else DatasetSpec(str(dataset))).absolute()
     if run_dir is None:
         return _explicit_target(arch, space=space, space_options=space_options, dataset=dataset,
                                 epochs=epochs, seed=seed, profiles_dir=profiles_dir)
@@ -123,13 +141,17 @@ def _explicit_target(arch, *, space, space_options, dataset, epochs, seed, profi
     from hwnas.profiling.store import DEFAULT_PROFILES_DIR
 
     return ExportTarget(arch=arch, space=space or DEFAULT_SPACE, space_options=dict(space_options or {}),
-                        dataset=dataset or DEFAULT_DATASET, recipe=final_recipe(DEFAULT_RECIPE, epochs),
+                        dataset=dataset.spec if dataset else DEFAULT_DATASET,
+                        dataset_options=dict(dataset.options) if dataset else {},
+                        dataset_input_shape=dataset.input_shape if dataset else None,
+                        recipe=final_recipe(DEFAULT_RECIPE, epochs),
                         search_recipe=None, seed=0 if seed is None else int(seed), conditions=Conditions(),
                         device=DEFAULT_DEVICE, profiles_dir=str(profiles_dir or DEFAULT_PROFILES_DIR))
 
 
 def _run_target(path: Path, *, arch, space, space_options, dataset, epochs, seed,
                 profiles_dir) -> ExportTarget:
+    from hwnas.data.resolve import DatasetSpec
     from hwnas.profiling.store import DEFAULT_PROFILES_DIR
     from hwnas.search.rundir import RunDir, RunDirError
 
@@ -147,7 +169,7 @@ def _run_target(path: Path, *, arch, space, space_options, dataset, epochs, seed
         budget = config.get("budget_ms")
         budget_ms = None if budget is None else float(budget)
         run_space = str(config["space"])
-        run_dataset = str(config["dataset"])
+        run_data = DatasetSpec.from_config(config)
     except (KeyError, TypeError, ValueError, HwnasError) as exc:
         raise DeployError(f"{path / 'config.json'} is corrupt: {_describe(exc)}") from None
     search: dict[str, Any] = {}
@@ -163,17 +185,20 @@ def _run_target(path: Path, *, arch, space, space_options, dataset, epochs, seed
     elif run.result_file.is_file():
         search = _verified_entry(_read_result(run, path), arch)
     run_options = dict(config.get("space_options") or {}) if space in (None, run_space) else {}
-    input_shape = config.get("input_shape") if dataset in (None, run_dataset) else None
+    same_data = dataset is None or dataset == run_data
+    data = run_data if dataset is None else dataset
+    input_shape = config.get("input_shape") if same_data else None
     return ExportTarget(
         arch=arch, space=space or run_space, space_options=dict(space_options or run_options),
-        dataset=dataset or run_dataset, recipe=final_recipe(search_recipe, epochs),
+        dataset=data.spec, recipe=final_recipe(search_recipe, epochs),
         search_recipe=search_recipe,
         seed=int(config.get("seed", 0)) if seed is None else int(seed), conditions=conditions,
         device=str(config.get("device") or DEFAULT_DEVICE),
         profiles_dir=str(profiles_dir or config.get("profiles_dir") or DEFAULT_PROFILES_DIR),
         budget_ms=budget_ms, search=search, run_dir=str(path),
         input_shape=tuple(int(d) for d in input_shape) if input_shape else None,
-        num_classes=int(config["num_classes"]) if input_shape and config.get("num_classes") else None)
+        num_classes=int(config["num_classes"]) if input_shape and config.get("num_classes") else None,
+        dataset_options=dict(data.options), dataset_input_shape=data.input_shape)
 
 
 def _read_result(run, path: Path) -> dict:
@@ -209,17 +234,19 @@ def _infeasible_message(path: Path, result: Mapping[str, Any], budget_ms: float 
             f"budget and search again, or export one explicitly with --arch")
 
 
-def load_dataset(spec: str):
-    """The data set named by a CLI spec (``"digits"``), through the data registry.
+def load_dataset(spec):
+    """The data set named by a CLI spec (``"digits"``, a folder, a ``.npz``) or a
+    :class:`~hwnas.data.resolve.DatasetSpec` (with its options).
 
     Raises:
-        DeployError: the spec names no registered data set (the message lists the known ones).
+        DeployError: the spec names no usable data set (the message lists the known ones).
     """
-    from hwnas import data
+    from hwnas.data.resolve import DatasetSpec
 
-    resolve = getattr(data, "resolve_dataset", None) or data.create_dataset
+    if not isinstance(spec, DatasetSpec):
+        spec = DatasetSpec(str(spec))
     try:
-        return resolve(spec)
+        return spec.resolve()
     except HwnasError:
         raise
     except (TypeError, ValueError) as exc:

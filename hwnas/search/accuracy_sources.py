@@ -66,22 +66,22 @@ class StoreAccuracy:
                         seed=self.seed, evaluator=self.evaluator)
 
     def test_accuracy(self, arch: Arch) -> float | None:
-        """Test accuracy of ``arch`` trained exactly as in the search (reported once, for the answer)."""
+        """Test accuracy of ``arch`` from the search's own training of it (every training measures the test
+        split once at its end and stores it; the search never looks at it). None for a table, or for a
+        record stored by an hwnas that did not keep test accuracies: no extra training is ever made here."""
         if not isinstance(self.evaluator, Trainer):
             return None
-        from hwnas.training import train
-
-        result = train(self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed,
-                       threads=self.evaluator.threads, report_test=True)
-        return result.test_accuracy
+        record = self.store.get(make_key(self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed,
+                                         evaluator=self.evaluator))
+        return None if record is None else record.test_accuracy
 
 
 def accuracy_source(config: dict, space: SearchSpace) -> StoreAccuracy:
     """The accuracy source a run's configuration asks for."""
-    from hwnas.data.resolve import resolve_dataset
+    from hwnas.data.resolve import DatasetSpec
 
-    dataset = resolve_dataset(config["dataset"])
-    recipe = DEFAULT_RECIPE.with_fidelity(epochs=config.get("epochs")) if config.get("epochs") else DEFAULT_RECIPE
+    dataset = DatasetSpec.from_config(config).resolve()
+    recipe = run_recipe(config)
     store = EvalStore(config.get("store") or default_store_path())
     if config.get("accuracy_table"):
         from hwnas.training.table import TableEvaluator
@@ -92,3 +92,11 @@ def accuracy_source(config: dict, space: SearchSpace) -> StoreAccuracy:
     else:
         evaluator = Trainer(threads=int(config.get("train_threads") or 1))
     return StoreAccuracy(store, space, dataset, recipe=recipe, seed=int(config.get("seed", 0)), evaluator=evaluator)
+
+
+def run_recipe(config: dict) -> Recipe:
+    """The training recipe of a run: ``config["recipe"]`` (runs made before it was read: the default recipe
+    at ``config["epochs"]``)."""
+    if config.get("recipe"):
+        return Recipe.from_dict(config["recipe"])
+    return DEFAULT_RECIPE.with_fidelity(epochs=config.get("epochs")) if config.get("epochs") else DEFAULT_RECIPE

@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 # budget may grow).
 FIXED_SETTINGS = ("space", "space_options", "dataset", "accuracy_table", "latency_table", "device", "budget_ms",
                   "reward", "mode", "initial_trainings", "candidates_per_round", "archs_per_round", "explore",
-                  "local_search_steps", "epochs", "predictor_options", "acquisition")
+                  "local_search_steps", "epochs", "predictor_options", "acquisition", "dataset_options",
+                  "dataset_input_shape", "recipe")
 
 
 class BenchmarkError(HwnasError):
@@ -187,7 +188,9 @@ def _check_settings(folder: Path, config: dict) -> None:
             stored = json.loads(path.read_text())
         except ValueError as exc:
             raise BenchmarkError(f"{path} is corrupt: {exc}") from None
-        differs = [k for k in FIXED_SETTINGS if stored.get(k) != settings[k]]
+        # An empty setting equals a missing one (folders made before a setting existed).
+        differs = [k for k in FIXED_SETTINGS if (stored.get(k) or None) != (settings[k] or None)
+                   and not (k == "recipe" and k not in stored)]
         if differs:
             k = differs[0]
             raise BenchmarkError(f"{folder} holds a benchmark with other settings ({k}: {stored.get(k)!r} there, "

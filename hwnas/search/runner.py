@@ -100,6 +100,7 @@ def run_search(run: RunDir, config: dict, *, echo: Callable[[str], None] = print
                       make_latency_predictor=lambda: LatencyPredictor(**common), on_event=progress)
     result = loop.run()
     if result["best"] is not None and "test_accuracy" not in result and hasattr(accuracy, "test_accuracy"):
+        # A look-up of the test accuracy the best's own search training measured: never an extra training.
         result["test_accuracy"] = accuracy.test_accuracy(space.parse(result["best"]["arch"]))
         run.write_result(result, loop.state.verified, budget_ms=settings.budget_ms)
     return result

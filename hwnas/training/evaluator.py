@@ -58,18 +58,25 @@ class Trainer(Evaluator):
         threads: CPU threads per training run (all available cores by default).
         device: PyTorch device (``"cpu"`` is deterministic).
         train_fn: The training function (replaceable in tests); called like :func:`train`.
+        report_test: Measure the test split once at the end of each training and store it with the record
+            (the search selects on validation accuracy only; the answer's test accuracy is then a look-up,
+            never an extra training).
     """
 
     source = "train"
 
     def __init__(self, *, threads: int | None = None, device: str = "cpu",
-                 train_fn: Callable[..., TrainResult] = train) -> None:
+                 train_fn: Callable[..., TrainResult] = train, report_test: bool = True) -> None:
         super().__init__()
         self.threads = threads
         self.device = device
         self.train_fn = train_fn
+        self.report_test = report_test
 
     def evaluate(self, space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe,
                  seed: int) -> TrainResult:
+        if self.report_test:
+            return self.train_fn(space, arch, dataset, recipe=recipe, seed=seed, threads=self.threads,
+                                 device=self.device, report_test=True)
         return self.train_fn(space, arch, dataset, recipe=recipe, seed=seed, threads=self.threads,
                              device=self.device)

@@ -365,7 +365,7 @@ def as_evaluator(trainer: Evaluator | Callable[..., TrainResult] | None) -> Eval
     if isinstance(trainer, Evaluator):
         return trainer
     if callable(trainer):
-        return Trainer(train_fn=trainer)
+        return Trainer(train_fn=trainer, report_test=False)
     raise TypeError(f"trainer must be an Evaluator or a function, got {type(trainer).__name__}")
 
 

@@ -87,7 +87,7 @@ def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = 
         seed: Seed of the weight initialisation, batch order and augmentation.
         threads: CPU threads for PyTorch (all available cores by default); restored afterwards.
         device: ``"cpu"`` (deterministic) or another PyTorch device such as ``"cuda"``.
-        report_test: Also measure the test split (only for final reporting, never for search).
+        report_test: Also measure the test split (stored for reporting; a search never selects on it).
         return_model: Keep the trained model in the result (e.g. for export).
         on_epoch: Called after each epoch with ``(epoch, mean training loss)`` (1-based epoch).
 
