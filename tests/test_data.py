@@ -67,3 +67,58 @@ def test_resolve_dataset_names_and_errors(tmp_path):
         resolve_dataset(str(text))
     with pytest.raises(DataError, match="missing.npz: no such file"):
         resolve_dataset(str(tmp_path / "missing.npz"))
+
+
+def _small_cluttered(**options):
+    return create_dataset("cluttered-digits", train_size=60, val_size=30, test_size=30, **options)
+
+
+def test_cluttered_digits_is_deterministic_for_a_seed_with_documented_shapes():
+    ds = _small_cluttered()
+    a, b, other = ds.splits(0), _small_cluttered().splits(0), ds.splits(1)
+    assert ds.input_shape == (1, 32, 32) and ds.num_classes == 10 and a.sizes() == (60, 30, 30)
+    assert ds.split_sizes(0) == a.sizes()
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert not np.array_equal(a.x_train, other.x_train)
+    assert a.x_train.min() == -1.0 and a.x_train.max() <= 1.0 and a.x_train.max() > 0.5
+    # Each image is mostly background with a digit and clutter on it.
+    ink = (a.x_train > -0.9).mean(axis=(1, 2, 3))
+    assert 0.03 < ink.mean() < 0.6
+    assert ds.key == "cluttered-digits[test_size=30,train_size=60,val_size=30]"
+    assert create_dataset("cluttered-digits").key == "cluttered-digits"
+
+
+def test_cluttered_digits_splits_use_disjoint_handwritten_digits():
+    """With no clutter and scale 1 each image holds one source digit unchanged: the validation and test
+    images' digits never come from the training split's source digits."""
+    from sklearn.datasets import load_digits
+
+    from hwnas.data.cluttered import SOURCE_TEST_FRACTION, SOURCE_VAL_FRACTION
+
+    ds = create_dataset("cluttered-digits", train_size=300, val_size=100, test_size=100, clutter=0,
+                        min_scale=1.0, max_scale=1.0)
+    splits = ds.splits(3)
+    digits = load_digits()
+    parts = stratified_split(digits.target, val_fraction=SOURCE_VAL_FRACTION, test_fraction=SOURCE_TEST_FRACTION,
+                             seed=3)
+
+    def signature(values):
+        values = np.asarray(values, dtype=np.float64).ravel()
+        return tuple(np.round(np.sort(values[values > 1e-6]), 4))
+
+    sources = [{signature(digits.images[i] / 16.0) for i in part} for part in parts]
+    for x, own, others in ((splits.x_val, sources[1], sources[0]), (splits.x_test, sources[2], sources[0])):
+        found = [signature((image + 1.0) / 2.0) for image in x]
+        assert all(s in own for s in found)
+        assert not any(s in others and s not in own for s in found)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"train_size": 0}, "train_size"), ({"clutter": -1}, "clutter"), ({"canvas": "big"}, "canvas"),
+    ({"max_scale": 5.0}, "hold a digit"), ({"min_scale": 3.0, "max_scale": 2.0}, "min_scale"),
+    ({"fragment": 9}, "fragment"),
+])
+def test_cluttered_digits_rejects_bad_options(options, message):
+    with pytest.raises(DataError, match=message):
+        create_dataset("cluttered-digits", **options)
