@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -91,3 +92,16 @@ def parse_key_values(pairs) -> dict[str, Any]:
                 continue
         options[key.strip().replace("-", "_")] = value
     return options
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_name(name: str, *, what: str, error: type[Exception]) -> str:
+    """Returns ``name`` if it is one safe folder or file name on every OS (1-64 letters, digits, ``.``, ``_`` or
+    ``-``, starting with a letter or digit: never a path, ``..`` or an absolute path); raises ``error``
+    otherwise."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise error(f"{what} {name!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or "
+                    f"digit (one folder name, not a path)")
+    return name

@@ -119,3 +119,54 @@ def test_fit_accuracy_from_a_table_and_from_stored_trainings(cli, tmp_path):
     assert too_few.exit_code == 1 and "no stored trainings" in too_few.stderr
     no_store = cli("predictors", "fit", "accuracy", "--store", tmp_path / "none.sqlite")
     assert no_store.exit_code == 1 and "no evaluation store" in no_store.stderr
+
+
+@pytest.mark.parametrize("name", ["../victim", "..", ".", "/tmp/abs-victim", "sub/dir", "-x", "victim "])
+def test_a_predictor_name_is_one_folder_name_and_nothing_outside_is_touched(cli, tmp_path, name):
+    fake_profile(tmp_path / "profiles")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    preds = tmp_path / "preds"
+    result = cli("predictors", "fit", "latency", "--device", "fake", "--profiles-dir", tmp_path / "profiles",
+                 "--predictors-dir", preds, "--name", name)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "predictor name" in lines[0] and "not a path" in lines[0], result.stderr
+    assert (victim / "precious.txt").read_text() == "keep me" and not preds.exists()
+    for command in (("predictors", "show", name), ("predict", "16:k3e1/24:k3e1/32:k3e1/48:k3e1", "--predictor",
+                                                   name)):
+        shown = cli(*command, "--predictors-dir", preds)
+        assert shown.exit_code != 0 and len(shown.stderr.strip().splitlines()) == 1
+        assert "predictor name" in shown.stderr or name.startswith("-")  # "-x" reads as an option there
+
+
+def test_an_existing_folder_that_is_no_predictor_is_never_replaced(cli, tmp_path):
+    fake_profile(tmp_path / "profiles")
+    notes = tmp_path / "preds" / "notes"
+    notes.mkdir(parents=True)
+    (notes / "todo.txt").write_text("keep me")
+    result = cli("predictors", "fit", "latency", "--device", "fake", "--profiles-dir", tmp_path / "profiles",
+                 "--predictors-dir", tmp_path / "preds", "--name", "notes")
+    assert result.exit_code == 1 and "is not a predictor folder" in result.stderr
+    assert (notes / "todo.txt").read_text() == "keep me" and sorted(p.name for p in notes.parent.iterdir()) == ["notes"]
+
+
+@pytest.mark.parametrize("models", [["/etc/passwd"], ["../../outside.json"], ["model_0.json", "x/model_1.json"],
+                                    "model_0.json", []])
+def test_files_named_in_meta_json_are_confined_to_the_predictor_folder(cli, tmp_path, models):
+    from hwnas.predictors import LatencyPredictor, PredictorError
+
+    fake_profile(tmp_path / "profiles")
+    common = ["--profiles-dir", tmp_path / "profiles", "--predictors-dir", tmp_path / "preds"]
+    assert cli("predictors", "fit", "latency", "--device", "fake", *common).exit_code == 0
+    folder = tmp_path / "preds" / "latency-fake-mobilenet-1x8x8"
+    (tmp_path / "outside.json").write_text("{}")
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "models": models}))
+    with pytest.raises(PredictorError, match="model_<n>.json in its folder"):
+        LatencyPredictor.load(folder)
+    result = cli("predict", "16:k3e1/24:k3e1/32:k3e1/48:k3e1", "--predictor", folder.name,
+                 "--predictors-dir", tmp_path / "preds")
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "root:" not in result.stderr

@@ -20,6 +20,21 @@ predictors_dir_option = click.option(
     show_default=True, help="Folder holding the fitted predictors.")
 
 
+def predictor_dir(predictors_dir: Path, name: str) -> Path:
+    """``predictors_dir / name`` for a name that is one folder name (never ``..``, a path or absolute)."""
+    from hwnas.io import check_name
+    from hwnas.predictors.model import PredictorError
+
+    return Path(predictors_dir) / check_name(name, what="predictor name", error=PredictorError)
+
+
+def default_name(text: str) -> str:
+    """A default predictor name made safe (a data-set key such as ``folder:pets@1a2b`` holds ``:`` and ``@``)."""
+    from hwnas.data.resolve import safe_name
+
+    return safe_name(text, limit=64)
+
+
 def _fmt(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -86,10 +101,10 @@ def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_s
         raise HwnasError(f"profile {device!r} holds no {space.name} measurements at input "
                          f"{format_input_shape(shape)}; run 'hwnas profile --device {device} --space {space.name}'")
     classes = int(records[0].get("num_classes", classes))
-    name = name or f"latency-{device}-{space.name}-{format_input_shape(shape)}"
+    name = name or default_name(f"latency-{device}-{space.name}-{format_input_shape(shape)}")
     scores = fit_and_save("latency", [r["arch"] for r in records], [r["median_ms"] for r in records],
                           space=space, space_options=options, input_shape=shape, num_classes=classes,
-                          directory=predictors_dir / name, seed=seed,
+                          directory=predictor_dir(predictors_dir, name), seed=seed,
                           source={"device": device, "fingerprint": store.fingerprint, "records": len(records)})
     click.echo(f"fitted latency predictor {name} on {len(records)} measurements of {device!r}")
     _print_scores(scores)
@@ -129,10 +144,10 @@ def fit_accuracy_cmd(space_name: str, space_option, dataset_spec: str, accuracy_
     else:
         archs, values, source = _stored_accuracies(space, dataset, epochs, store_path)
         label = dataset.key
-    name = name or f"accuracy-{space.name}-{label}"
+    name = name or default_name(f"accuracy-{space.name}-{label}")
     scores = fit_and_save("accuracy", archs, values, space=space, space_options=options,
                           input_shape=dataset.input_shape, num_classes=dataset.num_classes,
-                          directory=predictors_dir / name, seed=seed, source={**source, "records": len(archs)})
+                          directory=predictor_dir(predictors_dir, name), seed=seed, source={**source, "records": len(archs)})
     click.echo(f"fitted accuracy predictor {name} on {len(archs)} architectures")
     _print_scores(scores)
 
@@ -183,7 +198,7 @@ def show_cmd(name: str, predictors_dir: Path, as_json: bool) -> None:
     """Show a predictor's metadata and validation scores."""
     from hwnas.predictors import read_meta
 
-    meta = read_meta(predictors_dir / name)
+    meta = read_meta(predictor_dir(predictors_dir, name))
     if as_json:
         click.echo(json.dumps(meta, indent=2))
         return
@@ -223,7 +238,7 @@ def predict_cmd(archs: tuple[str, ...], name: str, predictors_dir: Path, as_json
     """Predict latency (ms) or accuracy (± std) of architectures, one line each, in the order given."""
     from hwnas.predictors import XGBPredictor
 
-    predictor = XGBPredictor.load(predictors_dir / name)
+    predictor = XGBPredictor.load(predictor_dir(predictors_dir, name))
     parsed = [predictor.featurizer_.parse(a) for a in archs]  # a bad string fails before any output
     mean, std = predictor.predict_dist(parsed)
     rows = [{"arch": a.string, "prediction": float(m), "std": float(s)} for a, m, s in zip(parsed, mean, std)]

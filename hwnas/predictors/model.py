@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 META_FILE = "meta.json"
+_MODEL_FILE_RE = re.compile(r"^model_[0-9]{1,4}\.json$")
 
 
 class PredictorError(HwnasError):
@@ -300,6 +302,18 @@ def read_meta(directory: str | os.PathLike) -> dict:
                              f"{SCHEMA_VERSION}")
     if meta["kind"] not in PREDICTORS:
         raise PredictorError(f"{path}: unknown predictor kind {meta['kind']!r}")
+    models = meta["models"]
+    # Every file named in meta.json must be a model file inside this folder: never a path to elsewhere.
+    if not (isinstance(models, list) and models and all(isinstance(m, str) and _MODEL_FILE_RE.match(m)
+                                                           for m in models)):
+        raise PredictorError(f"{path} is corrupt: 'models' must list files named model_<n>.json in its folder")
+    shape = meta["input_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3
+            and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 1_000_000 for d in shape)):
+        raise PredictorError(f"{path} is corrupt: input_shape must be three positive whole numbers")
+    if not isinstance(meta["n_train"], int) or not isinstance(meta["params"], dict) \
+            or not isinstance(meta["features"], list):
+        raise PredictorError(f"{path} is corrupt: n_train, params or features has the wrong type")
     return meta
 
 
@@ -317,9 +331,16 @@ def _interp_extrapolate(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.nda
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
-    """Puts ``staging`` in place of ``target``; the old folder is removed only once the new one is there."""
+    """Puts ``staging`` in place of ``target``; the old folder is removed only once the new one is there.
+
+    Raises:
+        PredictorError: ``target`` exists and is not a predictor folder (nothing else is ever replaced).
+    """
     backup = None
-    if target.exists():
+    if target.exists() or target.is_symlink():
+        if target.is_symlink() or not target.is_dir() or not (target / META_FILE).is_file():
+            raise PredictorError(f"{target} exists and is not a predictor folder: it is left alone; choose "
+                                 f"another name")
         backup = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.replace(target, backup)
     os.replace(staging, target)

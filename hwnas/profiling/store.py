@@ -24,13 +24,12 @@ import inspect
 import json
 import logging
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from hwnas.arch import Arch
-from hwnas.io import atomic_write_json
+from hwnas.io import atomic_write_json, check_name
 from hwnas.profiling.errors import ProfileError
 from hwnas.profiling.fingerprint import SCHEMA_VERSION, mismatches
 
@@ -40,15 +39,11 @@ DEVICE_FILE = "device.json"
 MEASUREMENTS_FILE = "measurements.jsonl"
 DEFAULT_PROFILES_DIR = "profiles"
 REQUIRED_KEYS = ("space", "input_shape", "arch", "median_ms")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def validate_device_name(name: str) -> str:
     """Returns ``name`` if it is usable as a folder name on every OS; :class:`ProfileError` otherwise."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ProfileError(f"device name {name!r} must be 1-64 letters, digits, '.', '_' or '-', starting "
-                           f"with a letter or digit")
-    return name
+    return check_name(name, what="device name", error=ProfileError)
 
 
 def list_devices(root: str | os.PathLike) -> list[str]:
