@@ -204,3 +204,13 @@ def test_checkpoints_hold_numpy_state_exactly(tmp_path):
     b.load(tmp_path / "ckpt")
     assert b.q.dtype == a.q.dtype and np.array_equal(b.q, a.q)
     assert b.rng.bit_generator.state == a.rng.bit_generator.state
+
+
+def test_ppo_learning_leaves_no_folders_in_the_temporary_directory(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    controller = create_controller("ppo", create_space("nb201"), seed=0)
+    for _ in range(2):
+        controller.learn(toy_objective(), 100)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("SB3")] == []

@@ -48,6 +48,10 @@ class SB3Controller(Controller):
         env = make_vec_env(self.space, self._score, n_envs=self.n_envs, seed=self.seed,
                            progressive=self.progressive, invalid_actions=self.invalid_actions)
         self.model = self._make_model(env)
+        # A logger of our own: stable-baselines3 otherwise makes an empty $TMPDIR/SB3-<time>/ folder per learn().
+        from stable_baselines3.common.logger import Logger
+
+        self.model.set_logger(Logger(folder=None, output_formats=[]))
         if self._pending_state is not None:
             self._restore(self._pending_state)
             self._pending_state = None
