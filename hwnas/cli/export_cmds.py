@@ -69,11 +69,20 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
     if (dataset_option or input_shape) and not dataset:
         raise click.UsageError("-D/--dataset-option and --input-shape go with --dataset")
     data = dataset_spec_of(dataset, dataset_option, input_shape) if dataset else None
-    target = resolve_target(run_dir, arch=arch, space=space_name,
-                            space_options=parse_space_options(space_option), dataset=data, epochs=epochs,
-                            seed=seed)
-    summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize, threads=threads,
-                            echo=click.echo)
+    import contextlib
+
+    from hwnas.locks import folder_lock
+    from hwnas.search.rundir import RunDirError
+
+    # A run folder being searched is not exported until the search is done with it.
+    held = (folder_lock(run_dir, what="run folder", error=RunDirError) if run_dir is not None and run_dir.is_dir()
+            else contextlib.nullcontext())
+    with held:
+        target = resolve_target(run_dir, arch=arch, space=space_name,
+                                space_options=parse_space_options(space_option), dataset=data, epochs=epochs,
+                                seed=seed)
+        summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize, threads=threads,
+                                echo=click.echo)
     model = summary.model
     latency = "not measured" if model.latency_ms is None else f"{model.latency_ms:.4g} ms"
     budget = "no budget" if target.budget_ms is None else f"budget {target.budget_ms:g} ms"

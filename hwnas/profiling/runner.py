@@ -86,6 +86,7 @@ def profile_space(store: ProfileStore, space: SearchSpace, *, samples: int, inpu
     if store.exists or store.measurements_file.exists():
         store.ensure(fingerprint)  # fails early on a mismatch or a corrupt profile
     with store.lock():
+        store.refresh()  # what other processes measured before we held the lock
         existing = store.records(space.name, input_shape, options)
         summary.held_before = summary.held_after = len(existing)
         missing = samples - len(existing)

@@ -19,12 +19,10 @@ measurement per key.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -260,6 +258,11 @@ class ProfileStore:
     def __len__(self) -> int:
         return len(self._load())
 
+    def refresh(self) -> None:
+        """Forgets the records read so far: the next access reads the file again (call it under
+        :meth:`lock` to see what other processes appended)."""
+        self._records = None
+
     def add(self, record: Mapping[str, Any]) -> bool:
         """Appends one record durably (see the module docstring); False if its key is already stored.
 
@@ -297,26 +300,11 @@ class ProfileStore:
         return True
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Holds an exclusive lock on the profile; :class:`ProfileError` if another process holds it."""
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks; documented
+    def lock(self, *, timeout: float = 0.0, on_wait=None) -> Iterator[None]:
+        """Holds the profile's exclusive lock (``.hwnas.lock`` inside its folder, which it creates);
+        :class:`ProfileError` naming the holder's PID if another process holds it past ``timeout`` seconds."""
+        from hwnas.locks import folder_lock
+
+        with folder_lock(self.path, what=f"profile {self.device!r}", error=ProfileError, timeout=timeout,
+                         on_wait=on_wait):
             yield
-            return
-        try:
-            digest = hashlib.sha1(str(self.path.resolve()).encode("utf-8")).hexdigest()[:16]
-            handle = open(Path(tempfile.gettempdir()) / f"hwnas-profile-{digest}.lock", "a+b")
-        except OSError as exc:
-            raise ProfileError(f"cannot lock profile {self.path}: {exc.strerror or exc}") from None
-        with handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ProfileError(f"profile {self.device!r} ({self.path}) is being written by another hwnas "
-                                   f"process; wait for it (two runs at once would disturb each other's "
-                                   f"timings)") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -78,6 +78,13 @@ class RunDir:
                               f"this hwnas reads {SCHEMA_VERSION}")
         return cls(folder, config)
 
+    def lock(self):
+        """The run folder's exclusive lock (``.hwnas.lock`` inside it), held by ``search``, ``--resume`` and
+        ``export``; :class:`RunDirError` naming the holder's PID when another process holds it."""
+        from hwnas.locks import folder_lock
+
+        return folder_lock(self.path, what="run folder", error=RunDirError)
+
     # -- paths -----------------------------------------------------------------------------------------------
     @property
     def controller_checkpoint(self) -> Path:

@@ -71,6 +71,11 @@ def run_search(run: RunDir, config: dict, *, echo: Callable[[str], None] = print
     ``wrap_sources(accuracy, latency) -> (accuracy, latency)`` may replace the sources (the benchmark harness
     hides what other runs evaluated).
     """
+    with run.lock():  # one writer per run folder: a second search or --resume of it is refused
+        return _run_search(run, config, echo=echo, wrap_sources=wrap_sources)
+
+
+def _run_search(run: RunDir, config: dict, *, echo: Callable[[str], None], wrap_sources: Callable | None) -> dict:
     from hwnas.search.accuracy_sources import accuracy_source
 
     space = create_space(config["space"], **(config.get("space_options") or {}))

@@ -18,6 +18,9 @@ from hwnas.spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
 
+#: How long a search waits for another process measuring into the same device profile.
+PROFILE_LOCK_WAIT_S = 1800.0
+
 
 def is_local_profile(store: ProfileStore, conditions: Conditions) -> bool:
     """Whether candidates can be measured here and added to ``store``'s profile.
@@ -77,10 +80,17 @@ class ProfileLatency:
             if record["arch"] == arch.string:
                 return {"latency_ms": float(record["median_ms"]), "measured": True}
         if self.measurable:
-            record = profile_arch(self.space, arch, self.input_shape, self.num_classes, conditions=self.conditions,
-                                  space_options=self.space_options, seed=self.seed)
-            self.store.ensure(host_fingerprint(self.store.device, self.conditions))
-            self.store.add(record)
+            # One writer per profile: another process measuring into it (``hwnas profile``, another search) is
+            # waited for, and what it measured meanwhile is read rather than measured twice.
+            with self.store.lock(timeout=PROFILE_LOCK_WAIT_S, on_wait=logger.warning):
+                self.store.refresh()
+                for record in self.records():
+                    if record["arch"] == arch.string:
+                        return {"latency_ms": float(record["median_ms"]), "measured": True}
+                record = profile_arch(self.space, arch, self.input_shape, self.num_classes,
+                                      conditions=self.conditions, space_options=self.space_options, seed=self.seed)
+                self.store.ensure(host_fingerprint(self.store.device, self.conditions))
+                self.store.add(record)
             return {"latency_ms": float(record["median_ms"]), "measured": True}
         if self.fallback is None:
             from hwnas.search.state import SearchError
