@@ -72,4 +72,6 @@ def folder_lock(folder: str | os.PathLike, *, what: str, error: type[Exception],
                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
         yield
     finally:
+        with contextlib.suppress(OSError):  # removed while still held: never another holder's record
+            (folder / OWNER_FILE).unlink()
         lock.release()

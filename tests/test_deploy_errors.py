@@ -70,12 +70,14 @@ def test_corrupt_run_dir(cli, tmp_path, no_training, damage):
     assert not (tmp_path / "m.onnx").exists() and no_training == []
 
 
-@pytest.mark.parametrize("where", ["missing folder", "file as folder", "a folder"])
+@pytest.mark.parametrize("where", ["file as folder", "file above the folder", "a folder"])
 def test_unwritable_output_fails_before_training(cli, tmp_path, no_training, where):
     run = make_run(tmp_path)
     (tmp_path / "plain").write_text("x")
     (tmp_path / "dir.onnx").mkdir()
-    target = {"missing folder": tmp_path / "no" / "m.onnx", "file as folder": tmp_path / "plain" / "m.onnx",
+    # (a missing folder is created: tests/test_user_data_cli.py)
+    target = {"file above the folder": tmp_path / "plain" / "sub" / "m.onnx",
+              "file as folder": tmp_path / "plain" / "m.onnx",
               "a folder": tmp_path / "dir.onnx"}[where]
     result = cli("export", run.path, "-o", target)
     one_error_line(result)
