@@ -20,7 +20,24 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
         raise ShapeError(f"input shape {text!r} must be CxHxW with integer sizes, e.g. 1x8x8") from None
     if any(d <= 0 for d in dims):
         raise ShapeError(f"input shape {text!r} has a non-positive size")
+    check_input_shape(dims)
     return dims  # type: ignore[return-value]
+
+
+#: Limits of an input shape: at most this many channels and this height/width (a stated limit, not an
+#: out-of-memory error half-way through an export).
+MAX_CHANNELS = 64
+MAX_SIDE = 4096
+
+
+def check_input_shape(shape) -> tuple[int, int, int]:
+    """``shape`` as ``(C, H, W)`` if within :data:`MAX_CHANNELS` and :data:`MAX_SIDE`; :class:`ShapeError`
+    otherwise."""
+    c, h, w = (int(d) for d in shape)
+    if not (1 <= c <= MAX_CHANNELS and 1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise ShapeError(f"input shape {c}x{h}x{w} is out of range: at most {MAX_CHANNELS} channels and "
+                         f"{MAX_SIDE}x{MAX_SIDE} pixels")
+    return c, h, w
 
 
 def format_input_shape(shape) -> str:

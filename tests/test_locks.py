@@ -28,7 +28,8 @@ def _one_error_line(result) -> str:
 
 
 def test_a_second_search_or_export_of_a_run_folder_in_use_is_refused_naming_the_pid(cli, tmp_path):
-    run = RunDir.create(tmp_path / "run", {"space": "mobilenet", "dataset": "digits"})
+    run = RunDir.create(tmp_path / "run", {"space": "mobilenet", "dataset": "digits", "budget_ms": 1.0,
+                                           "max_trainings": 3, "input_shape": [1, 8, 8], "num_classes": 10})
     with run.lock():
         assert (run.path / LOCK_FILE).exists()
         for args in (("search", "--resume", run.path), ("export", run.path, "-o", tmp_path / "m.onnx")):

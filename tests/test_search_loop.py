@@ -74,7 +74,7 @@ def make_loop(path, accuracy, latency, *, controller="evolution", max_trainings=
               local_search_steps=3):
     space = create_space("nb201")
     config = {"space": "nb201", "input_shape": [1, 8, 8], "num_classes": 10, "dataset": "synthetic",
-              "device": "fake"}
+              "device": "fake", "budget_ms": 0.7, "max_trainings": max_trainings}
     run_dir = RunDir.open(path) if resume else RunDir.create(path, config)
     settings = SearchSettings(budget_ms=0.7, max_trainings=max_trainings, initial_trainings=6,
                               candidates_per_round=3, explore_per_round=1, archs_per_round=400, seed=1,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hwnas.cli.common import INPUT_SHAPE, make_space, space_options
+from hwnas.cli.common import INPUT_SHAPE, NUM_CLASSES, SEED, make_space, space_options
 from hwnas.errors import HwnasError
 
 DEFAULT_SHAPE = "1x8x8"  # the embedded default task: scikit-learn's 8x8 digits, 10 classes
@@ -35,7 +35,7 @@ def spaces_cmd() -> None:
 @space_options
 @click.option("-n", "count", type=click.IntRange(min=1), default=1, show_default=True,
               help="Number of architectures.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the sampler.")
 @click.option("--unique/--allow-repeats", default=True, show_default=True,
               help="Print distinct architectures only.")
 def sample_cmd(space_name: str, space_option: tuple[str, ...], count: int, seed: int, unique: bool) -> None:
@@ -57,7 +57,7 @@ def sample_cmd(space_name: str, space_option: tuple[str, ...], count: int, seed:
 @space_options
 @click.option("--input-shape", type=INPUT_SHAPE, default=DEFAULT_SHAPE, show_default=True,
               help="Input shape CxHxW (without batch).")
-@click.option("--num-classes", type=click.IntRange(min=1), default=DEFAULT_CLASSES, show_default=True)
+@click.option("--num-classes", type=NUM_CLASSES, default=DEFAULT_CLASSES, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect_cmd(arch: str, space_name: str, space_option: tuple[str, ...], input_shape, num_classes: int,
                 as_json: bool) -> None:
@@ -85,10 +85,10 @@ def inspect_cmd(arch: str, space_name: str, space_option: tuple[str, ...], input
 @space_options
 @click.option("--input-shape", type=INPUT_SHAPE, default=DEFAULT_SHAPE, show_default=True,
               help="Input shape CxHxW (without batch).")
-@click.option("--num-classes", type=click.IntRange(min=1), default=DEFAULT_CLASSES, show_default=True)
+@click.option("--num-classes", type=NUM_CLASSES, default=DEFAULT_CLASSES, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Destination .onnx file (written atomically).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weight initialisation.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the weight initialisation.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--dynamic-batch", is_flag=True, help="Export with a symbolic batch dimension.")
 def onnx_cmd(arch: str, space_name: str, space_option: tuple[str, ...], input_shape, num_classes: int,

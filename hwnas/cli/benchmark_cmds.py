@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import make_space, parse_space_options, space_options
+from hwnas.cli.common import FiniteFloat, make_space, parse_space_options, space_options
 from hwnas.cli.search_cmds import (_acquisition_names, _budget, _given, _new_config, _reward_names, dataset_spec_of,
                                    table_device)
 from hwnas.cli.train_cmds import dataset_options, make_recipe, recipe_options
@@ -55,7 +55,7 @@ def _controllers(ctx, param, value: str) -> list[str]:
 @click.option("--candidates-per-round", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--archs-per-round", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Predicted evaluations each controller spends per round.")
-@click.option("--explore", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--explore", type=FiniteFloat(min=0), default=1.0, show_default=True)
 @click.option("--local-search-steps", type=click.IntRange(min=0), default=3, show_default=True,
               help="Greedy moves on the predicted reward from the best proposals before candidates are picked "
                    "(0: none).")

@@ -73,6 +73,32 @@ class InputShapeType(click.ParamType):
 
 INPUT_SHAPE = InputShapeType()
 
+#: Every seed on the command line: a non-negative integer that fits the evaluation store (SQLite, 64 bits).
+SEED = click.IntRange(0, 2**63 - 1)
+#: Output classes of a built model (a stated limit instead of running out of memory).
+MAX_CLASSES = 100_000
+NUM_CLASSES = click.IntRange(1, MAX_CLASSES)
+
+
+class FiniteFloat(click.ParamType):
+    """A finite float at least ``min`` (``nan`` and ``inf`` are refused)."""
+
+    name = "float"
+
+    def __init__(self, min: float = 0.0) -> None:  # noqa: A002 - click's own word
+        self.min = float(min)
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number < self.min:
+            self.fail(f"{value!r} must be a finite number >= {self.min:g}", param, ctx)
+        return number
+
 
 def parse_space_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``("channels=8", ...)`` -> ``{"channels": 8}``; values are parsed as int, float, then kept as text."""
@@ -103,3 +129,5 @@ def make_space(space_name: str, space_option: tuple[str, ...]):
     except TypeError as exc:
         raise click.BadParameter(f"space {space_name!r} does not take these options: {exc}",
                                  param_hint="--space-option") from None
+    except ValueError as exc:
+        raise click.BadParameter(f"space {space_name!r}: {exc}", param_hint="--space-option") from None

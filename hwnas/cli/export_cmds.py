@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, parse_space_options
+from hwnas.cli.common import INPUT_SHAPE, SEED, parse_space_options
 from hwnas.profiling.providers import provider_names
 
 
@@ -42,7 +42,7 @@ def _size(n: int) -> str:
 @click.option("--dynamic-batch", is_flag=True, help="Export with a symbolic batch dimension.")
 @click.option("--quantize", type=click.Choice(["int8"]),
               help="Also write <name>.int8.onnx (static int8), its accuracy and latency measured.")
-@click.option("--seed", type=int, help="Seed of the final training [default: the run's seed, else 0].")
+@click.option("--seed", type=SEED, help="Seed of the final training [default: the run's seed, else 0].")
 @click.option("--train-threads", "threads", type=click.IntRange(min=1),
               help="PyTorch threads of the final training [default: all cores]; latency is measured with "
                    "the run's onnxruntime threads.")
@@ -110,7 +110,7 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--dataset",
               help="Data set whose test split to run [default: the one in the model's metadata].")
-@click.option("--split-seed", type=int,
+@click.option("--split-seed", type=SEED,
               help="Seed of the train/validation/test split [default: the model's, as used at export].")
 @click.option("--latency", is_flag=True, help="Also measure latency with the profiler's protocol.")
 @click.option("--latency-only", is_flag=True, help="Only measure latency (no data set needed).")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, make_space, space_options
+from hwnas.cli.common import INPUT_SHAPE, SEED, make_space, space_options
 from hwnas.errors import HwnasError
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
 
@@ -84,10 +84,12 @@ def fit_cmd() -> None:
               show_default=True)
 @predictors_dir_option
 @click.option("--name", help="Folder name under --predictors-dir [default: latency-<device>-<space>-<shape>].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_shape, profiles_dir: Path,
                     predictors_dir: Path, name: str | None, seed: int) -> None:
     """Fit the latency predictor of DEVICE from its profile."""
+    if name is not None:
+        predictor_dir(predictors_dir, name)  # a bad name is refused before any work
     from hwnas.cli.common import parse_space_options
     from hwnas.profiling import ProfileStore
     from hwnas.shapes import format_input_shape
@@ -122,11 +124,13 @@ def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_s
               help="Evaluation store (SQLite) [default: $HWNAS_STORE or ./evals.sqlite].")
 @predictors_dir_option
 @click.option("--name", help="Folder name under --predictors-dir [default: accuracy-<space>-<dataset>].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def fit_accuracy_cmd(space_name: str, space_option, dataset_spec: str, accuracy_table: Path | None,
                      epochs: int | None, store_path: Path | None, predictors_dir: Path, name: str | None,
                      seed: int) -> None:
     """Fit the accuracy predictor from stored trainings (or a table)."""
+    if name is not None:
+        predictor_dir(predictors_dir, name)  # a bad name is refused before any work
     from hwnas.cli.common import parse_space_options
     from hwnas.data import resolve_dataset
 
@@ -220,6 +224,9 @@ def list_cmd(predictors_dir: Path) -> None:
     """List the fitted predictors."""
     from hwnas.predictors import read_meta
 
+    if not predictors_dir.is_dir():
+        raise HwnasError(f"no predictors folder at {predictors_dir} (fit one with 'hwnas predictors fit ...', or "
+                         f"give --predictors-dir)")
     for folder in sorted(p for p in predictors_dir.glob("*") if (p / "meta.json").is_file()):
         try:
             meta = read_meta(folder)

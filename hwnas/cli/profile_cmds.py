@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, make_space, parse_space_options, space_options
+from hwnas.cli.common import (INPUT_SHAPE, NUM_CLASSES, SEED, make_space, parse_space_options,
+                              space_options)
 from hwnas.profiling.measure import PRECISIONS
 from hwnas.profiling.providers import provider_names
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
@@ -61,7 +62,7 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
 @click.option("--input-shape", type=INPUT_SHAPE,
               help="Input shape CxHxW (without batch), instead of --dataset; with an image folder, the shape "
                    "its images are converted to.")
-@click.option("--num-classes", type=click.IntRange(min=1),
+@click.option("--num-classes", type=NUM_CLASSES,
               help=f"Output classes [default: the data set's, or {DEFAULT_CLASSES}].")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="onnxruntime intra-op threads (1 gives the steadiest numbers; use your deployment's).")
@@ -73,7 +74,7 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
               help="fp16: half-precision weights and arithmetic (float32 input and output).")
 @click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_PROFILES_DIR, show_default=True, help="Folder holding the device profiles.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the sampler, weights and inputs.")
 @click.option("--latency-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Build the profile from a CSV of arch,latency_ms rows instead of measuring.")

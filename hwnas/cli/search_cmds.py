@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import EXIT_INTERRUPTED, fail, make_space, parse_space_options, space_options
+from hwnas.cli.common import (EXIT_INTERRUPTED, SEED, FiniteFloat, fail, make_space, parse_space_options,
+                              space_options)
 from hwnas.cli.train_cmds import dataset_options, make_recipe, recipe_options
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
 
@@ -79,7 +80,7 @@ def _reward_names() -> list[str]:
                    "the accuracy ensemble), ei (expected improvement), ts (Thompson sampling), greedy (mean).")
 @click.option("--time-budget", callback=_duration, metavar="DURATION",
               help="Wall-clock limit over all sessions of the run: 90s, 10m, 1h30m.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the run goes [default: runs/<space>-<dataset>-<device>-<budget>-s<seed>].")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), metavar="RUN_DIR",
@@ -90,7 +91,7 @@ def _reward_names() -> list[str]:
 @click.option("--candidates-per-round", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--archs-per-round", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Predicted evaluations the controller spends per round.")
-@click.option("--explore", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--explore", type=FiniteFloat(min=0), default=1.0, show_default=True,
               help="Weight of the accuracy predictor's uncertainty in the reward.")
 @click.option("--local-search-steps", type=click.IntRange(min=0), default=3, show_default=True,
               help="Greedy moves on the predicted reward from the best proposals before candidates are picked "
@@ -131,12 +132,15 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset_spec, d
     if resume is not None:
         run = RunDir.open(resume)
         config = run.config
+        _check_resume_flags(config)
+        run.load_state()  # a missing or tampered state.json is one line now, before anything is built
         overrides = {"max_trainings": max_trainings} if _given("max_trainings") else {}
         if _given("max_measurements"):
             overrides["max_measurements"] = max_measurements
         if _given("time_budget"):
             overrides["time_budget_s"] = time_budget
-        config.update(overrides)
+        if overrides:
+            run.update_config(overrides)
     else:
         if latency_budget is None:
             raise click.UsageError("--latency-budget is required (e.g. --latency-budget 2ms)")
@@ -176,6 +180,31 @@ def table_device(device: str, latency_table: Path | None, *, device_given: bool)
     if device_given:
         raise click.UsageError("--device and --latency-table both give the latency; use one")
     return f"table-{latency_table.stem}"
+
+
+#: What ``--resume`` may change; every other setting is the run's own (``config.json``).
+RESUME_OPTIONS = ("max_trainings", "max_measurements", "time_budget")
+
+
+#: Options a resume may repeat when they name what the run already uses (``config.json`` key).
+_SAME_AS_RUN = {"profiles_dir": "profiles_dir", "store_path": "store"}
+
+
+def _check_resume_flags(config: dict) -> None:
+    ctx = click.get_current_context()
+
+    def same_as_run(name: str) -> bool:
+        key = _SAME_AS_RUN.get(name)
+        value, stored = ctx.params.get(name), config.get(key) if key else None
+        return key is not None and value is not None and stored is not None and \
+            Path(value).resolve() == Path(stored).resolve()
+
+    conflicting = [param.opts[0] for param in ctx.command.params
+                   if param.name not in (*RESUME_OPTIONS, "resume") and _given(param.name)
+                   and not same_as_run(param.name)]
+    if conflicting:
+        raise click.UsageError(f"--resume keeps the run's own settings (its config.json); only --max-trainings, "
+                               f"--max-measurements and --time-budget may change: drop {', '.join(conflicting)}")
 
 
 def _given(name: str) -> bool:

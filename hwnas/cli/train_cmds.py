@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, make_space, parse_space_options, space_options
+from hwnas.cli.common import INPUT_SHAPE, SEED, make_space, parse_space_options, space_options
 from hwnas.shapes import format_input_shape
 
 DEFAULT_DATASET = "digits"
@@ -100,7 +100,7 @@ def _pct(value: float | None) -> str:
 @space_options
 @dataset_options
 @recipe_options
-@click.option("--seed", type=int, default=0, show_default=True, help="Training seed (init, batch order).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Training seed (init, batch order).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all available cores].")
 @store_option
 @click.option("--no-store", is_flag=True, help="Neither read nor write the evaluation store.")
@@ -153,7 +153,7 @@ def train_cmd(arch: str, space_name: str, space_option: tuple[str, ...], dataset
 @click.command("datasets")
 @click.argument("specs", nargs=-1, metavar="[FOLDER|FILE.npz]...")
 @click.option("--input-shape", type=INPUT_SHAPE, help="For image folders: the CxHxW images are converted to.")
-@click.option("--seed", "split_seed", type=int, default=0, show_default=True, help="Split seed of the sizes.")
+@click.option("--seed", "split_seed", type=SEED, default=0, show_default=True, help="Split seed of the sizes.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def datasets_cmd(specs: tuple[str, ...], input_shape, split_seed: int, as_json: bool) -> None:
     """List the registered data sets (or check your own) with shapes, classes and split sizes."""
@@ -189,7 +189,7 @@ _SORT = {"created": ("created_at", False), "accuracy": ("val_accuracy", True), "
 @click.option("--space", help="Only this space (with or without options).")
 @click.option("--dataset", help="Only this data set key (as shown in the list, e.g. digits).")
 @click.option("--arch", help="Only this architecture (canonical string).")
-@click.option("--seed", type=int, help="Only this training seed.")
+@click.option("--seed", type=SEED, help="Only this training seed.")
 @click.option("--epochs", type=int, help="Only this fidelity in epochs.")
 @click.option("--recipe", "recipe_hash", metavar="HASH", help="Only this recipe hash (or a prefix of it).")
 @click.option("--source", type=click.Choice(["train", "table"]),

@@ -39,6 +39,21 @@ DEFAULT_PROFILES_DIR = "profiles"
 REQUIRED_KEYS = ("space", "input_shape", "arch", "median_ms")
 
 
+def _record_problem(record: Mapping[str, Any]) -> str | None:
+    """What is wrong with a measurement record read from a profile (None when it is usable)."""
+    import math
+
+    median = record.get("median_ms")
+    if isinstance(median, bool) or not isinstance(median, (int, float)) or not math.isfinite(median) or median <= 0:
+        return f"has median_ms {median!r}, not a positive finite number"
+    if not isinstance(record.get("arch"), str) or not isinstance(record.get("space"), str):
+        return "has an arch or space that is not text"
+    shape = record.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(d, int) and d > 0 for d in shape)):
+        return f"has input_shape {shape!r}, not three positive whole numbers"
+    return None
+
+
 def validate_device_name(name: str) -> str:
     """Returns ``name`` if it is usable as a folder name on every OS; :class:`ProfileError` otherwise."""
     return check_name(name, what="device name", error=ProfileError)
@@ -222,6 +237,10 @@ class ProfileStore:
             if missing:
                 raise ProfileError(f"{path}: line {number} is not a measurement (missing "
                                    f"{', '.join(missing)}); the profile is corrupt: fix or remove that line")
+            problem = _record_problem(record)
+            if problem:
+                raise ProfileError(f"{path}: line {number} {problem}; the profile is corrupt: fix or remove that "
+                                   f"line")
             if last:
                 self._needs_newline = True
             records.append(record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from hwnas.errors import HwnasError
@@ -15,6 +16,10 @@ _LATENCY_UNITS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "ns": 1e-6}
 _LATENCY_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zµ]+)\s*$")
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)\s*([smh])")
+
+
+#: The largest latency budget accepted (one hour): anything above is a typo, never a deployment target.
+MAX_BUDGET_MS = 3_600_000.0
 
 
 def parse_latency(text: str) -> float:
@@ -36,7 +41,10 @@ def parse_latency(text: str) -> float:
         raise BudgetError(f"latency budget {text!r}: unknown unit {unit!r} (use s, ms, us or ns)")
     if value <= 0:
         raise BudgetError(f"latency budget {text!r} must be positive")
-    return value * _LATENCY_UNITS[unit]
+    ms = value * _LATENCY_UNITS[unit]
+    if not math.isfinite(ms) or ms > MAX_BUDGET_MS:
+        raise BudgetError(f"latency budget {text!r} is beyond the largest budget, {MAX_BUDGET_MS / 1000:g} s")
+    return ms
 
 
 def parse_duration(text: str) -> float:

@@ -76,7 +76,18 @@ class RunDir:
         if config.get("schema_version") != SCHEMA_VERSION:
             raise RunDirError(f"{folder / CONFIG_FILE} has schema version {config.get('schema_version')}; "
                               f"this hwnas reads {SCHEMA_VERSION}")
+        _check_config(folder / CONFIG_FILE, config)
         return cls(folder, config)
+
+    def update_config(self, changes: Mapping[str, Any]) -> None:
+        """Applies ``changes`` (a resume's longer budgets) to the configuration and writes it back atomically."""
+        self.config.update(changes)
+        atomic_write_json(self.path / CONFIG_FILE, self.config)
+
+    def has_progress(self) -> bool:
+        """Whether the run has done anything (a result, a history, a checkpoint or predictor snapshots)."""
+        return any(p.exists() for p in (self.result_file, self.path / "history.csv", self.controller_checkpoint,
+                                        self.path / "predictors"))
 
     def lock(self):
         """The run folder's exclusive lock (``.hwnas.lock`` inside it), held by ``search``, ``--resume`` and
@@ -109,8 +120,12 @@ class RunDir:
 
         path = self.path / STATE_FILE
         if not path.exists():
+            if self.has_progress():
+                raise RunDirError(f"{path} is missing although the run has progressed: it cannot resume exactly "
+                                  f"(nothing was changed); start a new run with another --run-dir")
             return None
         data = _read_json(path, what="search state")
+        _check_state(path, data)
         known = {f.name for f in fields(SearchState)}
         return SearchState(**{k: v for k, v in data.items() if k in known})
 
@@ -158,3 +173,53 @@ def _csv(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> str:
 
 def _read_json(path: Path, *, what: str) -> dict:
     return read_json_object(path, error=RunDirError, what=f"{what}: not a hwnas run directory?")
+
+
+def _number(value, *, positive: bool = False) -> bool:
+    import math
+
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return ok and (value > 0 if positive else True)
+
+
+#: Keys of config.json a run cannot do without, with their check.
+_CONFIG_CHECKS: dict[str, tuple[str, Any]] = {
+    "space": ("text", lambda v: isinstance(v, str) and v != ""),
+    "dataset": ("text", lambda v: isinstance(v, str) and v != ""),
+    "budget_ms": ("a positive number", lambda v: _number(v, positive=True)),
+    "max_trainings": ("a positive whole number", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
+    "input_shape": ("three positive whole numbers", lambda v: isinstance(v, list) and len(v) == 3
+                    and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v)),
+    "num_classes": ("a positive whole number", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
+}
+
+
+#: Checked when present (a search writes them; reading a run for export does not need them).
+_OPTIONAL_CONFIG = ("max_trainings",)
+
+
+def _check_config(path: Path, config: Mapping[str, Any]) -> None:
+    """A tampered or truncated ``config.json`` is one clear error naming the key, never a traceback later."""
+    for key, (what, ok) in _CONFIG_CHECKS.items():
+        if key not in config:
+            if key in _OPTIONAL_CONFIG:
+                continue
+            raise RunDirError(f"{path} is corrupt: missing {key!r}")
+        if not ok(config[key]):
+            raise RunDirError(f"{path} is corrupt: {key} must be {what}, got {config[key]!r}")
+
+
+def _check_state(path: Path, data: Mapping[str, Any]) -> None:
+    """Every trained and measured entry of ``state.json`` has an architecture and finite numbers."""
+    for name in ("verified", "measured", "pending"):
+        if not isinstance(data.get(name, []), list):
+            raise RunDirError(f"{path} is corrupt: {name!r} is not a list")
+    for i, entry in enumerate(data.get("verified", [])):
+        if not (isinstance(entry, dict) and isinstance(entry.get("arch"), str) and _number(entry.get("accuracy"))
+                and _number(entry.get("latency_ms"), positive=True)):
+            raise RunDirError(f"{path} is corrupt: trained entry {i + 1} needs an arch, a numeric accuracy and "
+                              f"a positive latency_ms")
+    for i, entry in enumerate(data.get("measured", [])):
+        if not (isinstance(entry, dict) and isinstance(entry.get("arch"), str)
+                and _number(entry.get("latency_ms"), positive=True)):
+            raise RunDirError(f"{path} is corrupt: measured entry {i + 1} needs an arch and a positive latency_ms")

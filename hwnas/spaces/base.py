@@ -293,3 +293,18 @@ class SearchSpace(abc.ABC):
     def _check_own(self, arch: Arch) -> None:
         if not isinstance(arch, Arch) or arch.space != self.name:
             raise ArchError(f"{arch!r} is not an architecture of space {self.name!r}")
+
+
+def whole_number(name: str, value, *, minimum: int = 1, maximum: int = 4096) -> int:
+    """``value`` as an int if it is a whole number in ``[minimum, maximum]`` (``2.5``, ``True`` or ``"8"`` are
+    refused, never truncated); ValueError naming the option otherwise."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if not minimum <= int(value) <= maximum:
+        raise ValueError(f"{name} must be in {minimum}..{maximum}, got {value}")
+    return int(value)

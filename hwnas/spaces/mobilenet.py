@@ -27,7 +27,7 @@ from hwnas.arch import Arch
 from hwnas.errors import ArchError
 from hwnas.nn.blocks import InvertedResidual, conv_bn_act, reduced_size
 from hwnas.spaces import register_space
-from hwnas.spaces.base import Decision, SearchSpace, Unit
+from hwnas.spaces.base import Decision, SearchSpace, Unit, whole_number
 
 _BLOCK_RE = re.compile(r"^k(\d+)e(\d+)(se)?$")
 
@@ -60,8 +60,8 @@ class MobileNetSpace(SearchSpace):
         self.kernels = tuple(int(k) for k in kernels)
         self.expansions = tuple(int(e) for e in expansions)
         self.strides = tuple(int(s) for s in strides)
-        self.stem_channels = int(stem_channels)
-        self.head_channels = int(head_channels)
+        self.stem_channels = whole_number("stem_channels", stem_channels)
+        self.head_channels = whole_number("head_channels", head_channels)
         decisions: list[Decision] = []
         for s, stage_widths in enumerate(self.widths):
             decisions.append(Decision(f"s{s}.width", stage_widths))

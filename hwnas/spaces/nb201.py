@@ -30,7 +30,7 @@ from hwnas.arch import Arch
 from hwnas.errors import ArchError
 from hwnas.nn.blocks import reduced_size
 from hwnas.spaces import register_space
-from hwnas.spaces.base import Decision, SearchSpace, Unit
+from hwnas.spaces.base import Decision, SearchSpace, Unit, whole_number
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -153,10 +153,8 @@ class NB201Space(SearchSpace):
     name = "nb201"
 
     def __init__(self, *, channels: int = 16, cells_per_stage: int = 5) -> None:
-        if channels < 1 or cells_per_stage < 1:
-            raise ValueError("channels and cells_per_stage must be positive")
-        self.channels = int(channels)
-        self.cells_per_stage = int(cells_per_stage)
+        self.channels = whole_number("channels", channels, maximum=1024)
+        self.cells_per_stage = whole_number("cells_per_stage", cells_per_stage, maximum=64)
         self._decisions = tuple(Decision(edge_label(to, frm), OPS) for to, frm in EDGES)
 
     @property

@@ -60,6 +60,18 @@ class Recipe:
     data_fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # types first: "-R lr=abc" is one clear line, never a comparison error
+            value = getattr(self, f.name)
+            kind = f.type if isinstance(f.type, type) else {"str": str, "int": int, "float": float}[f.type]
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+            elif kind is int and isinstance(value, float) and value.is_integer():
+                object.__setattr__(self, f.name, int(value))
+            elif not isinstance(value, kind) or isinstance(value, bool):
+                what = {str: "text", float: "a number", int: "a whole number"}[kind]
+                raise RecipeError(f"recipe {f.name}={value!r} must be {what}")
+            if kind is float and not math.isfinite(getattr(self, f.name)):
+                raise RecipeError(f"recipe {f.name}={value!r} must be finite")
         if self.optimizer not in OPTIMIZERS:
             raise RecipeError(f"optimizer {self.optimizer!r} is not one of {list(OPTIMIZERS)}")
         if self.augment not in AUGMENTATIONS:

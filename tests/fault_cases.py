@@ -1,0 +1,122 @@
+"""The bad-input battery (issue 15) as data: every case is a command line run against a prepared folder, and
+the class of outcome it must have. Used by ``tests/test_fault_battery.py`` (part of the suite) and by
+``benchmarks/faults.py`` (prints the counts).
+
+Each case: ``(id, setup, args, expected exit code, text the one error line must contain)``. ``setup`` names a
+function of :data:`SETUPS` that prepares ``tmp`` (a fresh folder) and returns the placeholders of ``args``
+(``{tmp}`` is always there). Exit 2 is a usage error (a bad flag or value), exit 1 a refused input or file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ARCH = "16:k3e1/24:k3e1/32:k3e1/48:k3e1"
+BIG = str(2**63)
+
+CONFIG = {"space": "mobilenet", "space_options": {}, "dataset": "digits", "budget_ms": 1.0, "max_trainings": 3,
+          "input_shape": [1, 8, 8], "num_classes": 10, "controller": "random", "reward": "hard"}
+
+
+def _run(tmp: Path, *, config=None, state=None, history=False) -> dict:
+    from hwnas.search.rundir import RunDir
+
+    run = RunDir.create(tmp / "run", CONFIG)
+    if config is not None:
+        (run.path / "config.json").write_text(json.dumps({"schema_version": run.config["schema_version"],
+                                                          **config}))
+    if state is not None:
+        (run.path / "state.json").write_text(json.dumps(state))
+    if history:
+        (run.path / "history.csv").write_text("round,trainings_used\n1,3\n")
+    return {"run": str(run.path)}
+
+
+def _corrupt_store(tmp: Path) -> dict:
+    (tmp / "store.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x07" * 5000)
+    return {}
+
+
+def _profile(tmp: Path, median) -> dict:
+    folder = tmp / "profiles" / "dev"
+    folder.mkdir(parents=True)
+    from hwnas.profiling import Conditions, host_fingerprint
+
+    (folder / "device.json").write_text(json.dumps(host_fingerprint("dev", Conditions())))
+    record = {"space": "mobilenet", "input_shape": [1, 8, 8], "arch": ARCH, "median_ms": median}
+    (folder / "measurements.jsonl").write_text(json.dumps(record) + "\n")
+    return {}
+
+
+SETUPS = {
+    "none": lambda tmp: {},
+    "run": lambda tmp: _run(tmp),
+    "run_no_budget": lambda tmp: _run(tmp, config={k: v for k, v in CONFIG.items() if k != "budget_ms"}),
+    "run_text_budget": lambda tmp: _run(tmp, config={**CONFIG, "budget_ms": "fast"}),
+    "run_state_text_accuracy": lambda tmp: _run(tmp, state={"verified": [{"arch": ARCH, "accuracy": "high",
+                                                                           "latency_ms": 0.5, "round": 0}]}),
+    "run_state_missing": lambda tmp: _run(tmp, history=True),
+    "corrupt_store": _corrupt_store,
+    "profile_text_median": lambda tmp: _profile(tmp, "fast"),
+    "profile_nan_median": lambda tmp: _profile(tmp, float("nan")),
+}
+
+CASES = [
+    # seeds: negative or beyond 64 bits
+    ("sample-negative-seed", "none", ["sample", "--seed", "-1"], 2, "--seed"),
+    ("sample-huge-seed", "none", ["sample", "--seed", str(2**64)], 2, "--seed"),
+    ("profile-negative-seed", "none", ["profile", "--device", "d", "--samples", "1", "--seed", "-1"], 2, "--seed"),
+    ("datasets-negative-seed", "none", ["datasets", "--seed", "-1"], 2, "--seed"),
+    ("train-negative-seed", "none", ["train", ARCH, "--seed", "-1", "--no-store"], 2, "--seed"),
+    ("train-seed-beyond-sqlite", "none", ["train", ARCH, "--seed", BIG, "--store", "{tmp}/s.sqlite"], 2, "--seed"),
+    ("export-negative-seed", "none", ["export", "--arch", ARCH, "-o", "{tmp}/m.onnx", "--seed", "-1"], 2, "--seed"),
+    ("evaluate-negative-split-seed", "none", ["evaluate", "{tmp}/m.onnx", "--split-seed", "-1"], 2,
+     "--split-seed"),
+    ("search-negative-seed", "none", ["search", "--latency-budget", "1ms", "--seed", "-1"], 2, "--seed"),
+    # space options
+    ("nb201-zero-channels", "none", ["sample", "--space", "nb201", "-O", "channels=0"], 2, "channels"),
+    ("nb201-negative-channels", "none", ["sample", "--space", "nb201", "-O", "channels=-4"], 2, "channels"),
+    ("nb201-negative-cells", "none", ["sample", "--space", "nb201", "-O", "cells_per_stage=-1"], 2,
+     "cells_per_stage"),
+    ("nb201-fractional-channels", "none", ["sample", "--space", "nb201", "-O", "channels=2.5"], 2, "whole number"),
+    # sizes beyond a stated limit instead of running out of memory
+    ("onnx-huge-input", "none", ["onnx", ARCH, "--input-shape", "3x100000x100000", "-o", "{tmp}/x.onnx"], 2,
+     "out of range"),
+    ("profile-huge-input", "none", ["profile", "--device", "d", "--samples", "1", "--input-shape",
+                                    "3x100000x100000"], 2, "out of range"),
+    ("profile-huge-classes", "none", ["profile", "--device", "d", "--samples", "1", "--num-classes",
+                                      "1000000000"], 2, "--num-classes"),
+    # typed values
+    ("recipe-text-lr", "none", ["train", ARCH, "-R", "lr=abc", "--no-store"], 1, "lr='abc' must be a number"),
+    ("recipe-text-epochs", "none", ["train", ARCH, "-R", "epochs=many", "--no-store"], 1, "epochs"),
+    ("explore-nan", "none", ["search", "--latency-budget", "1ms", "--explore", "nan"], 2, "finite"),
+    ("explore-inf", "none", ["search", "--latency-budget", "1ms", "--explore", "inf"], 2, "finite"),
+    ("budget-infinite", "none", ["search", "--latency-budget", "1e400ms"], 2, "largest budget"),
+    # corrupt or missing files
+    ("evals-corrupt-store", "corrupt_store", ["evals", "--store", "{tmp}/store.sqlite"], 1,
+     "not a usable evaluation store"),
+    ("predictors-list-missing-folder", "none", ["predictors", "list", "--predictors-dir", "{tmp}/nope"], 1,
+     "no predictors folder"),
+    ("profile-text-median", "profile_text_median", ["profile", "show", "dev", "--profiles-dir", "{tmp}/profiles"],
+     1, "median_ms 'fast'"),
+    ("profile-nan-median", "profile_nan_median", ["profile", "show", "dev", "--profiles-dir", "{tmp}/profiles"],
+     1, "median_ms nan"),
+    # tampered run folders and resume
+    ("resume-config-without-budget", "run_no_budget", ["search", "--resume", "{run}"], 1, "missing 'budget_ms'"),
+    ("export-config-without-budget", "run_no_budget", ["export", "{run}", "-o", "{tmp}/m.onnx"], 1,
+     "missing 'budget_ms'"),
+    ("resume-config-text-budget", "run_text_budget", ["search", "--resume", "{run}"], 1, "budget_ms must be"),
+    ("resume-state-text-accuracy", "run_state_text_accuracy", ["search", "--resume", "{run}"], 1,
+     "numeric accuracy"),
+    ("resume-state-missing", "run_state_missing", ["search", "--resume", "{run}"], 1, "state.json is missing"),
+    ("resume-with-other-controller", "run", ["search", "--resume", "{run}", "--controller", "ppo"], 2,
+     "drop --controller"),
+    ("resume-with-other-budget", "run", ["search", "--resume", "{run}", "--latency-budget", "5ms"], 2,
+     "drop --latency-budget"),
+    # names that would become paths
+    ("predictor-name-traversal", "none", ["predictors", "fit", "latency", "--device", "d", "--name", "../victim",
+                                          "--profiles-dir", "{tmp}/profiles"], 1, "predictor name"),
+    ("device-name-traversal", "none", ["profile", "--device", "../victim", "--samples", "1",
+                                       "--profiles-dir", "{tmp}/profiles"], 1, "device name"),
+]
