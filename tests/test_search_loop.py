@@ -311,3 +311,45 @@ def test_uninformative_judges_chance_and_noise():
     assert uninformative(records([0.90, 0.95, 0.85, 0.80]), num_classes=10, validation_size=359) is None
     assert uninformative(records([0.1, 0.1]), num_classes=10, validation_size=100) is None  # too few to judge
     assert uninformative(records([0.5, 0.5, 0.5]), num_classes=None, validation_size=None) is None
+
+
+@pytest.mark.parametrize("kill_point", ["before the round's history row", "after the history row, before the state"])
+def test_a_kill_after_the_last_training_of_a_round_neither_redoes_nor_loses_the_round(tmp_path, monkeypatch,
+                                                                                     kill_point):
+    reference = make_loop(tmp_path / "ref", FakeAccuracy(), FakeLatency()).run()
+    ref_rows = RunDir(tmp_path / "ref", {}).history()
+    path = tmp_path / "run"
+    calls = {"n": 0}
+    real_append = RunDir.append_history
+    real_save = RunDir.save_state
+
+    def killed_append(self, row):
+        if int(row["round"]) == 2 and kill_point.startswith("before"):
+            raise KeyboardInterrupt
+        real_append(self, row)
+
+    def killed_save(self, state):
+        # the state write that advances past round 2, right after its history row was written
+        if kill_point.startswith("after") and state.round == 3 and calls["n"] == 0:
+            calls["n"] += 1
+            raise KeyboardInterrupt
+        real_save(self, state)
+
+    crashing_acc = FakeAccuracy()
+    monkeypatch.setattr(RunDir, "append_history", killed_append)
+    monkeypatch.setattr(RunDir, "save_state", killed_save)
+    with pytest.raises(KeyboardInterrupt):
+        make_loop(path, crashing_acc, FakeLatency()).run()
+    monkeypatch.setattr(RunDir, "append_history", real_append)
+    monkeypatch.setattr(RunDir, "save_state", real_save)
+    resumed_acc = FakeAccuracy()
+    resumed_acc.calls.update(crashing_acc.calls)
+    result = make_loop(path, resumed_acc, FakeLatency(), resume=True).run()
+    assert max(resumed_acc.calls.values()) == 1  # no training repeated
+    assert result["best"] == reference["best"]
+    got = json.loads((path / "state.json").read_text())
+    ref = json.loads((tmp_path / "ref" / "state.json").read_text())
+    assert [v["arch"] for v in got["verified"]] == [v["arch"] for v in ref["verified"]]
+    rows = RunDir(path, {}).history()
+    assert [r["round"] for r in rows] == [r["round"] for r in ref_rows]  # no round lost or repeated
+    assert [r["new_verified"] for r in rows] == [r["new_verified"] for r in ref_rows]  # whole rounds counted

@@ -92,6 +92,8 @@ class SearchLoop:
             return self.run_dir.read_result()  # nothing left to do: the stored answer stands
         if not self.state.finished:
             self._initial()
+            if self.state.slots and (not self.state.pending or not any(self.state.slots)):
+                self._round()  # a round killed after its last step but before it was recorded: record it
             while not self._out_of_budget():
                 trained, queued, measured = self._round()
                 if trained == 0 and not self._out_of_budget():
@@ -115,8 +117,7 @@ class SearchLoop:
             self._set_queue([queue], [n])
         self.on_event("initial", {"count": self.state.slots[0] if self.state.slots else 0})
         self._work_queue(round_index=0)
-        self.state.round = 1
-        self._save()
+        self._close_round(next_round=1)
 
     def _round(self) -> tuple[int, int, int]:
         """One round (resuming its queue if it was interrupted); returns how many candidates it trained, had
@@ -132,15 +133,26 @@ class SearchLoop:
             self.controller.learn(objective, self.settings.archs_per_round)
             self.controller.save(self.run_dir.controller_checkpoint)
             self._plan_round(objective, r)
-        trained, measured, queued = self.state.trainings, self.state.measurements, len(self.state.pending)
+        queued = len(self.state.pending)
         self._work_queue(round_index=r)
+        trained, measured = self.state.round_start or [self.state.trainings, self.state.measurements]
         new, new_measured = self.state.verified[trained:], self.state.measured[measured:]
         row = self._history_row(r, new, new_measured)
-        self.run_dir.append_history(row)
+        self.run_dir.append_history(row)  # replaces round r's row if a killed session wrote it already
         self.on_event("round_done", row)
-        self.state.round = r + 1
-        self._save()
+        self._close_round(next_round=r + 1)
         return len(new), queued, len(new_measured)
+
+    def _close_round(self, *, next_round: int) -> None:
+        """Advances to ``next_round`` in one state write, clearing the queue if the round is done (a budget
+        that stopped it mid-queue keeps the rest for a resume with a larger budget)."""
+        if not self.state.pending or not any(self.state.slots):
+            self.state.pending, self.state.pending_group, self.state.slots = [], [], []
+            self.state.pending_predictions, self.state.round_start = {}, []
+        else:
+            self.state.round_start = [self.state.trainings, self.state.measurements]
+        self.state.round = next_round
+        self._save()
 
     def _observe_real_rewards(self) -> None:
         """Hands a model-based controller (Dyna-Q) the real rewards of every trained architecture: the loop's
@@ -314,6 +326,7 @@ class SearchLoop:
                     self.state.pending.append(string)
                     self.state.pending_group.append(index)
         self.state.slots = [int(n) for n in slots]
+        self.state.round_start = [self.state.trainings, self.state.measurements]
         self._save()
 
     def _work_queue(self, *, round_index: int) -> None:
@@ -322,7 +335,7 @@ class SearchLoop:
         exactly here."""
         trained = {v["arch"] for v in self.state.verified}
         prior = dict(self.latency_source.known())  # read once: a profile's records come from its files
-        while self.state.pending:
+        while self.state.pending and any(self.state.slots):
             string, group = self.state.pending[0], self.state.pending_group[0]
             worked = False
             if self.state.slots[group] > 0 and string not in trained:
@@ -344,10 +357,6 @@ class SearchLoop:
                 self._save()
             if not any(self.state.slots):
                 break
-        if not self.state.pending or not any(self.state.slots):  # the round is done (else a budget stopped it)
-            self.state.pending, self.state.pending_group, self.state.slots = [], [], []
-            self.state.pending_predictions = {}
-            self._save()
 
     def _latency(self, string: str, round_index: int, prior: dict[str, float]) -> dict | None:
         """The candidate's latency: known (``prior``: the profile or table prior, or measured by this run) or

@@ -119,7 +119,10 @@ class SearchState:
 
     ``pending`` is the round's queue of candidates in the order they are measured, ``pending_group`` the
     training-slot group of each (0: picked by the acquisition, 1: exploration) and ``slots`` the trainings
-    each group may still start this round.
+    each group may still start this round; ``round_start`` the (trainings, measurements) counts when the
+    round's queue was made, so that its history row counts the whole round even after a resume. A round's
+    queue is cleared in the same state write that advances ``round``, after its history row is written:
+    a kill at any point between them redoes nothing.
     """
 
     round: int = 0
@@ -129,6 +132,7 @@ class SearchState:
     pending_group: list[int] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)
     pending_predictions: dict[str, list[float]] = field(default_factory=dict)
+    round_start: list[int] = field(default_factory=list)
     elapsed_s: float = 0.0
     finished: bool = False
     stop_reason: str = ""
