@@ -353,3 +353,36 @@ def test_a_kill_after_the_last_training_of_a_round_neither_redoes_nor_loses_the_
     rows = RunDir(path, {}).history()
     assert [r["round"] for r in rows] == [r["round"] for r in ref_rows]  # no round lost or repeated
     assert [r["new_verified"] for r in rows] == [r["new_verified"] for r in ref_rows]  # whole rounds counted
+
+
+@pytest.mark.parametrize("kill_point", ["checkpoint written, queue not saved", "queue saved, checkpoint not in place"])
+def test_a_kill_around_the_controller_checkpoint_resumes_to_the_uninterrupted_answer(tmp_path, monkeypatch,
+                                                                                     kill_point):
+    reference = make_loop(tmp_path / "ref", FakeAccuracy(), FakeLatency(), controller="ppo").run()
+    real_plan = SearchLoop._plan_round
+    fired = []
+
+    def killed_plan(self, objective, round_index):
+        if round_index == 2 and not fired:
+            fired.append(1)
+            if kill_point.startswith("checkpoint written"):
+                raise KeyboardInterrupt
+            real_plan(self, objective, round_index)
+            raise KeyboardInterrupt
+        real_plan(self, objective, round_index)
+
+    path = tmp_path / "run"
+    crashing_acc = FakeAccuracy()
+    monkeypatch.setattr(SearchLoop, "_plan_round", killed_plan)
+    with pytest.raises(KeyboardInterrupt):
+        make_loop(path, crashing_acc, FakeLatency(), controller="ppo").run()
+    assert fired and (path / "controller.ckpt.next").exists()
+    monkeypatch.setattr(SearchLoop, "_plan_round", real_plan)
+    resumed_acc = FakeAccuracy()
+    resumed_acc.calls.update(crashing_acc.calls)
+    result = make_loop(path, resumed_acc, FakeLatency(), controller="ppo", resume=True).run()
+    assert max(resumed_acc.calls.values()) == 1
+    got = json.loads((path / "state.json").read_text())
+    ref = json.loads((tmp_path / "ref" / "state.json").read_text())
+    assert [v["arch"] for v in got["verified"]] == [v["arch"] for v in ref["verified"]]
+    assert result["best"] == reference["best"] and not (path / "controller.ckpt.next").exists()

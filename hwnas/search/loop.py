@@ -14,8 +14,10 @@ had finished costs a store look-up, not a training.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -84,6 +86,7 @@ class SearchLoop:
     # -- public ----------------------------------------------------------------------------------------------
     def run(self) -> dict:
         """Runs until the training or time budget is spent; returns the result (also in ``result.json``)."""
+        self._settle_checkpoint()
         if self.run_dir.controller_checkpoint.exists():
             self.controller.load(self.run_dir.controller_checkpoint)
         if self.state.finished and not self._out_of_budget():  # resumed with a larger budget
@@ -131,8 +134,14 @@ class SearchLoop:
             self.on_event("learn", {"round": r})
             self._observe_real_rewards()
             self.controller.learn(objective, self.settings.archs_per_round)
-            self.controller.save(self.run_dir.controller_checkpoint)
+            # The learned controller and the round's queue are committed together: the checkpoint goes to a
+            # side file, the state write of the queue records that round r has learned, then the side file
+            # replaces the checkpoint. A kill anywhere in between resumes to the same controller (see
+            # _settle_checkpoint): it never learns twice, and never continues from weights of another round.
+            self.controller.save(self._next_checkpoint)
+            self.state.learned_round = r
             self._plan_round(objective, r)
+            os.replace(self._next_checkpoint, self.run_dir.controller_checkpoint)
         queued = len(self.state.pending)
         self._work_queue(round_index=r)
         trained, measured = self.state.round_start or [self.state.trainings, self.state.measurements]
@@ -142,6 +151,22 @@ class SearchLoop:
         self.on_event("round_done", row)
         self._close_round(next_round=r + 1)
         return len(new), queued, len(new_measured)
+
+    @property
+    def _next_checkpoint(self) -> Path:
+        return self.run_dir.controller_checkpoint.with_name(self.run_dir.controller_checkpoint.name + ".next")
+
+    def _settle_checkpoint(self) -> None:
+        """Completes or undoes a checkpoint commit that a kill interrupted: a side file whose round the state
+        recorded (the queue was saved) replaces the checkpoint; one the state never recorded is discarded, and
+        the round learns again from the previous checkpoint, exactly as the first time."""
+        side = self._next_checkpoint
+        if not side.exists():
+            return
+        if self.state.learned_round == self.state.round and (self.state.slots or self.state.pending):
+            os.replace(side, self.run_dir.controller_checkpoint)
+        else:
+            side.unlink()
 
     def _close_round(self, *, next_round: int) -> None:
         """Advances to ``next_round`` in one state write, clearing the queue if the round is done (a budget

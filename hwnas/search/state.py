@@ -133,6 +133,7 @@ class SearchState:
     slots: list[int] = field(default_factory=list)
     pending_predictions: dict[str, list[float]] = field(default_factory=dict)
     round_start: list[int] = field(default_factory=list)
+    learned_round: int = 0
     elapsed_s: float = 0.0
     finished: bool = False
     stop_reason: str = ""
