@@ -151,3 +151,17 @@ def test_over_budget_is_a_warning_not_a_failure(cli, tmp_path, no_training):
     assert "OVER the 1e-06 ms budget" in result.output
     assert result.stderr.startswith("Warning: ") and "over the run's budget" in result.stderr
     assert listing(tmp_path) == ["m.onnx", "m.pt", "run"]
+
+
+@pytest.mark.parametrize("threads", ["zero", "0", "-3"])
+def test_evaluate_refuses_tampered_measurement_metadata_in_one_line(cli, tmp_path, threads):
+    import onnx
+
+    plain = tmp_path / "plain.onnx"
+    assert cli("onnx", TINY, "--input-shape", "1x8x8", "-o", plain).exit_code == 0
+    model = onnx.load(str(plain))
+    for key, value in (("input_shape", "1x8x8"), ("threads", threads)):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(plain))
+    one_error_line(cli("evaluate", plain, "--latency-only"), f"threads={threads!r}", "--threads")

@@ -115,8 +115,22 @@ def budget_verdict(latency_ms: float, budget_ms: float | None) -> str:
 
 def conditions_from_metadata(metadata: Mapping[str, str], *, provider: str | None = None,
                              threads: int | None = None, batch_size: int | None = None) -> Conditions:
-    """The measurement conditions recorded in a model's metadata, with overrides."""
-    return Conditions(provider=provider or metadata.get("provider", "cpu"),
-                      threads=int(threads or metadata.get("threads", 1)),
-                      batch_size=int(batch_size or metadata.get("batch_size", 1)),
-                      precision=metadata.get("precision", "fp32"))
+    """The measurement conditions recorded in a model's metadata, with overrides.
+
+    Raises:
+        DeployError: a recorded count is not a positive whole number (a tampered file).
+    """
+    from hwnas.deploy.target import DeployError
+
+    counts = {}
+    for key, override in (("threads", threads), ("batch_size", batch_size)):
+        raw = override or metadata.get(key, 1)
+        try:
+            counts[key] = int(raw)
+        except (TypeError, ValueError):
+            counts[key] = 0
+        if not 1 <= counts[key] <= 1024:
+            raise DeployError(f"the model's metadata has {key}={raw!r}, not a whole number in 1..1024; give "
+                              f"--{key.replace('_', '-')}")
+    return Conditions(provider=provider or metadata.get("provider", "cpu"), threads=counts["threads"],
+                      batch_size=counts["batch_size"], precision=metadata.get("precision", "fp32"))
