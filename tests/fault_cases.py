@@ -33,6 +33,12 @@ def _run(tmp: Path, *, config=None, state=None, history=False) -> dict:
     return {"run": str(run.path)}
 
 
+def _accuracy_csv(tmp: Path) -> dict:
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|nor_conv_3x3~0|skip_connect~1|skip_connect~2|"
+    (tmp / "acc.csv").write_text(f"arch,accuracy\n{arch},0.9\n")
+    return {}
+
+
 def _corrupt_store(tmp: Path) -> dict:
     (tmp / "store.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x07" * 5000)
     return {}
@@ -58,6 +64,7 @@ SETUPS = {
                                                                            "latency_ms": 0.5, "round": 0}]}),
     "run_state_missing": lambda tmp: _run(tmp, history=True),
     "corrupt_store": _corrupt_store,
+    "accuracy_csv": _accuracy_csv,
     "profile_text_median": lambda tmp: _profile(tmp, "fast"),
     "profile_nan_median": lambda tmp: _profile(tmp, float("nan")),
 }
@@ -102,6 +109,12 @@ CASES = [
      1, "median_ms 'fast'"),
     ("profile-nan-median", "profile_nan_median", ["profile", "show", "dev", "--profiles-dir", "{tmp}/profiles"],
      1, "median_ms nan"),
+    ("latency-table-is-an-accuracy-table", "accuracy_csv",
+     ["profile", "--device", "t", "--space", "nb201", "--latency-table", "{tmp}/acc.csv", "--input-shape", "3x32x32",
+      "--profiles-dir", "{tmp}/profiles"], 1, "not a latency table"),
+    ("search-latency-table-is-an-accuracy-table", "accuracy_csv",
+     ["search", "--space", "nb201", "--latency-table", "{tmp}/acc.csv", "--accuracy-table", "{tmp}/acc.csv",
+      "--latency-budget", "1ms", "--profiles-dir", "{tmp}/profiles"], 1, "not a latency table"),
     # tampered run folders and resume
     ("resume-config-without-budget", "run_no_budget", ["search", "--resume", "{run}"], 1, "missing 'budget_ms'"),
     ("export-config-without-budget", "run_no_budget", ["export", "{run}", "-o", "{tmp}/m.onnx"], 1,

@@ -45,7 +45,8 @@ class TableProblem:
 def parse_latency_table(text: str, space: SearchSpace) -> tuple[list[TableRow], list[TableProblem]]:
     """Parses the text of a latency table.
 
-    An optional first row ``arch,latency_ms`` is a header; blank lines and lines starting with ``#`` are
+    An optional first row ``arch,latency_ms`` is a header (a header naming other columns, such as an accuracy
+    table's ``arch,accuracy``, is refused: ProfileError); blank lines and lines starting with ``#`` are
     ignored. A row is skipped (and reported) when it does not have exactly two fields, its architecture does
     not parse in ``space``, its latency is not a positive finite number, or it repeats an earlier row's
     architecture.
@@ -73,6 +74,9 @@ def parse_latency_table(text: str, space: SearchSpace) -> tuple[list[TableRow], 
         is_first, first = first, False
         if is_first and tuple(c.lower() for c in cells) == HEADER:
             continue
+        if is_first and cells and cells[0].lower() == "arch":  # a header of another table (e.g. accuracies)
+            raise ProfileError(f"the table's header names the columns {','.join(cells)!r}, not "
+                               f"'arch,latency_ms': it is not a latency table")
         if len(cells) != 2:
             problems.append(TableProblem(line, f"expected 2 fields (arch,latency_ms), got {len(cells)}"))
             continue
