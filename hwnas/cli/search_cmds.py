@@ -84,8 +84,8 @@ def _reward_names() -> list[str]:
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the run goes [default: runs/<space>-<dataset>-<device>-<budget>-s<seed>].")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), metavar="RUN_DIR",
-              help="Continue a run stopped by Ctrl-C or a crash (its settings are kept; --max-trainings and "
-                   "--time-budget may extend them).")
+              help="Continue a run stopped by Ctrl-C or a crash (its settings are kept; only --max-trainings, "
+                   "--max-measurements and --time-budget may extend them).")
 @click.option("--initial-trainings", type=click.IntRange(min=1), default=8, show_default=True,
               help="Diverse real trainings before the first round.")
 @click.option("--candidates-per-round", type=click.IntRange(min=1), default=4, show_default=True)
