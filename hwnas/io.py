@@ -105,3 +105,12 @@ def check_name(name: str, *, what: str, error: type[Exception]) -> str:
         raise error(f"{what} {name!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or "
                     f"digit (one folder name, not a path)")
     return name
+
+
+def finite_number(value: Any, *, positive: bool = False) -> bool:
+    """Whether ``value`` read from a file is a finite int or float (not a bool, text or NaN), > 0 if
+    ``positive``."""
+    import math
+
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return ok and (value > 0 if positive else True)

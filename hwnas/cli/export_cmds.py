@@ -48,7 +48,8 @@ def _size(n: int) -> str:
                    "the run's onnxruntime threads.")
 def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str | None,
                space_name: str | None, space_option: tuple[str, ...], dataset: str | None,
-               dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, quantize: str | None, seed: int | None, threads: int | None) -> None:
+               dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, quantize: str | None,
+               seed: int | None, threads: int | None) -> None:
     """Train the chosen architecture with the final recipe and export it as a checked ONNX model.
 
     The final recipe is the search's, at full data, for 3x its epochs (--epochs overrides), trained on
@@ -61,22 +62,18 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
     hwnas export runs/digits -o model.onnx
     hwnas export -o m.onnx --arch "16:k3e1/24:k3e3/32:k5e3/48:k3e3" --dataset digits
     """
-    from hwnas.deploy.pipeline import export_target
-    from hwnas.deploy.target import resolve_target
+    import contextlib
 
     from hwnas.cli.search_cmds import dataset_spec_of
+    from hwnas.deploy.pipeline import export_target
+    from hwnas.deploy.target import resolve_target
+    from hwnas.search.rundir import lock_run_folder
 
     if (dataset_option or input_shape) and not dataset:
         raise click.UsageError("-D/--dataset-option and --input-shape go with --dataset")
     data = dataset_spec_of(dataset, dataset_option, input_shape) if dataset else None
-    import contextlib
-
-    from hwnas.locks import folder_lock
-    from hwnas.search.rundir import RunDirError
-
     # A run folder being searched is not exported until the search is done with it.
-    held = (folder_lock(run_dir, what="run folder", error=RunDirError) if run_dir is not None and run_dir.is_dir()
-            else contextlib.nullcontext())
+    held = (lock_run_folder(run_dir) if run_dir is not None and run_dir.is_dir() else contextlib.nullcontext())
     with held:
         target = resolve_target(run_dir, arch=arch, space=space_name,
                                 space_options=parse_space_options(space_option), dataset=data, epochs=epochs,

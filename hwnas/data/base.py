@@ -72,6 +72,15 @@ class Dataset(abc.ABC):
         return (type(self).__doc__ or "").strip().splitlines()[0]
 
 
+def options_key(name: str, dataset: object, defaults: dict) -> str:
+    """A data set's store key: ``name`` alone at its defaults, else ``name[key=value,...]`` with the options
+    that differ from ``defaults`` (read as attributes of ``dataset``), sorted."""
+    options = {k: getattr(dataset, k) for k in defaults if getattr(dataset, k) != defaults[k]}
+    if not options:
+        return name
+    return f"{name}[{','.join(f'{k}={v:g}' for k, v in sorted(options.items()))}]"
+
+
 def stratified_split(y: np.ndarray, *, val_fraction: float, test_fraction: float,
                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices of a per-class (stratified) train/validation/test split, deterministic for ``seed``.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwnas.data import register_dataset
-from hwnas.data.base import Dataset, DataError, Splits, stratified_split
+from hwnas.data.base import Dataset, DataError, Splits, options_key, stratified_split
 
 DEFAULTS: dict[str, float] = {"canvas": 32, "train_size": 3000, "val_size": 2000, "test_size": 2000,
                               "clutter": 4, "fragment": 4, "min_scale": 1.5, "max_scale": 3.0}
@@ -103,10 +103,7 @@ class ClutteredDigitsDataset(Dataset):
 
     @property
     def key(self) -> str:
-        options = {k: getattr(self, k) for k in DEFAULTS if getattr(self, k) != DEFAULTS[k]}
-        if not options:
-            return self.name
-        return f"{self.name}[{','.join(f'{k}={v:g}' for k, v in sorted(options.items()))}]"
+        return options_key(self.name, self, DEFAULTS)
 
     def split_sizes(self, seed: int = 0) -> tuple[int, int, int]:
         return self.train_size, self.val_size, self.test_size

@@ -18,7 +18,8 @@ from functools import lru_cache
 import numpy as np
 
 from hwnas.data import register_dataset
-from hwnas.data.base import Dataset, DataError, Splits, check_fractions, stratified_split, to_unit_range
+from hwnas.data.base import (Dataset, DataError, Splits, check_fractions, options_key, stratified_split,
+                             to_unit_range)
 
 DEFAULTS = {"val_fraction": 0.5, "test_fraction": 0.2, "noise": 0.25}
 
@@ -64,10 +65,7 @@ class DigitsDataset(Dataset):
 
     @property
     def key(self) -> str:
-        options = {k: getattr(self, k) for k in DEFAULTS if getattr(self, k) != DEFAULTS[k]}
-        if not options:
-            return self.name
-        return f"{self.name}[{','.join(f'{k}={v:g}' for k, v in sorted(options.items()))}]"
+        return options_key(self.name, self, DEFAULTS)
 
     def splits(self, seed: int = 0) -> Splits:
         seed = int(seed)

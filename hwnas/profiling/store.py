@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from hwnas.arch import Arch
-from hwnas.io import atomic_write_json, check_name
+from hwnas.io import atomic_write_json, check_name, finite_number
 from hwnas.profiling.errors import ProfileError
 from hwnas.profiling.fingerprint import SCHEMA_VERSION, mismatches
 
@@ -41,10 +41,8 @@ REQUIRED_KEYS = ("space", "input_shape", "arch", "median_ms")
 
 def _record_problem(record: Mapping[str, Any]) -> str | None:
     """What is wrong with a measurement record read from a profile (None when it is usable)."""
-    import math
-
     median = record.get("median_ms")
-    if isinstance(median, bool) or not isinstance(median, (int, float)) or not math.isfinite(median) or median <= 0:
+    if not finite_number(median, positive=True):
         return f"has median_ms {median!r}, not a positive finite number"
     if not isinstance(record.get("arch"), str) or not isinstance(record.get("space"), str):
         return "has an arch or space that is not text"

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from hwnas import __version__
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_json, atomic_write_text, read_json_object
+from hwnas.io import atomic_write_json, atomic_write_text, finite_number, read_json_object
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
@@ -37,6 +37,14 @@ SCHEMA_VERSION = 1
 
 class RunDirError(HwnasError):
     """A run directory is missing, corrupt or belongs to another search."""
+
+
+def lock_run_folder(path: str | os.PathLike):
+    """The exclusive lock of a run folder (``.hwnas.lock`` inside it), held by ``search``, ``--resume`` and
+    ``export``; :class:`RunDirError` naming the holder's PID when another process holds it."""
+    from hwnas.locks import folder_lock
+
+    return folder_lock(path, what="run folder", error=RunDirError)
 
 
 class RunDir:
@@ -90,11 +98,8 @@ class RunDir:
                                         self.path / "predictors"))
 
     def lock(self):
-        """The run folder's exclusive lock (``.hwnas.lock`` inside it), held by ``search``, ``--resume`` and
-        ``export``; :class:`RunDirError` naming the holder's PID when another process holds it."""
-        from hwnas.locks import folder_lock
-
-        return folder_lock(self.path, what="run folder", error=RunDirError)
+        """The run folder's exclusive lock (see :func:`lock_run_folder`)."""
+        return lock_run_folder(self.path)
 
     # -- paths -----------------------------------------------------------------------------------------------
     @property
@@ -175,18 +180,11 @@ def _read_json(path: Path, *, what: str) -> dict:
     return read_json_object(path, error=RunDirError, what=f"{what}: not a hwnas run directory?")
 
 
-def _number(value, *, positive: bool = False) -> bool:
-    import math
-
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return ok and (value > 0 if positive else True)
-
-
 #: Keys of config.json a run cannot do without, with their check.
 _CONFIG_CHECKS: dict[str, tuple[str, Any]] = {
     "space": ("text", lambda v: isinstance(v, str) and v != ""),
     "dataset": ("text", lambda v: isinstance(v, str) and v != ""),
-    "budget_ms": ("a positive number", lambda v: _number(v, positive=True)),
+    "budget_ms": ("a positive number", lambda v: finite_number(v, positive=True)),
     "max_trainings": ("a positive whole number", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
     "input_shape": ("three positive whole numbers", lambda v: isinstance(v, list) and len(v) == 3
                     and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v)),
@@ -215,11 +213,11 @@ def _check_state(path: Path, data: Mapping[str, Any]) -> None:
         if not isinstance(data.get(name, []), list):
             raise RunDirError(f"{path} is corrupt: {name!r} is not a list")
     for i, entry in enumerate(data.get("verified", [])):
-        if not (isinstance(entry, dict) and isinstance(entry.get("arch"), str) and _number(entry.get("accuracy"))
-                and _number(entry.get("latency_ms"), positive=True)):
+        if not (isinstance(entry, dict) and isinstance(entry.get("arch"), str) and finite_number(entry.get("accuracy"))
+                and finite_number(entry.get("latency_ms"), positive=True)):
             raise RunDirError(f"{path} is corrupt: trained entry {i + 1} needs an arch, a numeric accuracy and "
                               f"a positive latency_ms")
     for i, entry in enumerate(data.get("measured", [])):
         if not (isinstance(entry, dict) and isinstance(entry.get("arch"), str)
-                and _number(entry.get("latency_ms"), positive=True)):
+                and finite_number(entry.get("latency_ms"), positive=True)):
             raise RunDirError(f"{path} is corrupt: measured entry {i + 1} needs an arch and a positive latency_ms")
