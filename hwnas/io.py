@@ -73,7 +73,8 @@ def read_json_object(path: str | os.PathLike, *, error: type[Exception], what: s
 def parse_key_values(pairs) -> dict[str, Any]:
     """``["channels=8", "lr=0.02", "optimizer=sgd"]`` -> ``{"channels": 8, "lr": 0.02, "optimizer": "sgd"}``.
 
-    Values become int, else float, else stay text; dashes in keys become underscores.
+    Values become int, else float, a JSON list when written as one (``widths=[[16,24],[32,48]]``), else stay
+    text; dashes in keys become underscores.
 
     Raises:
         ValueError: an item is not ``KEY=VALUE``.
@@ -84,6 +85,13 @@ def parse_key_values(pairs) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ValueError(f"{pair!r} is not KEY=VALUE")
         value: Any = raw
+        if raw.strip().startswith("["):
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                raise ValueError(f"{pair!r}: {raw!r} is not a JSON list") from None
+            options[key.strip().replace("-", "_")] = value
+            continue
         for cast in (int, float):
             try:
                 value = cast(raw)

@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "datasets": ("train_cmds", "datasets_cmd",
                  "List the registered data sets (or check your own) with shapes, classes and split sizes."),
     "evals": ("train_cmds", "evals_cmd", "List the stored evaluations, filtered."),
+    "supernet": ("supernet_cmds", "supernet_cmd",
+                 "Train a weight-sharing supernet and estimate architectures with it."),
 }
 
 

@@ -115,11 +115,25 @@ def _reward_names() -> list[str]:
 @click.option("--mode", type=click.Choice(["oneshot", "progressive"]), default="oneshot", show_default=True,
               help="oneshot: reward a complete architecture; progressive: grow it a stage/cell edge at a time, "
                    "rewarding each partial architecture's improvement.")
+@click.option("--estimator", type=click.Choice(["train", "supernet"]), default="train", show_default=True,
+              help="What the accuracy predictor learns from besides the trainings: train (trainings only) or "
+                   "supernet (many weight-sharing estimates, calibrated on the trainings; the answer is still "
+                   "the best trained architecture).")
+@click.option("--supernet", "supernet_path", type=click.Path(file_okay=False, path_type=Path),
+              help="A finished supernet folder ('hwnas supernet train') for --estimator supernet [default: one "
+                   "trained now in the run folder]; implies --estimator supernet.")
+@click.option("--supernet-epochs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Epochs of the supernet trained on the spot (the run's recipe otherwise).")
+@click.option("--initial-estimates", type=click.IntRange(min=1), default=200, show_default=True,
+              help="--estimator supernet: architectures estimated before the first training.")
+@click.option("--estimates-per-round", type=click.IntRange(min=0), default=20, show_default=True,
+              help="--estimator supernet: the round's best candidates estimated before it picks what to train.")
 def search_cmd(latency_budget, device, space_name, space_option, dataset_spec, dataset_option, input_shape, epochs,
                data_fraction, recipe_option, controller, reward, max_trainings, max_measurements, acquisition,
                time_budget, seed, run_dir, resume, initial_trainings, candidates_per_round, archs_per_round, explore,
                local_search_steps, profile_samples, threads, profiles_dir, store_path, train_threads, accuracy_table,
-               latency_table, mode) -> None:
+               latency_table, mode, estimator, supernet_path, supernet_epochs, initial_estimates,
+               estimates_per_round) -> None:
     """Search the most accurate architecture whose measured latency fits the budget.
 
     \b
@@ -147,6 +161,8 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset_spec, d
         space = make_space(space_name, space_option)
         device = table_device(device, latency_table, device_given=_given("device"))
         data = dataset_spec_of(dataset_spec, dataset_option, input_shape)
+        estimation = _estimation(estimator, supernet_path, accuracy_table, supernet_epochs=supernet_epochs,
+                                 initial_estimates=initial_estimates, estimates_per_round=estimates_per_round)
         config = _new_config(space=space, space_options=parse_space_options(space_option), data=data,
                              recipe=make_recipe(epochs, data_fraction, recipe_option),
                              device=device, budget_ms=latency_budget, controller=controller, reward=reward,
@@ -158,7 +174,7 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset_spec, d
                              store=str(store_path) if store_path else None, train_threads=train_threads,
                              accuracy_table=str(accuracy_table) if accuracy_table else None,
                              **({"latency_table": str(latency_table)} if latency_table else {}),
-                             mode=mode)
+                             mode=mode, **estimation)
         run_dir = run_dir or Path("runs") / default_run_name(space.name, config["dataset_name"], device,
                                                             latency_budget, seed)
         run = RunDir.create(run_dir, config)
@@ -171,6 +187,25 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset_spec, d
         fail(f"interrupted; finished trainings and measurements are kept: resume with "
              f"'hwnas search --resume {run.path}'", EXIT_INTERRUPTED)
     _print_result(run, result)
+
+
+def _estimation(estimator: str, supernet_path: Path | None, accuracy_table: Path | None, **settings) -> dict:
+    """The run's estimator settings; a given supernet is checked now (finished, intact), before the run
+    folder exists."""
+    if supernet_path is not None:
+        if _given("estimator") and estimator != "supernet":
+            raise click.UsageError("--supernet is the supernet of --estimator supernet; drop one of them")
+        estimator = "supernet"
+    if estimator != "supernet":
+        return {"estimator": "train"}
+    if accuracy_table is not None:
+        raise click.UsageError("--estimator supernet needs trainings, not --accuracy-table")
+    if supernet_path is not None:
+        from hwnas.supernet.folder import SupernetFolder
+
+        SupernetFolder(supernet_path).finished_meta()
+        supernet_path = supernet_path.resolve()
+    return {"estimator": "supernet", "supernet": str(supernet_path) if supernet_path else None, **settings}
 
 
 def table_device(device: str, latency_table: Path | None, *, device_given: bool) -> str:

@@ -192,7 +192,7 @@ _SORT = {"created": ("created_at", False), "accuracy": ("val_accuracy", True), "
 @click.option("--seed", type=SEED, help="Only this training seed.")
 @click.option("--epochs", type=int, help="Only this fidelity in epochs.")
 @click.option("--recipe", "recipe_hash", metavar="HASH", help="Only this recipe hash (or a prefix of it).")
-@click.option("--source", type=click.Choice(["train", "table"]),
+@click.option("--source", type=click.Choice(["train", "table", "supernet"]),
               help="Only trained or only looked-up results.")
 @click.option("--min-accuracy", type=click.FloatRange(0, 1),
               help="Only records at least this accurate (0..1).")

@@ -100,3 +100,58 @@ def run_recipe(config: dict) -> Recipe:
     if config.get("recipe"):
         return Recipe.from_dict(config["recipe"])
     return DEFAULT_RECIPE.with_fidelity(epochs=config.get("epochs")) if config.get("epochs") else DEFAULT_RECIPE
+
+
+class StoreEstimates:
+    """A supernet's estimates through the evaluation store (source ``"supernet"``, keyed by its checksum):
+    an architecture estimated once, by any run, is a look-up afterwards.
+
+    Args:
+        store: The evaluation store.
+        space: The search space.
+        dataset: The data set (the supernet's).
+        estimator: A :class:`~hwnas.supernet.estimate.SupernetEstimator`.
+    """
+
+    def __init__(self, store: EvalStore, space: SearchSpace, dataset: Dataset, estimator: Evaluator) -> None:
+        self.store = store
+        self.space = space
+        self.dataset = dataset
+        self.estimator = estimator
+        estimator.check_task(space, dataset)
+
+    def estimate(self, arch: Arch) -> float:
+        record = self.store.evaluate(self.space, arch, self.dataset, recipe=self.estimator.recipe,
+                                     seed=int(self.estimator.meta["settings"]["seed"]), trainer=self.estimator)
+        return record.val_accuracy
+
+
+def supernet_estimates(config: dict, space: SearchSpace, *, default_folder, echo) -> StoreEstimates:
+    """The estimates of ``--estimator supernet``: the run's ``supernet`` folder, or one trained now in
+    ``default_folder`` (resumed if a previous session was interrupted) with the run's recipe at
+    ``supernet_epochs`` epochs."""
+    from hwnas.data.resolve import DatasetSpec
+    from hwnas.supernet.estimate import SupernetEstimator
+    from hwnas.supernet.folder import SupernetFolder, SupernetSettings
+    from hwnas.supernet.training import train_supernet
+
+    spec = DatasetSpec.from_config(config)
+    folder = SupernetFolder(config.get("supernet") or default_folder)
+    if not config.get("supernet"):
+        recipe = run_recipe(config).with_fidelity(epochs=int(config.get("supernet_epochs") or 10), data_fraction=1.0)
+        settings = SupernetSettings(sampling=config.get("supernet_sampling", "sandwich"),
+                                    seed=int(config.get("seed", 0)))
+        done = folder.read_meta()["epochs_done"] if folder.exists else 0
+        if not (folder.exists and folder.read_meta().get("finished")):
+            echo(f"training the supernet in {folder.path}: {recipe.epochs} epochs, {settings.sampling} sampling"
+                 + (f" (resuming after epoch {done})" if done else ""))
+
+        def on_epoch(epoch: int, meta: dict) -> None:
+            echo(f"  supernet epoch {epoch}/{recipe.epochs}: loss {meta['history'][-1]['loss']:.4f} "
+                 f"({meta['history'][-1]['seconds']:.0f} s)")
+
+        train_supernet(folder, space=space, spec=spec, recipe=recipe, settings=settings,
+                       threads=config.get("supernet_threads"), on_epoch=on_epoch)
+    estimator = SupernetEstimator(folder, threads=config.get("supernet_threads"))
+    store = EvalStore(config.get("store") or default_store_path())
+    return StoreEstimates(store, space, spec.resolve(), estimator)

@@ -28,12 +28,14 @@ from hwnas.predictors.metrics import kendall, mape
 from hwnas.search import acquisition
 from hwnas.search.controllers import Controller
 from hwnas.search.diagnostics import uninformative
+from hwnas.search.estimates import Calibration
 from hwnas.search.objective import PredictedObjective
 from hwnas.search.reward import Reward
 from hwnas.search.rundir import RunDir
 from hwnas.search.state import (  # noqa: F401
     MEASUREMENTS_PER_TRAINING,
     AccuracySource,
+    EstimateSource,
     LatencySource,
     Measured,
     SearchError,
@@ -60,14 +62,18 @@ class SearchLoop:
         make_accuracy_predictor: Returns an unfitted accuracy predictor.
         make_latency_predictor: Returns an unfitted latency predictor.
         on_event: Called with ``(event, info)`` for progress display.
+        estimator: Cheap accuracy estimates (a supernet) the accuracy predictor learns from beside the
+            trainings, calibrated to their scale; the answer is still the best *trained* architecture.
     """
 
     def __init__(self, *, space: SearchSpace, controller: Controller, reward: Reward,
                  accuracy_source: AccuracySource, latency_source: LatencySource, settings: SearchSettings,
                  run_dir: RunDir, make_accuracy_predictor: Callable[[], AccuracyPredictor],
                  make_latency_predictor: Callable[[], LatencyPredictor],
-                 on_event: Callable[[str, dict], None] | None = None) -> None:
+                 on_event: Callable[[str, dict], None] | None = None,
+                 estimator: EstimateSource | None = None) -> None:
         self.space = space
+        self.estimator = estimator
         self.controller = controller
         self.reward = reward
         self.accuracy_source = accuracy_source
@@ -116,7 +122,11 @@ class SearchLoop:
             return
         if not self.state.pending and not self.state.slots:
             n = min(self.settings.initial_trainings, self.settings.max_trainings)
-            queue = self._initial_queue(n, np.random.default_rng([self.settings.seed, 0]))
+            rng = np.random.default_rng([self.settings.seed, 0])
+            if self.estimator is not None:
+                queue = self._initial_estimated_queue(n, rng)
+            else:
+                queue = self._initial_queue(n, rng)
             self._set_queue([queue], [n])
         self.on_event("initial", {"count": self.state.slots[0] if self.state.slots else 0})
         self._work_queue(round_index=0)
@@ -196,6 +206,10 @@ class SearchLoop:
         verified_acc = [(v["arch"], v["accuracy"]) for v in self.state.verified]
         acc_known = dict(self.accuracy_source.known())
         acc_known.update(verified_acc)
+        if self.state.estimated:  # supernet estimates on the trainings' scale; a training wins where both exist
+            calibrate = self._calibration()
+            for string, estimate in self.state.estimated.items():
+                acc_known.setdefault(string, calibrate(estimate))
         lat_known = self._known_latencies()
         lat_model = self._fit_latency(lat_known)
         snapshot = self.run_dir.predictor_snapshot(round_index)
@@ -226,7 +240,44 @@ class SearchLoop:
         as many reserves (to replace those that turn out over the budget): a random pool is filtered by
         the latency predictor fit on the device's profile (or table prior), then picked evenly over the
         filtered pool's range of MACs."""
-        pool = self.space.sample_distinct(max(50 * n, 200), rng, exclude={v["arch"] for v in self.state.verified})
+        pool = self._likely_feasible(max(50 * n, 200), n, rng)
+        size = self._macs_fn()
+        ordered = sorted(pool, key=lambda a: (size(a), a.string))
+        picks = _spread(len(ordered), 2 * n, rng)
+        return [ordered[i].string for i in picks]
+
+    def _initial_estimated_queue(self, n: int, rng: np.random.Generator) -> list[str]:
+        """With an estimator: ``initial_estimates`` architectures likely to fit the budget are estimated, and
+        the ``n`` best estimated (then as many reserves) are measured and trained first."""
+        count = max(self.settings.initial_estimates, 2 * n)
+        pool = self._likely_feasible(max(50 * n, 4 * count, 200), count, rng)[:count]
+        self._estimate([a.string for a in pool])
+        ranked = sorted(pool, key=lambda a: (-self.state.estimated[a.string], a.string))
+        return [a.string for a in ranked[:2 * n]]
+
+    def _estimate(self, strings: Sequence[str]) -> None:
+        """Estimates every architecture of ``strings`` not estimated yet (the state is saved every ten and at
+        the end: a resumed run finds the rest in the evaluation store)."""
+        todo = [s for s in dict.fromkeys(strings) if s not in self.state.estimated]
+        if self.estimator is None or not todo:
+            return
+        self.on_event("estimating", {"count": len(todo), "estimated": len(self.state.estimated)})
+        for i, string in enumerate(todo, 1):
+            self.state.estimated[string] = float(self.estimator.estimate(self.space.parse(string)))
+            if i % 10 == 0:
+                self._save()
+        self._save()
+
+    def _calibration(self) -> Calibration:
+        """The estimate-to-training calibration on the trained architectures that were also estimated."""
+        estimated = self.state.estimated
+        return Calibration.fit([(estimated[v["arch"]], v["accuracy"]) for v in self.state.verified
+                                if v["arch"] in estimated])
+
+    def _likely_feasible(self, draws: int, n: int, rng: np.random.Generator) -> list[Arch]:
+        """Of ``draws`` random unverified architectures, those the latency predictor (fit on the profile or
+        table prior) says likely fit the budget (at least ``n``: the most likely ones when too few do)."""
+        pool = self.space.sample_distinct(draws, rng, exclude={v["arch"] for v in self.state.verified})
         known = self._known_latencies()
         if len(known) >= 2:
             predicted = self._fit_latency(known).predict(pool)
@@ -237,10 +288,7 @@ class SearchLoop:
                 order = np.argsort(-p_feasible, kind="stable")
                 likely = [pool[i] for i in order[:max(n, len(likely))]]
             pool = likely
-        size = self._macs_fn()
-        ordered = sorted(pool, key=lambda a: (size(a), a.string))
-        picks = _spread(len(ordered), 2 * n, rng)
-        return [ordered[i].string for i in picks]
+        return pool
 
     def _plan_round(self, objective: PredictedObjective, round_index: int) -> None:
         """Fills the round's queue: the pool (the controller's proposals, the local search's finds, the
@@ -268,8 +316,11 @@ class SearchLoop:
                                        for m in self.state.measured if m["measured"]])
         best = self.best()
 
+        calibrate = self._calibration()
+
         def ranked(exclude: set[str]) -> list[acquisition.Candidate]:
-            pool = [_candidate(c) for c in objective.cache.values() if c.arch.string not in exclude]
+            pool = [_candidate(c, self.state.estimated, calibrate) for c in objective.cache.values()
+                    if c.arch.string not in exclude]
             return acquisition.rank(pool, acquisition=s.acquisition, budget_ms=s.budget_ms, known_ms=known,
                                     sigma=sigma, best=None if best is None else best["accuracy"],
                                     kappa=s.explore, min_feasibility=s.min_feasibility,
@@ -282,12 +333,16 @@ class SearchLoop:
                                      exclude=trained | {c.arch for c in order},
                                      rng=np.random.default_rng([s.seed, round_index, 2]))
             order = ranked(trained)
+        if self.estimator is not None and s.estimates_per_round > 0:  # the best candidates get estimated:
+            self._estimate([c.arch for c in order if c.arch not in self.state.estimated]  # rank them again
+                           [:s.estimates_per_round])
+            order = ranked(trained)
         untried = [c for c in objective.cache.values() if c.arch.string not in trained
                    and known.get(c.arch.string, 0.0) <= s.budget_ms]
         self._pool_left = len(untried)
         if not order and best is None:  # nothing seems to fit yet: measure the fastest predicted, to be sure
             untried.sort(key=lambda c: (c.latency_ms, c.arch.string))
-            order = [_candidate(c) for c in untried[: 2 * max(k + e, 1)]]
+            order = [_candidate(c, self.state.estimated, calibrate) for c in untried[: 2 * max(k + e, 1)]]
         exploit, rest = order[:wanted], order[wanted:]
         if e > 0 and not rest:  # a small pool: exploration draws from what exploitation may not reach
             exploit, rest = order[:max(k, 1) * 2], order[max(k, 1) * 2:]
@@ -407,6 +462,7 @@ class SearchLoop:
 
     def _train(self, string: str, latency: dict, round_index: int) -> None:
         arch = self.space.parse(string)
+        self._estimate([string])  # every trained architecture is estimated too: the calibration's pairs
         self.on_event("verify", {"arch": string, "round": round_index, "trainings": self.state.trainings})
         result = self.accuracy_source.evaluate(arch)
         predicted = self.state.pending_predictions.get(string, [None, None])
@@ -478,6 +534,7 @@ class SearchLoop:
             "best_latency_ms": None if best is None else best["latency_ms"],
             "best_arch": None if best is None else best["arch"],
             "new_verified": len(new), "measurements_used": self.state.measurements,
+            "estimates_used": len(self.state.estimated),
             "new_measured": len(measured),
             "new_over_budget": sum(m["latency_ms"] > self.settings.budget_ms for m in measured),
             "accuracy_mae_new": float(np.mean(np.abs(np.subtract(acc_true, acc_pred)))) if acc_true else None,
@@ -500,7 +557,7 @@ class SearchLoop:
             "latency_measured": all(v["latency_measured"] for v in verified),
             "measurements_used": self.state.measurements,
             "trainings_over_budget": sum(v["latency_ms"] > self.settings.budget_ms for v in verified),
-            "acquisition": self.settings.acquisition,
+            "acquisition": self.settings.acquisition, "estimates_used": len(self.state.estimated),
         }
         warning = uninformative(verified, num_classes=self.settings.num_classes,
                                 validation_size=getattr(self.accuracy_source, "validation_size", None))
@@ -511,9 +568,13 @@ class SearchLoop:
         return result
 
 
-def _candidate(scored) -> acquisition.Candidate:
-    """The acquisition's view of an architecture the objective scored."""
-    return acquisition.Candidate(scored.arch.string, scored.accuracy, scored.accuracy_std, scored.latency_ms)
+def _candidate(scored, estimated: dict[str, float], calibrate: Calibration) -> acquisition.Candidate:
+    """The acquisition's view of an architecture the objective scored: an estimated one's accuracy is its
+    calibrated estimate (with the calibration's residual spread), not the predictor's."""
+    string = scored.arch.string
+    if string in estimated:
+        return acquisition.Candidate(string, calibrate(estimated[string]), calibrate.std, scored.latency_ms)
+    return acquisition.Candidate(string, scored.accuracy, scored.accuracy_std, scored.latency_ms)
 
 
 class _ConstantAccuracy:

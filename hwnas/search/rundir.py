@@ -217,6 +217,9 @@ def _check_state(path: Path, data: Mapping[str, Any]) -> None:
                 and finite_number(entry.get("latency_ms"), positive=True)):
             raise RunDirError(f"{path} is corrupt: trained entry {i + 1} needs an arch, a numeric accuracy and "
                               f"a positive latency_ms")
+    estimated = data.get("estimated", {})
+    if not isinstance(estimated, dict) or not all(finite_number(v) for v in estimated.values()):
+        raise RunDirError(f"{path} is corrupt: 'estimated' must map architectures to numeric accuracies")
     for i, entry in enumerate(data.get("measured", [])):
         if not (isinstance(entry, dict) and isinstance(entry.get("arch"), str)
                 and finite_number(entry.get("latency_ms"), positive=True)):

@@ -81,6 +81,11 @@ def _run_search(run: RunDir, config: dict, *, echo: Callable[[str], None], wrap_
     space = create_space(config["space"], **(config.get("space_options") or {}))
     latency = latency_source(config, space, echo=echo)
     accuracy = accuracy_source(config, space)
+    estimates = None
+    if config.get("estimator", "train") == "supernet":
+        from hwnas.search.accuracy_sources import supernet_estimates
+
+        estimates = supernet_estimates(config, space, default_folder=run.path / "supernet", echo=echo)
     if wrap_sources is not None:
         accuracy, latency = wrap_sources(accuracy, latency)
     shape, classes, options = config["input_shape"], config["num_classes"], config.get("space_options") or {}
@@ -94,6 +99,8 @@ def _run_search(run: RunDir, config: dict, *, echo: Callable[[str], None], wrap_
                               archs_per_round=int(config.get("archs_per_round", 2000)),
                               explore=float(config.get("explore", 1.0)),
                               local_search_steps=int(config.get("local_search_steps", 3)),
+                              initial_estimates=int(config.get("initial_estimates", 200)),
+                              estimates_per_round=int(config.get("estimates_per_round", 20)),
                               seed=int(config.get("seed", 0)))
     common = dict(space=space.name, space_options=options, input_shape=shape, num_classes=classes,
                   random_state=settings.seed, **(config.get("predictor_options") or {}))
@@ -102,11 +109,22 @@ def _run_search(run: RunDir, config: dict, *, echo: Callable[[str], None], wrap_
                                                                  mode=config.get("mode", "oneshot")),
                       reward=create_reward(config["reward"]), accuracy_source=accuracy, latency_source=latency,
                       settings=settings, run_dir=run, make_accuracy_predictor=lambda: AccuracyPredictor(**common),
-                      make_latency_predictor=lambda: LatencyPredictor(**common), on_event=progress)
+                      make_latency_predictor=lambda: LatencyPredictor(**common), on_event=progress,
+                      estimator=estimates)
     result = loop.run()
+    extra: dict = {}
     if result["best"] is not None and "test_accuracy" not in result and hasattr(accuracy, "test_accuracy"):
         # A look-up of the test accuracy the best's own search training measured: never an extra training.
-        result["test_accuracy"] = accuracy.test_accuracy(space.parse(result["best"]["arch"]))
+        extra["test_accuracy"] = accuracy.test_accuracy(space.parse(result["best"]["arch"]))
+    if "estimator" not in result:
+        extra["estimator"] = config.get("estimator", "train")
+        if estimates is not None:
+            meta = estimates.estimator.meta
+            extra["supernet"] = {"path": str(estimates.estimator.folder.path.resolve()),
+                                 "checksum": meta["checksum"], "epochs": meta["epochs_done"],
+                                 "sampling": meta["settings"]["sampling"], "train_time_s": meta["train_time_s"]}
+    if extra:
+        result.update(extra)
         run.write_result(result, loop.state.verified, budget_ms=settings.budget_ms)
     return result
 
@@ -123,7 +141,10 @@ class Progress:
     def __call__(self, event: str, info: dict) -> None:
         from hwnas.search.budget import format_ms
 
-        if event == "initial":
+        if event == "estimating":
+            self.echo(f"  estimating {info['count']} architectures with the supernet "
+                      f"({info['estimated']} estimated so far)")
+        elif event == "initial":
             self.echo(f"initial: {info['count']} diverse architectures to train and measure")
         elif event == "learn":
             self.echo(f"round {info['round']}: controller learning on predicted reward")

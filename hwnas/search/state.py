@@ -20,6 +20,13 @@ class AccuracySource(Protocol):
         """Every ``(arch string, accuracy)`` already evaluated under this source's conditions."""
 
 
+class EstimateSource(Protocol):
+    """Cheap accuracy estimates (a supernet's): many per round, never the answer."""
+
+    def estimate(self, arch: Arch) -> float:
+        """The estimated validation accuracy of ``arch`` (stored, so asking again costs a look-up)."""
+
+
 class LatencySource(Protocol):
     """Real latency: measurements on the device (added to its profile) or table look-ups."""
 
@@ -57,6 +64,10 @@ class SearchSettings:
         min_feasibility: Candidates less likely than this to fit the budget (by the latency predictor) are
             not measured.
         num_classes: Classes of the task (for the chance-level check of the result; None: no check).
+        initial_estimates: With an estimator (a supernet): architectures likely to fit the budget that are
+            estimated before the first training; the initial trainings are the best estimated ones.
+        estimates_per_round: With an estimator: the acquisition's best unestimated candidates estimated each
+            round before the queue is ranked (their calibrated estimates replace the predictions).
         seed: Seed of the loop (initial samples, exploration picks, controller).
     """
 
@@ -76,6 +87,8 @@ class SearchSettings:
     measurements_per_round: int = 50
     min_feasibility: float = 0.1
     num_classes: int | None = None
+    initial_estimates: int = 200
+    estimates_per_round: int = 20
     seed: int = 0
 
     @property
@@ -134,6 +147,7 @@ class SearchState:
     pending_predictions: dict[str, list[float]] = field(default_factory=dict)
     round_start: list[int] = field(default_factory=list)
     learned_round: int = 0
+    estimated: dict[str, float] = field(default_factory=dict)
     elapsed_s: float = 0.0
     finished: bool = False
     stop_reason: str = ""

@@ -143,7 +143,9 @@ class EvalRecord(EvalKey):
 
     @property
     def fidelity(self) -> str:
-        return "table" if self.source == "table" else format_fidelity(self.epochs, self.data_fraction)
+        if self.source in ("table", "supernet"):
+            return self.source
+        return format_fidelity(self.epochs, self.data_fraction)
 
     @property
     def created_iso(self) -> str:

@@ -1,0 +1,166 @@
+"""Sub-network evaluation: a supernet's estimate of an architecture's validation accuracy.
+
+For each architecture: its weights are copied out of the supernet (:meth:`MobileNetSupernet.extract`), its
+batch-norm statistics are recalibrated on a fixed set of training images (a sub-network's activations differ
+from the mixture the shared statistics saw while training; Once-for-All, BigNAS), and it is scored on the
+validation split with onnxruntime (2-3x faster than PyTorch on CPU for these depthwise networks).
+
+As an :class:`~hwnas.training.evaluator.Evaluator`, the estimator stores its results in the evaluation store
+as their own source (``"supernet"``) under the protocol ``sn-<checksum>`` at fidelity 0 epochs: never mixed
+with full trainings, and found again by anyone using the same supernet.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hwnas.arch import Arch
+from hwnas.data.base import Dataset
+from hwnas.spaces import create_space
+from hwnas.spaces.base import SearchSpace
+from hwnas.supernet.elastic import MobileNetSupernet, SupernetError
+from hwnas.supernet.folder import SupernetFolder, load_tensors
+from hwnas.training.evaluator import Evaluator
+from hwnas.training.recipe import Recipe
+from hwnas.training.store import space_key
+from hwnas.training.trainer import TrainResult, as_layout, available_cores, training_subset
+
+CALIBRATION_IMAGES = 512
+CALIBRATION_BATCH = 128
+SCORE_BATCH = 500
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, images: np.ndarray, *, batch_size: int = CALIBRATION_BATCH) -> None:
+    """Replaces every batch norm's running statistics by their average over ``images`` in batches of
+    ``batch_size`` (cumulative moving average, PyTorch's ``momentum=None``); deterministic for fixed images."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    try:
+        for begin in range(0, len(images), batch_size):
+            model(as_layout(torch.from_numpy(np.ascontiguousarray(images[begin:begin + batch_size]))))
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+        model.eval()
+
+
+def calibration_images(dataset: Dataset, recipe: Recipe, count: int = CALIBRATION_IMAGES) -> np.ndarray:
+    """The fixed calibration images: the first ``count`` of the training subset in a permutation drawn from
+    the split seed (the same for every architecture)."""
+    splits = dataset.splits(recipe.split_seed)
+    x, _ = training_subset(splits, recipe.data_fraction, recipe.split_seed)
+    order = np.random.default_rng([int(recipe.split_seed), 0xCA1]).permutation(len(x))
+    return np.ascontiguousarray(x[order[:count]])
+
+
+class SupernetEstimator(Evaluator):
+    """Estimates validation accuracy with a trained supernet.
+
+    Args:
+        folder: A finished supernet folder (checked against its checksum).
+        threads: CPU threads (all available cores by default).
+        calibration_images: Training images the batch-norm statistics are recalibrated on.
+        backend: ``"onnxruntime"`` (default) or ``"torch"`` for the scoring pass.
+    """
+
+    source = "supernet"
+
+    def __init__(self, folder: SupernetFolder | str, *, threads: int | None = None,
+                 calibration_images: int = CALIBRATION_IMAGES, backend: str = "onnxruntime") -> None:
+        super().__init__()
+        self.folder = folder if isinstance(folder, SupernetFolder) else SupernetFolder(folder)
+        self.meta = self.folder.finished_meta()
+        self.checksum: str = self.meta["checksum"]
+        self.threads = available_cores() if threads is None else int(threads)
+        if backend not in ("onnxruntime", "torch"):
+            raise SupernetError(f"backend {backend!r} is not one of ['onnxruntime', 'torch']")
+        self.backend = backend
+        self.calibration_count = int(calibration_images)
+        if self.calibration_count < 2:
+            raise SupernetError("at least 2 calibration images are needed")
+        self.space = create_space(self.meta["space"], **self.meta["space_options"])
+        self.recipe = Recipe.from_dict(self.meta["recipe"])
+        self.net = MobileNetSupernet(self.space, self.meta["input_shape"], self.meta["num_classes"])
+        state = load_tensors(self.folder.weights_file, what="supernet weights")
+        try:
+            self.net.load_state_dict(state["model"])
+        except (KeyError, RuntimeError, TypeError) as exc:
+            raise SupernetError(f"{self.folder.weights_file} does not fit its metadata: "
+                                f"{str(exc).splitlines()[0][:200]}") from None
+        self.net.eval()
+        self._data: tuple[str, np.ndarray, Any] | None = None
+
+    # -- evaluator -------------------------------------------------------------------------------------------
+    def protocol_key(self, recipe: Recipe) -> tuple[str, int, float]:
+        """Keyed by the supernet (its checksum) and the calibration, not by the run's recipe."""
+        return f"sn-{self.checksum[:12]}-c{self.calibration_count}", 0, 1.0
+
+    def protocol(self, recipe: Recipe) -> dict[str, Any]:
+        return {"supernet": self.checksum, "supernet_path": str(self.folder.path.resolve()),
+                "calibration_images": self.calibration_count, "supernet_recipe": self.meta["recipe"],
+                "supernet_settings": self.meta["settings"]}
+
+    def check_task(self, space: SearchSpace, dataset: Dataset) -> None:
+        """Refuses a space or data set other than the supernet's."""
+        if space_key(space) != self.meta["space_key"]:
+            raise SupernetError(f"supernet {self.folder.path} covers space {self.meta['space_key']!r}, not "
+                                f"{space_key(space)!r}")
+        if dataset.key != self.meta["dataset_key"]:
+            raise SupernetError(f"supernet {self.folder.path} was trained on data set {self.meta['dataset_key']!r}, "
+                                f"not {dataset.key!r}")
+
+    def evaluate(self, space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe,
+                 seed: int) -> TrainResult:
+        self.check_task(space, dataset)
+        return self.estimate(self.space.parse(arch.string), dataset)
+
+    def estimate(self, arch: Arch, dataset: Dataset) -> TrainResult:
+        """The supernet's validation accuracy and loss of ``arch`` (BN recalibrated)."""
+        start = time.perf_counter()
+        calibration, x_val, y_val = self._task_data(dataset)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            model = self.net.extract(arch).to(memory_format=torch.channels_last)
+            recalibrate_batchnorm(model, calibration)
+            logits = self._logits(model.to(memory_format=torch.contiguous_format), x_val)
+        finally:
+            torch.set_num_threads(previous)
+        labels = torch.from_numpy(y_val)
+        accuracy = float((logits.argmax(dim=1) == labels).float().mean())
+        loss = float(F.cross_entropy(logits, labels))
+        params = sum(p.numel() for p in model.parameters())
+        return TrainResult(val_accuracy=accuracy, val_loss=loss, params=int(params),
+                           wall_time_s=time.perf_counter() - start, epochs=0, data_fraction=1.0,
+                           source=self.source, threads=self.threads)
+
+    def _task_data(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._data is None or self._data[0] != dataset.key:
+            splits = dataset.splits(self.recipe.split_seed)
+            self._data = (dataset.key, calibration_images(dataset, self.recipe, self.calibration_count),
+                          (np.ascontiguousarray(splits.x_val), splits.y_val))
+        return self._data[1], self._data[2][0], self._data[2][1]
+
+    @torch.no_grad()
+    def _logits(self, model: nn.Module, x: np.ndarray) -> torch.Tensor:
+        if self.backend == "torch":
+            model = model.to(memory_format=torch.channels_last)
+            return torch.cat([model(as_layout(torch.from_numpy(x[b:b + SCORE_BATCH])))
+                              for b in range(0, len(x), SCORE_BATCH)])
+        from hwnas.export import cpu_session, to_onnx_bytes
+
+        session = cpu_session(to_onnx_bytes(model, x.shape[1:], dynamic_batch=True), threads=self.threads)
+        name = session.get_inputs()[0].name
+        return torch.cat([torch.from_numpy(session.run(None, {name: x[b:b + SCORE_BATCH]})[0])
+                          for b in range(0, len(x), SCORE_BATCH)])
