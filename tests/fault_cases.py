@@ -55,6 +55,12 @@ def _profile(tmp: Path, median) -> dict:
     return {}
 
 
+def _supernet_meta(tmp: Path, text: str) -> dict:
+    (tmp / "sn").mkdir()
+    (tmp / "sn" / "meta.json").write_text(text)
+    return {}
+
+
 SETUPS = {
     "none": lambda tmp: {},
     "run": lambda tmp: _run(tmp),
@@ -67,6 +73,9 @@ SETUPS = {
     "accuracy_csv": _accuracy_csv,
     "profile_text_median": lambda tmp: _profile(tmp, "fast"),
     "profile_nan_median": lambda tmp: _profile(tmp, float("nan")),
+    "supernet_corrupt_meta": lambda tmp: _supernet_meta(tmp, "{not json"),
+    "supernet_foreign_meta": lambda tmp: _supernet_meta(tmp, json.dumps({"format": "hwnas-supernet",
+                                                                          "format_version": 1, "space": 3})),
 }
 
 CASES = [
@@ -127,6 +136,20 @@ CASES = [
      "drop --controller"),
     ("resume-with-other-budget", "run", ["search", "--resume", "{run}", "--latency-budget", "5ms"], 2,
      "drop --latency-budget"),
+    # supernets
+    ("supernet-eval-missing", "none", ["supernet", "eval", ARCH, "--supernet", "{tmp}/nope"], 1,
+     "not a supernet folder"),
+    ("supernet-eval-corrupt-meta", "supernet_corrupt_meta", ["supernet", "eval", ARCH, "--supernet", "{tmp}/sn"], 1,
+     "is corrupt"),
+    ("supernet-eval-foreign-meta", "supernet_foreign_meta", ["supernet", "eval", ARCH, "--supernet", "{tmp}/sn"],
+     1, "'space' is missing or not a str"),
+    ("supernet-train-over-corrupt-meta", "supernet_corrupt_meta",
+     ["supernet", "train", "--epochs", "1", "-o", "{tmp}/sn"], 1, "is corrupt"),
+    ("supernet-bad-sampling", "none", ["supernet", "train", "--sampling", "greedy"], 2, "--sampling"),
+    ("supernet-too-many-random", "none", ["supernet", "train", "--random-per-step", "99"], 2, "--random-per-step"),
+    ("search-supernet-with-table", "accuracy_csv",
+     ["search", "--space", "nb201", "--latency-budget", "1ms", "--estimator", "supernet", "--accuracy-table",
+      "{tmp}/acc.csv"], 2, "needs trainings"),
     # names that would become paths
     ("predictor-name-traversal", "none", ["predictors", "fit", "latency", "--device", "d", "--name", "../victim",
                                           "--profiles-dir", "{tmp}/profiles"], 1, "predictor name"),

@@ -470,7 +470,7 @@ class SearchLoop:
             arch=string, accuracy=float(result["accuracy"]), latency_ms=float(latency["latency_ms"]),
             latency_measured=bool(latency["measured"]), round=round_index,
             predicted_accuracy=predicted[0], predicted_latency_ms=predicted[1],
-            measurements_used=self.state.measurements)))
+            measurements_used=self.state.measurements, elapsed_s=round(self._elapsed(), 2))))
         self.on_event("verified", {**self.state.verified[-1], "best": self.best(),
                                    "measurements": self.state.measurements})
 

@@ -113,6 +113,7 @@ class Verified:
     predicted_accuracy: float | None = None
     predicted_latency_ms: float | None = None
     measurements_used: int | None = None
+    elapsed_s: float | None = None
 
 
 @dataclass
