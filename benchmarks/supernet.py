@@ -93,21 +93,24 @@ def time_full_trainings(args, archs: list[str], reference: dict, threads: int) -
 
 def search_phase(args, reference: dict, budget_ms: float) -> list[dict]:
     out = Path(args.work) / "searches"
+    out.mkdir(parents=True, exist_ok=True)
     recipe = reference["recipe"]
     common = ["--latency-budget", f"{budget_ms:.6g}ms", "--dataset", reference["dataset"],
               "--epochs", str(recipe["epochs"]), "--data-fraction", str(recipe["data_fraction"]),
               "--time-budget", args.search_time, "--max-trainings", "1000", "--profiles-dir", args.profiles_dir,
-              "--store", str(Path(args.work) / "evals.sqlite"), "--train-threads", str(args.threads)]
+              "--train-threads", str(args.threads)]
     runs = []
     for seed in range(args.search_seeds):
         for estimator in ("train", "supernet"):
             run_dir = out / f"{estimator}-s{seed}"
-            extra = ["--supernet", str(args.supernet[0])] if estimator == "supernet" else []
+            extra = (["--supernet", str(args.supernet[0]), "--initial-estimates", str(args.initial_estimates),
+                      "--estimates-per-round", str(args.estimates_per_round)] if estimator == "supernet" else [])
             if (run_dir / "config.json").exists():  # an interrupted benchmark continues its searches
                 command = [sys.executable, "-m", "hwnas", "search", "--resume", str(run_dir)]
             else:
+                # a store of its own: no search may look up a training another one paid for
                 command = [sys.executable, "-m", "hwnas", "search", *common, "--seed", str(seed), *extra,
-                           "--run-dir", str(run_dir)]
+                           "--store", str(out / f"{estimator}-s{seed}.sqlite"), "--run-dir", str(run_dir)]
             print(f"search {estimator} seed {seed} ...", flush=True)
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             state = json.loads((run_dir / "state.json").read_text())
@@ -141,6 +144,8 @@ def main() -> None:
                         help="Reference archs trained now to time one full training (0: use the reference's).")
     parser.add_argument("--search-seeds", type=int, default=0)
     parser.add_argument("--search-time", default="5m", help="Wall-clock limit of each search.")
+    parser.add_argument("--initial-estimates", type=int, default=60, help="Of the supernet searches.")
+    parser.add_argument("--estimates-per-round", type=int, default=10, help="Of the supernet searches.")
     parser.add_argument("--budget-quantile", type=float, default=0.5,
                         help="Latency budget: this quantile of the reference archs' measured latencies.")
     parser.add_argument("--profiles-dir", default="profiles")
@@ -183,10 +188,13 @@ def main() -> None:
                          shared["estimates"], "-" if reach is None else f"{reach / full['elapsed_s']:.2f}",
                          "-" if with_training is None else f"{with_training / full['elapsed_s']:.2f}"])
         print(f"\nsearch: budget {budget * 1000:.0f} us ({args.budget_quantile:g} quantile), {args.search_time} "
-              f"each, {args.threads} threads per training")
+              f"each, {args.threads} threads per training; supernet searches: {args.initial_estimates} initial "
+              f"estimates, {args.estimates_per_round} a round, supernet {Path(args.supernet[0]).name} trained "
+              f"beforehand")
         print_table(["seed", "full: best", "trainings", "supernet: best", "trainings", "estimates",
                      "reach / full time", "incl. supernet training"], rows)
-        payload.update(budget_ms=budget, search_time=args.search_time, searches=runs, search_summary=summary)
+        payload.update(budget_ms=budget, search_time=args.search_time, searches=runs, search_summary=summary,
+                       initial_estimates=args.initial_estimates, estimates_per_round=args.estimates_per_round)
     payload["elapsed_s"] = time.perf_counter() - started
     path = write_result("supernet" + (f"-{args.tag}" if args.tag else ""), payload)
     print(f"\nwrote {path}")

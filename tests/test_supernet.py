@@ -111,7 +111,7 @@ def _train(folder, *, recipe=QUICK, **kwargs):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sn") / "sandwich"
+    folder = tmp_path_factory.mktemp("sn") / "uniform"
     meta = _train(folder)
     return folder, meta
 
@@ -122,7 +122,7 @@ def test_training_writes_a_self_describing_folder(trained):
     assert on_disk == {**meta, "format": "hwnas-supernet", "format_version": 1}
     assert meta["finished"] and meta["epochs_done"] == 2 and len(meta["history"]) == 2
     assert meta["space"] == "mobilenet" and meta["dataset_key"] == "digits"
-    assert meta["recipe"]["epochs"] == 2 and meta["settings"]["sampling"] == "sandwich"
+    assert meta["recipe"]["epochs"] == 2 and meta["settings"]["sampling"] == "uniform"
     assert len(meta["checksum"]) == 64 and meta["hwnas_version"]
     assert not (folder / "checkpoint.pt").exists()
     # asking again finds it finished: no training
@@ -148,13 +148,19 @@ def test_training_resumes_after_an_interruption_to_the_same_weights(tmp_path, tr
 def test_another_supernet_in_the_folder_is_refused(trained):
     folder, _ = trained
     with pytest.raises(SupernetError, match="holds another supernet"):
-        _train(folder, settings=SupernetSettings(sampling="uniform"))
+        _train(folder, settings=SupernetSettings(sampling="sandwich"))
 
 
-def test_uniform_sampling_trains_one_subnetwork_per_step(tmp_path):
-    meta = _train(tmp_path / "u", recipe=Recipe(epochs=1, data_fraction=0.1),
-                  settings=SupernetSettings(sampling="uniform"))
-    assert meta["finished"] and meta["settings"]["sampling"] == "uniform"
+def test_sandwich_sampling_runs_largest_smallest_and_random_subnetworks(tmp_path):
+    from hwnas.supernet.training import step_archs
+
+    net = MobileNetSupernet(create_space("mobilenet", **TINY), (1, 8, 8), 3)
+    archs = step_archs(net, SupernetSettings(sampling="sandwich", random_per_step=2), np.random.default_rng(0))
+    assert len(archs) == 4 and archs[0] == net.largest() and archs[1] == net.smallest()
+    assert len(step_archs(net, SupernetSettings(), np.random.default_rng(0))) == 1  # uniform: one a step
+    meta = _train(tmp_path / "s", recipe=Recipe(epochs=1, data_fraction=0.1),
+                  settings=SupernetSettings(sampling="sandwich"))
+    assert meta["finished"] and meta["settings"]["sampling"] == "sandwich" and meta["settings"]["distill"]
 
 
 def test_tampered_or_crafted_files_are_refused_without_running_code(tmp_path, trained):

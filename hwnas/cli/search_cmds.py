@@ -122,7 +122,7 @@ def _reward_names() -> list[str]:
 @click.option("--supernet", "supernet_path", type=click.Path(file_okay=False, path_type=Path),
               help="A finished supernet folder ('hwnas supernet train') for --estimator supernet [default: one "
                    "trained now in the run folder]; implies --estimator supernet.")
-@click.option("--supernet-epochs", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--supernet-epochs", type=click.IntRange(min=1), default=60, show_default=True,
               help="Epochs of the supernet trained on the spot (the run's recipe otherwise).")
 @click.option("--initial-estimates", type=click.IntRange(min=1), default=200, show_default=True,
               help="--estimator supernet: architectures estimated before the first training.")

@@ -13,6 +13,9 @@ from hwnas.cli.common import SEED, make_space, space_options
 from hwnas.cli.train_cmds import _pct, dataset_options, make_recipe, open_store, recipe_options, store_option
 
 DEFAULT_FOLDER = "supernets"
+#: Supernet epochs unless --epochs says otherwise: one sub-network a step learns slowly (60 uniform epochs cost
+#: about as much as 10 of the sandwich rule).
+DEFAULT_EPOCHS = 60
 
 
 @click.group("supernet")
@@ -76,9 +79,9 @@ def default_output(space_name: str, dataset_name: str, seed: int) -> Path:
 @space_options
 @dataset_options
 @recipe_options
-@click.option("--sampling", type=click.Choice(["sandwich", "uniform"]), default="sandwich", show_default=True,
-              help="Sub-networks per step: the largest, the smallest and random ones (BigNAS), or one random "
-                   "one (SPOS).")
+@click.option("--sampling", type=click.Choice(["uniform", "sandwich"]), default="uniform", show_default=True,
+              help="Sub-networks per step: one random one (SPOS), or the largest, the smallest and random ones "
+                   "(BigNAS).")
 @click.option("--random-per-step", type=click.IntRange(0, 16), default=2, show_default=True,
               help="Random sub-networks per step of the sandwich rule.")
 @click.option("--no-distill", is_flag=True, help="Sandwich rule: train every sub-network on the labels instead of "
@@ -97,7 +100,7 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
 
     Every architecture of the space is a sub-network: leading blocks of each stage (depth), leading channels
     (width, expansion), the centre of the 7x7 kernels (kernel size), squeeze-excite used or skipped. The
-    recipe options are the full trainings' (--epochs defaults to the recipe's 15). A checkpoint is written
+    recipe options are the full trainings' (--epochs defaults to 60). A checkpoint is written
     after every epoch; Ctrl-C or a kill loses at most the epoch in progress.
     """
     from hwnas.cli.train_cmds import make_dataset
@@ -106,7 +109,7 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     from hwnas.supernet.training import train_supernet
 
     space = make_space(space_name, space_option)
-    recipe = make_recipe(epochs, data_fraction, recipe_option)
+    recipe = make_recipe(epochs or DEFAULT_EPOCHS, data_fraction, recipe_option)
     dataset = make_dataset(dataset_spec, dataset_option, input_shape)
     spec = DatasetSpec(dataset_spec, dict(_options(dataset_option)), input_shape).absolute()
     folder = SupernetFolder(output or default_output(space.name, dataset.name, seed))
@@ -142,7 +145,7 @@ def _options(pairs: tuple[str, ...]) -> dict:
               help="A finished supernet folder.")
 @click.option("--sample", "sample_n", type=click.IntRange(min=1), help="Also estimate N random architectures.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of --sample.")
-@click.option("--calibration-images", type=click.IntRange(min=2, max=100_000), default=512, show_default=True,
+@click.option("--calibration-images", type=click.IntRange(min=2, max=100_000), default=256, show_default=True,
               help="Training images the batch-norm statistics are recalibrated on.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all available cores].")
 @store_option

@@ -138,8 +138,8 @@ def supernet_estimates(config: dict, space: SearchSpace, *, default_folder, echo
     spec = DatasetSpec.from_config(config)
     folder = SupernetFolder(config.get("supernet") or default_folder)
     if not config.get("supernet"):
-        recipe = run_recipe(config).with_fidelity(epochs=int(config.get("supernet_epochs") or 10), data_fraction=1.0)
-        settings = SupernetSettings(sampling=config.get("supernet_sampling", "sandwich"),
+        recipe = run_recipe(config).with_fidelity(epochs=int(config.get("supernet_epochs") or 60), data_fraction=1.0)
+        settings = SupernetSettings(sampling=config.get("supernet_sampling", "uniform"),
                                     seed=int(config.get("seed", 0)))
         done = folder.read_meta()["epochs_done"] if folder.exists else 0
         if not (folder.exists and folder.read_meta().get("finished")):

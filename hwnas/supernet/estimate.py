@@ -31,7 +31,7 @@ from hwnas.training.recipe import Recipe
 from hwnas.training.store import space_key
 from hwnas.training.trainer import TrainResult, as_layout, available_cores, training_subset
 
-CALIBRATION_IMAGES = 512
+CALIBRATION_IMAGES = 256
 CALIBRATION_BATCH = 128
 SCORE_BATCH = 500
 
