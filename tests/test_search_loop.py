@@ -75,15 +75,33 @@ class CollapsedController:
         pass
 
 
+class FakeEstimates:
+    """A supernet stand-in: the true accuracy squashed onto another scale plus a fixed per-architecture error;
+    raises KeyboardInterrupt at its ``crash_at``-th call."""
+
+    def __init__(self, crash_at: int | None = None):
+        self.calls = collections.Counter()
+        self.order: list[str] = []
+        self.crash_at = crash_at
+
+    def estimate(self, arch):
+        if self.crash_at is not None and sum(self.calls.values()) + 1 == self.crash_at:
+            raise KeyboardInterrupt
+        self.calls[arch.string] += 1
+        self.order.append(arch.string)
+        noise = (int(arch.id[:4], 16) / 0xFFFF - 0.5) * 0.02
+        return 0.1 + 0.5 * true_accuracy(arch.string) + noise
+
+
 def make_loop(path, accuracy, latency, *, controller="evolution", max_trainings=14, resume=False,
-              local_search_steps=3):
+              local_search_steps=3, estimator=None):
     space = create_space("nb201")
     config = {"space": "nb201", "input_shape": [1, 8, 8], "num_classes": 10, "dataset": "synthetic",
               "device": "fake", "budget_ms": 0.7, "max_trainings": max_trainings}
     run_dir = RunDir.open(path) if resume else RunDir.create(path, config)
     settings = SearchSettings(budget_ms=0.7, max_trainings=max_trainings, initial_trainings=6,
                               candidates_per_round=3, explore_per_round=1, archs_per_round=400, seed=1,
-                              local_search_steps=local_search_steps)
+                              local_search_steps=local_search_steps, initial_estimates=30, estimates_per_round=12)
     if isinstance(controller, str):
         controller = create_controller(controller, space, seed=1)
     return SearchLoop(space=space, controller=controller,
@@ -92,7 +110,8 @@ def make_loop(path, accuracy, latency, *, controller="evolution", max_trainings=
                       make_accuracy_predictor=lambda: AccuracyPredictor(space="nb201", ensemble_size=3,
                                                                         n_estimators=100),
                       make_latency_predictor=lambda: LatencyPredictor(space="nb201", ensemble_size=1,
-                                                                      n_estimators=100))
+                                                                      n_estimators=100),
+                      estimator=estimator)
 
 
 def test_search_spends_its_budget_and_answers_with_a_verified_feasible_architecture(tmp_path):
@@ -391,3 +410,25 @@ def test_a_kill_around_the_controller_checkpoint_resumes_to_the_uninterrupted_an
     ref = json.loads((tmp_path / "ref" / "state.json").read_text())
     assert [v["arch"] for v in got["verified"]] == [v["arch"] for v in ref["verified"]]
     assert untimed(result["best"]) == untimed(reference["best"]) and not (path / "controller.ckpt.next").exists()
+
+
+def test_estimates_guide_the_search_and_a_kill_while_planning_resumes_to_the_same_answer(tmp_path):
+    reference_estimates = FakeEstimates()
+    reference = make_loop(tmp_path / "ref", FakeAccuracy(), FakeLatency(), estimator=reference_estimates).run()
+    ref = json.loads((tmp_path / "ref" / "state.json").read_text())
+    assert reference["estimates_used"] == len(ref["estimated"]) > 30  # the initial 30, then each round's
+    assert max(reference_estimates.calls.values()) == 1
+    initial = [v for v in ref["verified"] if v["round"] == 0]
+    first = sorted(reference_estimates.order[:30], key=lambda a: -ref["estimated"][a])  # the initial estimates
+    assert {v["arch"] for v in initial} <= set(first[:12])  # the initial trainings: the best estimated
+    assert {v["arch"] for v in ref["verified"]} <= set(ref["estimated"])
+    assert reference["best"]["accuracy"] == true_accuracy(reference["best"]["arch"])  # a training, not an estimate
+    crash_at = 30 + 11  # inside the first round's planning, after ten of its estimates
+    with pytest.raises(KeyboardInterrupt):
+        make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), estimator=FakeEstimates(crash_at)).run()
+    result = make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), resume=True,
+                       estimator=FakeEstimates()).run()
+    got = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert untimed(result["best"]) == untimed(reference["best"])
+    assert [v["arch"] for v in got["verified"]] == [v["arch"] for v in ref["verified"]]
+    assert got["estimated"] == ref["estimated"]

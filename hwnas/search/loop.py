@@ -255,18 +255,21 @@ class SearchLoop:
         ranked = sorted(pool, key=lambda a: (-self.state.estimated[a.string], a.string))
         return [a.string for a in ranked[:2 * n]]
 
-    def _estimate(self, strings: Sequence[str]) -> None:
-        """Estimates every architecture of ``strings`` not estimated yet (the state is saved every ten and at
-        the end: a resumed run finds the rest in the evaluation store)."""
+    def _estimate(self, strings: Sequence[str], *, save: bool = True) -> None:
+        """Estimates every architecture of ``strings`` not estimated yet. With ``save`` the state is saved
+        every ten estimates and at the end; without, the caller's next state write commits them (a round's
+        planning: a kill before its queue is saved must plan again from the same state, and finds the
+        estimates in the evaluation store)."""
         todo = [s for s in dict.fromkeys(strings) if s not in self.state.estimated]
         if self.estimator is None or not todo:
             return
         self.on_event("estimating", {"count": len(todo), "estimated": len(self.state.estimated)})
         for i, string in enumerate(todo, 1):
             self.state.estimated[string] = float(self.estimator.estimate(self.space.parse(string)))
-            if i % 10 == 0:
+            if save and i % 10 == 0:
                 self._save()
-        self._save()
+        if save:
+            self._save()
 
     def _calibration(self) -> Calibration:
         """The estimate-to-training calibration on the trained architectures that were also estimated."""
@@ -335,7 +338,7 @@ class SearchLoop:
             order = ranked(trained)
         if self.estimator is not None and s.estimates_per_round > 0:  # the best candidates get estimated:
             self._estimate([c.arch for c in order if c.arch not in self.state.estimated]  # rank them again
-                           [:s.estimates_per_round])
+                           [:s.estimates_per_round], save=False)
             order = ranked(trained)
         untried = [c for c in objective.cache.values() if c.arch.string not in trained
                    and known.get(c.arch.string, 0.0) <= s.budget_ms]
