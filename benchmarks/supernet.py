@@ -43,7 +43,7 @@ def reference_runs(path: Path) -> tuple[dict[str, dict[int, float]], dict]:
     return {a: s for a, s in runs.items() if len(s) >= 2}, data
 
 
-def rank_phase(args, archs: list[str], truth: dict[str, dict[int, float]], reference: dict) -> list[dict]:
+def rank_phase(args, archs: list[str], truth: dict[str, dict[int, float]]) -> list[dict]:
     from scipy.stats import kendalltau, spearmanr
 
     from hwnas.data.resolve import DatasetSpec
@@ -156,7 +156,7 @@ def main() -> None:
     truth, reference = reference_runs(args.reference)
     archs = sorted(truth)
     started = time.perf_counter()
-    ranks = rank_phase(args, archs, truth, reference)
+    ranks = rank_phase(args, archs, truth)
     train_threads = ranks[0]["train_threads"] or 1
     full_s = (time_full_trainings(args, archs, reference, train_threads) if args.time_trainings > 0
               else float(reference["mean_train_s"]))

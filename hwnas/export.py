@@ -94,8 +94,11 @@ def seeded_model(space: SearchSpace, arch: Arch, input_shape: Sequence[int], num
 
 
 @torch.no_grad()
-def calibrate_batchnorm(model: torch.nn.Module, inputs: np.ndarray) -> None:
-    """Sets every BatchNorm's running statistics to those of ``inputs`` (one forward pass in train mode)."""
+def calibrate_batchnorm(model: torch.nn.Module, inputs: np.ndarray, *, batch_size: int | None = None,
+                        channels_last: bool = False) -> None:
+    """Sets every BatchNorm's running statistics to those of ``inputs``: a forward pass in train mode, in
+    batches of ``batch_size`` (None: one batch) averaged cumulatively (PyTorch's ``momentum=None``);
+    deterministic for fixed inputs. ``channels_last`` feeds the batches in that layout (for a model in it)."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
@@ -104,10 +107,15 @@ def calibrate_batchnorm(model: torch.nn.Module, inputs: np.ndarray) -> None:
         m.reset_running_stats()
         m.momentum = None  # cumulative average: one pass gives exactly the batch statistics
     model.train()
-    model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)))
-    for m, momentum in zip(norms, saved):
-        m.momentum = momentum
-    model.eval()
+    step = len(inputs) if batch_size is None else int(batch_size)
+    try:
+        for begin in range(0, len(inputs), max(1, step)):
+            batch = torch.from_numpy(np.ascontiguousarray(inputs[begin:begin + step], dtype=np.float32))
+            model(batch.contiguous(memory_format=torch.channels_last) if channels_last else batch)
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+        model.eval()
 
 
 def to_onnx_bytes(model: torch.nn.Module, input_shape: Sequence[int], *, batch_size: int = 1,

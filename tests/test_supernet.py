@@ -13,7 +13,8 @@ from hwnas.data.resolve import DatasetSpec
 from hwnas.search.estimates import Calibration
 from hwnas.spaces import create_space
 from hwnas.supernet.elastic import MobileNetSupernet, SupernetError
-from hwnas.supernet.estimate import SupernetEstimator, recalibrate_batchnorm
+from hwnas.export import calibrate_batchnorm
+from hwnas.supernet.estimate import SupernetEstimator
 from hwnas.supernet.folder import SupernetFolder, SupernetSettings
 from hwnas.supernet.training import train_supernet
 from hwnas.training import Recipe
@@ -96,7 +97,7 @@ def test_batchnorm_recalibration_changes_statistics_and_is_deterministic():
     for _ in range(2):
         model = net.extract(arch)
         before = model[0][1].running_mean.clone()
-        recalibrate_batchnorm(model, images, batch_size=64)
+        calibrate_batchnorm(model, images, batch_size=64)
         assert not model.training
         runs.append([b.clone() for b in model.state_dict().values() if b.dtype == torch.float32])
         assert not torch.allclose(model[0][1].running_mean, before)

@@ -103,15 +103,14 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     recipe options are the full trainings' (--epochs defaults to 60). A checkpoint is written
     after every epoch; Ctrl-C or a kill loses at most the epoch in progress.
     """
-    from hwnas.cli.train_cmds import make_dataset
-    from hwnas.data.resolve import DatasetSpec
+    from hwnas.cli.search_cmds import dataset_spec_of
     from hwnas.supernet.folder import SupernetFolder, SupernetSettings
     from hwnas.supernet.training import train_supernet
 
     space = make_space(space_name, space_option)
     recipe = make_recipe(epochs or DEFAULT_EPOCHS, data_fraction, recipe_option)
-    dataset = make_dataset(dataset_spec, dataset_option, input_shape)
-    spec = DatasetSpec(dataset_spec, dict(_options(dataset_option)), input_shape).absolute()
+    spec = dataset_spec_of(dataset_spec, dataset_option, input_shape)
+    dataset = spec.resolve()
     folder = SupernetFolder(output or default_output(space.name, dataset.name, seed))
     settings = SupernetSettings(sampling=sampling, random_per_step=random_per_step, distill=not no_distill,
                                 seed=seed)
@@ -131,12 +130,6 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     click.echo(f"trained       {meta['epochs_done']} epochs in {meta['train_time_s'] / 60:.1f} min "
                f"(final loss {meta['history'][-1]['loss']:.4f})" if meta["history"] else "")
     click.echo(f"checksum      {meta['checksum']}")
-
-
-def _options(pairs: tuple[str, ...]) -> dict:
-    from hwnas.cli.common import parse_space_options
-
-    return parse_space_options(pairs) if pairs else {}
 
 
 @supernet_cmd.command("eval")
@@ -174,17 +167,16 @@ def supernet_eval_cmd(archs: tuple[str, ...], supernet_path: Path, sample_n: int
         raise click.UsageError("give at least one ARCH or --sample N")
     dataset = DatasetSpec.from_config(meta).resolve()
     estimator.check_task(space, dataset)
-    seed_key = int(meta["settings"]["seed"])
     records = []
     store = None if no_store else open_store(store_path)
     try:
         for arch in parsed:
             if store is None:
-                result = estimator(space, arch, dataset, recipe=estimator.recipe, seed=seed_key)
-                key = make_key(space, arch, dataset, recipe=estimator.recipe, seed=seed_key, evaluator=estimator)
+                result = estimator(space, arch, dataset, recipe=estimator.recipe, seed=estimator.seed)
+                key = make_key(space, arch, dataset, recipe=estimator.recipe, seed=estimator.seed, evaluator=estimator)
                 record = EvalRecord.from_result(key, result, protocol=estimator.protocol(estimator.recipe))
             else:
-                record = store.evaluate(space, arch, dataset, recipe=estimator.recipe, seed=seed_key,
+                record = store.evaluate(space, arch, dataset, recipe=estimator.recipe, seed=estimator.seed,
                                         trainer=estimator)
             records.append(record)
             if not as_json:

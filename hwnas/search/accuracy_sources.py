@@ -122,7 +122,7 @@ class StoreEstimates:
 
     def estimate(self, arch: Arch) -> float:
         record = self.store.evaluate(self.space, arch, self.dataset, recipe=self.estimator.recipe,
-                                     seed=int(self.estimator.meta["settings"]["seed"]), trainer=self.estimator)
+                                     seed=self.estimator.seed, trainer=self.estimator)
         return record.val_accuracy
 
 
@@ -141,8 +141,9 @@ def supernet_estimates(config: dict, space: SearchSpace, *, default_folder, echo
         recipe = run_recipe(config).with_fidelity(epochs=int(config.get("supernet_epochs") or 60), data_fraction=1.0)
         settings = SupernetSettings(sampling=config.get("supernet_sampling", "uniform"),
                                     seed=int(config.get("seed", 0)))
-        done = folder.read_meta()["epochs_done"] if folder.exists else 0
-        if not (folder.exists and folder.read_meta().get("finished")):
+        meta = folder.read_meta() if folder.exists else {"epochs_done": 0}
+        done = meta["epochs_done"]
+        if not meta.get("finished"):
             echo(f"training the supernet in {folder.path}: {recipe.epochs} epochs, {settings.sampling} sampling"
                  + (f" (resuming after epoch {done})" if done else ""))
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from hwnas.arch import Arch
 from hwnas.data.base import Dataset
+from hwnas.export import calibrate_batchnorm, cpu_session, to_onnx_bytes
 from hwnas.spaces import create_space
 from hwnas.spaces.base import SearchSpace
 from hwnas.supernet.elastic import MobileNetSupernet, SupernetError
@@ -34,25 +35,6 @@ from hwnas.training.trainer import TrainResult, as_layout, available_cores, trai
 CALIBRATION_IMAGES = 256
 CALIBRATION_BATCH = 128
 SCORE_BATCH = 500
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, images: np.ndarray, *, batch_size: int = CALIBRATION_BATCH) -> None:
-    """Replaces every batch norm's running statistics by their average over ``images`` in batches of
-    ``batch_size`` (cumulative moving average, PyTorch's ``momentum=None``); deterministic for fixed images."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    try:
-        for begin in range(0, len(images), batch_size):
-            model(as_layout(torch.from_numpy(np.ascontiguousarray(images[begin:begin + batch_size]))))
-    finally:
-        for m, momentum in zip(norms, saved):
-            m.momentum = momentum
-        model.eval()
 
 
 def calibration_images(dataset: Dataset, recipe: Recipe, count: int = CALIBRATION_IMAGES) -> np.ndarray:
@@ -82,6 +64,7 @@ class SupernetEstimator(Evaluator):
         self.folder = folder if isinstance(folder, SupernetFolder) else SupernetFolder(folder)
         self.meta = self.folder.finished_meta()
         self.checksum: str = self.meta["checksum"]
+        self.seed = int(self.meta["settings"]["seed"])  # the store key's seed of every estimate
         self.threads = available_cores() if threads is None else int(threads)
         if backend not in ("onnxruntime", "torch"):
             raise SupernetError(f"backend {backend!r} is not one of ['onnxruntime', 'torch']")
@@ -99,7 +82,7 @@ class SupernetEstimator(Evaluator):
             raise SupernetError(f"{self.folder.weights_file} does not fit its metadata: "
                                 f"{str(exc).splitlines()[0][:200]}") from None
         self.net.eval()
-        self._data: tuple[str, np.ndarray, Any] | None = None
+        self._data: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- evaluator -------------------------------------------------------------------------------------------
     def protocol_key(self, recipe: Recipe) -> tuple[str, int, float]:
@@ -133,8 +116,8 @@ class SupernetEstimator(Evaluator):
         torch.set_num_threads(self.threads)
         try:
             model = self.net.extract(arch).to(memory_format=torch.channels_last)
-            recalibrate_batchnorm(model, calibration)
-            logits = self._logits(model.to(memory_format=torch.contiguous_format), x_val)
+            calibrate_batchnorm(model, calibration, batch_size=CALIBRATION_BATCH, channels_last=True)
+            logits = self._logits(model, x_val)
         finally:
             torch.set_num_threads(previous)
         labels = torch.from_numpy(y_val)
@@ -146,21 +129,20 @@ class SupernetEstimator(Evaluator):
                            source=self.source, threads=self.threads)
 
     def _task_data(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Calibration images, validation inputs and labels of ``dataset`` (kept for the next estimate)."""
         if self._data is None or self._data[0] != dataset.key:
             splits = dataset.splits(self.recipe.split_seed)
             self._data = (dataset.key, calibration_images(dataset, self.recipe, self.calibration_count),
-                          (np.ascontiguousarray(splits.x_val), splits.y_val))
-        return self._data[1], self._data[2][0], self._data[2][1]
+                          np.ascontiguousarray(splits.x_val), splits.y_val)
+        return self._data[1:]
 
     @torch.no_grad()
     def _logits(self, model: nn.Module, x: np.ndarray) -> torch.Tensor:
         if self.backend == "torch":
-            model = model.to(memory_format=torch.channels_last)
             return torch.cat([model(as_layout(torch.from_numpy(x[b:b + SCORE_BATCH])))
                               for b in range(0, len(x), SCORE_BATCH)])
-        from hwnas.export import cpu_session, to_onnx_bytes
-
-        session = cpu_session(to_onnx_bytes(model, x.shape[1:], dynamic_batch=True), threads=self.threads)
+        plain = model.to(memory_format=torch.contiguous_format)
+        session = cpu_session(to_onnx_bytes(plain, x.shape[1:], dynamic_batch=True), threads=self.threads)
         name = session.get_inputs()[0].name
         return torch.cat([torch.from_numpy(session.run(None, {name: x[b:b + SCORE_BATCH]})[0])
                           for b in range(0, len(x), SCORE_BATCH)])

@@ -154,10 +154,11 @@ def _train(folder: SupernetFolder, meta: dict, *, space: SearchSpace, dataset: D
                                     f"the learning rate (-R lr=...)")
             save_tensors(folder.checkpoint_file, {"epoch": epoch, "model": net.state_dict(),
                                                   "optimizer": optimizer.state_dict()})
+            seconds = time.perf_counter() - began
             meta["epochs_done"] = epoch
-            meta["train_time_s"] = round(float(meta.get("train_time_s", 0.0)) + time.perf_counter() - began, 2)
+            meta["train_time_s"] = round(float(meta.get("train_time_s", 0.0)) + seconds, 2)
             meta["history"] = list(meta.get("history", [])) + [
-                {"epoch": epoch, "loss": round(epoch_loss, 5), "seconds": round(time.perf_counter() - began, 2)}]
+                {"epoch": epoch, "loss": round(epoch_loss, 5), "seconds": round(seconds, 2)}]
             meta["threads"] = n_threads
             folder.write_meta(meta)  # after the checkpoint: a kill in between redoes nothing but this write
             logger.info("supernet epoch %d/%d: loss %.4f", epoch, recipe.epochs, epoch_loss)

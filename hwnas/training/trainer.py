@@ -189,10 +189,10 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 
 def batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
     order = torch.randperm(n, generator=generator)
-    batches = list(order.split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) < max(2, batch_size // 2):
-        batches.pop()  # a tiny last batch makes a noisy step and can break batch norm
-    return batches
+    chunks = list(order.split(batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) < max(2, batch_size // 2):
+        chunks.pop()  # a tiny last batch makes a noisy step and can break batch norm
+    return chunks
 
 
 def lr_factor(step: int, *, total_steps: int, warmup_steps: int) -> float:
