@@ -44,6 +44,93 @@ def _corrupt_store(tmp: Path) -> dict:
     return {}
 
 
+def _corrupt_store_page(tmp: Path) -> dict:
+    """A valid hwnas store of 400 records whose third page is overwritten: it opens, then fails on reading."""
+    import sqlite3
+
+    from hwnas.training.store import EvalStore
+
+    path = tmp / "store.sqlite"
+    EvalStore(path).close()
+    conn = sqlite3.connect(path)
+    columns = conn.execute("PRAGMA table_info(evals)").fetchall()
+    names = [c[1] for c in columns]
+
+    def value(column, i):
+        kind = column[2].upper()
+        return "{}" if column[1] == "recipe" else i if "INT" in kind else 0.5 if "REAL" in kind else f"x{i}" * 20
+
+    conn.executemany(f"INSERT INTO evals ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                     [[value(c, i) for c in columns] for i in range(400)])
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[3 * page:3 * page + 200] = b"\xff" * 200
+    path.write_bytes(bytes(data))
+    return {}
+
+
+def _nb201_tables(tmp: Path) -> dict:
+    """Synthetic accuracy and latency tables over all nb201 cells (a table search runs in seconds)."""
+    from hwnas.spaces import create_space
+
+    strings = [a.string for a in create_space("nb201").enumerate()]
+    (tmp / "acc.csv").write_text("arch,accuracy\n" + "".join(
+        f"{s},{0.5 + 0.07 * s.count('conv_3x3') + 0.03 * s.count('conv_1x1')}\n" for s in strings))
+    (tmp / "lat.csv").write_text("arch,latency_ms\n" + "".join(
+        f"{s},{0.2 + 0.12 * s.count('conv_3x3') + 0.04 * s.count('conv_1x1')}\n" for s in strings))
+    return {}
+
+
+TABLE_SEARCH = ["--space", "nb201", "--accuracy-table", "{tmp}/acc.csv", "--latency-table", "{tmp}/lat.csv",
+                "--latency-budget", "0.7ms", "--initial-trainings", "3", "--candidates-per-round", "2",
+                "--archs-per-round", "60", "--profile-samples", "20"]
+
+
+def _benchmark_corrupt_prior(tmp: Path) -> dict:
+    _nb201_tables(tmp)
+    (tmp / "b").mkdir()
+    (tmp / "b" / "latency_prior.json").write_text('{"known": [["x", "fast"]]}')
+    return {}
+
+
+def _run_empty_checkpoint(tmp: Path) -> dict:
+    """A finished 6-training table search (PPO learned twice) whose controller checkpoint is then emptied."""
+    from click.testing import CliRunner
+
+    from hwnas.cli import main
+
+    _nb201_tables(tmp)
+    args = ["search", *[a.format(tmp=tmp) for a in TABLE_SEARCH], "--max-trainings", "6", "--profiles-dir",
+            str(tmp / "profiles"), "--run-dir", str(tmp / "run")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (tmp / "run" / "controller.ckpt").write_bytes(b"")
+    return {"run": str(tmp / "run")}
+
+
+def _predictor(tmp: Path, *, tamper) -> dict:
+    """A fitted accuracy predictor ``predictors/p``, then ``tamper(folder)``."""
+    import numpy as np
+
+    from hwnas.predictors import AccuracyPredictor
+    from hwnas.spaces import create_space
+
+    space, rng = create_space("nb201"), np.random.default_rng(0)
+    archs = [space.sample(rng).string for _ in range(20)]
+    folder = tmp / "predictors" / "p"
+    AccuracyPredictor(space="nb201", ensemble_size=2, n_estimators=10).fit(archs, rng.random(20)).save(folder)
+    tamper(folder)
+    return {"arch": archs[0]}
+
+
+def _edit_meta(folder: Path, **changes) -> None:
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, **changes}))
+
+
 def _profile(tmp: Path, median) -> dict:
     folder = tmp / "profiles" / "dev"
     folder.mkdir(parents=True)
@@ -70,6 +157,14 @@ SETUPS = {
                                                                            "latency_ms": 0.5, "round": 0}]}),
     "run_state_missing": lambda tmp: _run(tmp, history=True),
     "corrupt_store": _corrupt_store,
+    "corrupt_store_page": _corrupt_store_page,
+    "benchmark_corrupt_prior": _benchmark_corrupt_prior,
+    "run_empty_checkpoint": _run_empty_checkpoint,
+    "predictor_garbage_model": lambda tmp: _predictor(
+        tmp, tamper=lambda folder: (folder / "model_0.json").write_text("{garbage")),
+    "predictor_edited_kind": lambda tmp: _predictor(tmp, tamper=lambda folder: _edit_meta(folder, kind="latency")),
+    "predictor_edited_shape": lambda tmp: _predictor(tmp, tamper=lambda folder: _edit_meta(folder,
+                                                                                           input_shape=[3, 32, 32])),
     "accuracy_csv": _accuracy_csv,
     "profile_text_median": lambda tmp: _profile(tmp, "fast"),
     "profile_nan_median": lambda tmp: _profile(tmp, float("nan")),
@@ -112,6 +207,21 @@ CASES = [
     # corrupt or missing files
     ("evals-corrupt-store", "corrupt_store", ["evals", "--store", "{tmp}/store.sqlite"], 1,
      "not a usable evaluation store"),
+    ("evals-corrupt-store-page", "corrupt_store_page", ["evals", "--store", "{tmp}/store.sqlite"], 1,
+     "evaluation store is corrupt"),
+    ("train-into-corrupt-store-page", "corrupt_store_page",
+     ["train", ARCH, "-R", "epochs=1", "--store", "{tmp}/store.sqlite"], 1, "evaluation store is corrupt"),
+    ("benchmark-corrupt-latency-prior", "benchmark_corrupt_prior",
+     ["benchmark", *TABLE_SEARCH, "--controllers", "random", "--seeds", "1", "--max-trainings", "4",
+      "--out", "{tmp}/b"], 1, "latency_prior.json is corrupt"),
+    ("resume-empty-checkpoint", "run_empty_checkpoint", ["search", "--resume", "{run}", "--max-trainings", "8"], 1,
+     "controller.ckpt"),
+    ("predict-with-garbage-model-file", "predictor_garbage_model",
+     ["predict", "{arch}", "--predictor", "p", "--predictors-dir", "{tmp}/predictors"], 1, "cannot load"),
+    ("predict-with-edited-kind", "predictor_edited_kind",
+     ["predict", "{arch}", "--predictor", "p", "--predictors-dir", "{tmp}/predictors"], 1, "inconsistent"),
+    ("predict-with-edited-input-shape", "predictor_edited_shape",
+     ["predict", "{arch}", "--predictor", "p", "--predictors-dir", "{tmp}/predictors"], 1, "inconsistent"),
     ("predictors-list-missing-folder", "none", ["predictors", "list", "--predictors-dir", "{tmp}/nope"], 1,
      "no predictors folder"),
     ("profile-text-median", "profile_text_median", ["profile", "show", "dev", "--profiles-dir", "{tmp}/profiles"],

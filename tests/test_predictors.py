@@ -150,6 +150,29 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["acc"]
 
 
+def test_a_full_disk_while_saving_keeps_the_old_predictor(tmp_path, monkeypatch):
+    """Every model file goes through a write Python checks (XGBoost's own save_model can leave a truncated file
+    without an error on a full disk); /dev/full gives the real ENOSPC."""
+    import hwnas.predictors.model as model_module
+
+    archs, y = synthetic_nb201(40)
+    old = AccuracyPredictor(space="nb201", ensemble_size=2, n_estimators=20).fit(archs[:30], y[:30])
+    old.save(tmp_path / "acc")
+    new = AccuracyPredictor(space="nb201", ensemble_size=2, n_estimators=20, random_state=1).fit(archs, y)
+
+    def full_disk(path, data):
+        with open("/dev/full", "wb") as handle:
+            handle.write(data)
+            handle.flush()
+
+    monkeypatch.setattr(model_module, "atomic_write_bytes", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        new.save(tmp_path / "acc")
+    assert [p.name for p in tmp_path.iterdir()] == ["acc"]  # no staging folder left
+    kept = XGBPredictor.load(tmp_path / "acc")
+    assert np.array_equal(kept.predict(archs[30:]), old.predict(archs[30:]))
+
+
 def test_mismatched_or_corrupt_loads_are_rejected(tmp_path):
     archs, y = synthetic_nb201(30)
     AccuracyPredictor(space="nb201").fit(archs, y).save(tmp_path / "acc")

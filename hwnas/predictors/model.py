@@ -22,7 +22,7 @@ import numpy as np
 from hwnas import __version__
 from hwnas.arch import Arch
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_json, read_json_object
+from hwnas.io import atomic_write_bytes, atomic_write_json, read_json_object
 from hwnas.predictors.features import ArchFeaturizer
 from hwnas.registry import Registry
 
@@ -231,7 +231,9 @@ class XGBPredictor:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             for i, model in enumerate(self.models_):
-                model.get_booster().save_model(str(staging / f"model_{i}.json"))
+                # XGBoost's own save_model does not check every write (a full disk can leave a truncated file
+                # without an error): the JSON is serialised in memory and written by Python, which checks.
+                atomic_write_bytes(staging / f"model_{i}.json", bytes(model.get_booster().save_raw("json")))
             atomic_write_json(staging / META_FILE, self.meta(scores=scores, source=source))
             _replace_dir(staging, target)
         except BaseException:
@@ -260,6 +262,15 @@ class XGBPredictor:
         if input_shape is not None and list(input_shape) != list(meta["input_shape"]):
             raise PredictorError(f"{directory} was fit for input shape {meta['input_shape']}, "
                                  f"not {list(input_shape)}")
+        # An edited kind or input shape would be used as is, silently wrong: they must agree with what the
+        # models were fit on (the target's transform and the featuriser's shape).
+        if meta.get("log_target") != predictor_cls.log_target:
+            raise PredictorError(f"{directory}/meta.json is inconsistent: a {meta['kind']} predictor's models are "
+                                 f"fit on {'log-' if predictor_cls.log_target else ''}targets, its log_target says "
+                                 f"{meta.get('log_target')!r}; refit it")
+        if list(meta["params"].get("input_shape") or meta["input_shape"]) != list(meta["input_shape"]):
+            raise PredictorError(f"{directory}/meta.json is inconsistent: input_shape {meta['input_shape']} but "
+                                 f"the models were fit for {meta['params']['input_shape']}; refit it")
         params = {k: v for k, v in meta["params"].items() if k in predictor_cls._PARAMS}
         predictor = predictor_cls(**params)
         featurizer = predictor.make_featurizer()

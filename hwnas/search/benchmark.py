@@ -17,14 +17,13 @@ seed, best verified accuracy under the budget after each evaluation, and regret 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_json, atomic_write_text
+from hwnas.io import atomic_write_json, atomic_write_text, finite_number, read_json_object
 from hwnas.search.curves import (best_curve, checkpoints, measurement_curve, plot_curves, regret_curve,
                                  summarize)
 
@@ -138,7 +137,7 @@ def _run_one(folder: Path, config: dict, *, controller: str, seed: int, best: di
 
     def wrap(accuracy, latency):
         if prior_file.exists():
-            prior = json.loads(prior_file.read_text())["known"]
+            prior = read_prior(prior_file)
         else:
             prior = latency.known()
             atomic_write_json(prior_file, {"known": prior})
@@ -154,6 +153,17 @@ def _run_one(folder: Path, config: dict, *, controller: str, seed: int, best: di
     if best is not None:
         entry["regret"] = regret_curve(curve, best["accuracy"])
     return entry, result
+
+
+def read_prior(path: Path) -> list[tuple[str, float]]:
+    """The latency prior every run of a benchmark starts from, validated (a corrupt file is one error line: it
+    is not rebuilt, since runs already made started from it)."""
+    known = read_json_object(path, error=BenchmarkError, what="latency prior").get("known")
+    if not (isinstance(known, list) and all(isinstance(row, list) and len(row) == 2 and isinstance(row[0], str)
+                                            and finite_number(row[1], positive=True) for row in known)):
+        raise BenchmarkError(f"{path} is corrupt: 'known' must list [architecture, latency in ms] pairs; "
+                             f"delete the benchmark folder's runs and this file to start again")
+    return [(a, float(v)) for a, v in known]
 
 
 def write_outputs(folder: Path, config: dict, curves: dict, best: dict | None) -> dict:
@@ -184,10 +194,7 @@ def _check_settings(folder: Path, config: dict) -> None:
     path = folder / "benchmark.json"
     settings = {k: config.get(k) for k in FIXED_SETTINGS}
     if path.exists():
-        try:
-            stored = json.loads(path.read_text())
-        except ValueError as exc:
-            raise BenchmarkError(f"{path} is corrupt: {exc}") from None
+        stored = read_json_object(path, error=BenchmarkError, what="benchmark settings")
         # An empty setting equals a missing one (folders made before a setting existed).
         differs = [k for k in FIXED_SETTINGS if (stored.get(k) or None) != (settings[k] or None)
                    and not (k == "recipe" and k not in stored)]

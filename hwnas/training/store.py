@@ -244,24 +244,34 @@ class EvalStore:
         self.close()
 
     # -- records ---------------------------------------------------------------------------------------------
-    def _execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
-        try:
-            return self._connection().execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"{self.path}: {exc}") from None
+    def _store_error(self, exc: sqlite3.DatabaseError, doing: str = "") -> StoreError:
+        """One line for a failed statement: a busy or read-only store, or a corrupt one (never a traceback)."""
+        if isinstance(exc, sqlite3.OperationalError):
+            return StoreError(f"{self.path}: {doing}{exc}")
+        return StoreError(f"{self.path}: the evaluation store is corrupt ({exc}); move it aside and start a new "
+                          f"one (sqlite3's .recover may save its records)")
 
-    @staticmethod
-    def _row_to_record(row: tuple) -> EvalRecord:
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Every row of a query, read inside the error handling (a corrupt page can fail while fetching)."""
+        try:
+            return self._connection().execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._store_error(exc) from None
+
+    def _row_to_record(self, row: tuple) -> EvalRecord:
         data = dict(zip(_COLUMNS, row))
-        data["recipe"] = json.loads(data["recipe"])
-        return EvalRecord(**data)
+        try:
+            data["recipe"] = json.loads(data["recipe"])
+            return EvalRecord(**data)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{self.path}: a record of {data.get('arch')!r} is corrupt ({exc})") from None
 
     def get(self, key: EvalKey) -> EvalRecord | None:
         """The stored record of ``key``, or None."""
         where = " AND ".join(f"{name} = ?" for name in KEY_FIELDS)
-        row = self._execute(f"SELECT {', '.join(_COLUMNS)} FROM evals WHERE {where}",
-                            tuple(getattr(key, n) for n in KEY_FIELDS)).fetchone()
-        return None if row is None else self._row_to_record(row)
+        rows = self._rows(f"SELECT {', '.join(_COLUMNS)} FROM evals WHERE {where}",
+                          tuple(getattr(key, n) for n in KEY_FIELDS))
+        return self._row_to_record(rows[0]) if rows else None
 
     def put(self, record: EvalRecord) -> bool:
         """Stores ``record`` in one transaction. Returns False (and changes nothing) if its key exists."""
@@ -279,8 +289,8 @@ class EvalStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"{self.path}: cannot store the evaluation: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise self._store_error(exc, "cannot store the evaluation: ") from None
         return cursor.rowcount == 1
 
     def query(self, *, space: str | None = None, arch: str | None = None, dataset: str | None = None,
@@ -323,10 +333,10 @@ class EvalStore:
         sql += f" ORDER BY {order_by} {'DESC' if descending else 'ASC'}, rowid"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [self._row_to_record(row) for row in self._execute(sql, tuple(params))]
+        return [self._row_to_record(row) for row in self._rows(sql, tuple(params))]
 
     def __len__(self) -> int:
-        return int(self._execute("SELECT COUNT(*) FROM evals").fetchone()[0])
+        return int(self._rows("SELECT COUNT(*) FROM evals")[0][0])
 
     # -- evaluate-or-reuse -----------------------------------------------------------------------------------
     def evaluate(self, space: SearchSpace, arch: Arch | str, dataset: Dataset, *,
