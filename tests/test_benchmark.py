@@ -113,3 +113,25 @@ def test_search_against_tables_progressively(cli, tables, tmp_path):
     both = cli("search", "--space", "nb201", "--latency-table", lat, "--device", "pi4", "--latency-budget", "1ms",
                "--run-dir", tmp_path / "run2")
     assert both.exit_code == 2 and "use one" in both.stderr
+
+
+def test_a_start_that_failed_before_any_work_can_be_started_again(cli, tables, tmp_path):
+    """A new search that fails before its first measurement leaves only config.json: the same --run-dir starts
+    afresh instead of saying it holds a run (one that did any work, or is starting elsewhere, is refused)."""
+    from hwnas.search.rundir import RunDir, RunDirError, lock_run_folder
+
+    acc, lat, _ = tables
+    args = ["search", "--space", "nb201", "--latency-budget", "0.7ms", "--max-trainings", "4",
+            "--initial-trainings", "3", "--candidates-per-round", "2", "--archs-per-round", "60",
+            "--profile-samples", "20", "--run-dir", tmp_path / "run", "--profiles-dir", tmp_path / "profiles"]
+    failed = cli(*args, "--accuracy-table", acc, "--latency-table", acc)  # an accuracy table as latencies
+    assert failed.exit_code == 1 and "not a latency table" in failed.stderr
+    assert (tmp_path / "run" / "config.json").exists() and not RunDir.open(tmp_path / "run").has_progress()
+    with lock_run_folder(tmp_path / "run"):  # another process starting this run: refused, config untouched
+        with pytest.raises(RunDirError, match="in use"):
+            RunDir.create(tmp_path / "run", {"space": "nb201"})
+    result = cli(*args, "--accuracy-table", acc, "--latency-table", lat)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["latency_table"] == str(lat)
+    again = cli(*args, "--accuracy-table", acc, "--latency-table", lat)
+    assert again.exit_code == 1 and "already holds a run" in again.stderr

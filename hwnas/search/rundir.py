@@ -14,7 +14,9 @@
     pareto.png           accuracy vs measured latency of the verified architectures, with the budget line
     search.log           the log
 
-Every file is written atomically (temporary file + rename).
+Every file is written atomically (temporary file + rename). A process killed with ``kill -9`` can leave such a
+temporary file (``.<name>.<random>.tmp``) or a predictor's staging folder behind; the next ``search --resume``
+removes them while it holds the folder's lock (nothing else can be writing them then).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -63,7 +66,7 @@ class RunDir:
     def create(cls, path: str | os.PathLike, config: Mapping[str, Any]) -> "RunDir":
         """Starts a new run in ``path`` (which must not hold one already)."""
         folder = Path(path)
-        if (folder / CONFIG_FILE).exists():
+        if (folder / CONFIG_FILE).exists() and cls(folder, {}).has_progress():
             raise RunDirError(f"{folder} already holds a run; resume it with --resume {folder} or pick another "
                               f"--run-dir")
         try:
@@ -71,7 +74,12 @@ class RunDir:
         except OSError as exc:
             raise RunDirError(f"cannot create run directory {folder}: {exc.strerror or exc}") from None
         config = {"schema_version": SCHEMA_VERSION, "hwnas_version": __version__, **config}
-        atomic_write_json(folder / CONFIG_FILE, config)
+        # A folder holding only the configuration of a start that failed before any work (a bad table, an
+        # unknown device...) is started afresh; one whose run is starting in another process is refused.
+        with lock_run_folder(folder):
+            if (folder / CONFIG_FILE).exists() and cls(folder, {}).has_progress():
+                raise RunDirError(f"{folder} already holds a run; resume it with --resume {folder}")
+            atomic_write_json(folder / CONFIG_FILE, config)
         return cls(folder, config)
 
     @classmethod
@@ -93,13 +101,26 @@ class RunDir:
         atomic_write_json(self.path / CONFIG_FILE, self.config)
 
     def has_progress(self) -> bool:
-        """Whether the run has done anything (a result, a history, a checkpoint or predictor snapshots)."""
-        return any(p.exists() for p in (self.result_file, self.path / "history.csv", self.controller_checkpoint,
-                                        self.path / "predictors"))
+        """Whether the run has done anything (a state, a result, a history, a checkpoint, predictor snapshots
+        or its own supernet)."""
+        return any(p.exists() for p in (self.path / STATE_FILE, self.result_file, self.path / "history.csv",
+                                        self.controller_checkpoint, self.path / "predictors",
+                                        self.path / "supernet"))
 
     def lock(self):
         """The run folder's exclusive lock (see :func:`lock_run_folder`)."""
         return lock_run_folder(self.path)
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Removes what interrupted atomic writes left (call with the lock held); returns what it removed."""
+        stale = [p for p in self.path.rglob(".*.tmp") if p.is_file()]
+        stale += [p for p in (self.path / "predictors").glob("round_*/.*") if p.is_dir()]
+        for path in stale:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return stale
 
     # -- paths -----------------------------------------------------------------------------------------------
     @property

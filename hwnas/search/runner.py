@@ -72,6 +72,8 @@ def run_search(run: RunDir, config: dict, *, echo: Callable[[str], None] = print
     hides what other runs evaluated).
     """
     with run.lock():  # one writer per run folder: a second search or --resume of it is refused
+        for path in run.remove_stale_temporaries():
+            logger.info("removed %s, left by an interrupted write", path)
         return _run_search(run, config, echo=echo, wrap_sources=wrap_sources)
 
 
