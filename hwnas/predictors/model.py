@@ -284,7 +284,7 @@ class XGBPredictor:
             try:
                 model.load_model(str(Path(directory) / name))
             except Exception as exc:
-                raise PredictorError(f"cannot load {Path(directory) / name}: {exc}".splitlines()[0]) from None
+                raise PredictorError(f"cannot load {Path(directory) / name}: {_xgboost_message(exc)}") from None
             predictor.models_.append(model)
         if predictor._quantile:
             target_map = meta.get("target_map")
@@ -339,6 +339,12 @@ def _interp_extrapolate(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.nda
     y[low] = fp[0] + (x[low] - xp[0]) * (fp[k] - fp[0]) / (xp[k] - xp[0])
     y[high] = fp[-1] + (x[high] - xp[-1]) * (fp[-1] - fp[-1 - k]) / (xp[-1] - xp[-1 - k])
     return y
+
+
+def _xgboost_message(exc: Exception) -> str:
+    """The first line of an XGBoost error without its ``[time] source-file:line:`` prefix."""
+    lines = str(exc).strip().splitlines()
+    return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", lines[0]) if lines else type(exc).__name__
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
