@@ -40,6 +40,9 @@ def _size(n: int) -> str:
 @click.option("--input-shape", type=INPUT_SHAPE, help="With an image-folder --dataset: the CxHxW its images are "
                                                       "converted to [default: 3x32x32].")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a symbolic batch dimension.")
+@click.option("--raw-input", is_flag=True,
+              help="Bake the input scaling into the graph: the model takes uint8 NHWC images as Pillow gives "
+                   "them (its 'preprocess' metadata says so).")
 @click.option("--quantize", type=click.Choice(["int8"]),
               help="Also write <name>.int8.onnx (static int8), its accuracy and latency measured.")
 @click.option("--seed", type=SEED, help="Seed of the final training [default: the run's seed, else 0].")
@@ -48,8 +51,8 @@ def _size(n: int) -> str:
                    "the run's onnxruntime threads.")
 def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str | None,
                space_name: str | None, space_option: tuple[str, ...], dataset: str | None,
-               dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, quantize: str | None,
-               seed: int | None, threads: int | None) -> None:
+               dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, raw_input: bool,
+               quantize: str | None, seed: int | None, threads: int | None) -> None:
     """Train the chosen architecture with the final recipe and export it as a checked ONNX model.
 
     The final recipe is the search's, at full data, for 3x its epochs (--epochs overrides), trained on
@@ -78,8 +81,8 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
         target = resolve_target(run_dir, arch=arch, space=space_name,
                                 space_options=parse_space_options(space_option), dataset=data, epochs=epochs,
                                 seed=seed)
-        summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize, threads=threads,
-                                echo=click.echo)
+        summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize,
+                                raw_input=raw_input, threads=threads, echo=click.echo)
     model = summary.model
     latency = "not measured" if model.latency_ms is None else f"{model.latency_ms:.4g} ms"
     budget = "no budget" if target.budget_ms is None else f"budget {target.budget_ms:g} ms"
@@ -128,6 +131,7 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
     hwnas evaluate model.onnx --dataset digits
     hwnas evaluate model.onnx --latency-only --threads 4
     """
+    from hwnas.data.preprocess import Preprocess
     from hwnas.deploy.device import budget_verdict, conditions_from_metadata, measure_file
     from hwnas.deploy.evaluate import evaluate_file, read_model
     from hwnas.shapes import parse_input_shape
@@ -140,6 +144,12 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
         click.echo(f"{model.name}: test accuracy {100 * evaluation.accuracy:.2f}% ({evaluation.correct}/"
                    f"{evaluation.total}) on {info['dataset_key']} (split seed {info['split_seed']}), "
                    f"onnxruntime")
+        if info["preprocess"]:
+            p = info["preprocess"]
+            scaling = "scaling in the graph" if p["scaling"] and p["scaling"]["in_graph"] else (
+                p["scaling"]["formula"] if p["scaling"] else "no scaling")
+            click.echo(f"inputs as its preprocess metadata says: {p['colour_mode']} "
+                       f"{'x'.join(map(str, p['size_hw']))}, {p['dtype']} {p['layout']}, {scaling}")
         stored = metadata.get("test_accuracy")
         if stored and info["same_data"]:
             diff = round((evaluation.accuracy - float(stored)) * evaluation.total)
@@ -154,7 +164,9 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
             raise click.UsageError(f"{model} has no input_shape in its metadata (not an hwnas export)")
         conditions = conditions_from_metadata(metadata, provider=provider, threads=threads,
                                               batch_size=batch_size)
-        stats = measure_file(model_bytes, parse_input_shape(metadata["input_shape"]), conditions)
+        preprocess = Preprocess.from_metadata(metadata)
+        shape = preprocess.input_shape() if preprocess else parse_input_shape(metadata["input_shape"])
+        stats = measure_file(model_bytes, shape, conditions)
         budget = metadata.get("latency_budget_ms", "none")
         click.echo(f"{model.name}: latency {stats.median_ms:.4g} ms median (p10 {stats.p10_ms:.4g}, p90 "
                    f"{stats.p90_ms:.4g}, {stats.runs} runs; {conditions.provider}, {conditions.threads} "
