@@ -34,6 +34,7 @@ from hwnas.data.base import Dataset, Splits
 from hwnas.deploy.target import DeployError
 from hwnas.data.preprocess import Preprocess
 from hwnas.export import ExportReport, RawInput, export_model
+from hwnas.io import file_mode
 from hwnas.spaces.base import SearchSpace
 from hwnas.training.recipe import Recipe
 
@@ -210,7 +211,7 @@ def write_outputs(files: Mapping[str | os.PathLike, bytes]) -> list[Path]:
         DeployError: a file cannot be written.
     """
     staged: list[tuple[Path, Path]] = []
-    mode = 0o666 & ~_umask()
+    mode = file_mode()
     try:
         for path, data in files.items():
             target = Path(path)
@@ -235,12 +236,6 @@ def write_outputs(files: Mapping[str | os.PathLike, bytes]) -> list[Path]:
                 tmp.unlink()
         raise
     return [target for _, target in staged]
-
-
-def _umask() -> int:
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
 
 
 def sibling(path: Path, suffix: str) -> Path:
