@@ -52,6 +52,11 @@ def test_search_json_is_one_document_and_run_files_are_readable(cli, tmp_path, u
     assert document["run_dir"] == str(tmp_path / "run") and document["best"] == saved["best"]
     assert document["trainings_used"] == 3 and document["best"]["latency_ms"] <= 10
     assert "round 1 done" in result.stderr and "round 1 done" not in result.stdout  # progress on stderr
+    # Output options are free on resume (not settings of the run); a finished run resumes to its answer.
+    again = cli("search", "--resume", tmp_path / "run", "--json", "--no-progress", "--profiles-dir",
+                tmp_path / "profiles", "--store", tmp_path / "evals.sqlite")
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["best"] == saved["best"]
     modes = _modes(tmp_path / "run") | _modes(tmp_path / "profiles")
     assert {"config.json", "result.json", "state.json", "pareto.png"} <= set(modes)
     assert {name: mode for name, mode in modes.items() if mode != 0o644} == {}
@@ -98,3 +103,20 @@ def test_verbosity_raises_only_hwnas_loggers(capsys):
         assert "quiet by default" not in capsys.readouterr().err
     finally:
         setup_logging(0)
+
+
+def test_search_progress_bar_counts_trainings_and_shows_the_best(capsys, monkeypatch):
+    import sys
+
+    from hwnas.cli.search_progress import SearchBar, progress_wanted
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert not progress_wanted(no_progress=False, as_json=True)  # not a terminal: no bar
+    bar = SearchBar(5, "10ms")
+    bar("verify", {"arch": "a", "trainings": 2})
+    bar("verified", {"arch": "a", "best": {"accuracy": 0.9, "latency_ms": 0.05}})
+    bar.echo("  a progress line")
+    bar("round_done", {"trainings_used": 4})
+    bar.close()
+    err = capsys.readouterr().err
+    assert "4/5" in err and "best 0.9000 @ 50us (budget 10ms)" in err and "a progress line" in err
