@@ -6,14 +6,35 @@ BIN    := $(VENV)/bin
 # The CPU build of torch, installed before anything else so that no dependency resolves a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup run test clean
+# Distributions that share a Python module with another (xgboost's CUDA build and xgboost-cpu both install
+# `xgboost`; onnxruntime-gpu and onnxruntime both install `onnxruntime`): two of a pair in one venv overwrite
+# each other's files, and uninstalling either breaks the other. Set-up removes all four first, so that an old
+# venv (which had the CUDA `xgboost`) or a `make setup-gpu` one is rebuilt with exactly one of each pair; the
+# NCCL (469 MB) that only the CUDA `xgboost` needed goes too, unless something else (a CUDA torch) requires it.
+SHARED_MODULE_DISTS := xgboost xgboost-cpu onnxruntime onnxruntime-gpu
+
+.PHONY: setup setup-gpu run test clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip uninstall --disable-pip-version-check -y -q $(SHARED_MODULE_DISTS) 2>/dev/null || true
+	if $(BIN)/pip show nvidia-nccl-cu12 2>/dev/null | grep -q '^Required-by: *$$'; then \
+		$(BIN)/pip uninstall --disable-pip-version-check -y -q nvidia-nccl-cu12; fi
 	$(BIN)/pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
 	$(BIN)/pip install --disable-pip-version-check -q -e ".[test]"
+	rm -f $(VENV)/.installed-gpu
+	touch $@
+
+# GPU extras on top of set-up: onnxruntime-gpu (--provider cuda/tensorrt) instead of onnxruntime, and xgboost's
+# CUDA build instead of xgboost-cpu, swapped (never both of a pair). A later `make setup` (pyproject.toml
+# changed) swaps back to the CPU builds; run `make setup-gpu` again then.
+setup-gpu: $(VENV)/.installed-gpu
+
+$(VENV)/.installed-gpu: $(VENV)/.installed
+	$(BIN)/pip uninstall --disable-pip-version-check -y -q xgboost-cpu onnxruntime
+	$(BIN)/pip install --disable-pip-version-check -q "xgboost>=2.0" "onnxruntime-gpu>=1.18"
 	touch $@
 
 # The main job on the embedded default: scikit-learn's digits, this machine's CPU as the device.

@@ -118,12 +118,30 @@ def calibrate_batchnorm(model: torch.nn.Module, inputs: np.ndarray, *, batch_siz
         model.eval()
 
 
+class RawInput(torch.nn.Module):
+    """Takes ``uint8`` images ``(N, H, W, C)`` and feeds ``model`` what the data set gives it: NCHW float32
+    scaled as ``(x / pixel_max - 0.5) / 0.5`` (the operations of :func:`hwnas.data.base.to_unit_range`, in the
+    same order, so the result is bit-identical)."""
+
+    def __init__(self, model: torch.nn.Module, pixel_max: float) -> None:
+        super().__init__()
+        self.model = model
+        self.pixel_max = float(pixel_max)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 3, 1, 2).to(torch.float32)
+        return self.model((x / self.pixel_max - 0.5) / 0.5)
+
+
 def to_onnx_bytes(model: torch.nn.Module, input_shape: Sequence[int], *, batch_size: int = 1,
                   dynamic_batch: bool = False, opset: int = OPSET,
-                  metadata: Mapping[str, str] | None = None) -> bytes:
-    """Exports ``model`` (in eval mode) to an ONNX model serialised as bytes, metadata included."""
+                  metadata: Mapping[str, str] | None = None, input_dtype: str = "float32") -> bytes:
+    """Exports ``model`` (in eval mode) to an ONNX model serialised as bytes, metadata included.
+
+    ``input_shape`` is one input of the graph and ``input_dtype`` its type (``uint8`` for :class:`RawInput`).
+    """
     model = model.eval()
-    dummy = torch.zeros(batch_size, *[int(d) for d in input_shape])
+    dummy = torch.zeros(batch_size, *[int(d) for d in input_shape], dtype=getattr(torch, input_dtype))
     buffer = io.BytesIO()
     dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
     try:
@@ -188,8 +206,9 @@ def verify_parity(model: torch.nn.Module, model_bytes: bytes, inputs: np.ndarray
     Raises:
         ExportError: the maximum absolute difference exceeds the tolerance.
     """
-    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-    expected = model.eval()(torch.from_numpy(inputs)).numpy()
+    if inputs.dtype != np.uint8:
+        inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+    expected = model.eval()(torch.from_numpy(np.ascontiguousarray(inputs))).numpy()
     session = cpu_session(model_bytes)
     # Feed one sample at a time so the check also works for a fixed batch-1 export.
     batch = session.get_inputs()[0].shape[0]
@@ -223,7 +242,7 @@ def arch_metadata(space: SearchSpace, arch: Arch, input_shape: Sequence[int], nu
 def export_model(model: torch.nn.Module, input_shape: Sequence[int], path: str | os.PathLike | None, *,
                  metadata: Mapping[str, str] | None = None, batch_size: int = 1, dynamic_batch: bool = False,
                  opset: int = OPSET, parity_inputs: np.ndarray | None = None, atol: float = 1e-4,
-                 rtol: float = 1e-3) -> tuple[bytes, ExportReport]:
+                 rtol: float = 1e-3, input_dtype: str = "float32") -> tuple[bytes, ExportReport]:
     """Exports, checks and verifies ``model``; writes it atomically to ``path`` when one is given.
 
     Args:
@@ -237,6 +256,8 @@ def export_model(model: torch.nn.Module, input_shape: Sequence[int], path: str |
         parity_inputs: Inputs for the parity check; 8 seeded random inputs when None.
         atol: Absolute part of the parity tolerance.
         rtol: Relative part of the parity tolerance (times the largest PyTorch output magnitude).
+        input_dtype: Type of the graph's input (``uint8`` for a :class:`RawInput` model; give
+            ``parity_inputs`` of that type).
 
     Returns:
         The serialised model and an :class:`ExportReport`.
@@ -248,7 +269,7 @@ def export_model(model: torch.nn.Module, input_shape: Sequence[int], path: str |
     if target is not None and not target.parent.resolve().is_dir():
         raise ExportError(f"cannot write {target}: {target.parent} is not an existing folder")
     model_bytes = to_onnx_bytes(model, input_shape, batch_size=batch_size, dynamic_batch=dynamic_batch,
-                                opset=opset, metadata=metadata)
+                                opset=opset, metadata=metadata, input_dtype=input_dtype)
     check_onnx(model_bytes)
     if parity_inputs is None:
         parity_inputs = random_inputs(input_shape, max(8, batch_size))

@@ -1,6 +1,8 @@
 """Atomic file writes: write a temporary file in the target's folder, fsync it, then rename over the target.
 
-A reader never sees a half-written file, and a crash mid-write leaves the previous version intact.
+A reader never sees a half-written file, and a crash mid-write leaves the previous version intact. The final
+file's mode follows the umask (``0666 & ~umask``, as ``open()`` would make it), not ``mkstemp``'s private 0600,
+so that a teammate can read a shared run folder.
 """
 
 from __future__ import annotations
@@ -30,11 +32,19 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp_path, file_mode())
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file under the current umask: ``0o666 & ~umask``."""
+    current = os.umask(0o022)  # the only way to read the umask; set straight back
+    os.umask(current)
+    return 0o666 & ~current
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -93,7 +93,8 @@ def test_fp16_export_ships_the_half_precision_model():
     space = create_space("mobilenet")
     model = seeded_model(space, space.parse(TINY), (1, 8, 8), 10, seed=3)
     data = create_dataset("digits").splits(0).x_test[:32]
-    model_bytes, report = export_final(model, (1, 8, 8), data, metadata={"precision": "fp16"},
+    model_bytes, report = export_final(model, create_dataset("digits").preprocess(), data,
+                                       metadata={"precision": "fp16"},
                                        precision="fp16")
     assert report.parity.num_inputs == 32 and report.parity.ok
     import onnx

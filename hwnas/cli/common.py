@@ -50,11 +50,46 @@ class HwnasGroup(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+class OwnLoggers(logging.Filter):
+    """Lets hwnas's own records through from ``level``, every other library's only from WARNING."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name == "hwnas" or record.name.startswith("hwnas.")
+        return record.levelno >= (self.level if own else logging.WARNING)
+
+
 def setup_logging(verbosity: int) -> None:
-    """WARNING by default, INFO with ``-v``, DEBUG with ``-vv``; on stderr."""
+    """WARNING by default, INFO with ``-v``, DEBUG with ``-vv``, on stderr; the verbosity raises only hwnas's
+    own loggers (PIL's, matplotlib's or onnx's debug output stays off)."""
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
                         force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(OwnLoggers(level))
+    logging.getLogger("hwnas").setLevel(level)
+
+
+def stderr_echo(message: str = "") -> None:
+    """``click.echo`` to stderr: the progress lines of a command whose stdout is ``--json``."""
+    click.echo(message, err=True)
+
+
+def print_json(document: Any) -> None:
+    """The one JSON document of a ``--json`` command, on stdout (numpy scalars and paths as plain values)."""
+    import json
+
+    def plain(value: Any) -> Any:
+        if hasattr(value, "item"):  # numpy scalars
+            return value.item()
+        if hasattr(value, "tolist"):
+            return value.tolist()
+        return str(value)
+
+    click.echo(json.dumps(document, indent=2, sort_keys=True, default=plain))
 
 
 class InputShapeType(click.ParamType):

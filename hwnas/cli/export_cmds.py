@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, SEED, parse_space_options
+from hwnas.cli.common import INPUT_SHAPE, SEED, parse_space_options, print_json, stderr_echo
 from hwnas.profiling.providers import provider_names
 
 
@@ -40,6 +40,11 @@ def _size(n: int) -> str:
 @click.option("--input-shape", type=INPUT_SHAPE, help="With an image-folder --dataset: the CxHxW its images are "
                                                       "converted to [default: 3x32x32].")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a symbolic batch dimension.")
+@click.option("--raw-input", is_flag=True,
+              help="Bake the input scaling into the graph: the model takes uint8 NHWC images as Pillow gives "
+                   "them (its 'preprocess' metadata says so).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print what was written and measured as one JSON document on stdout; progress goes to stderr.")
 @click.option("--quantize", type=click.Choice(["int8"]),
               help="Also write <name>.int8.onnx (static int8), its accuracy and latency measured.")
 @click.option("--seed", type=SEED, help="Seed of the final training [default: the run's seed, else 0].")
@@ -48,8 +53,8 @@ def _size(n: int) -> str:
                    "the run's onnxruntime threads.")
 def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str | None,
                space_name: str | None, space_option: tuple[str, ...], dataset: str | None,
-               dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, quantize: str | None,
-               seed: int | None, threads: int | None) -> None:
+               dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, raw_input: bool,
+               quantize: str | None, seed: int | None, threads: int | None, as_json: bool) -> None:
     """Train the chosen architecture with the final recipe and export it as a checked ONNX model.
 
     The final recipe is the search's, at full data, for 3x its epochs (--epochs overrides), trained on
@@ -78,8 +83,12 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
         target = resolve_target(run_dir, arch=arch, space=space_name,
                                 space_options=parse_space_options(space_option), dataset=data, epochs=epochs,
                                 seed=seed)
-        summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize, threads=threads,
-                                echo=click.echo)
+        summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize,
+                                raw_input=raw_input, threads=threads,
+                                echo=stderr_echo if as_json else click.echo)
+    if as_json:
+        print_json(_export_document(target, summary))
+        return
     model = summary.model
     latency = "not measured" if model.latency_ms is None else f"{model.latency_ms:.4g} ms"
     budget = "no budget" if target.budget_ms is None else f"budget {target.budget_ms:g} ms"
@@ -103,6 +112,30 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
             click.echo(f"  {command}")
 
 
+def _file_document(exported) -> dict:
+    return {"path": str(exported.path), "size_bytes": exported.size_bytes, "test_accuracy": exported.test_accuracy,
+            "latency_ms": exported.latency_ms, "latency_source": exported.latency_source}
+
+
+def _export_document(target, summary) -> dict:
+    """``hwnas export --json``: the files written and what was measured of them."""
+    import json
+
+    model = summary.model
+    over = (model.latency_ms is not None and target.budget_ms is not None and model.latency_ms > target.budget_ms)
+    return {
+        "model": _file_document(model), "weights": str(summary.weights_path),
+        "quantized": None if summary.quantized is None else {**_file_document(summary.quantized),
+                                                             "float_agreement": summary.agreement},
+        "arch": target.arch, "space": target.space, "dataset": target.dataset, "device": target.device,
+        "latency_budget_ms": target.budget_ms, "over_budget": over,
+        "torch_test_accuracy": summary.torch_test_accuracy,
+        "parity_max_abs_error": summary.parity_max_abs_error,
+        "preprocess": json.loads(model.metadata["preprocess"]),
+        "remote_commands": list(summary.remote_commands),
+    }
+
+
 @click.command("evaluate")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--dataset",
@@ -117,8 +150,9 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
               help="onnxruntime threads of the latency measurement [default: the model's metadata, else 1].")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Batch of the latency measurement [default: the model's metadata, else 1].")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON document on stdout.")
 def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, latency: bool, latency_only: bool,
-                 provider: str | None, threads: int | None, batch_size: int | None) -> None:
+                 provider: str | None, threads: int | None, batch_size: int | None, as_json: bool) -> None:
     """Run an exported ONNX model with onnxruntime over a test split (and/or measure its latency).
 
     The test split is the one the exporter tested on (same data set and split seed, both in the model's
@@ -128,6 +162,7 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
     hwnas evaluate model.onnx --dataset digits
     hwnas evaluate model.onnx --latency-only --threads 4
     """
+    from hwnas.data.preprocess import Preprocess
     from hwnas.deploy.device import budget_verdict, conditions_from_metadata, measure_file
     from hwnas.deploy.evaluate import evaluate_file, read_model
     from hwnas.shapes import parse_input_shape
@@ -135,11 +170,28 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
     model_bytes, metadata = read_model(model)
     if latency_only and (dataset or split_seed is not None):
         raise click.UsageError("--latency-only measures no accuracy: drop --dataset/--split-seed")
+    document: dict = {"model": str(model), "accuracy": None, "latency": None}
     if not latency_only:
         evaluation, info = evaluate_file(model_bytes, metadata, dataset=dataset, split_seed=split_seed)
+        stored = metadata.get("test_accuracy")
+        comparable = bool(stored and info["same_data"])
+        document["accuracy"] = {
+            "test_accuracy": evaluation.accuracy, "correct": evaluation.correct, "total": evaluation.total,
+            "dataset": info["dataset"], "dataset_key": info["dataset_key"], "split_seed": info["split_seed"],
+            "stored_test_accuracy": float(stored) if stored else None, "comparable": comparable,
+            "reproduced": (round((evaluation.accuracy - float(stored)) * evaluation.total) == 0
+                           if comparable else None),
+            "preprocess": info["preprocess"]}
+    if not latency_only and not as_json:
         click.echo(f"{model.name}: test accuracy {100 * evaluation.accuracy:.2f}% ({evaluation.correct}/"
                    f"{evaluation.total}) on {info['dataset_key']} (split seed {info['split_seed']}), "
                    f"onnxruntime")
+        if info["preprocess"]:
+            p = info["preprocess"]
+            scaling = "scaling in the graph" if p["scaling"] and p["scaling"]["in_graph"] else (
+                p["scaling"]["formula"] if p["scaling"] else "no scaling")
+            click.echo(f"inputs as its preprocess metadata says: {p['colour_mode']} "
+                       f"{'x'.join(map(str, p['size_hw']))}, {p['dtype']} {p['layout']}, {scaling}")
         stored = metadata.get("test_accuracy")
         if stored and info["same_data"]:
             diff = round((evaluation.accuracy - float(stored)) * evaluation.total)
@@ -154,9 +206,22 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
             raise click.UsageError(f"{model} has no input_shape in its metadata (not an hwnas export)")
         conditions = conditions_from_metadata(metadata, provider=provider, threads=threads,
                                               batch_size=batch_size)
-        stats = measure_file(model_bytes, parse_input_shape(metadata["input_shape"]), conditions)
+        preprocess = Preprocess.from_metadata(metadata)
+        shape = preprocess.input_shape() if preprocess else parse_input_shape(metadata["input_shape"])
+        stats = measure_file(model_bytes, shape, conditions)
         budget = metadata.get("latency_budget_ms", "none")
+        budget_ms = None if budget == "none" else float(budget)
+        document["latency"] = {
+            "median_ms": stats.median_ms, "p10_ms": stats.p10_ms, "p90_ms": stats.p90_ms, "runs": stats.runs,
+            "provider": conditions.provider, "threads": conditions.threads, "batch_size": conditions.batch_size,
+            "latency_budget_ms": budget_ms,
+            "within_budget": None if budget_ms is None else stats.median_ms <= budget_ms}
+        if as_json:
+            print_json(document)
+            return
         click.echo(f"{model.name}: latency {stats.median_ms:.4g} ms median (p10 {stats.p10_ms:.4g}, p90 "
                    f"{stats.p90_ms:.4g}, {stats.runs} runs; {conditions.provider}, {conditions.threads} "
                    f"thread(s), batch {conditions.batch_size}): "
-                   f"{budget_verdict(stats.median_ms, None if budget == 'none' else float(budget))}")
+                   f"{budget_verdict(stats.median_ms, budget_ms)}")
+    elif as_json:
+        print_json(document)

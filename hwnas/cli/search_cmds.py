@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import (EXIT_INTERRUPTED, SEED, FiniteFloat, fail, make_space, parse_space_options,
-                              space_options)
+from hwnas.cli.common import (EXIT_INTERRUPTED, SEED, FiniteFloat, OwnLoggers, fail, make_space,
+                              parse_space_options, print_json, space_options, stderr_echo)
+from hwnas.cli.search_progress import SearchBar, progress_wanted
 from hwnas.cli.train_cmds import dataset_options, make_recipe, recipe_options
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
 
@@ -128,12 +129,17 @@ def _reward_names() -> list[str]:
               help="--estimator supernet: architectures estimated before the first training.")
 @click.option("--estimates-per-round", type=click.IntRange(min=0), default=20, show_default=True,
               help="--estimator supernet: the round's best candidates estimated before it picks what to train.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result (result.json plus the run folder) as one JSON document on stdout; progress "
+                   "goes to stderr.")
+@click.option("--no-progress", is_flag=True,
+              help="No live progress bar (it is shown only when stderr is a terminal anyway).")
 def search_cmd(latency_budget, device, space_name, space_option, dataset_spec, dataset_option, input_shape, epochs,
                data_fraction, recipe_option, controller, reward, max_trainings, max_measurements, acquisition,
                time_budget, seed, run_dir, resume, initial_trainings, candidates_per_round, archs_per_round, explore,
                local_search_steps, profile_samples, threads, profiles_dir, store_path, train_threads, accuracy_table,
                latency_table, mode, estimator, supernet_path, supernet_epochs, initial_estimates,
-               estimates_per_round) -> None:
+               estimates_per_round, as_json, no_progress) -> None:
     """Search the most accurate architecture whose measured latency fits the budget.
 
     \b
@@ -179,14 +185,29 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset_spec, d
                                                             latency_budget, seed)
         run = RunDir.create(run_dir, config)
     _attach_log(run.log_file)
+    echo = stderr_echo if as_json else click.echo
+    bar = None
+    if progress_wanted(no_progress=no_progress, as_json=as_json):
+        from hwnas.search.budget import format_ms
+
+        bar = SearchBar(int(run.config.get("max_trainings") or 30), format_ms(float(run.config["budget_ms"])))
+        echo = bar.echo
     try:
         from hwnas.search.runner import run_search
 
-        result = run_search(run, config, echo=click.echo)
+        result = run_search(run, config, echo=echo, on_event=bar)
     except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
         fail(f"interrupted; finished trainings and measurements are kept: resume with "
              f"'hwnas search --resume {run.path}'", EXIT_INTERRUPTED)
-    _print_result(run, result)
+    finally:
+        if bar is not None:
+            bar.close()
+    if as_json:
+        print_json({"run_dir": str(run.path), "pareto_plot": str(run.path / "pareto.png"), **result})
+    else:
+        _print_result(run, result)
 
 
 def _estimation(estimator: str, supernet_path: Path | None, accuracy_table: Path | None, **settings) -> dict:
@@ -219,6 +240,8 @@ def table_device(device: str, latency_table: Path | None, *, device_given: bool)
 
 #: What ``--resume`` may change; every other setting is the run's own (``config.json``).
 RESUME_OPTIONS = ("max_trainings", "max_measurements", "time_budget")
+#: How this session reports (not settings of the run): free with ``--resume``.
+OUTPUT_OPTIONS = ("as_json", "no_progress")
 
 
 #: Options a resume may repeat when they name what the run already uses (``config.json`` key).
@@ -235,7 +258,7 @@ def _check_resume_flags(config: dict) -> None:
             Path(value).resolve() == Path(stored).resolve()
 
     conflicting = [param.opts[0] for param in ctx.command.params
-                   if param.name not in (*RESUME_OPTIONS, "resume") and _given(param.name)
+                   if param.name not in (*RESUME_OPTIONS, *OUTPUT_OPTIONS, "resume") and _given(param.name)
                    and not same_as_run(param.name)]
     if conflicting:
         raise click.UsageError(f"--resume keeps the run's own settings (its config.json); only --max-trainings, "
@@ -282,11 +305,15 @@ def _attach_log(path: Path) -> None:
     handler.setLevel(logging.INFO)
     root = logging.getLogger()
     root.addHandler(handler)
-    if root.level > logging.INFO:
-        root.setLevel(logging.INFO)
-        for other in root.handlers:
-            if other is not handler and other.level == logging.NOTSET:
-                other.setLevel(logging.WARNING)
+    # The file gets INFO from everything; the terminal keeps its -v level (the OwnLoggers filter of
+    # setup_logging, else a WARNING level on handlers that have none).
+    for log in (root, logging.getLogger("hwnas")):
+        if log.level > logging.INFO or log is root and log.level == logging.NOTSET:
+            log.setLevel(logging.INFO)
+    for other in root.handlers:
+        if other is not handler and other.level == logging.NOTSET and \
+                not any(isinstance(f, OwnLoggers) for f in other.filters):
+            other.setLevel(logging.WARNING)
 
 
 def _print_result(run, result: dict) -> None:

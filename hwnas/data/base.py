@@ -67,6 +67,14 @@ class Dataset(abc.ABC):
         """``(train, val, test)`` sample counts (a generated data set knows them without generating)."""
         return self.splits(seed).sizes()
 
+    def preprocess(self):
+        """How source inputs become model inputs (:class:`~hwnas.data.preprocess.Preprocess`); the default:
+        arrays used as given. Data sets of pixel values override it."""
+        from hwnas.data.preprocess import Preprocess
+
+        c, h, w = (int(d) for d in self.input_shape)
+        return Preprocess(c, h, w, pixel_max=None, source="arrays used as given")
+
     def describe(self) -> str:
         """One line describing the data set (for ``hwnas datasets``)."""
         return (type(self).__doc__ or "").strip().splitlines()[0]

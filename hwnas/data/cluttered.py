@@ -101,6 +101,12 @@ class ClutteredDigitsDataset(Dataset):
     def class_names(self) -> list[str]:
         return [str(i) for i in range(10)]
 
+    def preprocess(self):
+        from hwnas.data.preprocess import Preprocess
+
+        return Preprocess(1, self.canvas, self.canvas, pixel_max=1.0,
+                          source="generated grayscale canvases of float values 0..1")
+
     @property
     def key(self) -> str:
         return options_key(self.name, self, DEFAULTS)

@@ -59,6 +59,13 @@ class DigitsDataset(Dataset):
     def input_shape(self) -> tuple[int, int, int]:
         return (1, 8, 8)
 
+    def preprocess(self):
+        from hwnas.data.preprocess import Preprocess
+
+        noise = f", with fixed noise of std {self.noise:g} added after scaling" if self.noise else ""
+        return Preprocess(1, 8, 8, pixel_max=16.0,
+                          source=f"scikit-learn digits: 8x8 grayscale arrays of values 0..16{noise}")
+
     @property
     def class_names(self) -> list[str]:
         return [str(i) for i in range(10)]

@@ -85,6 +85,19 @@ class ImageFolderDataset(Dataset):
     def class_names(self) -> list[str]:
         return list(self._classes)
 
+    def preprocess(self):
+        from hwnas.data.preprocess import Preprocess
+
+        channels, height, width = self._shape
+        return Preprocess(channels, height, width, pixel_max=255.0, resize="bilinear",
+                          source="PNG/JPEG image files, 8 bits per channel")
+
+    @property
+    def files(self) -> list[tuple[Path, int]]:
+        """``(image file, label)`` in the order of the arrays (index ``i`` of :meth:`splits`' inputs comes
+        from ``files[i]``, before the split)."""
+        return list(self._files)
+
     @property
     def num_images(self) -> int:
         return len(self._files)

@@ -59,6 +59,7 @@ class NpzDataset(Dataset):
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
             raise self._fail(f"not a readable .npz file ({exc})") from None
         digest = hashlib.sha1(raw).hexdigest()[:12]
+        self._pixels = "x_train" in data and data["x_train"].dtype == np.uint8
         for key in ("x_train", "y_train"):
             if key not in data:
                 raise self._fail(f"missing array {key!r} (found: {', '.join(sorted(data)) or 'none'})")
@@ -127,6 +128,14 @@ class NpzDataset(Dataset):
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(int(d) for d in self._arrays["x_train"].shape[1:])  # type: ignore[return-value]
+
+    def preprocess(self):
+        from hwnas.data.preprocess import Preprocess
+
+        c, h, w = self.input_shape
+        if self._pixels:
+            return Preprocess(c, h, w, pixel_max=255.0, source=f"uint8 arrays of {self.path.name}")
+        return Preprocess(c, h, w, pixel_max=None, source=f"float arrays of {self.path.name}, used as given")
 
     @property
     def class_names(self) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from hwnas.data.preprocess import Preprocess
 from hwnas.errors import HwnasError
 from hwnas.deploy.target import DeployError, load_dataset
 from hwnas.shapes import format_input_shape
@@ -79,7 +80,7 @@ def predict(model_bytes: bytes, inputs: np.ndarray, *, threads: int = 1) -> np.n
     name = declared.name if declared.name else INPUT_NAME
     batch = declared.shape[0] if declared.shape else None
     step = batch if isinstance(batch, int) and batch > 0 else CHUNK
-    dtype = np.float16 if declared.type == "tensor(float16)" else np.float32
+    dtype = {"tensor(float16)": np.float16, "tensor(uint8)": np.uint8}.get(declared.type, np.float32)
     inputs = np.ascontiguousarray(inputs, dtype=dtype)
     outputs = []
     for begin in range(0, len(inputs), step):
@@ -132,13 +133,18 @@ def evaluate_file(model_bytes: bytes, metadata: Mapping[str, str], *, dataset: s
                   split_seed: int | None = None, threads: int = 1) -> tuple[Evaluation, dict[str, Any]]:
     """Runs the ONNX model over the test split of ``dataset`` (default: the one in its metadata).
 
+    The inputs are fed as the model's ``preprocess`` metadata says (float NCHW, or uint8 NHWC pixels for a
+    raw-input model); a file without that entry (exported before it existed) takes float NCHW.
+
     Returns:
-        The evaluation, and ``{"dataset", "dataset_key", "split_seed", "same_data"}``: ``same_data`` says
-        whether the images are the ones the exporter tested on (same data set content and split seed), i.e.
-        whether the stored ``test_accuracy`` is comparable.
+        The evaluation, and ``{"dataset", "dataset_key", "split_seed", "same_data", "preprocess"}``:
+        ``same_data`` says whether the images are the ones the exporter tested on (same data set content and
+        split seed), i.e. whether the stored ``test_accuracy`` is comparable; ``preprocess`` is the model's
+        entry (a dict, or None).
 
     Raises:
-        DeployError: no data set given or recorded, or its inputs or classes do not fit the model.
+        DeployError: no data set given or recorded, or its inputs, classes or preprocessing do not fit the
+            model.
     """
     spec = dataset or metadata.get("dataset")
     if not spec:
@@ -152,11 +158,20 @@ def evaluate_file(model_bytes: bytes, metadata: Mapping[str, str], *, dataset: s
     if metadata.get("num_classes") and int(metadata["num_classes"]) != data.num_classes:
         raise DeployError(f"data set {spec!r} has {data.num_classes} classes but the model predicts "
                           f"{metadata['num_classes']}")
+    preprocess = Preprocess.from_metadata(metadata)
+    given = data.preprocess()
+    if preprocess is not None and not preprocess.same_inputs(given):
+        raise DeployError(f"the model takes inputs scaled as {preprocess.formula} from {preprocess.colour_mode} "
+                          f"{preprocess.height}x{preprocess.width} images, but data set {spec!r} gives "
+                          f"{given.formula} from {given.colour_mode} {given.height}x{given.width} "
+                          f"({given.source})")
     splits = data.splits(seed)
-    evaluation = accuracy_of(model_bytes, splits.x_test, splits.y_test, threads=threads)
+    inputs = (preprocess or given).model_inputs(splits.x_test)
+    evaluation = accuracy_of(model_bytes, inputs, splits.y_test, threads=threads)
     same = (metadata.get("dataset_key", data.key) == data.key and split_seed_of(metadata) == seed
             and _class_names(metadata) in (None, list(data.class_names)))
-    return evaluation, {"dataset": spec, "dataset_key": data.key, "split_seed": seed, "same_data": same}
+    return evaluation, {"dataset": spec, "dataset_key": data.key, "split_seed": seed, "same_data": same,
+                        "preprocess": None if preprocess is None else preprocess.to_dict()}
 
 
 def _class_names(metadata: Mapping[str, str]) -> list[str] | None:

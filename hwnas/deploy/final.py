@@ -23,7 +23,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -32,7 +32,9 @@ from hwnas import __version__
 from hwnas.arch import Arch
 from hwnas.data.base import Dataset, Splits
 from hwnas.deploy.target import DeployError
-from hwnas.export import ExportReport, export_model
+from hwnas.data.preprocess import Preprocess
+from hwnas.export import ExportReport, RawInput, export_model
+from hwnas.io import file_mode
 from hwnas.spaces.base import SearchSpace
 from hwnas.training.recipe import Recipe
 
@@ -66,6 +68,9 @@ class TrainPlusValidation(Dataset):
     @property
     def key(self) -> str:
         return f"{self.base.key}+val"
+
+    def preprocess(self):
+        return self.base.preprocess()
 
     def splits(self, seed: int = 0) -> Splits:
         s = self.base.splits(seed)
@@ -127,23 +132,31 @@ def shipped_module(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     return model.eval()
 
 
-def export_final(model: torch.nn.Module, input_shape: Sequence[int], test_inputs: np.ndarray, *,
+def export_final(model: torch.nn.Module, preprocess: Preprocess, test_inputs: np.ndarray, *,
                  metadata: Mapping[str, str], batch_size: int = 1, dynamic_batch: bool = False,
                  precision: str = "fp32") -> tuple[bytes, ExportReport]:
     """Exports the shipped module (checked, parity on up to :data:`PARITY_INPUTS` real test inputs).
+
+    Args:
+        model: The trained model.
+        preprocess: Its inputs; a raw-input one puts the scaling in the graph (:class:`~hwnas.export.RawInput`).
+        test_inputs: Test inputs in the form the exported model takes (:meth:`Preprocess.model_inputs`).
 
     Returns:
         The serialised ONNX model (metadata included) and the exporter's report.
     """
     atol, rtol = TOLERANCES[precision]
     count = len(test_inputs) if dynamic_batch else (len(test_inputs) // batch_size) * batch_size
-    parity_inputs = np.ascontiguousarray(test_inputs[: min(PARITY_INPUTS, count)], dtype=np.float32)
+    parity_inputs = np.ascontiguousarray(test_inputs[: min(PARITY_INPUTS, count)])
     if len(parity_inputs) == 0:
         raise DeployError(f"the test split has {len(test_inputs)} input(s): too few for a parity check at "
                           f"batch size {batch_size}")
-    return export_model(shipped_module(model, precision), input_shape, None, metadata=metadata,
+    module = shipped_module(model, precision)
+    if preprocess.raw_input:
+        module = RawInput(module, float(preprocess.pixel_max)).eval()
+    return export_model(module, preprocess.input_shape(), None, metadata=metadata,
                         batch_size=batch_size, dynamic_batch=dynamic_batch, parity_inputs=parity_inputs,
-                        atol=atol, rtol=rtol)
+                        atol=atol, rtol=rtol, input_dtype=preprocess.dtype)
 
 
 def weights_bytes(model: torch.nn.Module, info: Mapping[str, Any]) -> bytes:
@@ -198,7 +211,7 @@ def write_outputs(files: Mapping[str | os.PathLike, bytes]) -> list[Path]:
         DeployError: a file cannot be written.
     """
     staged: list[tuple[Path, Path]] = []
-    mode = 0o666 & ~_umask()
+    mode = file_mode()
     try:
         for path, data in files.items():
             target = Path(path)
@@ -223,12 +236,6 @@ def write_outputs(files: Mapping[str | os.PathLike, bytes]) -> list[Path]:
                 tmp.unlink()
         raise
     return [target for _, target in staged]
-
-
-def _umask() -> int:
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
 
 
 def sibling(path: Path, suffix: str) -> Path:

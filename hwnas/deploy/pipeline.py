@@ -64,7 +64,7 @@ def _fmt_acc(value: float) -> str:
 
 
 def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bool = False,
-                  quantize: str | None = None, threads: int | None = None,
+                  quantize: str | None = None, raw_input: bool = False, threads: int | None = None,
                   echo: Callable[[str], None] = logger.info, protocol: dict[str, Any] | None = None
                   ) -> ExportSummary:
     """Trains, exports, measures and writes the final model of ``target`` (see the module docstring).
@@ -75,6 +75,8 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
             ``<stem>.int8.onnx``.
         dynamic_batch: Export with a symbolic batch dimension.
         quantize: None or ``"int8"``.
+        raw_input: Put the input scaling in the graph: the model takes ``uint8`` NHWC pixels
+            (:class:`hwnas.data.preprocess.Preprocess`).
         threads: CPU threads for training (all cores by default).
         echo: Where progress lines go (``click.echo`` on the command line).
         protocol: Overrides of the latency protocol (tests use a short one).
@@ -87,6 +89,8 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
     out = check_output_path(output)
     if quantize not in (None, "int8"):
         raise DeployError(f"unknown quantization {quantize!r} (known: int8)")
+    if quantize and raw_input:
+        raise DeployError("--raw-input and --quantize do not go together yet: quantize a float-input model")
     if quantize and target.conditions.precision != "fp32":
         raise DeployError("--quantize int8 needs a float32 model; this run measured at precision "
                           f"{target.conditions.precision}")
@@ -104,6 +108,9 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
     if target.num_classes is not None and target.num_classes != dataset.num_classes:
         raise DeployError(f"data set {target.dataset!r} now has {dataset.num_classes} classes, the run had "
                           f"{target.num_classes}")
+    preprocess = dataset.preprocess().as_raw() if raw_input else dataset.preprocess()
+    splits = dataset.splits(target.recipe.split_seed)
+    test_inputs = preprocess.model_inputs(splits.x_test)  # before training: a raw model needs whole pixels
     where = locate_device(target.device, target.profiles_dir, target.conditions)
     conditions = target.conditions
 
@@ -121,15 +128,15 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
     echo(f"trained on {final.train_samples} images in {final.wall_time_s:.1f} s; test accuracy (PyTorch) "
          f"{_fmt_acc(final.test_accuracy)} on {final.test_samples} images")
 
-    splits = dataset.splits(recipe.split_seed)
-    meta = _base_metadata(target, space, arch, dataset, final, dynamic_batch=dynamic_batch)
-    model_bytes, report = export_final(final.model, shape, splits.x_test, metadata=meta,
+    meta = {**_base_metadata(target, space, arch, dataset, final, dynamic_batch=dynamic_batch),
+            "preprocess": preprocess.to_json()}
+    model_bytes, report = export_final(final.model, preprocess, test_inputs, metadata=meta,
                                        batch_size=conditions.batch_size, dynamic_batch=dynamic_batch,
                                        precision=conditions.precision)
     parity = report.parity
     echo(f"exported: onnx.checker passed; onnxruntime vs PyTorch max abs error {parity.max_abs_error:.2g} "
          f"(tolerance {parity.tolerance:.2g}) on {parity.num_inputs} test images")
-    onnx_eval = accuracy_of(model_bytes, splits.x_test, splits.y_test)
+    onnx_eval = accuracy_of(model_bytes, test_inputs, splits.y_test)
     torch_acc = final.test_accuracy
     if conditions.precision == "fp16":  # the shipped model is the half-precision one
         from hwnas.training.trainer import evaluate_model
@@ -139,7 +146,7 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
          f"({onnx_eval.correct}/{onnx_eval.total})")
 
     latency, source = _latency(model_bytes, shape, target, where, protocol, space=space, label="model",
-                               echo=echo)
+                               echo=echo, graph_shape=preprocess.input_shape())
     files: dict[Path, bytes] = {}
     model_meta = {**meta, "test_accuracy": repr(float(torch_acc)), **_latency_meta(latency, source)}
     model_bytes = _with_metadata(model_bytes, model_meta)
@@ -203,13 +210,16 @@ def _with_metadata(model_bytes: bytes, metadata: dict[str, str]) -> bytes:
 
 
 def _latency(model_bytes: bytes, shape, target: ExportTarget, where: DeviceCheck, protocol, *, space,
-             label: str, echo) -> tuple[float | None, str]:
-    """Re-measures here when the device is this machine; else the search's measurement on the device."""
+             label: str, echo, graph_shape=None) -> tuple[float | None, str]:
+    """Re-measures here when the device is this machine; else the search's measurement on the device.
+
+    ``shape`` is the data's ``(C, H, W)``; ``graph_shape`` one input of the graph when it differs (raw input).
+    """
     c = target.conditions
     precision = "int8" if label.startswith("int8") else c.precision
     conditions = f"{c.provider}, {c.threads} thread(s), batch {c.batch_size}, {precision}"
     if where.local:
-        stats = measure_file(model_bytes, shape, c, **(protocol or {}))
+        stats = measure_file(model_bytes, graph_shape or shape, c, **(protocol or {}))
         echo(f"latency of the {label} on {target.device} (this machine; {conditions}): "
              f"{stats.median_ms:.4g} ms median (p10 {stats.p10_ms:.4g}, p90 {stats.p90_ms:.4g}, "
              f"{stats.runs} runs): "

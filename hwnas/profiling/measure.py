@@ -238,8 +238,8 @@ def time_callable(fn: Callable[[], Any], *, warmup: int = DEFAULT_PROTOCOL.warmu
 
 
 def _numpy_dtype(onnx_type: str) -> type:
-    return {"tensor(float)": np.float32, "tensor(float16)": np.float16,
-            "tensor(double)": np.float64}.get(onnx_type, np.float32)
+    return {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+            "tensor(uint8)": np.uint8}.get(onnx_type, np.float32)
 
 
 def measure_latency(model_bytes: bytes, input_shape: Sequence[int], *, batch_size: int = 1,
@@ -252,7 +252,7 @@ def measure_latency(model_bytes: bytes, input_shape: Sequence[int], *, batch_siz
 
     Args:
         model_bytes: The ONNX model (one input of shape ``(batch_size, *input_shape)``).
-        input_shape: ``(C, H, W)`` of one input.
+        input_shape: One input of the graph: ``(C, H, W)``, or ``(H, W, C)`` for a raw-input (uint8) model.
         batch_size: Inputs per run.
         provider: ``cpu``, ``cuda`` or ``tensorrt`` (never a silent CPU fallback).
         threads: onnxruntime intra-op threads.
@@ -283,7 +283,9 @@ def measure_latency(model_bytes: bytes, input_shape: Sequence[int], *, batch_siz
         raise MeasurementError(f"the model's input shape {list(declared)} does not match batch {batch_size} "
                                f"x {'x'.join(map(str, input_shape))}")
     rng = np.random.default_rng(seed)
-    feed = {inputs[0].name: rng.standard_normal(expected).astype(_numpy_dtype(inputs[0].type))}
+    dtype = _numpy_dtype(inputs[0].type)
+    values = rng.integers(0, 256, expected) if dtype == np.uint8 else rng.standard_normal(expected)
+    feed = {inputs[0].name: values.astype(dtype)}
 
     def run() -> None:
         session.run(None, feed)

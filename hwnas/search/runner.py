@@ -65,19 +65,21 @@ def latency_source(config: dict, space, *, echo: Callable[[str], None]) -> Profi
 
 
 def run_search(run: RunDir, config: dict, *, echo: Callable[[str], None] = print,
-               wrap_sources: Callable | None = None) -> dict:
+               wrap_sources: Callable | None = None, on_event: Callable[[str, dict], None] | None = None) -> dict:
     """Runs (or resumes) the search described by ``config`` in ``run``; returns the result.
 
     ``wrap_sources(accuracy, latency) -> (accuracy, latency)`` may replace the sources (the benchmark harness
-    hides what other runs evaluated).
+    hides what other runs evaluated). ``on_event(event, info)`` also receives the loop's events (after the
+    progress lines): the command line's progress bar.
     """
     with run.lock():  # one writer per run folder: a second search or --resume of it is refused
         for path in run.remove_stale_temporaries():
             logger.info("removed %s, left by an interrupted write", path)
-        return _run_search(run, config, echo=echo, wrap_sources=wrap_sources)
+        return _run_search(run, config, echo=echo, wrap_sources=wrap_sources, on_event=on_event)
 
 
-def _run_search(run: RunDir, config: dict, *, echo: Callable[[str], None], wrap_sources: Callable | None) -> dict:
+def _run_search(run: RunDir, config: dict, *, echo: Callable[[str], None], wrap_sources: Callable | None,
+                on_event: Callable[[str, dict], None] | None = None) -> dict:
     from hwnas.search.accuracy_sources import accuracy_source
 
     space = create_space(config["space"], **(config.get("space_options") or {}))
@@ -106,7 +108,12 @@ def _run_search(run: RunDir, config: dict, *, echo: Callable[[str], None], wrap_
                               seed=int(config.get("seed", 0)))
     common = dict(space=space.name, space_options=options, input_shape=shape, num_classes=classes,
                   random_state=settings.seed, **(config.get("predictor_options") or {}))
-    progress = Progress(settings, echo)
+    lines = Progress(settings, echo)
+
+    def progress(event: str, info: dict) -> None:
+        lines(event, info)
+        if on_event is not None:
+            on_event(event, info)
     loop = SearchLoop(space=space, controller=create_controller(config["controller"], space, seed=settings.seed,
                                                                  mode=config.get("mode", "oneshot")),
                       reward=create_reward(config["reward"]), accuracy_source=accuracy, latency_source=latency,

@@ -1,0 +1,69 @@
+"""The live progress bar of ``hwnas search``: trainings used of ``--max-trainings``, elapsed time, ETA and the
+best verified architecture, on stderr (``rich``, as ``hwnas profile`` has).
+
+It is on only when stderr is a terminal (and stdout too, unless ``--json`` keeps stdout for the document),
+and never with ``--no-progress``. It is redrawn when an event arrives, never from a background thread: a
+refresh thread waking up during latency measurements would disturb them. The search's progress lines are
+printed through the bar's console so that they scroll above it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def progress_wanted(*, no_progress: bool, as_json: bool) -> bool:
+    """Whether ``hwnas search`` shows the bar (see the module docstring)."""
+    if no_progress or not sys.stderr.isatty():
+        return False
+    return as_json or sys.stdout.isatty()
+
+
+class SearchBar:
+    """A ``rich`` progress bar fed with the search loop's events (``on_event``).
+
+    Args:
+        max_trainings: The run's training budget (the bar's total).
+        budget: The latency budget as printed (``50us``).
+    """
+
+    def __init__(self, max_trainings: int, budget: str) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.budget = budget
+        self._progress = Progress(TextColumn("trainings"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                  TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
+                                  console=Console(stderr=True), transient=False, auto_refresh=False)
+        self._task = self._progress.add_task("search", total=max_trainings, note="")
+        self._progress.start()
+        self._closed = False
+
+    def echo(self, message: str = "") -> None:
+        """Prints a progress line above the bar."""
+        self._progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
+        self._progress.refresh()
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        from hwnas.search.budget import format_ms
+
+        if event == "verify":
+            self._progress.update(self._task, completed=info["trainings"], note=f"training {info['arch']}")
+        elif event == "verified":
+            best = info.get("best")
+            note = (f"best {best['accuracy']:.4f} @ {format_ms(best['latency_ms'])} (budget {self.budget})"
+                    if best else f"nothing under {self.budget} yet")
+            self._progress.update(self._task, advance=1, note=note)
+        elif event == "round_done":
+            self._progress.update(self._task, completed=info["trainings_used"])
+        else:
+            return
+        self._progress.refresh()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._progress.refresh()
+            self._progress.stop()
