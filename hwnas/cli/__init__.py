@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "datasets": ("train_cmds", "datasets_cmd",
                  "List the registered data sets (or check your own) with shapes, classes and split sizes."),
     "evals": ("train_cmds", "evals_cmd", "List the stored evaluations, filtered."),
+    "report": ("report_cmds", "report_cmd",
+               "Write one HTML page about search RUNS (run folders): settings, answer, Pareto front with the "
+               "chosen model, best so far over trainings, predictor error per round and latency budget use; "
+               "with several runs, compared side by side."),
     "supernet": ("supernet_cmds", "supernet_cmd",
                  "Train a weight-sharing supernet and estimate architectures with it."),
 }

@@ -21,8 +21,40 @@ def pareto_front(points: Sequence[dict], *, acc_key: str = "accuracy", lat_key: 
     return front
 
 
-def plot_pareto(points: Sequence[dict], path: str | os.PathLike, *, budget_ms: float, title: str = "") -> None:
-    """Scatter of verified architectures, their front, and the latency budget as a vertical line."""
+def latency_unit(budget_ms: float) -> tuple[str, float]:
+    """The unit the command line prints a budget in (see :func:`~hwnas.search.budget.format_ms`) and the factor
+    from ms to it: ``("µs", 1000)`` under 1 ms, else ``("ms", 1)``."""
+    return ("µs", 1000.0) if budget_ms < 1 else ("ms", 1.0)
+
+
+def draw_pareto(ax, points: Sequence[dict], *, budget_ms: float, chosen: dict | None = None, title: str = "",
+                label: str = "", color: str = "C0", budget_line: bool = True) -> None:
+    """Draws verified architectures, their front, the budget and the chosen model on ``ax`` (in the CLI's
+    latency unit)."""
+    unit, factor = latency_unit(budget_ms)
+    prefix = f"{label}: " if label else ""
+    if points:
+        ax.scatter([p["latency_ms"] * factor for p in points], [p["accuracy"] for p in points], s=14, alpha=0.45,
+                   color=color, label=f"{prefix}verified")
+        front = pareto_front(points)
+        ax.plot([p["latency_ms"] * factor for p in front], [p["accuracy"] for p in front], "o-", color=color,
+                ms=4, alpha=0.9, label=f"{prefix}Pareto front")
+    if chosen is not None:
+        ax.scatter([chosen["latency_ms"] * factor], [chosen["accuracy"]], marker="*", s=220, color="gold",
+                   edgecolor="black", zorder=5, label=f"{prefix}chosen ({chosen['accuracy']:.4f}, "
+                                                      f"{chosen['latency_ms'] * factor:.3g} {unit})")
+    if budget_line:
+        ax.axvline(budget_ms * factor, color="C3", ls="--", label=f"budget {budget_ms * factor:.3g} {unit}")
+    ax.set_xlabel(f"measured latency ({unit})")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+
+
+def plot_pareto(points: Sequence[dict], path: str | os.PathLike, *, budget_ms: float, title: str = "",
+                chosen: dict | None = None) -> None:
+    """Scatter of verified architectures, their front, the latency budget as a vertical line and the chosen
+    model as a star, in the unit the command line prints the budget in."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,18 +63,8 @@ def plot_pareto(points: Sequence[dict], path: str | os.PathLike, *, budget_ms: f
     from hwnas.io import atomic_path
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    if points:
-        ax.scatter([p["latency_ms"] for p in points], [p["accuracy"] for p in points], s=14, alpha=0.5,
-                   label="verified")
-        front = pareto_front(points)
-        ax.plot([p["latency_ms"] for p in front], [p["accuracy"] for p in front], "o-", color="C1", ms=4,
-                label="Pareto front")
-    ax.axvline(budget_ms, color="C3", ls="--", label=f"budget {budget_ms:.3g} ms")
-    ax.set_xlabel("measured latency (ms)")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    draw_pareto(ax, points, budget_ms=budget_ms, chosen=chosen, title=title)
+    ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")

@@ -12,6 +12,7 @@
     verified.csv         every verified architecture: accuracy, measured latency, predictions
     result.json          the answer, the Pareto front, and why the search stopped
     pareto.png           accuracy vs measured latency of the verified architectures, with the budget line
+                         and the chosen model (a star), in the unit the command line prints
     search.log           the log
 
 Every file is written atomically (temporary file + rename). A process killed with ``kill -9`` can leave such a
@@ -181,7 +182,7 @@ class RunDir:
         atomic_write_json(self.result_file, result)
         if verified:
             atomic_write_text(self.path / "verified.csv", _csv(verified, list(verified[0].keys())))
-        plot_pareto(verified, self.path / "pareto.png", budget_ms=budget_ms,
+        plot_pareto(verified, self.path / "pareto.png", budget_ms=budget_ms, chosen=result.get("best"),
                     title=f"{self.config.get('space', '')} on {self.config.get('dataset', '')}, "
                           f"device {self.config.get('device', '')}")
 

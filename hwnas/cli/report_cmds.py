@@ -1,0 +1,21 @@
+"""``hwnas report``: a self-contained HTML page about one search run, or comparing several."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="The HTML file to write (its folder is created).")
+def report_cmd(runs: tuple[Path, ...], output: Path) -> None:
+    """Write one HTML page about search RUNS (run folders): settings, answer, Pareto front with the chosen
+    model, best so far over trainings, predictor error per round and latency budget use; with several runs,
+    compared side by side. The page is self-contained (plots embedded, no script, no network)."""
+    from hwnas.search.report import write_report
+
+    path = write_report(runs, output)
+    click.echo(f"wrote {path} ({len(runs)} run{'s' if len(runs) > 1 else ''})")

@@ -1,0 +1,296 @@
+"""``hwnas report``: one self-contained HTML page about a search run, or comparing several.
+
+A page holds, per run, its settings, the answer (architecture, validation and test accuracy, measured latency
+against the budget, why the search stopped) and the work done (trainings, measurements, rounds, time); and four
+figures, drawn with matplotlib and embedded as PNG data URIs (no file beside the page, no script, no network):
+
+- *Pareto front*: accuracy against measured latency of every trained architecture, the budget line and the
+  chosen model (a star), in the unit the command line prints the budget in;
+- *best so far*: the best accuracy under the budget after each training (the search's progress over time);
+- *predictors per round*: the accuracy predictor's mean absolute error and the latency predictor's MAPE on each
+  round's new truth (``history.csv``);
+- *budget use*: measured latency / budget of every measured candidate (trained or refused as too slow).
+
+With several runs each figure overlays them (one colour a run) and the settings table shows the settings that
+differ between them first. Runs are read, never written: a running search can be reported (what it has so far).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from hwnas import __version__
+from hwnas.errors import HwnasError
+from hwnas.io import atomic_write_text
+from hwnas.search.budget import format_ms
+from hwnas.search.curves import best_curve
+from hwnas.search.pareto import draw_pareto, latency_unit
+from hwnas.search.rundir import RunDir
+
+#: Settings shown first, in this order (others follow alphabetically).
+KEY_SETTINGS = ("space", "dataset", "device", "budget_ms", "controller", "reward", "acquisition", "estimator",
+                "max_trainings", "initial_trainings", "candidates_per_round", "seed", "recipe")
+_HIDDEN = {"schema_version", "hwnas_version", "space_key", "dataset_key"}
+
+
+class ReportError(HwnasError):
+    """A run cannot be reported (not a run folder, nothing done yet)."""
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What a report shows of one run, read from its folder."""
+
+    name: str
+    path: Path
+    config: dict
+    result: dict | None
+    verified: list[dict]
+    measured: list[dict]
+    history: list[dict[str, str]]
+
+    @property
+    def budget_ms(self) -> float:
+        return float(self.config["budget_ms"])
+
+    @property
+    def best(self) -> dict | None:
+        if self.result is not None:
+            return self.result.get("best")
+        feasible = [v for v in self.verified if v["latency_ms"] <= self.budget_ms]
+        return max(feasible, key=lambda v: v["accuracy"]) if feasible else None
+
+
+def load_run(path: str | os.PathLike) -> RunView:
+    """Reads a run folder (finished or not)."""
+    run = RunDir.open(path)
+    state = run.load_state()
+    if state is None:
+        raise ReportError(f"{run.path} has not trained anything yet: nothing to report")
+    result = run.read_result() if run.result_file.exists() else None
+    return RunView(name=run.path.name, path=run.path, config=run.config, result=result,
+                   verified=list(state.verified), measured=list(getattr(state, "measured", []) or []),
+                   history=run.history())
+
+
+def write_report(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -> Path:
+    """Writes the HTML page about the runs in ``paths`` to ``output`` (atomically); returns its path."""
+    runs = [load_run(p) for p in paths]
+    names = [r.name for r in runs]
+    if len(set(names)) < len(names):  # two folders of one name: tell them apart by their parent
+        runs = [RunView(**{**r.__dict__, "name": f"{r.path.parent.name}/{r.name}"}) for r in runs]
+    target = Path(output)
+    if target.parent and not target.parent.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, render(runs))
+    return target
+
+
+# -- figures -------------------------------------------------------------------------------------------------
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure(width: float = 6.4, height: float = 4.0, ncols: int = 1):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, ncols, figsize=(width, height), dpi=110)
+
+
+def pareto_figure(runs: Sequence[RunView]) -> str:
+    fig, ax = _figure()
+    drawn: set[float] = set()
+    for i, run in enumerate(runs):
+        draw_pareto(ax, run.verified, budget_ms=run.budget_ms, chosen=run.best, color=f"C{i % 10}",
+                    label=run.name if len(runs) > 1 else "", budget_line=run.budget_ms not in drawn,
+                    title="accuracy vs measured latency" if len(runs) > 1 else run.name)
+        drawn.add(run.budget_ms)
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def progress_figure(runs: Sequence[RunView]) -> str:
+    fig, ax = _figure()
+    for i, run in enumerate(runs):
+        curve = best_curve(run.verified, budget_ms=run.budget_ms)
+        xs = [k + 1 for k, v in enumerate(curve) if v is not None]
+        ax.step(xs, [v for v in curve if v is not None], where="post", color=f"C{i % 10}", label=run.name)
+    ax.set_xlabel("trainings")
+    ax.set_ylabel("best validation accuracy under the budget")
+    ax.set_title("best so far")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def predictor_figure(runs: Sequence[RunView]) -> str:
+    fig, (acc_ax, lat_ax) = _figure(9.0, 3.6, ncols=2)
+    for i, run in enumerate(runs):
+        for ax, column in ((acc_ax, "accuracy_mae_new"), (lat_ax, "latency_mape_new")):
+            points = [(int(row["round"]), _number(row.get(column))) for row in run.history]
+            points = [(r, v) for r, v in points if v is not None]
+            if points:
+                ax.plot(*zip(*points), "o-", ms=4, color=f"C{i % 10}", label=run.name)
+    acc_ax.set_title("accuracy predictor: MAE on the round's new trainings", fontsize=9)
+    lat_ax.set_title("latency predictor: MAPE (%) on the round's new measurements", fontsize=9)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (acc_ax, lat_ax):
+        ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no round finished yet", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def budget_figure(runs: Sequence[RunView]) -> str:
+    fig, ax = _figure()
+    ratios = [[m["latency_ms"] / run.budget_ms for m in (run.measured or run.verified)] for run in runs]
+    top = max([max(r) for r in ratios if r] + [1.5])
+    bins = [k * min(top, 4.0) / 30 for k in range(31)]
+    for i, (run, values) in enumerate(zip(runs, ratios)):
+        ax.hist([min(v, bins[-1]) for v in values], bins=bins, alpha=0.5, color=f"C{i % 10}", label=run.name)
+    ax.axvline(1.0, color="C3", ls="--", label="budget")
+    ax.set_xlabel("measured latency / budget (over 4x shown at 4)")
+    ax.set_ylabel("measured candidates")
+    ax.set_title("budget use")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# -- page ----------------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;
+padding:0 1rem}h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}th,td{border:1px solid #ddd;padding:.25rem .5rem;
+text-align:left;vertical-align:top}th{background:#f5f5f5}td.differs{background:#fff7d6}
+code{font-size:.85rem;word-break:break-all}
+figure{margin:1rem 0}img{max-width:100%;height:auto;border:1px solid #eee}figcaption{font-size:.85rem;color:#555}
+.muted{color:#777;font-size:.85rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "—"
+    return "—" if value in (None, "") else str(value)
+
+
+def _settings_table(runs: Sequence[RunView]) -> str:
+    keys = sorted({k for r in runs for k in r.config} - _HIDDEN)
+    values = {k: [_setting(r.config.get(k)) for r in runs] for k in keys}
+    differing = [k for k in keys if len(set(values[k])) > 1]
+    ordered = differing + [k for k in KEY_SETTINGS if k in keys and k not in differing] + sorted(
+        k for k in keys if k not in differing and k not in KEY_SETTINGS)
+    head = "".join(f"<th>{_e(r.name)}</th>" for r in runs)
+    rows = []
+    for key in ordered:
+        shown = [format_ms(float(v)) if key == "budget_ms" and v != "—" else v for v in values[key]]
+        cls = ' class="differs"' if key in differing else ""
+        rows.append(f"<tr><th>{_e(key)}</th>" + "".join(f"<td{cls}>{_e(v)}</td>" for v in shown) + "</tr>")
+    return f"<table><tr><th>setting</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _answer_table(runs: Sequence[RunView]) -> str:
+    head = "".join(f"<th>{_e(r.name)}</th>" for r in runs)
+
+    def row(label: str, cells: list[str]) -> str:
+        return f"<tr><th>{_e(label)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+    def cell(run: RunView, what: str) -> str:
+        best, result = run.best, run.result or {}
+        if what == "arch":
+            return f"<code>{_e(best['arch'])}</code>" if best else "none under the budget"
+        if what == "accuracy":
+            return f"{best['accuracy']:.4f}" if best else "—"
+        if what == "test":
+            test = result.get("test_accuracy")
+            return f"{test:.4f}" if isinstance(test, (int, float)) else "—"
+        if what == "latency":
+            if not best:
+                return "—"
+            unit, factor = latency_unit(run.budget_ms)
+            return (f"{best['latency_ms'] * factor:.3g} {unit} of {run.budget_ms * factor:.3g} {unit} "
+                    f"({100 * best['latency_ms'] / run.budget_ms:.0f}%)")
+        if what == "work":
+            measured = result.get("measurements_used", len(run.measured) or None)
+            return (f"{len(run.verified)} trainings, {measured if measured is not None else '?'} measurements, "
+                    f"{len(run.history)} rounds, {float(result.get('elapsed_s', 0)) / 60:.1f} min")
+        if what == "status":
+            return _e(result.get("stop_reason", "running or interrupted (no result yet)"))
+        return _e(result.get("warning", "")) or "—"
+
+    rows = [row("chosen architecture", [cell(r, "arch") for r in runs]),
+            row("validation accuracy", [cell(r, "accuracy") for r in runs]),
+            row("test accuracy", [cell(r, "test") for r in runs]),
+            row("measured latency / budget", [cell(r, "latency") for r in runs]),
+            row("work", [cell(r, "work") for r in runs]),
+            row("stopped because", [cell(r, "status") for r in runs]),
+            row("warning", [cell(r, "warning") for r in runs])]
+    return f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+
+
+def render(runs: Sequence[RunView]) -> str:
+    """The HTML page (a string) about ``runs``."""
+    if not runs:
+        raise ReportError("no run to report")
+    title = (f"hwnas run {runs[0].name}" if len(runs) == 1 else
+             f"hwnas: {len(runs)} runs compared")
+    figures = [("Pareto front", pareto_figure(runs),
+                "Every trained architecture (validation accuracy, measured latency), the front of those not "
+                "dominated, the budget (dashed) and the chosen model (star)."),
+               ("Best so far", progress_figure(runs),
+                "Best validation accuracy among trained architectures within the budget, after each training."),
+               ("Predictors per round", predictor_figure(runs),
+                "Error of the predictors on what each round newly trained and measured, before they saw it."),
+               ("Budget use", budget_figure(runs),
+                "Measured latency over the budget for every measured candidate; those right of 1 were never "
+                "trained.")]
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>",
+             f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
+             f"<p class=\"muted\">made by hwnas {_e(__version__)} on {_e(created)} from "
+             + ", ".join(f"<code>{_e(r.path)}</code>" for r in runs) + "</p>",
+             "<h2>Answer</h2>", _answer_table(runs)]
+    for name, uri, caption in figures:
+        parts.append(f"<h2>{_e(name)}</h2><figure><img alt=\"{_e(name)}\" src=\"{uri}\">"
+                     f"<figcaption>{_e(caption)}</figcaption></figure>")
+    parts += ["<h2>Settings</h2>", "<p class=\"muted\">Settings that differ between runs come first, "
+              "highlighted.</p>" if len(runs) > 1 else "", _settings_table(runs), "</body></html>"]
+    return "\n".join(parts)
