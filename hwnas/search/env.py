@@ -169,40 +169,6 @@ def make_vec_env(space: SearchSpace, score: ScoreFn, *, n_envs: int = 16, seed: 
     return env
 
 
-def _batched_vec_env_class():
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    class _BatchedArchVecEnv(DummyVecEnv):
-        """A ``DummyVecEnv`` of deferred-reward :class:`ArchEnv` s whose architectures (finished, and partial in
-        progressive mode) are scored together, one call per vectorised step."""
-
-        def __init__(self, env_fns, score: ScoreFn) -> None:
-            super().__init__(env_fns)
-            self.score = score
-            self.shaper = RewardShaper(self.num_envs)
-
-        def reset(self):
-            self.shaper.reset()
-            return super().reset()
-
-        def step_wait(self):
-            # DummyVecEnv.step_wait, less its deep copy of the infos (a third of the stepping time on
-            # mobilenet): every ArchEnv.step returns fresh info dicts, so a shallow list copy is enough.
-            for i, env in enumerate(self.envs):
-                obs, self.buf_rews[i], terminated, truncated, self.buf_infos[i] = env.step(self.actions[i])
-                self.buf_dones[i] = terminated or truncated
-                self.buf_infos[i]["TimeLimit.truncated"] = truncated and not terminated
-                if self.buf_dones[i]:
-                    self.buf_infos[i]["terminal_observation"] = obs
-                    obs, self.reset_infos[i] = env.reset()
-                self._save_obs(i, obs)
-            infos = list(self.buf_infos)
-            rewards = self.shaper(self.score, infos, self.buf_dones)
-            return self._obs_from_buf(), rewards, np.copy(self.buf_dones), infos
-
-    return _BatchedArchVecEnv
-
-
 class RewardShaper:
     """Turns the deferred scores of ``n`` parallel episodes into rewards: one batched ``score`` call per step;
     the reward is the improvement over the episode's previous score (its only score in one-shot mode)."""
@@ -228,7 +194,9 @@ class _LazyVecEnv:
     """Defers importing stable-baselines3 until a vectorised env is made."""
 
     def __call__(self, *args, **kwargs):
-        return _batched_vec_env_class()(*args, **kwargs)
+        from hwnas.search.sb3_compat import batched_vec_env_class
+
+        return batched_vec_env_class(RewardShaper)(*args, **kwargs)
 
 
 BatchedArchVecEnv = _LazyVecEnv()

@@ -15,6 +15,7 @@ import numpy as np
 
 from hwnas.search.controllers.base import CONTROLLERS, Controller
 from hwnas.search.env import make_vec_env
+from hwnas.search.sb3_compat import quiet_logger, restart_rollouts
 from hwnas.search.objective import PredictedObjective
 from hwnas.spaces.base import SearchSpace
 
@@ -49,9 +50,7 @@ class SB3Controller(Controller):
                            progressive=self.progressive, invalid_actions=self.invalid_actions)
         self.model = self._make_model(env)
         # A logger of our own: stable-baselines3 otherwise makes an empty $TMPDIR/SB3-<time>/ folder per learn().
-        from stable_baselines3.common.logger import Logger
-
-        self.model.set_logger(Logger(folder=None, output_formats=[]))
+        self.model.set_logger(quiet_logger())
         if self._pending_state is not None:
             self._restore(self._pending_state)
             self._pending_state = None
@@ -72,8 +71,7 @@ class SB3Controller(Controller):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(run_seed)
                 np.random.seed(run_seed)
-                self.model._last_obs = self.model.env.reset()
-                self.model._last_episode_starts = np.ones(self.n_envs, dtype=bool)
+                restart_rollouts(self.model, self.n_envs)
                 self.model.learn(total_timesteps=timesteps, reset_num_timesteps=False)
         finally:
             np.random.set_state(numpy_state)
