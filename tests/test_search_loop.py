@@ -217,6 +217,8 @@ def test_infeasible_budget_is_said_plainly(tmp_path):
 
 def test_run_dir_errors(tmp_path):
     make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), max_trainings=6)
+    # nothing done yet (a start that failed): the folder starts afresh
+    make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), max_trainings=6).run()
     with pytest.raises(RunDirError, match="already holds a run"):
         RunDir.create(tmp_path / "run", {})
     with pytest.raises(RunDirError, match="does not exist"):
