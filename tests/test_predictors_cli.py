@@ -152,15 +152,31 @@ def test_an_existing_folder_that_is_no_predictor_is_never_replaced(cli, tmp_path
     assert (notes / "todo.txt").read_text() == "keep me" and sorted(p.name for p in notes.parent.iterdir()) == ["notes"]
 
 
+@pytest.fixture(scope="module")
+def fitted_latency_predictor(tmp_path_factory):
+    """One latency predictor fit by the CLI, copied by each test that tampers with it."""
+    from click.testing import CliRunner
+
+    from hwnas.cli import main
+
+    tmp = tmp_path_factory.mktemp("fitted")
+    fake_profile(tmp / "profiles")
+    result = CliRunner().invoke(main, ["predictors", "fit", "latency", "--device", "fake", "--profiles-dir",
+                                       str(tmp / "profiles"), "--predictors-dir", str(tmp / "preds")])
+    assert result.exit_code == 0, result.output
+    return tmp / "preds" / "latency-fake-mobilenet-1x8x8"
+
+
 @pytest.mark.parametrize("models", [["/etc/passwd"], ["../../outside.json"], ["model_0.json", "x/model_1.json"],
                                     "model_0.json", []])
-def test_files_named_in_meta_json_are_confined_to_the_predictor_folder(cli, tmp_path, models):
+def test_files_named_in_meta_json_are_confined_to_the_predictor_folder(cli, tmp_path, models,
+                                                                       fitted_latency_predictor):
+    import shutil
+
     from hwnas.predictors import LatencyPredictor, PredictorError
 
-    fake_profile(tmp_path / "profiles")
-    common = ["--profiles-dir", tmp_path / "profiles", "--predictors-dir", tmp_path / "preds"]
-    assert cli("predictors", "fit", "latency", "--device", "fake", *common).exit_code == 0
-    folder = tmp_path / "preds" / "latency-fake-mobilenet-1x8x8"
+    folder = tmp_path / "preds" / fitted_latency_predictor.name
+    shutil.copytree(fitted_latency_predictor, folder)
     (tmp_path / "outside.json").write_text("{}")
     meta = json.loads((folder / "meta.json").read_text())
     (folder / "meta.json").write_text(json.dumps({**meta, "models": models}))
