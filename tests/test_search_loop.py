@@ -434,3 +434,29 @@ def test_estimates_guide_the_search_and_a_kill_while_planning_resumes_to_the_sam
     assert untimed(result["best"]) == untimed(reference["best"])
     assert [v["arch"] for v in got["verified"]] == [v["arch"] for v in ref["verified"]]
     assert got["estimated"] == ref["estimated"]
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_a_candidate_equivalent_to_a_trained_one_is_neither_measured_nor_trained(tmp_path, skip):
+    # 3<-0 skip alone computes in both (node 1 and node 2 are cut off): one function, two strings
+    trained = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+    twin = "|avg_pool_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    other = "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"
+    accuracy, latency = FakeAccuracy(), FakeLatency()
+    loop = make_loop(tmp_path / "run", accuracy, latency)
+    loop.settings.skip_equivalent = skip
+    loop.state.verified.append({"arch": trained, "accuracy": true_accuracy(trained), "round": 0,
+                                "latency_ms": true_latency(trained), "latency_measured": True})
+    loop._set_queue([[twin, other]], [1])
+    loop._work_queue(round_index=1)
+    assert [v["arch"] for v in loop.state.verified[1:]] == [other if skip else twin]
+    assert (twin in latency.calls) is not skip
+
+
+@pytest.mark.parametrize("controller", ["ppo", "random"])
+def test_no_two_trained_architectures_are_equivalent(tmp_path, controller):
+    space = create_space("nb201")
+    loop = make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), controller=controller, max_trainings=30)
+    result = loop.run()
+    keys = [space.equivalence_key(space.parse(v["arch"])) for v in loop.state.verified]
+    assert result["trainings_used"] == 30 and len(set(keys)) == len(keys)

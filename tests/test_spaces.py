@@ -236,3 +236,36 @@ def test_sample_distinct_keeps_draw_order_skips_exclusions_and_stops_when_the_sp
     tiny = create_space("mobilenet", widths=[[8, 16]], depths=[1], kernels=[3, 5], expansions=[1], strides=[1])
     assert len(tiny.sample_distinct(50, rng)) == 8
     assert tiny.sample_distinct(50, rng, exclude={a.string for a in tiny.enumerate()}) == []
+
+
+def test_equivalence_key_is_an_architecture_of_the_space_and_its_own_key(space, rng):
+    for _ in range(30):
+        key = space.equivalence_key(space.sample(rng))
+        assert space.equivalence_key(space.parse(key)) == key
+
+
+def test_mobilenet_has_no_equivalences(rng):
+    space = create_space("mobilenet")
+    archs = [space.sample(rng) for _ in range(10)]
+    assert [space.equivalence_key(a) for a in archs] == [a.string for a in archs]
+
+
+def test_nb201_equivalence_key_is_the_effective_cell():
+    space = create_space("nb201")
+    # node 1 reaches nothing and node 2 is reached by nothing: only the 3<-0 skip computes
+    dead = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+    also_dead = "|avg_pool_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    pruned = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    assert space.equivalence_key(space.parse(dead)) == space.equivalence_key(space.parse(also_dead)) == pruned
+    assert space.equivalence_key(space.parse(pruned)) == pruned
+    # the same edge made live (3<-1) is another function
+    live = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    assert space.equivalence_key(space.parse(live)) == live
+    # one key per distinct structure vector (the predictors' view of the effective cell), over the whole space
+    keys, rows = {}, {}
+    for arch in space.enumerate():
+        key = space.equivalence_key(arch)
+        row = space.structure(arch).tobytes()
+        assert keys.setdefault(key, row) == row
+        assert rows.setdefault(row, key) == key
+    assert len(keys) < 15625

@@ -88,6 +88,7 @@ class SearchLoop:
         self._elapsed_at_start = self.state.elapsed_s
         self._featurizers: dict[tuple, ArchFeaturizer] = {}
         self._pool_left = 0  # unverified architectures, not known to be too slow, in the last round's pool
+        self._keys: dict[str, str] = {}  # equivalence keys of the strings seen (see _key)
 
     # -- public ----------------------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -303,7 +304,7 @@ class SearchLoop:
         architectures are scored and ranked too.
         """
         s = self.settings
-        trained = {v["arch"] for v in self.state.verified}
+        trained = self._trained_keys()
         room = s.max_trainings - self.state.trainings
         k = min(s.candidates_per_round, room)
         e = min(s.explore_per_round, room - k)
@@ -323,7 +324,7 @@ class SearchLoop:
 
         def ranked(exclude: set[str]) -> list[acquisition.Candidate]:
             pool = [_candidate(c, self.state.estimated, calibrate) for c in objective.cache.values()
-                    if c.arch.string not in exclude]
+                    if self._key(c.arch.string) not in exclude]
             return acquisition.rank(pool, acquisition=s.acquisition, budget_ms=s.budget_ms, known_ms=known,
                                     sigma=sigma, best=None if best is None else best["accuracy"],
                                     kappa=s.explore, min_feasibility=s.min_feasibility,
@@ -332,15 +333,15 @@ class SearchLoop:
         order = ranked(trained)
         wanted = s.measurements_per_round
         if len(order) < wanted:  # too few: random unverified architectures join the pool
-            self._unverified_samples(objective, wanted - len(order),
-                                     exclude=trained | {c.arch for c in order},
+            verified = {v["arch"] for v in self.state.verified}
+            self._unverified_samples(objective, wanted - len(order), exclude=verified | {c.arch for c in order},
                                      rng=np.random.default_rng([s.seed, round_index, 2]))
             order = ranked(trained)
         if self.estimator is not None and s.estimates_per_round > 0:  # the best candidates get estimated:
             self._estimate([c.arch for c in order if c.arch not in self.state.estimated]  # rank them again
                            [:s.estimates_per_round], save=False)
             order = ranked(trained)
-        untried = [c for c in objective.cache.values() if c.arch.string not in trained
+        untried = [c for c in objective.cache.values() if self._key(c.arch.string) not in trained
                    and known.get(c.arch.string, 0.0) <= s.budget_ms]
         self._pool_left = len(untried)
         if not order and best is None:  # nothing seems to fit yet: measure the fastest predicted, to be sure
@@ -416,12 +417,12 @@ class SearchLoop:
         """Measures the queue's candidates in order and trains those within the budget while their group has
         slots left; the state is saved after every measurement and every training, so a resumed run continues
         exactly here."""
-        trained = {v["arch"] for v in self.state.verified}
+        trained = self._trained_keys()
         prior = dict(self.latency_source.known())  # read once: a profile's records come from its files
         while self.state.pending and any(self.state.slots):
             string, group = self.state.pending[0], self.state.pending_group[0]
             worked = False
-            if self.state.slots[group] > 0 and string not in trained:
+            if self.state.slots[group] > 0 and self._key(string) not in trained:
                 before = self.state.measurements
                 latency = self._latency(string, round_index, prior)
                 if latency is None:  # the measurement budget is spent
@@ -431,7 +432,7 @@ class SearchLoop:
                     if self._out_of_budget():
                         break
                     self._train(string, latency, round_index)
-                    trained.add(string)
+                    trained.add(self._key(string))
                     self.state.slots[group] -= 1
                     worked = True
             self.state.pending.pop(0)
@@ -478,6 +479,19 @@ class SearchLoop:
                                    "measurements": self.state.measurements})
 
     # -- bookkeeping -----------------------------------------------------------------------------------------
+    def _key(self, string: str) -> str:
+        """The equivalence key of an architecture (:meth:`~hwnas.spaces.base.SearchSpace.equivalence_key`;
+        the string itself when ``skip_equivalent`` is off): one training per key."""
+        if not self.settings.skip_equivalent:
+            return string
+        key = self._keys.get(string)
+        if key is None:
+            key = self._keys[string] = self.space.equivalence_key(self.space.parse(string))
+        return key
+
+    def _trained_keys(self) -> set[str]:
+        return {self._key(v["arch"]) for v in self.state.verified}
+
     def _elapsed(self) -> float:
         return self._elapsed_at_start + (time.monotonic() - self._session_start)
 

@@ -69,6 +69,9 @@ class SearchSettings:
         estimates_per_round: With an estimator: the acquisition's best unestimated candidates estimated each
             round before the queue is ranked (their calibrated estimates replace the predictions).
         seed: Seed of the loop (initial samples, exploration picks, controller).
+        skip_equivalent: Never train an architecture equivalent to one trained already (the space's
+            :meth:`~hwnas.spaces.base.SearchSpace.equivalence_key`): its accuracy differs only by training
+            noise, and the training is better spent elsewhere.
     """
 
     budget_ms: float
@@ -90,6 +93,7 @@ class SearchSettings:
     initial_estimates: int = 200
     estimates_per_round: int = 20
     seed: int = 0
+    skip_equivalent: bool = True
 
     @property
     def measurement_cap(self) -> int:

@@ -150,6 +150,15 @@ class SearchSpace(abc.ABC):
                 chosen[decision.label] = decision.choices[int(rng.integers(len(decision.choices)))]
         return self.from_mapping(chosen)
 
+    def equivalence_key(self, arch: Arch) -> str:
+        """A key shared by architectures that compute the same function (e.g. cells differing only on edges
+        that cannot reach the output): training two of them teaches nothing the first did not, apart from
+        training noise, so the search trains one per key. Their latencies may still differ (dead operations
+        still run), so measurements are not shared. The key is the canonical string of one architecture of
+        the class (its representative). The architecture's own string (no equivalences) by default."""
+        self._check_own(arch)
+        return arch.string
+
     # -- sampling --------------------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Arch:
         """Samples each active decision uniformly, in order."""

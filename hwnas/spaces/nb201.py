@@ -191,6 +191,13 @@ class NB201Space(SearchSpace):
                 choices[edge_label(to, frm)] = op
         return choices
 
+    def equivalence_key(self, arch: Arch) -> str:
+        """The canonical string of the effective cell (:func:`effective_ops`): every edge that cannot affect
+        the output reads ``none``."""
+        self._check_own(arch)
+        ops = effective_ops([arch[edge_label(to, frm)] for to, frm in EDGES])
+        return self.format(dict(zip((edge_label(to, frm) for to, frm in EDGES), ops)))
+
     # -- structure features ----------------------------------------------------------------------------------
     def structure_names(self) -> list[str]:
         """``eff:<edge>=<op>`` (one-hot of the effective cell), ``count:<op>`` (its operation counts),
