@@ -135,3 +135,25 @@ def test_a_start_that_failed_before_any_work_can_be_started_again(cli, tables, t
     assert json.loads((tmp_path / "run" / "config.json").read_text())["latency_table"] == str(lat)
     again = cli(*args, "--accuracy-table", acc, "--latency-table", lat)
     assert again.exit_code == 1 and "already holds a run" in again.stderr
+
+
+@pytest.mark.parametrize("flag, skip", [((), True), (("--train-equivalent",), False)])
+def test_train_equivalent_flag_reaches_the_loop(cli, tables, tmp_path, monkeypatch, flag, skip):
+    import hwnas.search.runner as runner
+
+    seen = []
+    real_loop = runner.SearchLoop
+
+    def capture(*args, **kwargs):
+        seen.append(kwargs["settings"].skip_equivalent)
+        return real_loop(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "SearchLoop", capture)
+    acc, lat, _ = tables
+    result = cli("search", "--space", "nb201", "--accuracy-table", acc, "--latency-table", lat, "--latency-budget",
+                 "0.7ms", "--max-trainings", "3", "--initial-trainings", "3", "--profile-samples", "20",
+                 "--run-dir", tmp_path / "run", "--profiles-dir", tmp_path / "profiles", *flag)
+    assert result.exit_code == 0, result.stderr
+    assert seen == [skip] and json.loads((tmp_path / "run" / "config.json").read_text())["skip_equivalent"] is skip
+    again = cli("search", "--resume", tmp_path / "run", "--train-equivalent")
+    assert again.exit_code == 2 and "drop --train-equivalent" in again.stderr

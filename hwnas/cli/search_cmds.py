@@ -129,6 +129,9 @@ def _reward_names() -> list[str]:
               help="--estimator supernet: architectures estimated before the first training.")
 @click.option("--estimates-per-round", type=click.IntRange(min=0), default=20, show_default=True,
               help="--estimator supernet: the round's best candidates estimated before it picks what to train.")
+@click.option("--train-equivalent", is_flag=True,
+              help="Also train architectures equivalent to one trained already (nb201: the same effective cell, "
+                   "which computes the same function); by default each equivalence class is trained once.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result (result.json plus the run folder) as one JSON document on stdout; progress "
                    "goes to stderr.")
@@ -139,7 +142,7 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset_spec, d
                time_budget, seed, run_dir, resume, initial_trainings, candidates_per_round, archs_per_round, explore,
                local_search_steps, profile_samples, threads, profiles_dir, store_path, train_threads, accuracy_table,
                latency_table, mode, estimator, supernet_path, supernet_epochs, initial_estimates,
-               estimates_per_round, as_json, no_progress) -> None:
+               estimates_per_round, train_equivalent, as_json, no_progress) -> None:
     """Search the most accurate architecture whose measured latency fits the budget.
 
     \b
@@ -180,7 +183,7 @@ def search_cmd(latency_budget, device, space_name, space_option, dataset_spec, d
                              store=str(store_path) if store_path else None, train_threads=train_threads,
                              accuracy_table=str(accuracy_table) if accuracy_table else None,
                              **({"latency_table": str(latency_table)} if latency_table else {}),
-                             mode=mode, **estimation)
+                             mode=mode, skip_equivalent=not train_equivalent, **estimation)
         run_dir = run_dir or Path("runs") / default_run_name(space.name, config["dataset_name"], device,
                                                             latency_budget, seed)
         run = RunDir.create(run_dir, config)

@@ -105,6 +105,7 @@ def _run_search(run: RunDir, config: dict, *, echo: Callable[[str], None], wrap_
                               local_search_steps=int(config.get("local_search_steps", 3)),
                               initial_estimates=int(config.get("initial_estimates", 200)),
                               estimates_per_round=int(config.get("estimates_per_round", 20)),
+                              skip_equivalent=bool(config.get("skip_equivalent", True)),
                               seed=int(config.get("seed", 0)))
     common = dict(space=space.name, space_options=options, input_shape=shape, num_classes=classes,
                   random_state=settings.seed, **(config.get("predictor_options") or {}))
