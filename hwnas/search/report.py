@@ -76,7 +76,7 @@ def load_run(path: str | os.PathLike) -> RunView:
         raise ReportError(f"{run.path} has not trained anything yet: nothing to report")
     result = run.read_result() if run.result_file.exists() else None
     return RunView(name=run.path.name, path=run.path, config=run.config, result=result,
-                   verified=list(state.verified), measured=list(getattr(state, "measured", []) or []),
+                   verified=list(state.verified), measured=list(state.measured),
                    history=run.history())
 
 
@@ -87,8 +87,7 @@ def write_report(paths: Sequence[str | os.PathLike], output: str | os.PathLike) 
     if len(set(names)) < len(names):  # two folders of one name: tell them apart by their parent
         runs = [RunView(**{**r.__dict__, "name": f"{r.path.parent.name}/{r.name}"}) for r in runs]
     target = Path(output)
-    if target.parent and not target.parent.is_dir():
-        target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, render(runs))
     return target
 
