@@ -54,6 +54,7 @@ def main() -> None:
                         help="the loop's local search on the predicted reward (0: off)")
     args = parser.parse_args()
     from hwnas.search.benchmark import run_benchmark
+    from hwnas.search.config import RunConfig
 
     seeds = args.seeds or (2 if args.quick else 5)
     max_trainings = args.max_trainings or (12 if args.quick else 100)
@@ -64,13 +65,12 @@ def main() -> None:
     shutil.rmtree(folder, ignore_errors=True)  # a fresh comparison every time
     acc, lat, table = write_tables(folder / "tables", seed=0)
     budget = float(np.quantile(table.latency_ms, args.budget_quantile))
-    config = {"space": "nb201", "space_options": {}, "dataset": "digits", "input_shape": [1, 8, 8],
-              "num_classes": 10, "device": "table-latency", "budget_ms": budget, "reward": "hard",
-              "max_trainings": max_trainings, "initial_trainings": 4 if args.quick else 8,
-              "candidates_per_round": 4, "archs_per_round": 300 if args.quick else 2000, "explore": 0.5,
-              "local_search_steps": args.local_search_steps, "profile_samples": 120, "accuracy_table": str(acc),
-              "latency_table": str(lat), "mode": args.mode,
-              "predictor_options": {"ensemble_size": 2, "n_estimators": 60} if args.quick else {}}
+    config = RunConfig(space="nb201", budget_ms=budget, reward="hard", max_trainings=max_trainings,
+                       initial_trainings=4 if args.quick else 8, candidates_per_round=4,
+                       archs_per_round=300 if args.quick else 2000, explore=0.5,
+                       local_search_steps=args.local_search_steps, profile_samples=120, accuracy_table=str(acc),
+                       latency_table=str(lat), mode=args.mode,
+                       predictor_options={"ensemble_size": 2, "n_estimators": 60} if args.quick else {}).resolved()
     controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
     payload = run_benchmark(config, controllers=controllers, seeds=range(seeds), out=folder / "runs",
                             echo=print)

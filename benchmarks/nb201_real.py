@@ -81,7 +81,7 @@ class Latency:
     ``--latency-table``."""
 
     def __init__(self, lat: dict[str, float]) -> None:
-        from hwnas.search.table_sources import spread_rows
+        from hwnas.search.sources.tables import spread_rows
 
         self.lat = lat
         self.prior = spread_rows(lat, PRIOR_ROWS)
@@ -109,6 +109,7 @@ def run_one(job: dict) -> dict:
     from hwnas.search.controllers import create_controller
     from hwnas.search.loop import SearchLoop, SearchSettings
     from hwnas.search.reward import create_reward
+    from hwnas.search.config import RunConfig
     from hwnas.search.rundir import RunDir
     from hwnas.spaces import create_space
 
@@ -127,11 +128,12 @@ def run_one(job: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="hwnas-nb201-") as tmp:
         loop = SearchLoop(space=space, controller=create_controller(job["controller"], space, seed=job["seed"]),
                           reward=create_reward("hard"), accuracy_source=Accuracy(acc), latency_source=Latency(lat),
-                          settings=settings, run_dir=RunDir.create(Path(tmp) / "run", {"space": "nb201"}),
+                          settings=settings, run_dir=RunDir.create(Path(tmp) / "run", RunConfig(
+                              budget_ms=budget, space="nb201", input_shape=shape, num_classes=classes)),
                           make_accuracy_predictor=lambda: AccuracyPredictor(**common),
                           make_latency_predictor=lambda: LatencyPredictor(**common))
         loop.run()
-        verified = list(loop.state.verified)
+        verified = [vars(v) for v in loop.state.verified]
         measured = len(loop.state.measured)
     regret, running = [], None
     for v in verified:

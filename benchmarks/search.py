@@ -53,6 +53,7 @@ from hwnas.search.controllers import create_controller  # noqa: E402
 from hwnas.search.loop import SearchLoop, SearchSettings  # noqa: E402
 from hwnas.search.objective import PredictedObjective  # noqa: E402
 from hwnas.search.reward import create_reward  # noqa: E402
+from hwnas.search.config import RunConfig  # noqa: E402
 from hwnas.search.rundir import RunDir  # noqa: E402
 from hwnas.spaces import create_space  # noqa: E402
 
@@ -127,14 +128,16 @@ def run_loop(*, space_name: str, controller: str, seed: int, accuracy, latency, 
                               archs_per_round=args.archs_per_round, explore=0.5, seed=seed)
     common = dict(space=space_name, input_shape=SHAPE, num_classes=CLASSES, random_state=seed)
     with tempfile.TemporaryDirectory(prefix="hwnas-bench-") as tmp:
-        run_dir = RunDir.create(Path(tmp) / "run", {"space": space_name, "controller": controller})
+        run_dir = RunDir.create(Path(tmp) / "run", RunConfig(budget_ms=budget_ms, space=space_name,
+                                                             controller=controller, input_shape=SHAPE,
+                                                             num_classes=CLASSES))
         loop = SearchLoop(space=space, controller=create_controller(controller, space, seed=seed),
                           reward=create_reward(args.reward), accuracy_source=accuracy, latency_source=latency,
                           settings=settings, run_dir=run_dir,
                           make_accuracy_predictor=lambda: AccuracyPredictor(**common),
                           make_latency_predictor=lambda: LatencyPredictor(**common))
         loop.run()
-        return list(loop.state.verified)
+        return [vars(v) for v in loop.state.verified]
 
 
 def best_within(verified: list[dict], trainings: int, budget_ms: float) -> dict | None:
@@ -223,9 +226,9 @@ def bench_profile(args):
 def digits(args) -> dict:
     from hwnas.data import create_dataset
     from hwnas.profiling import Conditions, profile_arch
-    from hwnas.search.accuracy_sources import StoreAccuracy
+    from hwnas.search.sources.accuracy import StoreAccuracy
     from hwnas.search.budget import parse_latency
-    from hwnas.search.sources import ProfileLatency
+    from hwnas.search.sources.latency import ProfileLatency
     from hwnas.training import DEFAULT_RECIPE, EvalStore, Trainer
 
     space = create_space("mobilenet")
@@ -297,7 +300,7 @@ def controller_throughput(args) -> dict:
     acc_archs, acc_y, acc_source = archs, -np.log(lats) * 0.01 + 0.9, "stand-in (no stored trainings)"
     if args.store.exists():
         from hwnas.data import create_dataset
-        from hwnas.search.accuracy_sources import StoreAccuracy
+        from hwnas.search.sources.accuracy import StoreAccuracy
         from hwnas.training import Trainer
 
         with EvalStore(args.store) as evals:
@@ -326,7 +329,7 @@ def controller_throughput(args) -> dict:
 
         objective = PredictedObjective(accuracy=timed(acc_model.predict_dist),
                                        latency=timed(lat_model.predict_dist),
-                                       reward=create_reward(args.reward), target_ms=budget_ms, explore=0.5)
+                                       reward=create_reward(args.reward), budget_ms=budget_ms, explore=0.5)
         ctrl.learn(objective, 256)  # builds the policy / population; featuriser caches warm up
         calls, distinct = objective.calls, len(objective.cache)
         spent[0] = 0.0

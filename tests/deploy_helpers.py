@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from hwnas.io import atomic_write_json
+from hwnas.search.config import RunConfig
 from hwnas.search.rundir import RunDir
 from hwnas.training.recipe import Recipe
 
@@ -22,7 +23,7 @@ def make_run(tmp_path, *, feasible=True, device="host", budget_ms=1000.0, split_
               "precision": "fp32", "profiles_dir": str(tmp_path / "profiles"),
               "store": str(tmp_path / "store"),
               "budget_ms": budget_ms, "seed": 0, "recipe": Recipe(epochs=1, split_seed=split_seed).to_dict()}
-    run = RunDir.create(tmp_path / "run", config)
+    run = RunDir.create(tmp_path / "run", RunConfig.from_json(config))
     best = ({"arch": TINY, "accuracy": 0.5, "latency_ms": best_latency, "latency_measured": measured,
              "round": 2} if feasible else None)
     closest = [] if feasible else [{"arch": OTHER, "accuracy": 0.4, "latency_ms": 7.5, "round": 1}]

@@ -20,12 +20,12 @@ CONFIG = {"space": "mobilenet", "space_options": {}, "dataset": "digits", "budge
 
 
 def _run(tmp: Path, *, config=None, state=None, history=False) -> dict:
+    from hwnas.search.config import RunConfig
     from hwnas.search.rundir import RunDir
 
-    run = RunDir.create(tmp / "run", CONFIG)
+    run = RunDir.create(tmp / "run", RunConfig.from_json(CONFIG))
     if config is not None:
-        (run.path / "config.json").write_text(json.dumps({"schema_version": run.config["schema_version"],
-                                                          **config}))
+        (run.path / "config.json").write_text(json.dumps({"schema_version": 2, **config}))
     if state is not None:
         (run.path / "state.json").write_text(json.dumps(state))
     if history:

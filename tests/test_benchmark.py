@@ -8,6 +8,7 @@ import json
 import pytest
 
 from hwnas.search.benchmark import BenchmarkError, run_benchmark
+from hwnas.search.config import RunConfig
 from hwnas.spaces import create_space
 
 BUDGET_MS = 0.7
@@ -32,11 +33,11 @@ def tables(tmp_path_factory):
 
 
 def config_for(acc, lat, **extra):
-    return {"space": "nb201", "space_options": {}, "dataset": "digits", "input_shape": [1, 8, 8],
-            "num_classes": 10, "device": "table-lat", "budget_ms": BUDGET_MS, "reward": "hard", "max_trainings": 9,
-            "initial_trainings": 4, "candidates_per_round": 2, "archs_per_round": 200, "explore": 0.5,
-            "profile_samples": 40, "accuracy_table": str(acc), "latency_table": str(lat), "mode": "oneshot",
-            "predictor_options": {"ensemble_size": 2, "n_estimators": 40}, **extra}
+    settings = dict(space="nb201", budget_ms=BUDGET_MS, reward="hard", max_trainings=9, initial_trainings=4,
+                    candidates_per_round=2, archs_per_round=200, explore=0.5, profile_samples=40,
+                    accuracy_table=str(acc), latency_table=str(lat), mode="oneshot",
+                    predictor_options={"ensemble_size": 2, "n_estimators": 40})
+    return RunConfig(**{**settings, **extra}).resolved()
 
 
 def test_harness_writes_curves_and_the_correct_regret(tables, tmp_path):
@@ -129,7 +130,8 @@ def test_a_start_that_failed_before_any_work_can_be_started_again(cli, tables, t
     assert (tmp_path / "run" / "config.json").exists() and not RunDir.open(tmp_path / "run").has_progress()
     with lock_run_folder(tmp_path / "run"):  # another process starting this run: refused, config untouched
         with pytest.raises(RunDirError, match="in use"):
-            RunDir.create(tmp_path / "run", {"space": "nb201"})
+            RunDir.create(tmp_path / "run", RunConfig(budget_ms=1.0, space="nb201", input_shape=(1, 8, 8),
+                                                      num_classes=10))
     result = cli(*args, "--accuracy-table", acc, "--latency-table", lat)
     assert result.exit_code == 0, result.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["latency_table"] == str(lat)

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from hwnas import __version__
-from hwnas.export import read_metadata
+from hwnas.onnx_export import read_metadata
 
 ARCH = "16:k3e3/24:k5e3se/32:k3e6/48:k7e1"
 

@@ -18,7 +18,7 @@ from hwnas.data.base import stratified_split
 from hwnas.data.folder import ImageFolderDataset
 from hwnas.data.preprocess import Preprocess, PreprocessError
 from hwnas.deploy.evaluate import evaluate_file, read_model
-from hwnas.export import read_metadata
+from hwnas.onnx_export import read_metadata
 
 from deploy_helpers import TINY, percent  # noqa: E402
 

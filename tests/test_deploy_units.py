@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from hwnas.data import create_dataset
-from hwnas.deploy.device import budget_verdict, locate_device
+from hwnas.deploy.device import budget_verdict
+from hwnas.profiling.device import locate_device
 from hwnas.deploy.evaluate import predict
 from hwnas.deploy.final import TrainPlusValidation, export_final, sibling
 from hwnas.deploy.target import EPOCH_FACTOR, DeployError, final_recipe, resolve_target
-from hwnas.export import read_metadata, seeded_model, to_onnx_bytes
+from hwnas.onnx_export import read_metadata, seeded_model, to_onnx_bytes
 from hwnas.io import atomic_write_json
 from hwnas.profiling.fingerprint import host_fingerprint
 from hwnas.profiling.measure import Conditions

@@ -7,7 +7,7 @@ from onnx import numpy_helper
 
 from hwnas import __version__
 from hwnas.errors import ExportError
-from hwnas.export import (check_onnx, export_arch, random_inputs, read_metadata, seeded_model, to_onnx_bytes,
+from hwnas.onnx_export import (check_onnx, export_arch, random_inputs, read_metadata, seeded_model, to_onnx_bytes,
                           verify_parity)
 from hwnas.spaces import create_space
 
@@ -54,7 +54,7 @@ def test_checker_rejects_a_broken_model(space):
 
 
 def test_dynamic_batch_export_runs_any_batch(space):
-    from hwnas.export import cpu_session
+    from hwnas.onnx_export import cpu_session
 
     data, _ = export_arch(space, space.parse(ARCH), (1, 8, 8), 10, None, dynamic_batch=True)
     out = cpu_session(data).run(None, {"input": random_inputs((1, 8, 8), 5)})[0]
@@ -77,7 +77,7 @@ def test_unwritable_destination_fails_cleanly_and_leaves_nothing(space, tmp_path
 def test_failed_export_keeps_the_previous_file(space, tmp_path, monkeypatch):
     path = tmp_path / "m.onnx"
     path.write_bytes(b"previous")
-    monkeypatch.setattr("hwnas.export.verify_parity", _raise_parity)
+    monkeypatch.setattr("hwnas.onnx_export.verify_parity", _raise_parity)
     with pytest.raises(ExportError):
         export_arch(space, space.parse(ARCH), (1, 8, 8), 10, path)
     assert path.read_bytes() == b"previous"

@@ -15,6 +15,7 @@ import pytest
 from hwnas.locks import LOCK_FILE, folder_lock
 from hwnas.profiling import Conditions, ProfileError, ProfileStore, host_fingerprint
 from hwnas.profiling.measure import make_record
+from hwnas.search.config import RunConfig
 from hwnas.search.rundir import RunDir, RunDirError
 from hwnas.spaces import create_space
 
@@ -28,8 +29,8 @@ def _one_error_line(result) -> str:
 
 
 def test_a_second_search_or_export_of_a_run_folder_in_use_is_refused_naming_the_pid(cli, tmp_path):
-    run = RunDir.create(tmp_path / "run", {"space": "mobilenet", "dataset": "digits", "budget_ms": 1.0,
-                                           "max_trainings": 3, "input_shape": [1, 8, 8], "num_classes": 10})
+    run = RunDir.create(tmp_path / "run", RunConfig(budget_ms=1.0, max_trainings=3, input_shape=(1, 8, 8),
+                                                    num_classes=10))
     with run.lock():
         assert (run.path / LOCK_FILE).exists()
         for args in (("search", "--resume", run.path), ("export", run.path, "-o", tmp_path / "m.onnx")):
@@ -72,7 +73,7 @@ def test_a_lock_dies_with_its_process_even_on_kill_9(tmp_path):
 
 
 def test_a_search_measuring_waits_for_the_profile_and_reads_what_was_measured_meanwhile(tmp_path, monkeypatch):
-    from hwnas.search import sources
+    from hwnas.search.sources import latency as sources
 
     space = create_space("mobilenet")
     conditions = Conditions()

@@ -71,7 +71,7 @@ def tiny_objective() -> PredictedObjective:
         lat = np.array([0.25 * s.count("=z") + 0.1 * int(s[-1]) for s in strings])
         return lat, np.zeros_like(lat)
 
-    return PredictedObjective(accuracy=accuracy, latency=latency, reward=create_reward("hard"), target_ms=0.9)
+    return PredictedObjective(accuracy=accuracy, latency=latency, reward=create_reward("hard"), budget_ms=0.9)
 
 
 def table_objective(values: dict[str, float]) -> PredictedObjective:
@@ -81,7 +81,7 @@ def table_objective(values: dict[str, float]) -> PredictedObjective:
         return np.array([values[s] for s in strings]), np.zeros(len(strings))
 
     return PredictedObjective(accuracy=accuracy, latency=lambda s: (np.full(len(s), 0.5), np.zeros(len(s))),
-                              reward=create_reward("hard"), target_ms=1.0)
+                              reward=create_reward("hard"), budget_ms=1.0)
 
 
 def proposals(controller, objective, n):
@@ -151,7 +151,7 @@ def test_resumes_exactly_from_a_pickle_checkpoint_and_from_json(name, mode, tmp_
     assert json.dumps(from_json.state_dict()) == text == json.dumps(from_pickle.state_dict())
     objectives = []
     for controller in (a, from_pickle, from_json):
-        objective = toy_objective(target_ms=1.1)  # a refit: new predictions for the stored leaves / memory
+        objective = toy_objective(budget_ms=1.1)  # a refit: new predictions for the stored leaves / memory
         objective.cache.update({s: v for s, v in oa.cache.items() if "avg_pool" in s})
         objectives.append(objective)
         controller.learn(objective, 250)
@@ -258,7 +258,7 @@ def flat_objective(space) -> PredictedObjective:
     """A model that knows nothing: every architecture predicted 0."""
     return PredictedObjective(accuracy=lambda s: (np.zeros(len(s)), np.zeros(len(s))),
                               latency=lambda s: (np.full(len(s), 0.5), np.zeros(len(s))),
-                              reward=create_reward("hard"), target_ms=1.0)
+                              reward=create_reward("hard"), budget_ms=1.0)
 
 
 def test_dynaq_learns_from_real_rewards_the_model_does_not_know():

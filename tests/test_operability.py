@@ -112,11 +112,15 @@ def test_search_progress_bar_counts_trainings_and_shows_the_best(capsys, monkeyp
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     assert not progress_wanted(no_progress=False, as_json=True)  # not a terminal: no bar
-    bar = SearchBar(5, "10ms")
-    bar("verify", {"arch": "a", "trainings": 2})
-    bar("verified", {"arch": "a", "best": {"accuracy": 0.9, "latency_ms": 0.05}})
+    from hwnas.search.events import RoundDone, Trained, TrainingStarted
+    from hwnas.search.state import Verified
+
+    bar = SearchBar(5, 10.0)
+    bar(TrainingStarted(arch="a", round=1, trainings=2))
+    record = Verified(arch="a", accuracy=0.9, latency_ms=0.05, round=1)
+    bar(Trained(record=record, best=record, measurements=3))
     bar.echo("  a progress line")
-    bar("round_done", {"trainings_used": 4})
+    bar(RoundDone(round=1, trainings_used=4, measurements_used=5, new_measured=2, new_over_budget=0, row={}))
     bar.close()
     err = capsys.readouterr().err
     assert "4/5" in err and "best 0.9000 @ 50us (budget 10ms)" in err and "a progress line" in err

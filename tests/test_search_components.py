@@ -13,7 +13,7 @@ from hwnas.search.reward import create_reward
 from hwnas.spaces import SPACES, create_space
 
 
-def toy_objective(target_ms: float = 1.0, reward: str = "hard") -> PredictedObjective:
+def toy_objective(budget_ms: float = 1.0, reward: str = "hard") -> PredictedObjective:
     """nb201 toy: accuracy = share of 3x3 convs; latency grows with convs. Optimum under 1 ms: 4 conv3x3."""
 
     def accuracy(strings):
@@ -24,7 +24,7 @@ def toy_objective(target_ms: float = 1.0, reward: str = "hard") -> PredictedObje
         lat = np.array([0.3 + 0.15 * s.count("nor_conv_3x3") + 0.05 * s.count("nor_conv_1x1") for s in strings])
         return lat, np.zeros_like(lat)
 
-    return PredictedObjective(accuracy=accuracy, latency=latency, reward=create_reward(reward), target_ms=target_ms)
+    return PredictedObjective(accuracy=accuracy, latency=latency, reward=create_reward(reward), budget_ms=budget_ms)
 
 
 @pytest.mark.parametrize("space_name", SPACES.names())
@@ -86,7 +86,7 @@ def test_objective_caches_and_adds_an_exploration_bonus():
         return np.full(len(strings), 0.5), np.full(len(strings), 0.1)
 
     objective = PredictedObjective(accuracy=accuracy, latency=lambda s: (np.ones(len(s)), np.zeros(len(s))),
-                                   reward=create_reward("absolute"), target_ms=1.0, explore=2.0)
+                                   reward=create_reward("absolute"), budget_ms=1.0, explore=2.0)
     space = create_space("nb201")
     archs = [space.sample(np.random.default_rng(i)) for i in range(3)]
     assert objective(archs + archs[:1]) == pytest.approx([0.7] * 4)

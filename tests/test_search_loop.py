@@ -11,7 +11,9 @@ import pytest
 from hwnas.predictors import AccuracyPredictor, LatencyPredictor
 from hwnas.search.controllers import create_controller
 from hwnas.search.loop import SearchLoop, SearchSettings
+from hwnas.search.state import Verified
 from hwnas.search.reward import create_reward
+from hwnas.search.config import RunConfig
 from hwnas.search.rundir import RunDir, RunDirError
 from hwnas.spaces import create_space
 
@@ -98,7 +100,7 @@ def make_loop(path, accuracy, latency, *, controller="evolution", max_trainings=
     space = create_space("nb201")
     config = {"space": "nb201", "input_shape": [1, 8, 8], "num_classes": 10, "dataset": "synthetic",
               "device": "fake", "budget_ms": 0.7, "max_trainings": max_trainings}
-    run_dir = RunDir.open(path) if resume else RunDir.create(path, config)
+    run_dir = RunDir.open(path) if resume else RunDir.create(path, RunConfig.from_json(config))
     settings = SearchSettings(budget_ms=0.7, max_trainings=max_trainings, initial_trainings=6,
                               candidates_per_round=3, explore_per_round=1, archs_per_round=400, seed=1,
                               local_search_steps=local_search_steps, initial_estimates=30, estimates_per_round=12)
@@ -160,17 +162,16 @@ def test_every_round_verifies_new_architectures_even_when_the_controller_has_col
     stuck = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     loop = make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), controller=CollapsedController(stuck),
                      local_search_steps=local_search_steps)
-    loop.state.verified.append({"arch": stuck, "accuracy": true_accuracy(stuck), "latency_ms": true_latency(stuck),
-                                "round": 0, "latency_measured": True, "predicted_accuracy": None,
-                                "predicted_latency_ms": None})
+    loop.state.verified.append(Verified(arch=stuck, accuracy=true_accuracy(stuck), latency_ms=true_latency(stuck),
+                                        round=0))
     result = loop.run()
     assert result["trainings_used"] == 14
     new_per_round = [int(line.split(",")[6]) for line in
                      (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
     assert new_per_round == [4, 3]  # 14 - (1 + 6 initial) = 4 + 3: no idle round
-    round_one = [v for v in loop.state.verified if v["round"] == 1]
-    assert len(round_one) == 4 and stuck not in {v["arch"] for v in round_one}
-    assert all(v["latency_ms"] <= 0.7 for v in loop.state.verified)  # measured before trained
+    round_one = [v for v in loop.state.verified if v.round == 1]
+    assert len(round_one) == 4 and stuck not in {v.arch for v in round_one}
+    assert all(v.latency_ms <= 0.7 for v in loop.state.verified)  # measured before trained
 
 
 def test_a_search_that_has_verified_the_whole_space_stops_and_says_so(tmp_path):
@@ -198,11 +199,11 @@ def test_a_search_that_has_verified_the_whole_space_stops_and_says_so(tmp_path):
                       reward=create_reward("hard"), accuracy_source=Accuracy(), latency_source=Latency(),
                       settings=SearchSettings(budget_ms=10.0, max_trainings=20, initial_trainings=3,
                                               candidates_per_round=2, archs_per_round=50),
-                      run_dir=RunDir.create(tmp_path / "run", {"space": "mobilenet"}),
+                      run_dir=RunDir.create(tmp_path / "run", RunConfig(budget_ms=10.0, input_shape=(1, 8, 8), num_classes=10)),
                       make_accuracy_predictor=lambda: AccuracyPredictor(**common),
                       make_latency_predictor=lambda: LatencyPredictor(**common))
     result = loop.run()
-    assert result["trainings_used"] == 8 and {v["arch"] for v in loop.state.verified} == everything
+    assert result["trainings_used"] == 8 and {v.arch for v in loop.state.verified} == everything
     assert result["stop_reason"] == "no unverified architecture left to try"
 
 
@@ -220,7 +221,7 @@ def test_run_dir_errors(tmp_path):
     # nothing done yet (a start that failed): the folder starts afresh
     make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), max_trainings=6).run()
     with pytest.raises(RunDirError, match="already holds a run"):
-        RunDir.create(tmp_path / "run", {})
+        RunDir.create(tmp_path / "run", RunConfig(budget_ms=1.0, input_shape=(1, 8, 8), num_classes=10))
     with pytest.raises(RunDirError, match="does not exist"):
         RunDir.open(tmp_path / "missing")
     (tmp_path / "run" / "config.json").write_text("{oops")
@@ -247,11 +248,11 @@ def test_measure_before_training_never_trains_an_architecture_over_the_budget(tm
     loop.settings.budget_ms = 0.45  # a tight budget: most of the space (and of the prior) is over it
     result = loop.run()
     trained = loop.state.verified
-    assert len(trained) == 20 and all(true_latency(v["arch"]) <= 0.45 for v in trained)
-    assert set(accuracy.calls) == {v["arch"] for v in trained}  # nothing else was trained
-    over = [m for m in loop.state.measured if m["latency_ms"] > 0.45]
-    assert over and not {m["arch"] for m in over} & set(accuracy.calls)  # measured, found too slow, skipped
-    assert set(latency.calls) == {m["arch"] for m in loop.state.measured}  # each measurement is recorded once
+    assert len(trained) == 20 and all(true_latency(v.arch) <= 0.45 for v in trained)
+    assert set(accuracy.calls) == {v.arch for v in trained}  # nothing else was trained
+    over = [m for m in loop.state.measured if m.latency_ms > 0.45]
+    assert over and not {m.arch for m in over} & set(accuracy.calls)  # measured, found too slow, skipped
+    assert set(latency.calls) == {m.arch for m in loop.state.measured}  # each measurement is recorded once
     assert result["measurements_used"] == len(loop.state.measured) == sum(latency.calls.values())
     assert result["trainings_over_budget"] == 0 and result["best"]["latency_ms"] <= 0.45
     rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
@@ -445,11 +446,11 @@ def test_a_candidate_equivalent_to_a_trained_one_is_neither_measured_nor_trained
     accuracy, latency = FakeAccuracy(), FakeLatency()
     loop = make_loop(tmp_path / "run", accuracy, latency)
     loop.settings.skip_equivalent = skip
-    loop.state.verified.append({"arch": trained, "accuracy": true_accuracy(trained), "round": 0,
-                                "latency_ms": true_latency(trained), "latency_measured": True})
+    loop.state.verified.append(Verified(arch=trained, accuracy=true_accuracy(trained), round=0,
+                                        latency_ms=true_latency(trained)))
     loop._set_queue([[twin, other]], [1])
     loop._work_queue(round_index=1)
-    assert [v["arch"] for v in loop.state.verified[1:]] == [other if skip else twin]
+    assert [v.arch for v in loop.state.verified[1:]] == [other if skip else twin]
     assert (twin in latency.calls) is not skip
 
 
@@ -458,5 +459,5 @@ def test_no_two_trained_architectures_are_equivalent(tmp_path, controller):
     space = create_space("nb201")
     loop = make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), controller=controller, max_trainings=30)
     result = loop.run()
-    keys = [space.equivalence_key(space.parse(v["arch"])) for v in loop.state.verified]
+    keys = [space.equivalence_key(space.parse(v.arch)) for v in loop.state.verified]
     assert result["trainings_used"] == 30 and len(set(keys)) == len(keys)

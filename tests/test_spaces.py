@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hwnas.errors import ArchError
-from hwnas.export import export_arch
+from hwnas.onnx_export import export_arch
 from hwnas.spaces import SPACES, create_space
 from hwnas.spaces.mobilenet import MobileNetSpace
 

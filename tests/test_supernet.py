@@ -13,7 +13,7 @@ from hwnas.data.resolve import DatasetSpec
 from hwnas.search.estimates import Calibration
 from hwnas.spaces import create_space
 from hwnas.supernet.elastic import MobileNetSupernet, SupernetError
-from hwnas.export import calibrate_batchnorm
+from hwnas.onnx_export import calibrate_batchnorm
 from hwnas.supernet.estimate import SupernetEstimator
 from hwnas.supernet.folder import SupernetFolder, SupernetSettings
 from hwnas.supernet.training import train_supernet
@@ -192,7 +192,7 @@ def test_tampered_or_crafted_files_are_refused_without_running_code(tmp_path, tr
 
 
 def test_estimates_are_stored_apart_from_trainings(tmp_path, trained):
-    from hwnas.search.accuracy_sources import StoreAccuracy, StoreEstimates
+    from hwnas.search.sources.accuracy import StoreAccuracy, StoreEstimates
     from hwnas.training.evaluator import Trainer
 
     folder, meta = trained

@@ -84,15 +84,20 @@ def test_own_data_through_profile_search_and_export(cli, tmp_path, monkeypatch, 
 
 
 def test_run_folder_names_never_hold_a_path():
-    from hwnas.cli.search_cmds import default_run_name
     from hwnas.data.resolve import safe_name
+    from hwnas.search.config import RunConfig
 
     from pathlib import Path
 
-    for name in (default_run_name("mobilenet", "../../etc", "host", 0.05, 1),
-                 default_run_name("mobilenet", "a/b\\c", "pi 4", 2, 0)):
-        assert Path(name).name == name and "/" not in name and "\\" not in name and " " not in name
-    assert default_run_name("nb201", "cluttered-digits", "host", 0.5, 0) == "nb201-cluttered-digits-host-0.5ms-s0"
+    def name(space, dataset, device, budget_ms, seed):
+        return RunConfig(budget_ms=budget_ms, space=space, device=device, seed=seed,
+                         dataset_name=dataset).run_name()
+
+    for folder in (name("mobilenet", "../../etc", "host", 0.05, 1), name("mobilenet", "a/b\\c", "pi 4", 2, 0)):
+        assert Path(folder).name == folder and "/" not in folder and "\\" not in folder and " " not in folder
+    # the budget as every command prints it
+    assert name("nb201", "cluttered-digits", "host", 0.5, 0) == "nb201-cluttered-digits-host-500us-s0"
+    assert name("nb201", "digits", "host", 2.0, 3) == "nb201-digits-host-2ms-s3"
     assert safe_name("...") == "data" and safe_name(".hidden") == "hidden" and len(safe_name("x" * 99)) == 40
 
 

@@ -94,7 +94,7 @@ def inspect_cmd(arch: str, space_name: str, space_option: tuple[str, ...], input
 def onnx_cmd(arch: str, space_name: str, space_option: tuple[str, ...], input_shape, num_classes: int,
              output: Path, seed: int, batch_size: int, dynamic_batch: bool) -> None:
     """Export an (untrained) architecture to a checked ONNX file."""
-    from hwnas.export import export_arch
+    from hwnas.onnx_export import export_arch
 
     space = make_space(space_name, space_option)
     parsed = space.parse(arch)

@@ -16,6 +16,7 @@ import click
 
 from hwnas.cli.common import INPUT_SHAPE, SEED, parse_space_options, print_json, stderr_echo
 from hwnas.profiling.providers import provider_names
+from hwnas.units import format_latency
 
 
 def _size(n: int) -> str:
@@ -69,7 +70,7 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
     """
     import contextlib
 
-    from hwnas.cli.search_cmds import dataset_spec_of
+    from hwnas.cli.train_cmds import dataset_spec_of
     from hwnas.deploy.pipeline import export_target
     from hwnas.deploy.target import resolve_target
     from hwnas.search.rundir import lock_run_folder
@@ -90,17 +91,17 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
         print_json(_export_document(target, summary))
         return
     model = summary.model
-    latency = "not measured" if model.latency_ms is None else f"{model.latency_ms:.4g} ms"
-    budget = "no budget" if target.budget_ms is None else f"budget {target.budget_ms:g} ms"
+    latency = "not measured" if model.latency_ms is None else format_latency(model.latency_ms)
+    budget = "no budget" if target.budget_ms is None else f"budget {format_latency(target.budget_ms)}"
     click.echo(f"wrote {model.path} ({_size(model.size_bytes)}): test accuracy "
                f"{100 * model.test_accuracy:.2f}%, latency {latency} on {target.device} ({budget})")
     click.echo(f"wrote {summary.weights_path} (PyTorch state dict with arch, space and input shape)")
     if model.latency_ms is not None and target.budget_ms is not None and model.latency_ms > target.budget_ms:
-        click.echo(f"Warning: the exported model's latency {model.latency_ms:.4g} ms is over the run's "
-                   f"budget of {target.budget_ms:g} ms", err=True)
+        click.echo(f"Warning: the exported model's latency {format_latency(model.latency_ms)} is over the "
+                   f"run's budget of {format_latency(target.budget_ms)}", err=True)
     if summary.quantized is not None:
         q = summary.quantized
-        q_latency = "not measured" if q.latency_ms is None else f"{q.latency_ms:.4g} ms"
+        q_latency = "not measured" if q.latency_ms is None else format_latency(q.latency_ms)
         click.echo(f"wrote {q.path} ({_size(q.size_bytes)}): int8 test accuracy "
                    f"{100 * q.test_accuracy:.2f}%, latency {q_latency}")
     if summary.remote_commands:
@@ -146,8 +147,9 @@ def _export_document(target, summary) -> dict:
 @click.option("--latency-only", is_flag=True, help="Only measure latency (no data set needed).")
 @click.option("--provider", type=click.Choice(provider_names()),
               help="Provider of the latency measurement [default: the model's metadata, else cpu].")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="onnxruntime threads of the latency measurement [default: the model's metadata, else 1].")
+@click.option("--measure-threads", "--threads", "threads", type=click.IntRange(min=1),
+              help="onnxruntime threads of the latency measurement [default: the model's metadata, else 1]; "
+                   "--threads is its old name.")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Batch of the latency measurement [default: the model's metadata, else 1].")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON document on stdout.")
@@ -163,7 +165,8 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
     hwnas evaluate model.onnx --latency-only --threads 4
     """
     from hwnas.data.preprocess import Preprocess
-    from hwnas.deploy.device import budget_verdict, conditions_from_metadata, measure_file
+    from hwnas.deploy.device import budget_verdict, conditions_from_metadata
+    from hwnas.profiling.device import measure_file
     from hwnas.deploy.evaluate import evaluate_file, read_model
     from hwnas.shapes import parse_input_shape
 
@@ -219,8 +222,8 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
         if as_json:
             print_json(document)
             return
-        click.echo(f"{model.name}: latency {stats.median_ms:.4g} ms median (p10 {stats.p10_ms:.4g}, p90 "
-                   f"{stats.p90_ms:.4g}, {stats.runs} runs; {conditions.provider}, {conditions.threads} "
+        click.echo(f"{model.name}: latency {format_latency(stats.median_ms)} median (p10 "
+                   f"{format_latency(stats.p10_ms)}, p90 {format_latency(stats.p90_ms)}, {stats.runs} runs; {conditions.provider}, {conditions.threads} "
                    f"thread(s), batch {conditions.batch_size}): "
                    f"{budget_verdict(stats.median_ms, budget_ms)}")
     elif as_json:

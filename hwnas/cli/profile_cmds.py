@@ -64,8 +64,9 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
                    "its images are converted to.")
 @click.option("--num-classes", type=NUM_CLASSES,
               help=f"Output classes [default: the data set's, or {DEFAULT_CLASSES}].")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="onnxruntime intra-op threads (1 gives the steadiest numbers; use your deployment's).")
+@click.option("--measure-threads", "--threads", "threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="onnxruntime intra-op threads (1 gives the steadiest numbers; use your deployment's); "
+                   "--threads is its old name.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Inputs per run.")
 @click.option("--provider", type=click.Choice(provider_names()), default="cpu", show_default=True,

@@ -10,7 +10,9 @@ printed through the bar's console so that they scroll above it.
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+from hwnas.search.events import RoundDone, SearchCallback, Trained, TrainingStarted
+from hwnas.units import format_latency
 
 
 def progress_wanted(*, no_progress: bool, as_json: bool) -> bool:
@@ -20,20 +22,21 @@ def progress_wanted(*, no_progress: bool, as_json: bool) -> bool:
     return as_json or sys.stdout.isatty()
 
 
-class SearchBar:
-    """A ``rich`` progress bar fed with the search loop's events (``on_event``).
+class SearchBar(SearchCallback):
+    """A ``rich`` progress bar fed with the search loop's events (a
+    :class:`~hwnas.search.events.SearchCallback`).
 
     Args:
         max_trainings: The run's training budget (the bar's total).
-        budget: The latency budget as printed (``50us``).
+        budget_ms: The latency budget.
     """
 
-    def __init__(self, max_trainings: int, budget: str) -> None:
+    def __init__(self, max_trainings: int, budget_ms: float) -> None:
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
-        self.budget = budget
+        self.budget = format_latency(budget_ms)
         self._progress = Progress(TextColumn("trainings"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                   TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
                                   console=Console(stderr=True), transient=False, auto_refresh=False)
@@ -46,20 +49,20 @@ class SearchBar:
         self._progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
         self._progress.refresh()
 
-    def __call__(self, event: str, info: dict[str, Any]) -> None:
-        from hwnas.search.budget import format_ms
+    def on_training(self, event: TrainingStarted) -> None:
+        self._update(completed=event.trainings, note=f"training {event.arch}")
 
-        if event == "verify":
-            self._progress.update(self._task, completed=info["trainings"], note=f"training {info['arch']}")
-        elif event == "verified":
-            best = info.get("best")
-            note = (f"best {best['accuracy']:.4f} @ {format_ms(best['latency_ms'])} (budget {self.budget})"
-                    if best else f"nothing under {self.budget} yet")
-            self._progress.update(self._task, advance=1, note=note)
-        elif event == "round_done":
-            self._progress.update(self._task, completed=info["trainings_used"])
-        else:
-            return
+    def on_trained(self, event: Trained) -> None:
+        best = event.best
+        note = (f"best {best.accuracy:.4f} @ {format_latency(best.latency_ms)} (budget {self.budget})" if best
+                else f"nothing under {self.budget} yet")
+        self._update(advance=1, note=note)
+
+    def on_round_done(self, event: RoundDone) -> None:
+        self._update(completed=event.trainings_used)
+
+    def _update(self, **changes) -> None:
+        self._progress.update(self._task, **changes)
         self._progress.refresh()
 
     def close(self) -> None:

@@ -87,7 +87,8 @@ def default_output(space_name: str, dataset_name: str, seed: int) -> Path:
 @click.option("--no-distill", is_flag=True, help="Sandwich rule: train every sub-network on the labels instead of "
                                                  "the largest one's predictions.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of weights, batches and sampling.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all available cores].")
+@click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
+              help="PyTorch threads [default: all available cores]; --threads is its old name.")
 @click.option("--output", "-o", type=click.Path(path_type=Path),
               help="The supernet folder [default: supernets/<space>-<data set>-s<seed>]; an unfinished one is "
                    "resumed.")
@@ -103,7 +104,7 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     recipe options are the full trainings' (--epochs defaults to 60). A checkpoint is written
     after every epoch; Ctrl-C or a kill loses at most the epoch in progress.
     """
-    from hwnas.cli.search_cmds import dataset_spec_of
+    from hwnas.cli.train_cmds import dataset_spec_of
     from hwnas.supernet.folder import SupernetFolder, SupernetSettings
     from hwnas.supernet.training import train_supernet
 
@@ -140,7 +141,8 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of --sample.")
 @click.option("--calibration-images", type=click.IntRange(min=2, max=100_000), default=256, show_default=True,
               help="Training images the batch-norm statistics are recalibrated on.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all available cores].")
+@click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
+              help="PyTorch threads [default: all available cores]; --threads is its old name.")
 @store_option
 @click.option("--no-store", is_flag=True, help="Neither read nor write the evaluation store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON list.")

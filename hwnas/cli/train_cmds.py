@@ -42,6 +42,15 @@ def make_dataset(dataset_spec: str, dataset_option: tuple[str, ...] = (), input_
     return resolve_dataset(dataset_spec, input_shape=input_shape, **options)
 
 
+def dataset_spec_of(dataset_spec: str, dataset_option: tuple[str, ...] = (), input_shape=None):
+    """The :class:`~hwnas.data.resolve.DatasetSpec` of the command line's data-set options (a path made
+    absolute, so that a run resumes from any folder)."""
+    from hwnas.data.resolve import DatasetSpec
+
+    options = parse_space_options(dataset_option) if dataset_option else {}
+    return DatasetSpec(dataset_spec, options, tuple(input_shape) if input_shape else None).absolute()
+
+
 def recipe_options(func):
     """Adds ``--epochs``, ``--data-fraction`` and ``--recipe-option KEY=VALUE`` (``-R``)."""
     func = click.option("--recipe-option", "-R", "recipe_option", multiple=True, metavar="KEY=VALUE",
@@ -101,7 +110,8 @@ def _pct(value: float | None) -> str:
 @dataset_options
 @recipe_options
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Training seed (init, batch order).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all available cores].")
+@click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
+              help="PyTorch threads [default: all available cores]; --threads is its old name.")
 @store_option
 @click.option("--no-store", is_flag=True, help="Neither read nor write the evaluation store.")
 @click.option("--accuracy-table", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.csv",

@@ -73,7 +73,7 @@ def predict(model_bytes: bytes, inputs: np.ndarray, *, threads: int = 1) -> np.n
     A model exported with a fixed batch size ``B`` gets chunks of ``B``; the last chunk is padded with
     zeros and the padding's outputs are dropped (each image is classified independently in eval mode).
     """
-    from hwnas.export import INPUT_NAME, cpu_session
+    from hwnas.onnx_export import INPUT_NAME, cpu_session
 
     session = cpu_session(model_bytes, threads=threads)
     declared = session.get_inputs()[0]

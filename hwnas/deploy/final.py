@@ -3,7 +3,7 @@
 - :func:`train_final` trains the architecture with the final recipe on the union of the training and
   validation splits (the search needed validation to rank architectures; the shipped model need not hold it
   back) and measures it once on the test split.
-- :func:`export_final` exports it with the project's one exporter (:func:`hwnas.export.export_model`:
+- :func:`export_final` exports it with the project's one exporter (:func:`hwnas.onnx_export.export_model`:
   ``onnx.checker`` full check, onnxruntime-vs-PyTorch parity on *real* test inputs, failing above the
   tolerance). A run searched at ``fp16`` ships the half-precision model behind float32 input and output,
   the same wrapper its latencies were measured with.
@@ -33,7 +33,7 @@ from hwnas.arch import Arch
 from hwnas.data.base import Dataset, Splits
 from hwnas.deploy.target import DeployError
 from hwnas.data.preprocess import Preprocess
-from hwnas.export import ExportReport, RawInput, export_model
+from hwnas.onnx_export import ExportReport, RawInput, export_model
 from hwnas.io import file_mode
 from hwnas.spaces.base import SearchSpace
 from hwnas.training.recipe import Recipe
@@ -139,7 +139,7 @@ def export_final(model: torch.nn.Module, preprocess: Preprocess, test_inputs: np
 
     Args:
         model: The trained model.
-        preprocess: Its inputs; a raw-input one puts the scaling in the graph (:class:`~hwnas.export.RawInput`).
+        preprocess: Its inputs; a raw-input one puts the scaling in the graph (:class:`~hwnas.onnx_export.RawInput`).
         test_inputs: Test inputs in the form the exported model takes (:meth:`Preprocess.model_inputs`).
 
     Returns:

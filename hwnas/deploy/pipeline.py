@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hwnas.deploy.device import DeviceCheck, budget_verdict, locate_device, measure_file, remote_command
+from hwnas.deploy.device import budget_verdict, remote_command
+from hwnas.profiling.device import DeviceCheck, locate_device, measure_file
 from hwnas.deploy.evaluate import accuracy_of
 from hwnas.deploy.final import (check_output_path, export_final, shipped_module, sibling, train_final,
                                 weights_bytes, write_outputs)
 from hwnas.deploy.target import DeployError, ExportTarget, load_dataset
-from hwnas.export import arch_metadata, set_metadata
+from hwnas.onnx_export import arch_metadata, set_metadata
 from hwnas.shapes import format_input_shape
+from hwnas.units import format_latency
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +223,8 @@ def _latency(model_bytes: bytes, shape, target: ExportTarget, where: DeviceCheck
     if where.local:
         stats = measure_file(model_bytes, graph_shape or shape, c, **(protocol or {}))
         echo(f"latency of the {label} on {target.device} (this machine; {conditions}): "
-             f"{stats.median_ms:.4g} ms median (p10 {stats.p10_ms:.4g}, p90 {stats.p90_ms:.4g}, "
+             f"{format_latency(stats.median_ms)} median (p10 {format_latency(stats.p10_ms)}, p90 "
+             f"{format_latency(stats.p90_ms)}, "
              f"{stats.runs} runs): "
              f"{budget_verdict(stats.median_ms, target.budget_ms)}")
         return stats.median_ms, f"measured at export on {target.device} (this machine)"
@@ -235,7 +238,7 @@ def _latency(model_bytes: bytes, shape, target: ExportTarget, where: DeviceCheck
     if known is None and "latency_ms" in target.search and target.search.get("latency_measured", True):
         known = float(target.search["latency_ms"])
     if known is not None:
-        echo(f"  the search measured this architecture on {target.device} at {known:.4g} ms: "
+        echo(f"  the search measured this architecture on {target.device} at {format_latency(known)}: "
              f"{budget_verdict(known, target.budget_ms)}")
         return known, f"measured on {target.device} by the search (same architecture, {conditions})"
     if "latency_ms" in target.search:

@@ -22,7 +22,7 @@ from typing import Mapping
 import numpy as np
 
 from hwnas.deploy.target import DeployError
-from hwnas.export import quiet
+from hwnas.onnx_export import quiet
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def quantize_int8(model_bytes: bytes, calibration: np.ndarray, *,
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from hwnas.export import check_onnx, set_metadata
+    from hwnas.onnx_export import check_onnx, set_metadata
 
     proto = onnx.load_from_string(model_bytes)
     graph_input = proto.graph.input[0]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from hwnas.errors import HwnasError
 from hwnas.profiling.measure import Conditions
 from hwnas.training.recipe import DEFAULT_RECIPE, Recipe
+from hwnas.units import format_latency
 
 if TYPE_CHECKING:
     from hwnas.data.resolve import DatasetSpec
@@ -151,8 +152,6 @@ def _explicit_target(arch, *, space, space_options, dataset, epochs, seed, profi
 
 def _run_target(path: Path, *, arch, space, space_options, dataset, epochs, seed,
                 profiles_dir) -> ExportTarget:
-    from hwnas.data.resolve import DatasetSpec
-    from hwnas.profiling.store import DEFAULT_PROFILES_DIR
     from hwnas.search.rundir import RunDir, RunDirError
 
     try:
@@ -160,18 +159,8 @@ def _run_target(path: Path, *, arch, space, space_options, dataset, epochs, seed
     except RunDirError as exc:
         raise DeployError(str(exc)) from None
     config = run.config
-    try:
-        search_recipe = Recipe.from_dict(config["recipe"]) if config.get("recipe") else DEFAULT_RECIPE
-        conditions = Conditions(provider=str(config.get("provider", "cpu")),
-                                threads=int(config.get("threads", 1)),
-                                batch_size=int(config.get("batch_size", 1)),
-                                precision=str(config.get("precision", "fp32")))
-        budget = config.get("budget_ms")
-        budget_ms = None if budget is None else float(budget)
-        run_space = str(config["space"])
-        run_data = DatasetSpec.from_config(config)
-    except (KeyError, TypeError, ValueError, HwnasError) as exc:
-        raise DeployError(f"{path / 'config.json'} is corrupt: {_describe(exc)}") from None
+    search_recipe, budget_ms, run_space, run_data = (config.recipe, config.budget_ms, config.space,
+                                                     config.dataset_spec())
     search: dict[str, Any] = {}
     if arch is None:
         result = _read_result(run, path)
@@ -184,20 +173,16 @@ def _run_target(path: Path, *, arch, space, space_options, dataset, epochs, seed
             budget_ms = float(result["budget_ms"])
     elif run.result_file.is_file():
         search = _verified_entry(_read_result(run, path), arch)
-    run_options = dict(config.get("space_options") or {}) if space in (None, run_space) else {}
+    run_options = dict(config.space_options) if space in (None, run_space) else {}
     same_data = dataset is None or dataset == run_data
     data = run_data if dataset is None else dataset
-    input_shape = config.get("input_shape") if same_data else None
     return ExportTarget(
         arch=arch, space=space or run_space, space_options=dict(space_options or run_options),
-        dataset=data.spec, recipe=final_recipe(search_recipe, epochs),
-        search_recipe=search_recipe,
-        seed=int(config.get("seed", 0)) if seed is None else int(seed), conditions=conditions,
-        device=str(config.get("device") or DEFAULT_DEVICE),
-        profiles_dir=str(profiles_dir or config.get("profiles_dir") or DEFAULT_PROFILES_DIR),
-        budget_ms=budget_ms, search=search, run_dir=str(path),
-        input_shape=tuple(int(d) for d in input_shape) if input_shape else None,
-        num_classes=int(config["num_classes"]) if input_shape and config.get("num_classes") else None,
+        dataset=data.spec, recipe=final_recipe(search_recipe, epochs), search_recipe=search_recipe,
+        seed=config.seed if seed is None else int(seed), conditions=config.conditions(), device=config.device,
+        profiles_dir=str(profiles_dir or config.profiles_dir), budget_ms=budget_ms, search=search,
+        run_dir=str(path), input_shape=config.input_shape if same_data else None,
+        num_classes=config.num_classes if same_data else None,
         dataset_options=dict(data.options), dataset_input_shape=data.input_shape)
 
 
@@ -224,12 +209,12 @@ def _verified_entry(result: Mapping[str, Any], arch: str) -> dict[str, Any]:
 
 
 def _infeasible_message(path: Path, result: Mapping[str, Any], budget_ms: float | None) -> str:
-    budget = f"{budget_ms:g} ms" if budget_ms is not None else "its budget"
+    budget = format_latency(budget_ms) if budget_ms is not None else "its budget"
     closest = [c for c in result.get("closest") or [] if isinstance(c, dict) and "latency_ms" in c]
     hint = ""
     if closest:
         c = closest[0]
-        hint = f" (the fastest verified one, {c.get('arch')}, runs in {float(c['latency_ms']):.3g} ms)"
+        hint = f" (the fastest verified one, {c.get('arch')}, runs in {format_latency(float(c['latency_ms']))})"
     return (f"the search in {path} found no architecture within {budget}{hint}; nothing to export: raise the "
             f"budget and search again, or export one explicitly with --arch")
 
@@ -251,9 +236,3 @@ def load_dataset(spec):
         raise
     except (TypeError, ValueError) as exc:
         raise DeployError(f"data set {spec!r}: {exc}") from None
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing {exc.args[0]!r}"
-    return str(exc)

@@ -120,6 +120,16 @@ class ArchFeaturizer(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray(self.feature_names_, dtype=object)
 
+    def feature(self, archs: Iterable[str | Arch], name: str) -> np.ndarray:
+        """One named feature (e.g. ``"macs"``) of each architecture, from the cached rows."""
+        if not hasattr(self, "feature_names_"):
+            self.fit()
+        try:
+            column = self.feature_names_.index(name)
+        except ValueError:
+            raise KeyError(f"no feature {name!r} (this featurizer has {len(self.feature_names_)})") from None
+        return self.transform(archs)[:, column]
+
     # -- helpers ---------------------------------------------------------------------------------------------
     @property
     def schema(self) -> str:

@@ -105,6 +105,13 @@ class XGBPredictor:
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._PARAMS}
 
+    @property
+    def task(self) -> tuple:
+        """What the features depend on (space, its options, input shape, classes): predictors of one task share
+        a featurizer (:meth:`make_featurizer`)."""
+        return (self.space, repr(sorted((self.space_options or {}).items())), tuple(self.input_shape),
+                int(self.num_classes))
+
     def make_featurizer(self) -> ArchFeaturizer:
         return ArchFeaturizer(space=self.space, space_options=self.space_options,
                               input_shape=tuple(self.input_shape), num_classes=self.num_classes).fit()

@@ -2,7 +2,7 @@
 
 One latency figure is made like this:
 
-1. the architecture is exported with the project's one exporter (:mod:`hwnas.export`, weights from a seed),
+1. the architecture is exported with the project's one exporter (:mod:`hwnas.onnx_export`, weights from a seed),
    checked with ``onnx.checker``;
 2. one onnxruntime session is opened for it (:func:`~hwnas.profiling.providers.create_session`: fixed
    intra/inter-op thread counts, all graph optimisations, the requested provider or an error) and reused for
@@ -333,9 +333,9 @@ def export_for_measurement(space: SearchSpace, arch: Arch, input_shape: Sequence
     """Builds ``arch`` and exports it with the project's exporter (checked with ``onnx.checker``).
 
     No PyTorch-vs-onnxruntime parity check here: it does not change the latency and would double the cost of
-    profiling; every exported file that ships is checked by :func:`hwnas.export.export_model`.
+    profiling; every exported file that ships is checked by :func:`hwnas.onnx_export.export_model`.
     """
-    from hwnas.export import arch_metadata, check_onnx, seeded_model, to_onnx_bytes
+    from hwnas.onnx_export import arch_metadata, check_onnx, seeded_model, to_onnx_bytes
 
     if precision not in PRECISIONS:
         raise MeasurementError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")

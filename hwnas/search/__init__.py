@@ -1,6 +1,9 @@
-"""The search: Gymnasium environment, rewards, controllers, predicted objective, the loop and its run directory.
+"""The search: configuration, state, sources of truth, predicted objective, controllers, the loop and its run
+directory.
 
-Doors in: :func:`hwnas.search.runner.run_search` (what ``hwnas search`` runs), :class:`hwnas.search.loop.SearchLoop`
-(the loop on any sources of truth), :data:`hwnas.search.controllers.CONTROLLERS` (the controller registry) and
-:class:`hwnas.search.env.ArchEnv` (the environment any Gymnasium agent can learn on).
+Doors in: :class:`hwnas.search.config.RunConfig` (what a run is asked), :func:`hwnas.search.runner.run_search`
+(what ``hwnas search`` and :func:`hwnas.start_search` run), :class:`hwnas.search.loop.SearchLoop` (the loop on
+any sources of truth), :mod:`hwnas.search.events` (what it reports), :data:`hwnas.search.controllers.CONTROLLERS`
+(the controller registry) and :class:`hwnas.search.env.ArchEnv` (the environment any Gymnasium agent can learn
+on).
 """

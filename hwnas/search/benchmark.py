@@ -20,12 +20,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json, atomic_write_text, finite_number, read_json_object
+from hwnas.search.config import RunConfig
 from hwnas.search.curves import (best_curve, checkpoints, measurement_curve, plot_curves, regret_curve,
                                  summarize)
+from hwnas.units import format_latency
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class _FrozenLatency:
 def true_best(space, accuracy_table: str | os.PathLike, latency_table: str | os.PathLike,
               budget_ms: float) -> dict | None:
     """The most accurate architecture of both tables whose latency is within the budget (None if none)."""
-    from hwnas.search.table_sources import TableLatency, accuracy_table as load_accuracy_table
+    from hwnas.search.sources.tables import TableLatency, accuracy_table as load_accuracy_table
 
     accuracy = load_accuracy_table(accuracy_table, space)
     latency = TableLatency(latency_table, space, prior_samples=1).latency
@@ -83,12 +85,13 @@ def true_best(space, accuracy_table: str | os.PathLike, latency_table: str | os.
     return {"arch": arch, "accuracy": acc, "latency_ms": -neg_lat}
 
 
-def run_benchmark(config: dict[str, Any], *, controllers: Sequence[str], seeds: Sequence[int],
+def run_benchmark(config: RunConfig, *, controllers: Sequence[str], seeds: Sequence[int],
                   out: str | os.PathLike, echo: Callable[[str], None] = print) -> dict:
     """Runs (or resumes) every controller on every seed and writes the curves; returns the summary payload.
 
     Args:
-        config: A search configuration (as ``hwnas search`` writes it) without ``controller`` and ``seed``.
+        config: A resolved search configuration (:meth:`RunConfig.resolved`); its controller and seed are
+            replaced by each run's.
         controllers: Registered controller names.
         seeds: Seeds, the same for every controller.
         out: The benchmark folder.
@@ -101,16 +104,14 @@ def run_benchmark(config: dict[str, Any], *, controllers: Sequence[str], seeds: 
         raise BenchmarkError(f"unknown controller {unknown[0]!r} (known: {', '.join(CONTROLLERS.names())})")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    config = {**config, "store": config.get("store") or str(folder / "evals.sqlite")}
+    config = config.replace(store=config.store or str(folder / "evals.sqlite"))
     _check_settings(folder, config)
     best = None
-    if config.get("accuracy_table") and config.get("latency_table"):
-        from hwnas.spaces import create_space
-
-        best = true_best(create_space(config["space"], **(config.get("space_options") or {})),
-                         config["accuracy_table"], config["latency_table"], float(config["budget_ms"]))
+    if config.accuracy_table and config.latency_table:
+        best = true_best(config.create_space(), config.accuracy_table, config.latency_table, config.budget_ms)
         if best is None:
-            raise BenchmarkError(f"no architecture of the tables fits the budget of {config['budget_ms']:g} ms")
+            raise BenchmarkError(f"no architecture of the tables fits the budget of "
+                                 f"{format_latency(config.budget_ms)}")
     curves = {controller: {} for controller in controllers}
     # Seed by seed, every controller in turn: an interrupted benchmark has comparable results for all of them.
     for seed in seeds:
@@ -119,21 +120,26 @@ def run_benchmark(config: dict[str, Any], *, controllers: Sequence[str], seeds: 
             curves[controller][int(seed)] = entry
             found = result["best"]
             echo(f"{controller:>10} seed {seed}: {result['trainings_used']} evaluations, best "
-                 + (f"{found['accuracy']:.4f} @ {found['latency_ms']:.3g} ms" if found else "none under budget")
+                 + (f"{found['accuracy']:.4f} @ {format_latency(found['latency_ms'])}" if found
+                    else "none under budget")
                  + (f", regret {entry['regret'][-1]:.4f}" if best is not None else ""))
     return write_outputs(folder, config, curves, best)
 
 
-def _run_one(folder: Path, config: dict, *, controller: str, seed: int, best: dict | None) -> tuple[dict, dict]:
+def _run_one(folder: Path, config: RunConfig, *, controller: str, seed: int,
+             best: dict | None) -> tuple[dict, dict]:
     """Runs (or resumes, or reads back) one controller on one seed; returns its curves and its search result."""
     from hwnas.search.rundir import RunDir
     from hwnas.search.runner import run_search
 
     prior_file = folder / "latency_prior.json"
     path = folder / "runs" / f"{controller}-s{seed}"
-    run_config = {**config, "controller": controller, "seed": seed}
-    run = RunDir.open(path) if (path / "config.json").exists() else RunDir.create(path, run_config)
-    run_config = {**run.config, "max_trainings": config["max_trainings"]}
+    if (path / "config.json").exists():
+        run = RunDir.open(path)
+        if run.config.max_trainings != config.max_trainings:  # a benchmark rerun with a larger budget
+            run.update_config(max_trainings=config.max_trainings)
+    else:
+        run = RunDir.create(path, config.replace(controller=controller, seed=seed))
 
     def wrap(accuracy, latency):
         if prior_file.exists():
@@ -144,12 +150,12 @@ def _run_one(folder: Path, config: dict, *, controller: str, seed: int, best: di
         return _RunScopedAccuracy(accuracy), _FrozenLatency(latency, prior)
 
     # per-verification lines would drown the summary: they go to the log only
-    result = run_search(run, run_config, echo=logger.info, wrap_sources=wrap)
-    verified = run.load_state().verified
-    curve = best_curve(verified, budget_ms=float(config["budget_ms"]), length=int(config["max_trainings"]))
-    entry: dict[str, list] = {"best_accuracy": curve,
-                              "measurements": measurement_curve(verified, length=int(config["max_trainings"])),
-                              "over_budget": [int(v["latency_ms"] > float(config["budget_ms"])) for v in verified]}
+    result = run_search(run, echo=logger.info, wrap_sources=wrap)
+    verified = [vars(v) for v in run.load_state().verified]
+    length = config.max_trainings
+    curve = best_curve(verified, budget_ms=config.budget_ms, length=length)
+    entry: dict[str, list] = {"best_accuracy": curve, "measurements": measurement_curve(verified, length=length),
+                              "over_budget": [int(v["latency_ms"] > config.budget_ms) for v in verified]}
     if best is not None:
         entry["regret"] = regret_curve(curve, best["accuracy"])
     return entry, result
@@ -166,9 +172,9 @@ def read_prior(path: Path) -> list[tuple[str, float]]:
     return [(a, float(v)) for a, v in known]
 
 
-def write_outputs(folder: Path, config: dict, curves: dict, best: dict | None) -> dict:
+def write_outputs(folder: Path, config: RunConfig, curves: dict, best: dict | None) -> dict:
     """Writes ``curves.csv``, ``curves.json``, ``summary.json`` and ``curves.png``; returns the summary."""
-    marks = checkpoints(int(config["max_trainings"]))
+    marks = checkpoints(config.max_trainings)
     rows = summarize(curves, marks)
     lines = ["controller,seed,evaluations,best_accuracy,regret,measurements"]
     for controller, runs in curves.items():
@@ -179,24 +185,26 @@ def write_outputs(folder: Path, config: dict, curves: dict, best: dict | None) -
                 count = measured[i] if i < len(measured) and measured[i] is not None else ""
                 lines.append(f"{controller},{seed},{i + 1},{'' if value is None else value},{regret},{count}")
     atomic_write_text(folder / "curves.csv", "\n".join(lines) + "\n")
-    settings = {k: config.get(k) for k in (*FIXED_SETTINGS, "max_trainings")}
+    document = config.to_json()
+    settings = {k: document.get(k) for k in (*FIXED_SETTINGS, "max_trainings")}
     atomic_write_json(folder / "curves.json", {"settings": settings, "true_best": best,
                                                "curves": {c: {str(s): r for s, r in runs.items()}
                                                           for c, runs in curves.items()}})
     payload = {"settings": settings, "true_best": best, "checkpoints": marks, "summary": rows}
     atomic_write_json(folder / "summary.json", payload)
     plot_curves(curves, folder / "curves.png", key="regret" if best is not None else "best_accuracy",
-                title=f"{config['space']}, budget {float(config['budget_ms']):g} ms, {config.get('mode', 'oneshot')}")
+                title=f"{config.space}, budget {format_latency(config.budget_ms)}, {config.mode}")
     return payload
 
 
-def _check_settings(folder: Path, config: dict) -> None:
+def _check_settings(folder: Path, config: RunConfig) -> None:
     path = folder / "benchmark.json"
-    settings = {k: config.get(k) for k in FIXED_SETTINGS}
+    document = config.to_json()
+    settings = {k: document.get(k) for k in FIXED_SETTINGS}
     if path.exists():
         stored = read_json_object(path, error=BenchmarkError, what="benchmark settings")
         # An empty setting equals a missing one (folders made before a setting existed).
-        differs = [k for k in FIXED_SETTINGS if (stored.get(k) or None) != (settings[k] or None)
+        differs = [k for k in FIXED_SETTINGS if _comparable(k, stored.get(k)) != _comparable(k, settings[k])
                    and not (k == "recipe" and k not in stored)]
         if differs:
             k = differs[0]
@@ -204,3 +212,13 @@ def _check_settings(folder: Path, config: dict) -> None:
                                  f"{settings[k]!r} now); use another --out")
         return
     atomic_write_json(path, settings)
+
+
+def _comparable(key: str, value):
+    """A setting as compared on resume: empty equals missing (folders made before a setting existed), and a
+    table's path equals its absolute form (hwnas 0.1 stored it as typed)."""
+    if not value:
+        return None
+    if key in ("accuracy_table", "latency_table"):
+        return str(Path(value).resolve())
+    return value

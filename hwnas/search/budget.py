@@ -60,8 +60,3 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise BudgetError(f"time budget {text!r} must be positive")
     return seconds
-
-
-def format_ms(ms: float) -> str:
-    """``0.0421 -> '42.1us'``, ``1.234 -> '1.23ms'``."""
-    return f"{ms * 1000:.3g}us" if ms < 1 else f"{ms:.3g}ms"

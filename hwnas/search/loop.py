@@ -29,6 +29,8 @@ from hwnas.search import acquisition
 from hwnas.search.controllers import Controller
 from hwnas.search.diagnostics import uninformative
 from hwnas.search.estimates import Calibration
+from hwnas.search.events import (Estimating, InitialPhase, LatencyMeasured, Learning, RoundDone, SearchEvent,
+                                 Trained, TrainingStarted)
 from hwnas.search.objective import PredictedObjective
 from hwnas.search.reward import Reward
 from hwnas.search.rundir import RunDir
@@ -61,17 +63,21 @@ class SearchLoop:
         run_dir: Where state, history, checkpoints and results go.
         make_accuracy_predictor: Returns an unfitted accuracy predictor.
         make_latency_predictor: Returns an unfitted latency predictor.
-        on_event: Called with ``(event, info)`` for progress display.
+        callback: Receives the loop's events (:mod:`hwnas.search.events`), e.g. a
+            :class:`~hwnas.search.events.SearchCallback`.
         estimator: Cheap accuracy estimates (a supernet) the accuracy predictor learns from beside the
             trainings, calibrated to their scale; the answer is still the best *trained* architecture.
+        result_extras: Adds to the result before it is written (once): the runner's test accuracy and
+            estimator facts.
     """
 
     def __init__(self, *, space: SearchSpace, controller: Controller, reward: Reward,
                  accuracy_source: AccuracySource, latency_source: LatencySource, settings: SearchSettings,
                  run_dir: RunDir, make_accuracy_predictor: Callable[[], AccuracyPredictor],
                  make_latency_predictor: Callable[[], LatencyPredictor],
-                 on_event: Callable[[str, dict], None] | None = None,
-                 estimator: EstimateSource | None = None) -> None:
+                 callback: Callable[[SearchEvent], None] | None = None,
+                 estimator: EstimateSource | None = None,
+                 result_extras: Callable[[dict], dict] | None = None) -> None:
         self.space = space
         self.estimator = estimator
         self.controller = controller
@@ -82,7 +88,8 @@ class SearchLoop:
         self.run_dir = run_dir
         self.make_accuracy_predictor = make_accuracy_predictor
         self.make_latency_predictor = make_latency_predictor
-        self.on_event = on_event or (lambda event, info: None)
+        self.callback = callback or (lambda event: None)
+        self.result_extras = result_extras
         self.state = run_dir.load_state() or SearchState()
         self._session_start = time.monotonic()
         self._elapsed_at_start = self.state.elapsed_s
@@ -92,7 +99,8 @@ class SearchLoop:
 
     # -- public ----------------------------------------------------------------------------------------------
     def run(self) -> dict:
-        """Runs until the training or time budget is spent; returns the result (also in ``result.json``)."""
+        """Runs until the training or time budget is spent; returns the result (written once, with
+        ``verified.csv`` and ``pareto.png``: :meth:`RunDir.write_result`)."""
         self._settle_checkpoint()
         if self.run_dir.controller_checkpoint.exists():
             self.controller.load(self.run_dir.controller_checkpoint)
@@ -129,7 +137,7 @@ class SearchLoop:
             else:
                 queue = self._initial_queue(n, rng)
             self._set_queue([queue], [n])
-        self.on_event("initial", {"count": self.state.slots[0] if self.state.slots else 0})
+        self.callback(InitialPhase(count=self.state.slots[0] if self.state.slots else 0))
         self._work_queue(round_index=0)
         self._close_round(next_round=1)
 
@@ -140,9 +148,9 @@ class SearchLoop:
         if not self.state.pending and not self.state.slots:
             acc_model, lat_model = self._fit_predictors(r)
             objective = PredictedObjective(accuracy=acc_model.predict_dist, latency=lat_model.predict_dist,
-                                           reward=self.reward, target_ms=self.settings.budget_ms,
+                                           reward=self.reward, budget_ms=self.settings.budget_ms,
                                            explore=self.settings.explore)
-            self.on_event("learn", {"round": r})
+            self.callback(Learning(round=r))
             self._observe_real_rewards()
             self.controller.learn(objective, self.settings.archs_per_round)
             # The learned controller and the round's queue are committed together: the checkpoint goes to a
@@ -159,7 +167,9 @@ class SearchLoop:
         new, new_measured = self.state.verified[trained:], self.state.measured[measured:]
         row = self._history_row(r, new, new_measured)
         self.run_dir.append_history(row)  # replaces round r's row if a killed session wrote it already
-        self.on_event("round_done", row)
+        self.callback(RoundDone(round=r, trainings_used=row["trainings_used"],
+                                measurements_used=row["measurements_used"], new_measured=row["new_measured"],
+                                new_over_budget=row["new_over_budget"], row=row))
         self._close_round(next_round=r + 1)
         return len(new), queued, len(new_measured)
 
@@ -198,13 +208,13 @@ class SearchLoop:
         if observe is None or not self.state.verified:
             return
         verified = self.state.verified
-        real = self.reward(np.array([v["accuracy"] for v in verified], dtype=float),
-                           np.array([v["latency_ms"] for v in verified], dtype=float), self.settings.budget_ms)
-        observe([(v["arch"], float(r)) for v, r in zip(verified, real)])
+        real = self.reward(np.array([v.accuracy for v in verified], dtype=float),
+                           np.array([v.latency_ms for v in verified], dtype=float), self.settings.budget_ms)
+        observe([(v.arch, float(r)) for v, r in zip(verified, real)])
 
     # -- steps -----------------------------------------------------------------------------------------------
     def _fit_predictors(self, round_index: int):
-        verified_acc = [(v["arch"], v["accuracy"]) for v in self.state.verified]
+        verified_acc = [(v.arch, v.accuracy) for v in self.state.verified]
         acc_known = dict(self.accuracy_source.known())
         acc_known.update(verified_acc)
         if self.state.estimated:  # supernet estimates on the trainings' scale; a training wins where both exist
@@ -232,8 +242,8 @@ class SearchLoop:
         """Every real latency the run knows: the source's (device profile or table prior) and its own
         measurements (predicted fallbacks excluded)."""
         known = dict(self.latency_source.known())
-        known.update((m["arch"], m["latency_ms"]) for m in self.state.measured if m["measured"])
-        known.update((v["arch"], v["latency_ms"]) for v in self.state.verified if v["latency_measured"])
+        known.update((m.arch, m.latency_ms) for m in self.state.measured if m.measured)
+        known.update((v.arch, v.latency_ms) for v in self.state.verified if v.latency_measured)
         return known
 
     def _initial_queue(self, n: int, rng: np.random.Generator) -> list[str]:
@@ -264,7 +274,7 @@ class SearchLoop:
         todo = [s for s in dict.fromkeys(strings) if s not in self.state.estimated]
         if self.estimator is None or not todo:
             return
-        self.on_event("estimating", {"count": len(todo), "estimated": len(self.state.estimated)})
+        self.callback(Estimating(count=len(todo), estimated=len(self.state.estimated)))
         for i, string in enumerate(todo, 1):
             self.state.estimated[string] = float(self.estimator.estimate(self.space.parse(string)))
             if save and i % 10 == 0:
@@ -275,13 +285,13 @@ class SearchLoop:
     def _calibration(self) -> Calibration:
         """The estimate-to-training calibration on the trained architectures that were also estimated."""
         estimated = self.state.estimated
-        return Calibration.fit([(estimated[v["arch"]], v["accuracy"]) for v in self.state.verified
-                                if v["arch"] in estimated])
+        return Calibration.fit([(estimated[v.arch], v.accuracy) for v in self.state.verified
+                                if v.arch in estimated])
 
     def _likely_feasible(self, draws: int, n: int, rng: np.random.Generator) -> list[Arch]:
         """Of ``draws`` random unverified architectures, those the latency predictor (fit on the profile or
         table prior) says likely fit the budget (at least ``n``: the most likely ones when too few do)."""
-        pool = self.space.sample_distinct(draws, rng, exclude={v["arch"] for v in self.state.verified})
+        pool = self.space.sample_distinct(draws, rng, exclude={v.arch for v in self.state.verified})
         known = self._known_latencies()
         if len(known) >= 2:
             predicted = self._fit_latency(known).predict(pool)
@@ -316,8 +326,8 @@ class SearchLoop:
                                                rng=np.random.default_rng([s.seed, round_index, 5]))
                       if s.random_per_round > 0 else ())
         known = self._known_latencies()
-        sigma = acquisition.log_sigma([(m["predicted_latency_ms"], m["latency_ms"])
-                                       for m in self.state.measured if m["measured"]])
+        sigma = acquisition.log_sigma([(m.predicted_latency_ms, m.latency_ms)
+                                       for m in self.state.measured if m.measured])
         best = self.best()
 
         calibrate = self._calibration()
@@ -326,14 +336,14 @@ class SearchLoop:
             pool = [_candidate(c, self.state.estimated, calibrate) for c in objective.cache.values()
                     if self._key(c.arch.string) not in exclude]
             return acquisition.rank(pool, acquisition=s.acquisition, budget_ms=s.budget_ms, known_ms=known,
-                                    sigma=sigma, best=None if best is None else best["accuracy"],
+                                    sigma=sigma, best=None if best is None else best.accuracy,
                                     kappa=s.explore, min_feasibility=s.min_feasibility,
                                     rng=np.random.default_rng([s.seed, round_index, 4]))
 
         order = ranked(trained)
         wanted = s.measurements_per_round
         if len(order) < wanted:  # too few: random unverified architectures join the pool
-            verified = {v["arch"] for v in self.state.verified}
+            verified = {v.arch for v in self.state.verified}
             self._unverified_samples(objective, wanted - len(order), exclude=verified | {c.arch for c in order},
                                      rng=np.random.default_rng([s.seed, round_index, 2]))
             order = ranked(trained)
@@ -362,10 +372,10 @@ class SearchLoop:
     def _score_neighbours_of_best(self, objective: PredictedObjective, *, rng: np.random.Generator) -> None:
         """Scores every neighbour of the ``neighbours_of_best`` best verified feasible architectures: the
         region a search must exploit, whatever the controller proposes."""
-        feasible = [v for v in self.state.verified if v["latency_ms"] <= self.settings.budget_ms]
-        feasible.sort(key=lambda v: (-v["accuracy"], v["arch"]))
+        feasible = [v for v in self.state.verified if v.latency_ms <= self.settings.budget_ms]
+        feasible.sort(key=lambda v: (-v.accuracy, v.arch))
         for record in feasible[: self.settings.neighbours_of_best]:
-            moves = self.space.neighbours(self.space.parse(record["arch"]), rng)
+            moves = self.space.neighbours(self.space.parse(record.arch), rng)
             if moves:
                 objective(moves)
 
@@ -447,8 +457,8 @@ class SearchLoop:
         measured now (counted against ``max_measurements``; None when that budget is spent, which
         :meth:`_out_of_budget` then reports)."""
         for record in self.state.measured:
-            if record["arch"] == string:
-                return {"latency_ms": record["latency_ms"], "measured": record["measured"]}
+            if record.arch == string:
+                return {"latency_ms": record.latency_ms, "measured": record.measured}
         if string in prior:
             return {"latency_ms": float(prior[string]), "measured": True}
         if self.state.measurements >= self.settings.measurement_cap:
@@ -456,27 +466,26 @@ class SearchLoop:
         result = self.latency_source.measure(self.space.parse(string))
         predicted = self.state.pending_predictions.get(string, [None, None])[1]
         # saved with the queue's next step: a kill before that measures again (a profile or table look-up)
-        self.state.measured.append(asdict(Measured(
+        self.state.measured.append(Measured(
             arch=string, latency_ms=float(result["latency_ms"]), round=round_index,
-            measured=bool(result["measured"]), predicted_latency_ms=predicted)))
+            measured=bool(result["measured"]), predicted_latency_ms=predicted))
         feasible = result["latency_ms"] <= self.settings.budget_ms
-        self.on_event("measured", {"arch": string, "latency_ms": float(result["latency_ms"]), "feasible": feasible,
-                                   "measurements": self.state.measurements})
+        self.callback(LatencyMeasured(arch=string, latency_ms=float(result["latency_ms"]), feasible=feasible,
+                                      measurements=self.state.measurements))
         return {"latency_ms": float(result["latency_ms"]), "measured": bool(result["measured"])}
 
     def _train(self, string: str, latency: dict, round_index: int) -> None:
         arch = self.space.parse(string)
         self._estimate([string])  # every trained architecture is estimated too: the calibration's pairs
-        self.on_event("verify", {"arch": string, "round": round_index, "trainings": self.state.trainings})
+        self.callback(TrainingStarted(arch=string, round=round_index, trainings=self.state.trainings))
         result = self.accuracy_source.evaluate(arch)
         predicted = self.state.pending_predictions.get(string, [None, None])
-        self.state.verified.append(asdict(Verified(
+        self.state.verified.append(Verified(
             arch=string, accuracy=float(result["accuracy"]), latency_ms=float(latency["latency_ms"]),
             latency_measured=bool(latency["measured"]), round=round_index,
             predicted_accuracy=predicted[0], predicted_latency_ms=predicted[1],
-            measurements_used=self.state.measurements, elapsed_s=round(self._elapsed(), 2))))
-        self.on_event("verified", {**self.state.verified[-1], "best": self.best(),
-                                   "measurements": self.state.measurements})
+            measurements_used=self.state.measurements, elapsed_s=round(self._elapsed(), 2)))
+        self.callback(Trained(record=self.state.verified[-1], best=self.best(), measurements=self.state.measurements))
 
     # -- bookkeeping -----------------------------------------------------------------------------------------
     def _key(self, string: str) -> str:
@@ -490,7 +499,7 @@ class SearchLoop:
         return key
 
     def _trained_keys(self) -> set[str]:
-        return {self._key(v["arch"]) for v in self.state.verified}
+        return {self._key(v.arch) for v in self.state.verified}
 
     def _elapsed(self) -> float:
         return self._elapsed_at_start + (time.monotonic() - self._session_start)
@@ -514,46 +523,43 @@ class SearchLoop:
     def _macs_fn(self) -> Callable[[Arch], float]:
         """MACs of an architecture, from the run's featurizer (cached analytic statistics)."""
         featurizer = self._featurizer(self.make_latency_predictor())
-        column = featurizer.feature_names_.index("macs")
-        return lambda arch: float(featurizer.transform([arch])[0, column])
+        return lambda arch: float(featurizer.feature([arch], "macs")[0])
 
     def _featurizer(self, predictor) -> ArchFeaturizer:
-        """One featurizer per task setting for the whole run, so its unit statistics and feature rows are
-        computed once instead of again for every predictor of every round."""
-        key = (predictor.space, repr(sorted((predictor.space_options or {}).items())),
-               tuple(predictor.input_shape), int(predictor.num_classes))
-        if key not in self._featurizers:
-            self._featurizers[key] = predictor.make_featurizer()
-        return self._featurizers[key]
+        """One featurizer per task for the whole run, so its unit statistics and feature rows are computed once
+        instead of again for every predictor of every round."""
+        if predictor.task not in self._featurizers:
+            self._featurizers[predictor.task] = predictor.make_featurizer()
+        return self._featurizers[predictor.task]
 
-    def best(self) -> dict | None:
+    def best(self) -> Verified | None:
         """The verified architecture with the best accuracy within the budget (None if none fits)."""
-        feasible = [v for v in self.state.verified if v["latency_ms"] <= self.settings.budget_ms]
-        return max(feasible, key=lambda v: (v["accuracy"], -v["latency_ms"]), default=None)
+        feasible = [v for v in self.state.verified if v.latency_ms <= self.settings.budget_ms]
+        return max(feasible, key=lambda v: (v.accuracy, -v.latency_ms), default=None)
 
     def _fastest(self, n: int) -> list[dict]:
         """The ``n`` fastest architectures the run measured or trained (accuracy None where untrained)."""
-        seen = {v["arch"]: v for v in self.state.verified}
+        seen = {v.arch: asdict(v) for v in self.state.verified}
         for m in self.state.measured:
-            seen.setdefault(m["arch"], {"arch": m["arch"], "accuracy": None, "latency_ms": m["latency_ms"],
-                                        "latency_measured": m["measured"]})
+            seen.setdefault(m.arch, {"arch": m.arch, "accuracy": None, "latency_ms": m.latency_ms,
+                                     "latency_measured": m.measured})
         return sorted(seen.values(), key=lambda v: (v["latency_ms"], v["arch"]))[:n]
 
-    def _history_row(self, round_index: int, new: Sequence[dict], measured: Sequence[dict]) -> dict:
+    def _history_row(self, round_index: int, new: Sequence[Verified], measured: Sequence[Measured]) -> dict:
         best = self.best()
-        acc_true = [v["accuracy"] for v in new if v["predicted_accuracy"] is not None]
-        acc_pred = [v["predicted_accuracy"] for v in new if v["predicted_accuracy"] is not None]
-        lat_true = [m["latency_ms"] for m in measured if m["predicted_latency_ms"] is not None]
-        lat_pred = [m["predicted_latency_ms"] for m in measured if m["predicted_latency_ms"] is not None]
+        acc_true = [v.accuracy for v in new if v.predicted_accuracy is not None]
+        acc_pred = [v.predicted_accuracy for v in new if v.predicted_accuracy is not None]
+        lat_true = [m.latency_ms for m in measured if m.predicted_latency_ms is not None]
+        lat_pred = [m.predicted_latency_ms for m in measured if m.predicted_latency_ms is not None]
         return {
             "round": round_index, "trainings_used": self.state.trainings, "elapsed_s": round(self._elapsed(), 1),
-            "best_accuracy": None if best is None else best["accuracy"],
-            "best_latency_ms": None if best is None else best["latency_ms"],
-            "best_arch": None if best is None else best["arch"],
+            "best_accuracy": None if best is None else best.accuracy,
+            "best_latency_ms": None if best is None else best.latency_ms,
+            "best_arch": None if best is None else best.arch,
             "new_verified": len(new), "measurements_used": self.state.measurements,
             "estimates_used": len(self.state.estimated),
             "new_measured": len(measured),
-            "new_over_budget": sum(m["latency_ms"] > self.settings.budget_ms for m in measured),
+            "new_over_budget": sum(m.latency_ms > self.settings.budget_ms for m in measured),
             "accuracy_mae_new": float(np.mean(np.abs(np.subtract(acc_true, acc_pred)))) if acc_true else None,
             "accuracy_kendall_new": kendall(acc_true, acc_pred) if len(acc_true) > 2 else None,
             "latency_mape_new": mape(lat_true, lat_pred) if lat_true else None,
@@ -563,12 +569,13 @@ class SearchLoop:
         from hwnas.search.pareto import pareto_front
 
         best = self.best()
-        verified = self.state.verified
+        verified = [asdict(v) for v in self.state.verified]
         closest = self._fastest(3) if best is None else []
         result = {
             "budget_ms": self.settings.budget_ms, "trainings_used": self.state.trainings,
             "rounds": self.state.round - 1, "stop_reason": self.state.stop_reason,
-            "elapsed_s": round(self.state.elapsed_s, 1), "feasible": best is not None, "best": best,
+            "elapsed_s": round(self.state.elapsed_s, 1), "feasible": best is not None,
+            "best": None if best is None else asdict(best),
             "closest": closest, "pareto_front": pareto_front(verified),
             "verified_within_budget": sum(v["latency_ms"] <= self.settings.budget_ms for v in verified),
             "latency_measured": all(v["latency_measured"] for v in verified),
@@ -581,6 +588,8 @@ class SearchLoop:
         if warning:
             result["warning"] = warning
             logger.warning("%s", warning)
+        if self.result_extras is not None:
+            result.update(self.result_extras(result))
         self.run_dir.write_result(result, verified, budget_ms=self.settings.budget_ms)
         return result
 

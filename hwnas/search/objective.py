@@ -35,16 +35,16 @@ class PredictedObjective:
         accuracy: Returns ``(mean, std)`` of predicted accuracy for canonical strings.
         latency: Returns ``(mean, std)`` of predicted latency in ms.
         reward: The reward function.
-        target_ms: The latency budget.
+        budget_ms: The latency budget.
         explore: Weight of the accuracy uncertainty added to the reward (upper confidence bound).
     """
 
-    def __init__(self, *, accuracy: PredictFn, latency: PredictFn, reward: Reward, target_ms: float,
+    def __init__(self, *, accuracy: PredictFn, latency: PredictFn, reward: Reward, budget_ms: float,
                  explore: float = 0.0) -> None:
         self.accuracy = accuracy
         self.latency = latency
         self.reward = reward
-        self.target_ms = float(target_ms)
+        self.budget_ms = float(budget_ms)
         self.explore = float(explore)
         self.cache: dict[str, Scored] = {}
         self.calls = 0  # architectures asked for, repeats included
@@ -57,7 +57,7 @@ class PredictedObjective:
             strings = [a.string for a in new]
             acc, acc_std = self.accuracy(strings)
             lat, _ = self.latency(strings)
-            rewards = self.reward(acc, lat, self.target_ms) + self.explore * acc_std
+            rewards = self.reward(acc, lat, self.budget_ms) + self.explore * acc_std
             for arch, r, a, s, t in zip(new, rewards, acc, acc_std, lat):
                 self.cache[arch.string] = Scored(arch, float(r), float(a), float(s), float(t))
         return np.array([self.cache[a.string].reward for a in archs], dtype=np.float32)

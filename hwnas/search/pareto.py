@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+from hwnas.units import latency_unit
+
 
 def pareto_front(points: Sequence[dict], *, acc_key: str = "accuracy", lat_key: str = "latency_ms") -> list[dict]:
     """The points not dominated by another (higher-or-equal accuracy at lower-or-equal latency, one strictly).
@@ -19,12 +21,6 @@ def pareto_front(points: Sequence[dict], *, acc_key: str = "accuracy", lat_key: 
             front.append(point)
             best_acc = point[acc_key]
     return front
-
-
-def latency_unit(budget_ms: float) -> tuple[str, float]:
-    """The unit the command line prints a budget in (see :func:`~hwnas.search.budget.format_ms`) and the factor
-    from ms to it: ``("µs", 1000)`` under 1 ms, else ``("ms", 1)``."""
-    return ("µs", 1000.0) if budget_ms < 1 else ("ms", 1.0)
 
 
 def draw_pareto(ax, points: Sequence[dict], *, budget_ms: float, chosen: dict | None = None, title: str = "",

@@ -29,10 +29,11 @@ from typing import Any, Sequence
 from hwnas import __version__
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_text
-from hwnas.search.budget import format_ms
 from hwnas.search.curves import best_curve
-from hwnas.search.pareto import draw_pareto, latency_unit
+from hwnas.search.config import RunConfig
+from hwnas.search.pareto import draw_pareto
 from hwnas.search.rundir import RunDir
+from hwnas.units import format_latency, latency_unit
 
 #: Settings shown first, in this order (others follow alphabetically).
 KEY_SETTINGS = ("space", "dataset", "device", "budget_ms", "controller", "reward", "acquisition", "estimator",
@@ -50,7 +51,7 @@ class RunView:
 
     name: str
     path: Path
-    config: dict
+    config: RunConfig
     result: dict | None
     verified: list[dict]
     measured: list[dict]
@@ -58,7 +59,7 @@ class RunView:
 
     @property
     def budget_ms(self) -> float:
-        return float(self.config["budget_ms"])
+        return self.config.budget_ms
 
     @property
     def best(self) -> dict | None:
@@ -76,7 +77,7 @@ def load_run(path: str | os.PathLike) -> RunView:
         raise ReportError(f"{run.path} has not trained anything yet: nothing to report")
     result = run.read_result() if run.result_file.exists() else None
     return RunView(name=run.path.name, path=run.path, config=run.config, result=result,
-                   verified=list(state.verified), measured=list(state.measured),
+                   verified=[vars(v) for v in state.verified], measured=[vars(m) for m in state.measured],
                    history=run.history())
 
 
@@ -212,15 +213,16 @@ def _setting(value: Any) -> str:
 
 
 def _settings_table(runs: Sequence[RunView]) -> str:
-    keys = sorted({k for r in runs for k in r.config} - _HIDDEN)
-    values = {k: [_setting(r.config.get(k)) for r in runs] for k in keys}
+    settings = [r.config.to_json() for r in runs]
+    keys = sorted({k for c in settings for k in c} - _HIDDEN)
+    values = {k: [_setting(c.get(k)) for c in settings] for k in keys}
     differing = [k for k in keys if len(set(values[k])) > 1]
     ordered = differing + [k for k in KEY_SETTINGS if k in keys and k not in differing] + sorted(
         k for k in keys if k not in differing and k not in KEY_SETTINGS)
     head = "".join(f"<th>{_e(r.name)}</th>" for r in runs)
     rows = []
     for key in ordered:
-        shown = [format_ms(float(v)) if key == "budget_ms" and v != "—" else v for v in values[key]]
+        shown = [format_latency(float(v)) if key == "budget_ms" and v != "—" else v for v in values[key]]
         cls = ' class="differs"' if key in differing else ""
         rows.append(f"<tr><th>{_e(key)}</th>" + "".join(f"<td{cls}>{_e(v)}</td>" for v in shown) + "</tr>")
     return f"<table><tr><th>setting</th>{head}</tr>{''.join(rows)}</table>"

@@ -24,7 +24,7 @@ class Reward(abc.ABC):
     name = ""
 
     @abc.abstractmethod
-    def __call__(self, accuracy: np.ndarray, latency_ms: np.ndarray, target_ms: float) -> np.ndarray:
+    def __call__(self, accuracy: np.ndarray, latency_ms: np.ndarray, budget_ms: float) -> np.ndarray:
         """Rewards, one per architecture."""
 
 
@@ -44,8 +44,8 @@ class SoftReward(Reward):
     def __init__(self, *, w: float = -0.07) -> None:
         self.w = w
 
-    def __call__(self, accuracy, latency_ms, target_ms):
-        return np.asarray(accuracy) * (np.asarray(latency_ms) / target_ms) ** self.w
+    def __call__(self, accuracy, latency_ms, budget_ms):
+        return np.asarray(accuracy) * (np.asarray(latency_ms) / budget_ms) ** self.w
 
 
 @REWARDS.register("hard")
@@ -61,9 +61,9 @@ class HardReward(Reward):
     def __init__(self, *, k: float = 10.0) -> None:
         self.k = k
 
-    def __call__(self, accuracy, latency_ms, target_ms):
+    def __call__(self, accuracy, latency_ms, budget_ms):
         accuracy, latency_ms = np.asarray(accuracy, dtype=float), np.asarray(latency_ms, dtype=float)
-        factor = np.where(latency_ms <= target_ms, 1.0, (target_ms / latency_ms) ** self.k)
+        factor = np.where(latency_ms <= budget_ms, 1.0, (budget_ms / latency_ms) ** self.k)
         return accuracy * factor
 
 
@@ -80,8 +80,8 @@ class AbsoluteReward(Reward):
     def __init__(self, *, beta: float = -0.07) -> None:
         self.beta = beta
 
-    def __call__(self, accuracy, latency_ms, target_ms):
-        return np.asarray(accuracy) + self.beta * np.abs(np.asarray(latency_ms) / target_ms - 1.0)
+    def __call__(self, accuracy, latency_ms, budget_ms):
+        return np.asarray(accuracy) + self.beta * np.abs(np.asarray(latency_ms) / budget_ms - 1.0)
 
 
 def create_reward(name: str, **kwargs) -> Reward:

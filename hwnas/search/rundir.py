@@ -30,13 +30,13 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from hwnas import __version__
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json, atomic_write_text, finite_number, read_json_object
+from hwnas.search.config import ConfigError, RunConfig
+from hwnas.search.state import Measured, SearchState, Verified
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
-SCHEMA_VERSION = 1
 
 
 class RunDirError(HwnasError):
@@ -59,28 +59,28 @@ class RunDir:
         config: The run's configuration (loaded from ``config.json`` by :meth:`open`).
     """
 
-    def __init__(self, path: str | os.PathLike, config: Mapping[str, Any]) -> None:
+    def __init__(self, path: str | os.PathLike, config: RunConfig) -> None:
         self.path = Path(path)
-        self.config = dict(config)
+        self.config = config
 
     @classmethod
-    def create(cls, path: str | os.PathLike, config: Mapping[str, Any]) -> "RunDir":
-        """Starts a new run in ``path`` (which must not hold one already)."""
+    def create(cls, path: str | os.PathLike, config: RunConfig) -> "RunDir":
+        """Starts a new run in ``path`` (which must not hold one already) with a resolved ``config``
+        (:meth:`RunConfig.resolved`)."""
         folder = Path(path)
-        if (folder / CONFIG_FILE).exists() and cls(folder, {}).has_progress():
-            raise RunDirError(f"{folder} already holds a run; resume it with --resume {folder} or pick another "
-                              f"--run-dir")
+        if config.input_shape is None or config.num_classes is None:
+            raise RunDirError("a run starts from a resolved configuration (RunConfig.resolved())")
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunDirError(f"cannot create run directory {folder}: {exc.strerror or exc}") from None
-        config = {"schema_version": SCHEMA_VERSION, "hwnas_version": __version__, **config}
         # A folder holding only the configuration of a start that failed before any work (a bad table, an
         # unknown device...) is started afresh; one whose run is starting in another process is refused.
         with lock_run_folder(folder):
-            if (folder / CONFIG_FILE).exists() and cls(folder, {}).has_progress():
-                raise RunDirError(f"{folder} already holds a run; resume it with --resume {folder}")
-            atomic_write_json(folder / CONFIG_FILE, config)
+            if (folder / CONFIG_FILE).exists() and _progressed(folder):
+                raise RunDirError(f"{folder} already holds a run; resume it with --resume {folder} or pick "
+                                  f"another --run-dir")
+            atomic_write_json(folder / CONFIG_FILE, config.to_json())
         return cls(folder, config)
 
     @classmethod
@@ -89,24 +89,25 @@ class RunDir:
         folder = Path(path)
         if not folder.is_dir():
             raise RunDirError(f"run directory {folder} does not exist")
-        config = _read_json(folder / CONFIG_FILE, what="run configuration")
-        if config.get("schema_version") != SCHEMA_VERSION:
-            raise RunDirError(f"{folder / CONFIG_FILE} has schema version {config.get('schema_version')}; "
-                              f"this hwnas reads {SCHEMA_VERSION}")
-        _check_config(folder / CONFIG_FILE, config)
+        data = _read_json(folder / CONFIG_FILE, what="run configuration")
+        try:
+            config = RunConfig.from_json(data)
+        except ConfigError as exc:
+            raise RunDirError(f"{folder / CONFIG_FILE} is corrupt: {exc}") from None
         return cls(folder, config)
 
-    def update_config(self, changes: Mapping[str, Any]) -> None:
+    def update_config(self, **changes: Any) -> None:
         """Applies ``changes`` (a resume's longer budgets) to the configuration and writes it back atomically."""
-        self.config.update(changes)
-        atomic_write_json(self.path / CONFIG_FILE, self.config)
+        try:
+            self.config = self.config.replace(**changes)
+        except ConfigError as exc:
+            raise RunDirError(str(exc)) from None
+        atomic_write_json(self.path / CONFIG_FILE, self.config.to_json())
 
     def has_progress(self) -> bool:
         """Whether the run has done anything (a state, a result, a history, a checkpoint, predictor snapshots
         or its own supernet)."""
-        return any(p.exists() for p in (self.path / STATE_FILE, self.result_file, self.path / "history.csv",
-                                        self.controller_checkpoint, self.path / "predictors",
-                                        self.path / "supernet"))
+        return _progressed(self.path)
 
     def lock(self):
         """The run folder's exclusive lock (see :func:`lock_run_folder`)."""
@@ -142,9 +143,7 @@ class RunDir:
         return folder
 
     # -- state -----------------------------------------------------------------------------------------------
-    def load_state(self):
-        from hwnas.search.state import SearchState
-
+    def load_state(self) -> SearchState | None:
         path = self.path / STATE_FILE
         if not path.exists():
             if self.has_progress():
@@ -154,12 +153,18 @@ class RunDir:
         data = _read_json(path, what="search state")
         _check_state(path, data)
         known = {f.name for f in fields(SearchState)}
-        return SearchState(**{k: v for k, v in data.items() if k in known})
+        state = SearchState(**{k: v for k, v in data.items() if k in known})
+        state.verified = [_record(Verified, entry) for entry in state.verified]
+        state.measured = [_record(Measured, entry) for entry in state.measured]
+        return state
 
-    def save_state(self, state) -> None:
-        # a shallow view: the records are plain dicts already, and asdict's deep copy of a long run's state
-        # costs more than the write
-        atomic_write_json(self.path / STATE_FILE, {f.name: getattr(state, f.name) for f in fields(state)})
+    def save_state(self, state: SearchState) -> None:
+        # a shallow view (the records hold plain values): asdict's deep copy of a long run's state costs more
+        # than the write
+        data = {f.name: getattr(state, f.name) for f in fields(state)}
+        data["verified"] = [dict(vars(v)) for v in state.verified]
+        data["measured"] = [dict(vars(m)) for m in state.measured]
+        atomic_write_json(self.path / STATE_FILE, data)
 
     # -- outputs ---------------------------------------------------------------------------------------------
     def history(self) -> list[dict[str, str]]:
@@ -183,8 +188,8 @@ class RunDir:
         if verified:
             atomic_write_text(self.path / "verified.csv", _csv(verified, list(verified[0].keys())))
         plot_pareto(verified, self.path / "pareto.png", budget_ms=budget_ms, chosen=result.get("best"),
-                    title=f"{self.config.get('space', '')} on {self.config.get('dataset', '')}, "
-                          f"device {self.config.get('device', '')}")
+                    title=f"{self.config.space} on {self.config.dataset_name or self.config.dataset}, "
+                          f"device {self.config.device}")
 
     def read_result(self) -> dict:
         return _read_json(self.result_file, what="search result")
@@ -202,31 +207,15 @@ def _read_json(path: Path, *, what: str) -> dict:
     return read_json_object(path, error=RunDirError, what=f"{what}: not a hwnas run directory?")
 
 
-#: Keys of config.json a run cannot do without, with their check.
-_CONFIG_CHECKS: dict[str, tuple[str, Any]] = {
-    "space": ("text", lambda v: isinstance(v, str) and v != ""),
-    "dataset": ("text", lambda v: isinstance(v, str) and v != ""),
-    "budget_ms": ("a positive number", lambda v: finite_number(v, positive=True)),
-    "max_trainings": ("a positive whole number", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
-    "input_shape": ("three positive whole numbers", lambda v: isinstance(v, list) and len(v) == 3
-                    and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v)),
-    "num_classes": ("a positive whole number", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
-}
+def _record(cls, entry: Mapping[str, Any]):
+    """A state record from its JSON (keys of a newer hwnas ignored)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in entry.items() if k in names})
 
 
-#: Checked when present (a search writes them; reading a run for export does not need them).
-_OPTIONAL_CONFIG = ("max_trainings",)
-
-
-def _check_config(path: Path, config: Mapping[str, Any]) -> None:
-    """A tampered or truncated ``config.json`` is one clear error naming the key, never a traceback later."""
-    for key, (what, ok) in _CONFIG_CHECKS.items():
-        if key not in config:
-            if key in _OPTIONAL_CONFIG:
-                continue
-            raise RunDirError(f"{path} is corrupt: missing {key!r}")
-        if not ok(config[key]):
-            raise RunDirError(f"{path} is corrupt: {key} must be {what}, got {config[key]!r}")
+def _progressed(folder: Path) -> bool:
+    return any((folder / name).exists() for name in (STATE_FILE, "result.json", "history.csv", "controller.ckpt",
+                                                     "predictors", "supernet"))
 
 
 def _check_state(path: Path, data: Mapping[str, Any]) -> None:

@@ -78,7 +78,7 @@ class SearchSettings:
     max_trainings: int = 30
     max_measurements: int | None = None
     time_budget_s: float | None = None
-    initial_trainings: int = 10
+    initial_trainings: int = 8
     candidates_per_round: int = 4
     explore_per_round: int = 1
     archs_per_round: int = 2000
@@ -144,8 +144,8 @@ class SearchState:
     """
 
     round: int = 0
-    verified: list[dict] = field(default_factory=list)
-    measured: list[dict] = field(default_factory=list)
+    verified: list["Verified"] = field(default_factory=list)
+    measured: list["Measured"] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     pending_group: list[int] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)

@@ -22,7 +22,7 @@ from torch import nn
 
 from hwnas.arch import Arch
 from hwnas.data.base import Dataset
-from hwnas.export import calibrate_batchnorm, cpu_session, to_onnx_bytes
+from hwnas.onnx_export import calibrate_batchnorm, cpu_session, to_onnx_bytes
 from hwnas.spaces import create_space
 from hwnas.spaces.base import SearchSpace
 from hwnas.supernet.elastic import MobileNetSupernet, SupernetError

@@ -6,12 +6,13 @@ moment it ends and asking for it again (after a crash, in another search) costs 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from hwnas.arch import Arch
 from hwnas.data.base import Dataset
+from hwnas.search.config import RunConfig
 from hwnas.spaces.base import SearchSpace
-from hwnas.training import DEFAULT_RECIPE, Recipe
+from hwnas.training import Recipe
 from hwnas.training.evaluator import Evaluator, Trainer
 from hwnas.training.store import EvalStore, default_store_path, make_key
 
@@ -76,30 +77,24 @@ class StoreAccuracy:
         return None if record is None else record.test_accuracy
 
 
-def accuracy_source(config: dict, space: SearchSpace) -> StoreAccuracy:
-    """The accuracy source a run's configuration asks for."""
-    from hwnas.data.resolve import DatasetSpec
+def accuracy_source(config: RunConfig, space: SearchSpace, *, accuracy_fn: Callable | None = None):
+    """The accuracy source a run's configuration asks for: trainings or an accuracy table through the
+    evaluation store, or the user's ``accuracy_fn`` for a run made with one (:class:`FunctionAccuracy`)."""
+    if config.accuracy_function is not None or accuracy_fn is not None:
+        from hwnas.search.sources.function import FunctionAccuracy
 
-    dataset = DatasetSpec.from_config(config).resolve()
-    recipe = run_recipe(config)
-    store = EvalStore(config.get("store") or default_store_path())
-    if config.get("accuracy_table"):
+        return FunctionAccuracy.for_run(config, space, accuracy_fn)
+    dataset = config.dataset_spec().resolve()
+    store = EvalStore(config.store or default_store_path())
+    if config.accuracy_table:
         from hwnas.training.table import TableEvaluator
 
-        from hwnas.search.table_sources import accuracy_table
+        from hwnas.search.sources.tables import accuracy_table
 
-        evaluator: Evaluator = TableEvaluator(accuracy_table(config["accuracy_table"], space))
+        evaluator: Evaluator = TableEvaluator(accuracy_table(config.accuracy_table, space))
     else:
-        evaluator = Trainer(threads=int(config.get("train_threads") or 1))
-    return StoreAccuracy(store, space, dataset, recipe=recipe, seed=int(config.get("seed", 0)), evaluator=evaluator)
-
-
-def run_recipe(config: dict) -> Recipe:
-    """The training recipe of a run: ``config["recipe"]`` (runs made before it was read: the default recipe
-    at ``config["epochs"]``)."""
-    if config.get("recipe"):
-        return Recipe.from_dict(config["recipe"])
-    return DEFAULT_RECIPE.with_fidelity(epochs=config.get("epochs")) if config.get("epochs") else DEFAULT_RECIPE
+        evaluator = Trainer(threads=config.train_threads)
+    return StoreAccuracy(store, space, dataset, recipe=config.recipe, seed=config.seed, evaluator=evaluator)
 
 
 class StoreEstimates:
@@ -126,21 +121,19 @@ class StoreEstimates:
         return record.val_accuracy
 
 
-def supernet_estimates(config: dict, space: SearchSpace, *, default_folder, echo) -> StoreEstimates:
+def supernet_estimates(config: RunConfig, space: SearchSpace, *, default_folder, echo) -> StoreEstimates:
     """The estimates of ``--estimator supernet``: the run's ``supernet`` folder, or one trained now in
     ``default_folder`` (resumed if a previous session was interrupted) with the run's recipe at
     ``supernet_epochs`` epochs."""
-    from hwnas.data.resolve import DatasetSpec
     from hwnas.supernet.estimate import SupernetEstimator
     from hwnas.supernet.folder import SupernetFolder, SupernetSettings
     from hwnas.supernet.training import train_supernet
 
-    spec = DatasetSpec.from_config(config)
-    folder = SupernetFolder(config.get("supernet") or default_folder)
-    if not config.get("supernet"):
-        recipe = run_recipe(config).with_fidelity(epochs=int(config.get("supernet_epochs") or 60), data_fraction=1.0)
-        settings = SupernetSettings(sampling=config.get("supernet_sampling", "uniform"),
-                                    seed=int(config.get("seed", 0)))
+    spec = config.dataset_spec()
+    folder = SupernetFolder(config.supernet or default_folder)
+    if not config.supernet:
+        recipe = config.recipe.with_fidelity(epochs=config.supernet_epochs, data_fraction=1.0)
+        settings = SupernetSettings(sampling=config.supernet_sampling, seed=config.seed)
         meta = folder.read_meta() if folder.exists else {"epochs_done": 0}
         done = meta["epochs_done"]
         if not meta.get("finished"):
@@ -152,7 +145,7 @@ def supernet_estimates(config: dict, space: SearchSpace, *, default_folder, echo
                  f"({meta['history'][-1]['seconds']:.0f} s)")
 
         train_supernet(folder, space=space, spec=spec, recipe=recipe, settings=settings,
-                       threads=config.get("supernet_threads"), on_epoch=on_epoch)
-    estimator = SupernetEstimator(folder, threads=config.get("supernet_threads"))
-    store = EvalStore(config.get("store") or default_store_path())
+                       threads=config.supernet_threads, on_epoch=on_epoch)
+    estimator = SupernetEstimator(folder, threads=config.supernet_threads)
+    store = EvalStore(config.store or default_store_path())
     return StoreEstimates(store, space, spec.resolve(), estimator)

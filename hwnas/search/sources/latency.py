@@ -25,11 +25,11 @@ PROFILE_LOCK_WAIT_S = 1800.0
 def is_local_profile(store: ProfileStore, conditions: Conditions) -> bool:
     """Whether candidates can be measured here and added to ``store``'s profile.
 
-    The device must be this machine (:func:`hwnas.deploy.device.locate_device`: same CPU, provider installed,
+    The device must be this machine (:func:`hwnas.profiling.device.locate_device`: same CPU, provider installed,
     not a table) and, for an existing profile, its measurement conditions must be this machine's now (same
     onnxruntime version, threads, batch, precision), since measurements are never mixed.
     """
-    from hwnas.deploy.device import locate_device
+    from hwnas.profiling.device import locate_device
 
     if not locate_device(store.device, str(store.root), conditions).local:
         return False

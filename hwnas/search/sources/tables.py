@@ -25,6 +25,7 @@ import numpy as np
 
 from hwnas.arch import Arch
 from hwnas.errors import HwnasError
+from hwnas.search.config import DEFAULT_PROFILE_SAMPLES
 from hwnas.spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ class TableLatency:
         LatencyTableError: the file cannot be read or has no usable row.
     """
 
-    def __init__(self, path: str | os.PathLike, space: SearchSpace, *, prior_samples: int = 120) -> None:
+    def __init__(self, path: str | os.PathLike, space: SearchSpace, *,
+                 prior_samples: int = DEFAULT_PROFILE_SAMPLES) -> None:
         from hwnas.profiling.errors import ProfileError
         from hwnas.profiling.tables import read_latency_table
 

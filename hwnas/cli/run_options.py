@@ -1,0 +1,170 @@
+"""The options of a search run, shared by ``hwnas search`` and ``hwnas benchmark``, and the one way from them
+to a :class:`~hwnas.search.config.RunConfig` (:func:`config_from_options`).
+
+Defaults are :class:`RunConfig`'s own (``RunConfig.default``), so the command line and Python agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import click
+
+from hwnas.cli.common import FiniteFloat, parse_space_options, space_options
+from hwnas.cli.train_cmds import dataset_options, make_recipe, recipe_options
+from hwnas.search.config import RunConfig
+
+
+def _parsed_with(parser: str):
+    """A click callback that parses a given value with ``hwnas.search.budget.<parser>``; a bad one is a usage
+    error naming the option."""
+
+    def callback(ctx, param, value):
+        from hwnas.search import budget
+
+        if value is None:
+            return None
+        try:
+            return getattr(budget, parser)(value)
+        except budget.BudgetError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+parse_budget = _parsed_with("parse_latency")
+parse_duration = _parsed_with("parse_duration")
+
+
+def _names(registry: str) -> Callable[[], list[str]]:
+    def names() -> list[str]:
+        import importlib
+
+        module, attribute = registry.rsplit(".", 1)
+        return getattr(importlib.import_module(module), attribute).names()
+    return names
+
+
+controller_names = _names("hwnas.search.controllers.CONTROLLERS")
+acquisition_names = _names("hwnas.search.acquisition.ACQUISITIONS")
+reward_names = _names("hwnas.search.reward.REWARDS")
+
+_D = RunConfig.default
+
+
+def run_options(*, max_trainings: int | None = None) -> Callable:
+    """The shared options (``max_trainings``: another default, the benchmark's)."""
+    options = [
+        click.option("--latency-budget", callback=parse_budget, metavar="LATENCY",
+                     help="Latency budget with a unit: 2ms, 1.5 ms, 800us."),
+        click.option("--device", default=_D("device"), show_default=True,
+                     help="Device profile (<profiles-dir>/<device>); 'host' is this machine, profiled on the spot "
+                          "if needed."),
+        space_options, dataset_options, recipe_options,
+        click.option("--reward", type=click.Choice(reward_names()), default=_D("reward"), show_default=True,
+                     help="soft: MnasNet ACC*(LAT/T)^-0.07; hard: steep penalty beyond T; absolute: TuNAS "
+                          "ACC-0.07*|LAT/T-1|."),
+        click.option("--max-trainings", type=click.IntRange(min=1), default=max_trainings or _D("max_trainings"),
+                     show_default=True, help="Real trainings allowed per run (initial ones included)."),
+        click.option("--max-measurements", type=click.IntRange(min=1),
+                     help="Latency measurements allowed: every candidate is measured before it is trained and one "
+                          "over the budget is never trained [default: 20 x --max-trainings]."),
+        click.option("--acquisition", type=click.Choice(acquisition_names()), default=_D("acquisition"),
+                     show_default=True,
+                     help="How each round ranks its pool for measurement and training: ucb (mean + explore x std "
+                          "of the accuracy ensemble), ei (expected improvement), ts (Thompson sampling), greedy "
+                          "(mean)."),
+        click.option("--initial-trainings", type=click.IntRange(min=1), default=_D("initial_trainings"),
+                     show_default=True, help="Diverse real trainings before the first round."),
+        click.option("--candidates-per-round", type=click.IntRange(min=1), default=_D("candidates_per_round"),
+                     show_default=True),
+        click.option("--archs-per-round", type=click.IntRange(min=1), default=_D("archs_per_round"),
+                     show_default=True, help="Predicted evaluations the controller spends per round."),
+        click.option("--explore", type=FiniteFloat(min=0), default=_D("explore"), show_default=True,
+                     help="Weight of the accuracy predictor's uncertainty in the reward."),
+        click.option("--local-search-steps", type=click.IntRange(min=0), default=_D("local_search_steps"),
+                     show_default=True,
+                     help="Greedy moves on the predicted reward from the best proposals before candidates are "
+                          "picked (0: none)."),
+        click.option("--profile-samples", type=click.IntRange(min=10), default=_D("profile_samples"),
+                     show_default=True,
+                     help="Architectures measured when the device has no profile yet (latency-table rows taken "
+                          "as the prior with --latency-table)."),
+        click.option("--measure-threads", "--threads", "measure_threads", type=click.IntRange(min=1),
+                     default=_D("measure_threads"), show_default=True,
+                     help="onnxruntime threads of latency measurements (must match the profile); --threads is "
+                          "its old name."),
+        click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=_D("profiles_dir"), show_default=True),
+        click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Evaluation store (SQLite) [default: $HWNAS_STORE or ./evals.sqlite; a benchmark's "
+                          "<out>/evals.sqlite]."),
+        click.option("--train-threads", type=click.IntRange(min=1), default=_D("train_threads"), show_default=True,
+                     help="PyTorch threads per training (1 keeps training from disturbing latency measurements "
+                          "and is as fast for these small models)."),
+        click.option("--accuracy-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="CSV of arch,accuracy rows: a table look-up replaces each training (counted the same)."),
+        click.option("--latency-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="CSV of arch,latency_ms rows instead of a device: a look-up replaces each measurement "
+                          "(counted the same); --profile-samples rows spread over its latency range stand in for "
+                          "the profile."),
+        click.option("--mode", type=click.Choice(["oneshot", "progressive"]), default=_D("mode"), show_default=True,
+                     help="oneshot: reward a complete architecture; progressive: grow it a stage/cell edge at a "
+                          "time, rewarding each partial architecture's improvement."),
+        click.option("--train-equivalent", is_flag=True,
+                     help="Also train architectures equivalent to one trained already (nb201: the same effective "
+                          "cell, which computes the same function); by default each equivalence class is trained "
+                          "once."),
+    ]
+
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+#: The parameters :func:`run_options` adds (what a command passes on to :func:`config_from_options`).
+RUN_PARAMS = ("latency_budget", "device", "space_name", "space_option", "dataset_spec", "dataset_option",
+              "input_shape", "epochs", "data_fraction", "recipe_option", "reward", "max_trainings",
+              "max_measurements", "acquisition", "initial_trainings", "candidates_per_round", "archs_per_round",
+              "explore", "local_search_steps", "profile_samples", "measure_threads", "profiles_dir", "store_path",
+              "train_threads", "accuracy_table", "latency_table", "mode", "train_equivalent")
+
+
+def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig:
+    """The resolved :class:`RunConfig` of the shared options' values ``params`` and a command's own
+    ``settings`` (controller, seed, ...): the data set, space and tables are checked here, before any run
+    folder exists.
+
+    Raises:
+        click.UsageError: no budget, or a device together with a latency table.
+        HwnasError: a setting the configuration refuses (one line).
+    """
+    p = params
+    if p["latency_budget"] is None:
+        raise click.UsageError("--latency-budget is required (e.g. --latency-budget 2ms)")
+    ctx = click.get_current_context()
+    if p["latency_table"] is not None and ctx.get_parameter_source("device") == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--device and --latency-table both give the latency; use one")
+    config = RunConfig(
+        budget_ms=p["latency_budget"], space=p["space_name"], space_options=parse_space_options(p["space_option"]),
+        dataset=p["dataset_spec"],
+        dataset_options=parse_space_options(p["dataset_option"]) if p["dataset_option"] else {},
+        dataset_input_shape=tuple(p["input_shape"]) if p["input_shape"] else None,
+        recipe=make_recipe(p["epochs"], p["data_fraction"], p["recipe_option"]), device=p["device"],
+        profiles_dir=str(p["profiles_dir"]), latency_table=_text(p["latency_table"]),
+        measure_threads=p["measure_threads"], profile_samples=p["profile_samples"], reward=p["reward"],
+        mode=p["mode"], acquisition=p["acquisition"], max_trainings=p["max_trainings"],
+        max_measurements=p["max_measurements"], initial_trainings=p["initial_trainings"],
+        candidates_per_round=p["candidates_per_round"], archs_per_round=p["archs_per_round"],
+        explore=p["explore"], local_search_steps=p["local_search_steps"], skip_equivalent=not p["train_equivalent"],
+        store=_text(p["store_path"]), train_threads=p["train_threads"], accuracy_table=_text(p["accuracy_table"]),
+        **settings)
+    return config.resolved()
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
