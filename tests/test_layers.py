@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"nn", "data"},  # building blocks and data sets
     {"spaces"},  # search spaces
     {"onnx_export", "training", "predictors"},  # one architecture: export, training, prediction
-    {"profiling", "supernet"},  # many architectures: device profiles, weight sharing
+    {"profiling", "supernet", "cluster"},  # many architectures: device profiles, weight sharing, Ray
     {"search"},  # the search
     {"deploy"},  # the answer, shipped
     {"api"},  # the Python API

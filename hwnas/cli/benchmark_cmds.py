@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.run_options import RUN_PARAMS, config_from_options, run_options
+from hwnas.cli.run_options import (RUN_PARAMS, config_from_options, execution_options, executor_from_options,
+                                   run_options)
 from hwnas.units import format_latency
 
 ALL_CONTROLLERS = "ppo,reinforce,a2c,qlearning,sarsa,random,evolution,mcts,dynaq"
@@ -28,6 +29,7 @@ def _controllers(ctx, param, value: str) -> list[str]:
 
 @click.command("benchmark")
 @run_options(max_trainings=BENCHMARK_TRAININGS)
+@execution_options
 @click.option("--controllers", "controller_names", default=ALL_CONTROLLERS, show_default=True,
               callback=_controllers, help="Comma-separated controllers to compare.")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
@@ -48,7 +50,12 @@ def benchmark_cmd(controller_names, seeds, out, **params) -> None:
     out = out or Path("runs") / f"benchmark-{config.space}-{config.device}-{budget}"
     click.echo(f"benchmark: {', '.join(controller_names)} x {seeds} seeds, {config.max_trainings} evaluations "
                f"each, budget {budget}, {config.mode} -> {out}")
-    payload = run_benchmark(config, controllers=controller_names, seeds=range(seeds), out=out, echo=click.echo)
+    executor = executor_from_options(params, train_threads=config.train_threads)
+    try:
+        payload = run_benchmark(config, controllers=controller_names, seeds=range(seeds), out=out, echo=click.echo,
+                                executor=executor)
+    finally:
+        executor.close()
     _print_summary(payload, out)
 
 

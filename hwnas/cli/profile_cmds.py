@@ -9,6 +9,7 @@ import click
 
 from hwnas.cli.common import (INPUT_SHAPE, NUM_CLASSES, SEED, make_space, parse_space_options,
                               space_options)
+from hwnas.cli.run_options import ray_option
 from hwnas.profiling.measure import PRECISIONS
 from hwnas.profiling.providers import provider_names
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
@@ -20,7 +21,8 @@ DEFAULT_CLASSES = 10
 # Options of the measuring command that make no sense with a subcommand such as ``show``.
 _RUN_OPTIONS = ("device", "space_name", "space_option", "samples", "dataset", "dataset_option", "input_shape",
                 "num_classes",
-                "threads", "batch_size", "provider", "precision", "seed", "latency_table", "no_progress")
+                "threads", "batch_size", "provider", "precision", "seed", "latency_table", "no_progress",
+                "ray_address")
 
 
 def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_shape, num_classes: int | None, *,
@@ -81,17 +83,19 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
               help="Build the profile from a CSV of arch,latency_ms rows instead of measuring.")
 @click.option("--no-progress", is_flag=True,
               help="No progress bar (it is also off when stderr is no terminal).")
+@ray_option
 @click.pass_context
 def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_option: tuple[str, ...],
                 samples: int | None, dataset: str | None, dataset_option: tuple[str, ...], input_shape,
                 num_classes: int | None, threads: int,
                 batch_size: int, provider: str, precision: str, profiles_dir: Path, seed: int,
-                latency_table: Path | None, no_progress: bool) -> None:
+                latency_table: Path | None, no_progress: bool, ray_address: str | None) -> None:
     """Measure latency on this device and store it as a device profile.
 
     \b
     hwnas profile --device host --space mobilenet --dataset digits --samples 300
     hwnas profile --device pixel7 --space nb201 --input-shape 3x32x32 --latency-table pixel7.csv
+    hwnas profile --device pi4 --ray HEAD:6379 --space mobilenet --dataset digits --samples 300
     hwnas profile show host
     """
     if ctx.invoked_subcommand is not None:
@@ -116,29 +120,32 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
     _measure(device=device, space_name=space_name, space_option=space_option, samples=samples,
              dataset=(dataset, dataset_option), input_shape=input_shape, num_classes=num_classes, threads=threads,
              batch_size=batch_size, provider=provider, precision=precision, profiles_dir=profiles_dir,
-             seed=seed, no_progress=no_progress)
+             seed=seed, no_progress=no_progress, ray_address=ray_address)
 
 
 def _measure(*, device, space_name, space_option, samples, dataset, input_shape, num_classes, threads,
-             batch_size, provider, precision, profiles_dir, seed, no_progress) -> None:
+             batch_size, provider, precision, profiles_dir, seed, no_progress, ray_address=None) -> None:
     from hwnas.profiling.measure import Conditions
     from hwnas.profiling.progress import make_progress
     from hwnas.profiling.providers import check_provider
     from hwnas.profiling.runner import RunSummary, profile_space
     from hwnas.profiling.store import ProfileStore
 
-    check_provider(provider)  # before anything else: a clear line, nothing created
     shape, classes = _resolve_input(*dataset, input_shape, num_classes, required=False)
     space = make_space(space_name, space_option)
     store = ProfileStore(profiles_dir, device)
     conditions = Conditions(provider=provider, threads=threads, batch_size=batch_size, precision=precision)
+    remote = _device_node(ray_address, device, conditions) if ray_address else None
+    if remote is None:
+        check_provider(provider)  # before anything is created: a clear line
     summary = RunSummary()
     progress = make_progress(None if not no_progress else False)
     where = f"{space.name} architectures at {format_input_shape(shape)}"
     try:
         profile_space(store, space, samples=samples, input_shape=shape, num_classes=classes,
                       conditions=conditions, space_options=parse_space_options(space_option), seed=seed,
-                      progress=progress, summary=summary)
+                      progress=progress, summary=summary,
+                      **({} if remote is None else {"measure_fn": remote[0].measure, "fingerprint": remote[1]}))
     except KeyboardInterrupt:
         progress.close()
         click.echo(f"profile {device!r} ({store.path}): {summary.measured} {where} measured before the "
@@ -146,6 +153,8 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
         raise
     finally:
         progress.close()
+        if remote is not None:
+            remote[2].close()
     if summary.measured == 0:
         click.echo(f"profile {device!r} ({store.path}) already holds {summary.held_after} {where} "
                    f"(--samples {samples}); nothing to measure")
@@ -154,6 +163,20 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
               if summary.not_converged else "")
     click.echo(f"profile {device!r} ({store.path}): measured {summary.measured} {where} in "
                f"{summary.seconds:.1f} s{capped}; it now holds {summary.held_after}")
+
+
+def _device_node(ray_address: str, device: str, conditions):
+    """``(node, its fingerprint, executor)`` of ``--ray``: the cluster node advertising ``device:<device>``."""
+    from hwnas.cluster import DEVICE_RESOURCE, ClusterError, make_executor
+
+    executor = make_executor(ray_address, workers=1)
+    node = executor.device(device)
+    if node is None:
+        executor.close()
+        raise ClusterError(f"no node of the Ray cluster advertises {DEVICE_RESOURCE.format(device)}: on the device "
+                           f"run 'ray start --address HEAD:PORT --num-cpus 0 --resources "
+                           f"'{{\"{DEVICE_RESOURCE.format(device)}\": 1}}''")
+    return node, node.fingerprint(conditions), executor
 
 
 def _import_table(device, space_name, space_option, latency_table, dataset, input_shape, num_classes,

@@ -126,6 +126,36 @@ def run_options(*, max_trainings: int | None = None) -> Callable:
     return decorate
 
 
+def ray_option(func):
+    """``--ray [ADDRESS]``: run on Ray (no address: a local Ray started for this command on 127.0.0.1; ``auto``
+    or ``HOST:PORT``: an existing cluster)."""
+    return click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+                        metavar="[ADDRESS]",
+                        help="Run on Ray: trainings as tasks, device nodes measure (no ADDRESS: a local Ray for "
+                             "this command; auto or HOST:PORT: an existing cluster). Needs hwnas[ray].")(func)
+
+
+def execution_options(func):
+    """How a search's trainings run (not settings of the run: a resume may change them)."""
+    func = click.option("--gpus-per-training", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                        help="GPUs each training asks Ray for.")(func)
+    func = click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                        help="Trainings at once (more than 1 runs them as Ray tasks; implies --ray).")(func)
+    return ray_option(func)
+
+
+#: The options of :func:`execution_options` (a resume may give them).
+EXECUTION_PARAMS = ("ray_address", "workers", "gpus_per_training")
+
+
+def executor_from_options(params: Mapping[str, Any], *, train_threads: int):
+    """The executor of :func:`execution_options`' values (:func:`hwnas.cluster.make_executor`)."""
+    from hwnas.cluster import make_executor
+
+    return make_executor(params["ray_address"], workers=params["workers"], cpus_per_task=train_threads,
+                         gpus_per_task=params["gpus_per_training"])
+
+
 #: The parameters :func:`run_options` adds (what a command passes on to :func:`config_from_options`).
 RUN_PARAMS = ("latency_budget", "device", "space_name", "space_option", "dataset_spec", "dataset_option",
               "input_shape", "epochs", "data_fraction", "recipe_option", "reward", "max_trainings",

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from hwnas.cli.common import EXIT_INTERRUPTED, SEED, OwnLoggers, fail, print_json, stderr_echo
-from hwnas.cli.run_options import (RUN_PARAMS, config_from_options, controller_names, parse_duration,
-                                   run_options)
+from hwnas.cli.run_options import (EXECUTION_PARAMS, RUN_PARAMS, config_from_options, controller_names,
+                                   execution_options, executor_from_options, parse_duration, run_options)
 from hwnas.cli.search_progress import SearchBar, progress_wanted
 from hwnas.search.config import RunConfig
 
@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 @click.command("search")
 @run_options()
+@execution_options
 @click.option("--controller", type=click.Choice(controller_names()), default=RunConfig.default("controller"),
               show_default=True)
 @click.option("--time-budget", callback=parse_duration, metavar="DURATION",
@@ -69,6 +70,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
             overrides["time_budget_s"] = time_budget
         if overrides:
             run.update_config(**overrides)  # written back: the run's config.json says what it now runs under
+        executor = executor_from_options(params, train_threads=run.config.train_threads)
     else:
         if supernet_path is not None and _given("estimator") and estimator != "supernet":
             raise click.UsageError("--supernet is the supernet of --estimator supernet; drop one of them")
@@ -80,6 +82,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
             supernet_epochs=supernet_epochs, initial_estimates=initial_estimates,
             estimates_per_round=estimates_per_round)
         run_dir = run_dir or Path("runs") / config.run_name()
+        executor = executor_from_options(params, train_threads=config.train_threads)  # Ray missing: no folder
         run = RunDir.create(run_dir, config)
     _attach_log(run.log_file)
     echo = stderr_echo if as_json else click.echo
@@ -90,15 +93,17 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
     try:
         from hwnas.search.runner import run_search
 
-        result = run_search(run, echo=echo, callback=bar)
+        result = run_search(run, echo=echo, callback=bar, executor=executor)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
+        executor.close()
         fail(f"interrupted; finished trainings and measurements are kept: resume with "
              f"'hwnas search --resume {run.path}'", EXIT_INTERRUPTED)
     finally:
         if bar is not None:
             bar.close()
+        executor.close()
     if as_json:
         print_json({"run_dir": str(run.path), "pareto_plot": str(run.path / "pareto.png"), **result})
     else:
@@ -107,8 +112,8 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
 
 #: What ``--resume`` may change; every other setting is the run's own (``config.json``).
 RESUME_OPTIONS = ("max_trainings", "max_measurements", "time_budget")
-#: How this session reports (not settings of the run): free with ``--resume``.
-OUTPUT_OPTIONS = ("as_json", "no_progress")
+#: How this session reports and runs (not settings of the run): free with ``--resume``.
+OUTPUT_OPTIONS = ("as_json", "no_progress", *EXECUTION_PARAMS)
 
 
 #: Options a resume may repeat when they name what the run already uses (its :class:`RunConfig` attribute).

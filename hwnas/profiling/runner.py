@@ -56,7 +56,9 @@ def profile_space(store: ProfileStore, space: SearchSpace, *, samples: int, inpu
                   num_classes: int, conditions: Conditions = DEFAULT_CONDITIONS,
                   space_options: Mapping[str, Any] | None = None, seed: int = 0,
                   protocol: Protocol = DEFAULT_PROTOCOL, progress: ProfileProgress | None = None,
-                  size_fn: SizeFn | None = None, summary: RunSummary | None = None) -> RunSummary:
+                  size_fn: SizeFn | None = None, summary: RunSummary | None = None,
+                  measure_fn: Callable[..., dict[str, Any]] = profile_arch,
+                  fingerprint: Mapping[str, Any] | None = None) -> RunSummary:
     """Brings the profile to ``samples`` measured architectures of ``space`` at ``input_shape``.
 
     Args:
@@ -72,6 +74,9 @@ def profile_space(store: ProfileStore, space: SearchSpace, *, samples: int, inpu
         progress: Progress display (silent when None).
         size_fn: Size of an architecture for stratification; MACs at ``input_shape`` when None.
         summary: Filled in as the run goes (so a caller still has the figures after Ctrl-C).
+        measure_fn: Measures one architecture, called like :func:`profile_arch` (a device node's, on a Ray
+            cluster: :meth:`hwnas.cluster.RayDevice.measure`).
+        fingerprint: The measuring machine's fingerprint when it is not this one (its provider checked there).
 
     Raises:
         ProviderError: the provider is not usable here (checked before anything is written).
@@ -80,9 +85,10 @@ def profile_space(store: ProfileStore, space: SearchSpace, *, samples: int, inpu
     progress = progress or ProfileProgress()
     summary = summary if summary is not None else RunSummary()
     start = time.perf_counter()
-    check_provider(conditions.provider)
+    if fingerprint is None:
+        check_provider(conditions.provider)
+        fingerprint = host_fingerprint(store.device, conditions)
     options = normalize_space_options(space.name, space_options)
-    fingerprint = host_fingerprint(store.device, conditions)
     if store.exists or store.measurements_file.exists():
         store.ensure(fingerprint)  # fails early on a mismatch or a corrupt profile
     with store.lock():
@@ -101,8 +107,8 @@ def profile_space(store: ProfileStore, space: SearchSpace, *, samples: int, inpu
                                      existing=[r["arch"] for r in existing], progress=progress.planned)
             progress.measuring(total=len(plan))
             for arch in plan:
-                record = profile_arch(space, arch, input_shape, num_classes, conditions=conditions,
-                                      space_options=options, protocol=protocol, seed=seed)
+                record = measure_fn(space, arch, input_shape, num_classes, conditions=conditions,
+                                    space_options=options, protocol=protocol, seed=seed)
                 if not store.exists:
                     store.ensure(fingerprint)
                 store.add(record)

@@ -53,6 +53,13 @@ class _RunScopedAccuracy:
     def evaluate(self, arch):
         return self.source.evaluate(arch)
 
+    def job(self, arch):
+        make = getattr(self.source, "job", None)
+        return None if make is None else make(arch)
+
+    def finish(self, arch, result):
+        return self.source.finish(arch, result)
+
     def known(self) -> list[tuple[str, float]]:
         return []
 
@@ -86,7 +93,7 @@ def true_best(space, accuracy_table: str | os.PathLike, latency_table: str | os.
 
 
 def run_benchmark(config: RunConfig, *, controllers: Sequence[str], seeds: Sequence[int],
-                  out: str | os.PathLike, echo: Callable[[str], None] = print) -> dict:
+                  out: str | os.PathLike, echo: Callable[[str], None] = print, executor=None) -> dict:
     """Runs (or resumes) every controller on every seed and writes the curves; returns the summary payload.
 
     Args:
@@ -96,6 +103,7 @@ def run_benchmark(config: RunConfig, *, controllers: Sequence[str], seeds: Seque
         seeds: Seeds, the same for every controller.
         out: The benchmark folder.
         echo: Progress output.
+        executor: Where the trainings run (:mod:`hwnas.cluster`; this process by default).
     """
     from hwnas.search.controllers import CONTROLLERS
 
@@ -116,7 +124,8 @@ def run_benchmark(config: RunConfig, *, controllers: Sequence[str], seeds: Seque
     # Seed by seed, every controller in turn: an interrupted benchmark has comparable results for all of them.
     for seed in seeds:
         for controller in controllers:
-            entry, result = _run_one(folder, config, controller=controller, seed=int(seed), best=best)
+            entry, result = _run_one(folder, config, controller=controller, seed=int(seed), best=best,
+                                     executor=executor)
             curves[controller][int(seed)] = entry
             found = result["best"]
             echo(f"{controller:>10} seed {seed}: {result['trainings_used']} evaluations, best "
@@ -126,8 +135,8 @@ def run_benchmark(config: RunConfig, *, controllers: Sequence[str], seeds: Seque
     return write_outputs(folder, config, curves, best)
 
 
-def _run_one(folder: Path, config: RunConfig, *, controller: str, seed: int,
-             best: dict | None) -> tuple[dict, dict]:
+def _run_one(folder: Path, config: RunConfig, *, controller: str, seed: int, best: dict | None,
+             executor=None) -> tuple[dict, dict]:
     """Runs (or resumes, or reads back) one controller on one seed; returns its curves and its search result."""
     from hwnas.search.rundir import RunDir
     from hwnas.search.runner import run_search
@@ -150,7 +159,7 @@ def _run_one(folder: Path, config: RunConfig, *, controller: str, seed: int,
         return _RunScopedAccuracy(accuracy), _FrozenLatency(latency, prior)
 
     # per-verification lines would drown the summary: they go to the log only
-    result = run_search(run, echo=logger.info, wrap_sources=wrap)
+    result = run_search(run, echo=logger.info, wrap_sources=wrap, executor=executor)
     verified = [vars(v) for v in run.load_state().verified]
     length = config.max_trainings
     curve = best_curve(verified, budget_ms=config.budget_ms, length=length)

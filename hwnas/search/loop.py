@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from hwnas.arch import Arch
+from hwnas.cluster import SerialExecutor
 from hwnas.predictors import AccuracyPredictor, ArchFeaturizer, LatencyPredictor
 from hwnas.predictors.metrics import kendall, mape
 from hwnas.search import acquisition
@@ -69,6 +70,7 @@ class SearchLoop:
             trainings, calibrated to their scale; the answer is still the best *trained* architecture.
         result_extras: Adds to the result before it is written (once): the runner's test accuracy and
             estimator facts.
+        executor: Where trainings run (:mod:`hwnas.cluster`; this process, one at a time, by default).
     """
 
     def __init__(self, *, space: SearchSpace, controller: Controller, reward: Reward,
@@ -77,7 +79,7 @@ class SearchLoop:
                  make_latency_predictor: Callable[[], LatencyPredictor],
                  callback: Callable[[SearchEvent], None] | None = None,
                  estimator: EstimateSource | None = None,
-                 result_extras: Callable[[dict], dict] | None = None) -> None:
+                 result_extras: Callable[[dict], dict] | None = None, executor=None) -> None:
         self.space = space
         self.estimator = estimator
         self.controller = controller
@@ -90,6 +92,7 @@ class SearchLoop:
         self.make_latency_predictor = make_latency_predictor
         self.callback = callback or (lambda event: None)
         self.result_extras = result_extras
+        self.executor = executor or SerialExecutor()
         self.state = run_dir.load_state() or SearchState()
         self._session_start = time.monotonic()
         self._elapsed_at_start = self.state.elapsed_s
@@ -424,10 +427,15 @@ class SearchLoop:
         self._save()
 
     def _work_queue(self, *, round_index: int) -> None:
-        """Measures the queue's candidates in order and trains those within the budget while their group has
-        slots left; the state is saved after every measurement and every training, so a resumed run continues
-        exactly here."""
-        trained = self._trained_keys()
+        """Measures the queue's candidates in order, selecting those within the budget while their group has
+        slots left, then trains the selected ones (side by side with a parallel executor). Measurements and
+        trainings never overlap, so no latency is taken beside a training. The state is saved after every
+        measurement, the selection, and every finished training, so a resumed run continues exactly here."""
+        self._select(round_index)
+        self._train_selected(round_index)
+
+    def _select(self, round_index: int) -> None:
+        trained = self._trained_keys() | {self._key(t["arch"]) for t in self.state.training}
         prior = dict(self.latency_source.known())  # read once: a profile's records come from its files
         while self.state.pending and any(self.state.slots):
             string, group = self.state.pending[0], self.state.pending_group[0]
@@ -439,9 +447,8 @@ class SearchLoop:
                     break
                 worked = self.state.measurements > before
                 if latency["latency_ms"] <= self.settings.budget_ms:
-                    if self._out_of_budget():
-                        break
-                    self._train(string, latency, round_index)
+                    self.state.training.append({"arch": string, "latency_ms": float(latency["latency_ms"]),
+                                                "measured": bool(latency["measured"])})
                     trained.add(self._key(string))
                     self.state.slots[group] -= 1
                     worked = True
@@ -451,6 +458,53 @@ class SearchLoop:
                 self._save()
             if not any(self.state.slots):
                 break
+
+    def _train_selected(self, round_index: int) -> None:
+        """Trains the selected candidates through the executor; each finished training is recorded (and the
+        state saved) as it comes back, and the round's records end in selection order whatever the order they
+        finished in, so a parallel run's state is the serial run's."""
+        todo = list(self.state.training)
+        if not todo:
+            return
+        self._estimate([t["arch"] for t in todo])  # every trained architecture is estimated too: calibration
+        jobs, finishers = zip(*(self._job(t["arch"]) for t in todo))
+        first = len(self.state.verified)
+
+        def may_start(index: int) -> bool:
+            if self._out_of_budget():
+                return False
+            self.callback(TrainingStarted(arch=todo[index]["arch"], round=round_index,
+                                          trainings=self.state.trainings))
+            return True
+
+        order = {t["arch"]: i for i, t in enumerate(todo)}
+        for index, output in self.executor.run(list(jobs), may_start=may_start):
+            candidate = todo[index]
+            result = finishers[index](self.space.parse(candidate["arch"]), output)
+            predicted = self.state.pending_predictions.get(candidate["arch"], [None, None])
+            self.state.verified.append(Verified(
+                arch=candidate["arch"], accuracy=float(result["accuracy"]), latency_ms=candidate["latency_ms"],
+                latency_measured=candidate["measured"], round=round_index, predicted_accuracy=predicted[0],
+                predicted_latency_ms=predicted[1], measurements_used=self.state.measurements,
+                elapsed_s=round(self._elapsed(), 2)))
+            self.state.training.remove(candidate)
+            self._save()
+            self.callback(Trained(record=self.state.verified[-1], best=self.best(),
+                                  measurements=self.state.measurements))
+        batch = self.state.verified[first:]
+        batch.sort(key=lambda v: order.get(v.arch, len(order)))
+        self.state.verified[first:] = batch
+        self._save()
+
+    def _job(self, string: str):
+        """The training of ``string`` as a job for the executor, and what turns its output into the accuracy
+        source's ``{"accuracy": ...}`` (a source without jobs, or one that knows the answer, is asked here)."""
+        arch = self.space.parse(string)
+        make = getattr(self.accuracy_source, "job", None)
+        job = make(arch) if make is not None else None
+        if job is not None:
+            return job, self.accuracy_source.finish
+        return _LocalJob(self.accuracy_source.evaluate, arch), lambda arch, output: output
 
     def _latency(self, string: str, round_index: int, prior: dict[str, float]) -> dict | None:
         """The candidate's latency: known (``prior``: the profile or table prior, or measured by this run) or
@@ -473,19 +527,6 @@ class SearchLoop:
         self.callback(LatencyMeasured(arch=string, latency_ms=float(result["latency_ms"]), feasible=feasible,
                                       measurements=self.state.measurements))
         return {"latency_ms": float(result["latency_ms"]), "measured": bool(result["measured"])}
-
-    def _train(self, string: str, latency: dict, round_index: int) -> None:
-        arch = self.space.parse(string)
-        self._estimate([string])  # every trained architecture is estimated too: the calibration's pairs
-        self.callback(TrainingStarted(arch=string, round=round_index, trainings=self.state.trainings))
-        result = self.accuracy_source.evaluate(arch)
-        predicted = self.state.pending_predictions.get(string, [None, None])
-        self.state.verified.append(Verified(
-            arch=string, accuracy=float(result["accuracy"]), latency_ms=float(latency["latency_ms"]),
-            latency_measured=bool(latency["measured"]), round=round_index,
-            predicted_accuracy=predicted[0], predicted_latency_ms=predicted[1],
-            measurements_used=self.state.measurements, elapsed_s=round(self._elapsed(), 2)))
-        self.callback(Trained(record=self.state.verified[-1], best=self.best(), measurements=self.state.measurements))
 
     # -- bookkeeping -----------------------------------------------------------------------------------------
     def _key(self, string: str) -> str:
@@ -601,6 +642,19 @@ def _candidate(scored, estimated: dict[str, float], calibrate: Calibration) -> a
     if string in estimated:
         return acquisition.Candidate(string, calibrate(estimated[string]), calibrate.std, scored.latency_ms)
     return acquisition.Candidate(string, scored.accuracy, scored.accuracy_std, scored.latency_ms)
+
+
+class _LocalJob:
+    """A training the driver runs itself (a table look-up, a stored record, a user's function)."""
+
+    local = True
+
+    def __init__(self, evaluate: Callable, arch: Arch) -> None:
+        self.evaluate = evaluate
+        self.arch = arch
+
+    def __call__(self) -> dict:
+        return self.evaluate(self.arch)
 
 
 class _ConstantAccuracy:

@@ -220,7 +220,7 @@ def _progressed(folder: Path) -> bool:
 
 def _check_state(path: Path, data: Mapping[str, Any]) -> None:
     """Every trained and measured entry of ``state.json`` has an architecture and finite numbers."""
-    for name in ("verified", "measured", "pending"):
+    for name in ("verified", "measured", "pending", "training"):
         if not isinstance(data.get(name, []), list):
             raise RunDirError(f"{path} is corrupt: {name!r} is not a list")
     for i, entry in enumerate(data.get("verified", [])):

@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 MIN_PROFILE_RECORDS = 10
 
 
-def latency_source(config: RunConfig, space, *, echo: Callable[[str], None]) -> ProfileLatency:
-    """The device's latency source; profiles the host on the spot when it has no profile yet.
+def latency_source(config: RunConfig, space, *, echo: Callable[[str], None], executor=None) -> ProfileLatency:
+    """The device's latency source; profiles the host (or the device's node of a Ray cluster) on the spot when
+    it has no profile yet.
 
     With ``config.latency_table`` the source is that table (:class:`~hwnas.search.sources.tables.TableLatency`).
 
@@ -39,6 +40,9 @@ def latency_source(config: RunConfig, space, *, echo: Callable[[str], None]) -> 
         return TableLatency(config.latency_table, space, prior_samples=config.profile_samples)
     conditions = config.conditions()
     store = ProfileStore(config.profiles_dir, config.device)
+    node = executor.device(config.device) if executor is not None else None
+    if node is not None:
+        return _node_latency(config, space, store, node, echo=echo)
     local = is_local_profile(store, conditions)
     shape, classes, options = list(config.input_shape), config.num_classes, config.space_options
     held = len(store.records(space.name, shape, options)) if store.exists else 0
@@ -66,29 +70,59 @@ def latency_source(config: RunConfig, space, *, echo: Callable[[str], None]) -> 
                           seed=config.seed)
 
 
+def _node_latency(config: RunConfig, space, store: ProfileStore, node, *, echo) -> ProfileLatency:
+    """Latency measured on the device's own node of a Ray cluster (``--ray``): the profile is that node's (its
+    fingerprint), and a profile measured elsewhere under other conditions is refused, as on the device."""
+    from hwnas.profiling.fingerprint import mismatches
+
+    conditions = config.conditions()
+    fingerprint = node.fingerprint(conditions)
+    stored = store.fingerprint if store.exists else None
+    if stored is not None and mismatches(stored, fingerprint):
+        key, was, now = mismatches(stored, fingerprint)[0]
+        raise HwnasError(f"profile {config.device!r} was measured with {key}={was!r}; its Ray node now has "
+                         f"{now!r}: use another --device name or --profiles-dir")
+    shape, classes, options = list(config.input_shape), config.num_classes, config.space_options
+    held = len(store.records(space.name, shape, options)) if store.exists else 0
+    if held < MIN_PROFILE_RECORDS:
+        echo(f"profiling {config.device!r} on its Ray node: {config.profile_samples} architectures (once; kept in "
+             f"{store.path})")
+        profile_space(store, space, samples=config.profile_samples, input_shape=shape, num_classes=classes,
+                      conditions=conditions, space_options=options, seed=config.seed, measure_fn=node.measure,
+                      fingerprint=fingerprint)
+    echo(f"device {config.device!r} measures on its Ray node")
+    return ProfileLatency(store, space, input_shape=shape, num_classes=classes, space_options=options,
+                          conditions=conditions, measurable=True, seed=config.seed, measure_fn=node.measure,
+                          fingerprint=fingerprint)
+
+
 def run_search(run: RunDir, *, echo: Callable[[str], None] = print, wrap_sources: Callable | None = None,
-               callback: Callable[[SearchEvent], None] | None = None, accuracy_fn: Callable | None = None) -> dict:
+               callback: Callable[[SearchEvent], None] | None = None, accuracy_fn: Callable | None = None,
+               executor=None) -> dict:
     """Runs (or resumes) the search of ``run`` (its :class:`RunConfig`); returns the result (``result.json``).
 
     Progress lines go to ``echo``; ``callback`` also receives the loop's typed events (the command line's
     progress bar, a Python user's :class:`~hwnas.search.events.SearchCallback`). ``accuracy_fn(model, arch)
     -> float`` replaces the trainings for a run made with one (:func:`hwnas.search`).
     ``wrap_sources(accuracy, latency) -> (accuracy, latency)`` may replace the sources (the benchmark harness
-    hides what other runs evaluated).
+    hides what other runs evaluated). ``executor`` runs the trainings and reaches device nodes
+    (:func:`hwnas.cluster.make_executor`; this process by default); the run folder and the evaluation store are
+    written here only.
     """
     with run.lock():  # one writer per run folder: a second search or --resume of it is refused
         for path in run.remove_stale_temporaries():
             logger.info("removed %s, left by an interrupted write", path)
-        return _run_search(run, echo=echo, wrap_sources=wrap_sources, callback=callback, accuracy_fn=accuracy_fn)
+        return _run_search(run, echo=echo, wrap_sources=wrap_sources, callback=callback, accuracy_fn=accuracy_fn,
+                           executor=executor)
 
 
 def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Callable | None,
-                callback: Callable[[SearchEvent], None] | None, accuracy_fn: Callable | None) -> dict:
+                callback: Callable[[SearchEvent], None] | None, accuracy_fn: Callable | None, executor) -> dict:
     from hwnas.search.sources.accuracy import accuracy_source
 
     config = run.config
     space = config.create_space()
-    latency = latency_source(config, space, echo=echo)
+    latency = latency_source(config, space, echo=echo, executor=executor)
     accuracy = accuracy_source(config, space, accuracy_fn=accuracy_fn)
     estimates = None
     if config.estimator == "supernet":
@@ -119,7 +153,7 @@ def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Calla
                       reward=create_reward(config.reward), accuracy_source=accuracy, latency_source=latency,
                       settings=settings, run_dir=run, make_accuracy_predictor=lambda: AccuracyPredictor(**common),
                       make_latency_predictor=lambda: LatencyPredictor(**common), callback=events,
-                      estimator=estimates, result_extras=extras)
+                      estimator=estimates, result_extras=extras, executor=executor)
     events(SearchStarted(max_trainings=settings.max_trainings, trainings_done=loop.state.trainings,
                          budget_ms=settings.budget_ms))
     result = loop.run()

@@ -137,7 +137,8 @@ class SearchState:
 
     ``pending`` is the round's queue of candidates in the order they are measured, ``pending_group`` the
     training-slot group of each (0: picked by the acquisition, 1: exploration) and ``slots`` the trainings
-    each group may still start this round; ``round_start`` the (trainings, measurements) counts when the
+    each group may still start this round; ``training`` the candidates measured within the budget and selected
+    for training, not trained yet (``{"arch", "latency_ms", "measured"}``); ``round_start`` the (trainings, measurements) counts when the
     round's queue was made, so that its history row counts the whole round even after a resume. A round's
     queue is cleared in the same state write that advances ``round``, after its history row is written:
     a kill at any point between them redoes nothing.
@@ -150,6 +151,7 @@ class SearchState:
     pending_group: list[int] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)
     pending_predictions: dict[str, list[float]] = field(default_factory=dict)
+    training: list[dict] = field(default_factory=list)
     round_start: list[int] = field(default_factory=list)
     learned_round: int = 0
     estimated: dict[str, float] = field(default_factory=dict)

@@ -357,12 +357,29 @@ class EvalStore:
         evaluator = as_evaluator(trainer)
         if isinstance(arch, str):
             arch = space.parse(arch)
-        key = make_key(space, arch, dataset, recipe=recipe, seed=seed, evaluator=evaluator)
-        stored = self.get(key)
+        stored = self.lookup(space, arch, dataset, recipe=recipe, seed=seed, trainer=evaluator)
         if stored is not None:
-            logger.debug("reusing the stored evaluation of %s", arch.string)
-            return replace(stored, reused=True)
+            return stored
         result = evaluator(space, arch, dataset, recipe=recipe, seed=seed)
+        return self.record(space, arch, dataset, result, recipe=recipe, seed=seed, trainer=evaluator)
+
+    def lookup(self, space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = DEFAULT_RECIPE,
+               seed: int = 0, trainer: Evaluator | None = None) -> EvalRecord | None:
+        """The stored evaluation of ``arch`` (``reused=True``), or None: the first half of :meth:`evaluate`,
+        for a caller that runs the evaluation elsewhere (a Ray task) and stores it with :meth:`record`."""
+        evaluator = as_evaluator(trainer)
+        stored = self.get(make_key(space, arch, dataset, recipe=recipe, seed=seed, evaluator=evaluator))
+        if stored is None:
+            return None
+        logger.debug("reusing the stored evaluation of %s", arch.string)
+        return replace(stored, reused=True)
+
+    def record(self, space: SearchSpace, arch: Arch, dataset: Dataset, result: TrainResult, *,
+               recipe: Recipe = DEFAULT_RECIPE, seed: int = 0, trainer: Evaluator | None = None) -> EvalRecord:
+        """Stores ``result``, the evaluation of ``arch`` (the second half of :meth:`evaluate`); returns the
+        record (another process's, if it stored the same key meanwhile)."""
+        evaluator = as_evaluator(trainer)
+        key = make_key(space, arch, dataset, recipe=recipe, seed=seed, evaluator=evaluator)
         record = EvalRecord.from_result(key, result, protocol=evaluator.protocol(recipe))
         if not self.put(record):  # another process stored the same key meanwhile: theirs is the record
             logger.info("%s was stored by another process meanwhile; keeping that record", arch.string)

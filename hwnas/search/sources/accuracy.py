@@ -14,6 +14,8 @@ from hwnas.search.config import RunConfig
 from hwnas.spaces.base import SearchSpace
 from hwnas.training import Recipe
 from hwnas.training.evaluator import Evaluator, Trainer
+from hwnas.training.job import TrainingJob
+from hwnas.training.trainer import TrainResult
 from hwnas.training.store import EvalStore, default_store_path, make_key
 
 
@@ -27,11 +29,14 @@ class StoreAccuracy:
         recipe: Training recipe (with its fidelity).
         seed: Training seed.
         evaluator: What produces a missing result: a :class:`Trainer` or a table evaluator.
+        dataset_spec: The data set's :class:`~hwnas.data.resolve.DatasetSpec`: a job run elsewhere resolves it
+            there instead of receiving the arrays.
     """
 
     def __init__(self, store: EvalStore, space: SearchSpace, dataset: Dataset, *, recipe: Recipe, seed: int,
-                 evaluator: Evaluator) -> None:
+                 evaluator: Evaluator, dataset_spec=None) -> None:
         self.store = store
+        self.dataset_spec = dataset_spec
         self.space = space
         self.dataset = dataset
         self.recipe = recipe
@@ -39,10 +44,22 @@ class StoreAccuracy:
         self.evaluator = evaluator
 
     def evaluate(self, arch: Arch) -> dict[str, Any]:
-        record = self.store.evaluate(self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed,
-                                     trainer=self.evaluator)
-        return {"accuracy": record.val_accuracy, "reused": record.reused, "params": record.params,
-                "wall_time_s": record.wall_time_s}
+        return _answer(self.store.evaluate(self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed,
+                                           trainer=self.evaluator))
+
+    def job(self, arch: Arch) -> TrainingJob | None:
+        """The evaluation of ``arch`` as a job to run anywhere (None when the store has it: :meth:`evaluate`
+        is a look-up then); :meth:`finish` stores its result."""
+        if self.store.lookup(self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed,
+                             trainer=self.evaluator) is not None:
+            return None
+        return TrainingJob(space=self.space, arch=arch.string, dataset=self.dataset_spec or self.dataset,
+                           recipe=self.recipe, seed=self.seed, evaluator=self.evaluator)
+
+    def finish(self, arch: Arch, result: TrainResult) -> dict[str, Any]:
+        """Stores a job's result (the driver is the store's one writer); returns :meth:`evaluate`'s answer."""
+        return _answer(self.store.record(self.space, arch, self.dataset, result, recipe=self.recipe,
+                                         seed=self.seed, trainer=self.evaluator))
 
     @property
     def validation_size(self) -> int | None:
@@ -77,6 +94,11 @@ class StoreAccuracy:
         return None if record is None else record.test_accuracy
 
 
+def _answer(record) -> dict[str, Any]:
+    return {"accuracy": record.val_accuracy, "reused": record.reused, "params": record.params,
+            "wall_time_s": record.wall_time_s}
+
+
 def accuracy_source(config: RunConfig, space: SearchSpace, *, accuracy_fn: Callable | None = None):
     """The accuracy source a run's configuration asks for: trainings or an accuracy table through the
     evaluation store, or the user's ``accuracy_fn`` for a run made with one (:class:`FunctionAccuracy`)."""
@@ -84,7 +106,8 @@ def accuracy_source(config: RunConfig, space: SearchSpace, *, accuracy_fn: Calla
         from hwnas.search.sources.function import FunctionAccuracy
 
         return FunctionAccuracy.for_run(config, space, accuracy_fn)
-    dataset = config.dataset_spec().resolve()
+    spec = config.dataset_spec()
+    dataset = spec.resolve()
     store = EvalStore(config.store or default_store_path())
     if config.accuracy_table:
         from hwnas.training.table import TableEvaluator
@@ -94,7 +117,8 @@ def accuracy_source(config: RunConfig, space: SearchSpace, *, accuracy_fn: Calla
         evaluator: Evaluator = TableEvaluator(accuracy_table(config.accuracy_table, space))
     else:
         evaluator = Trainer(threads=config.train_threads)
-    return StoreAccuracy(store, space, dataset, recipe=config.recipe, seed=config.seed, evaluator=evaluator)
+    return StoreAccuracy(store, space, dataset, recipe=config.recipe, seed=config.seed, evaluator=evaluator,
+                         dataset_spec=spec)
 
 
 class StoreEstimates:

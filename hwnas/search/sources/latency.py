@@ -51,11 +51,15 @@ class ProfileLatency:
         fallback: Predicts latency for candidates that cannot be measured (a fitted latency predictor's
             ``predict``), or None.
         seed: Seed of measurement weights and inputs.
+        measure_fn: Measures one architecture, called like :func:`~hwnas.profiling.measure.profile_arch` (a
+            device node's on a Ray cluster).
+        fingerprint: The measuring machine's fingerprint when it is not this one.
     """
 
     def __init__(self, store: ProfileStore, space: SearchSpace, *, input_shape: Sequence[int], num_classes: int,
                  space_options: Mapping[str, Any] | None = None, conditions: Conditions = Conditions(),
-                 measurable: bool = True, fallback=None, seed: int = 0) -> None:
+                 measurable: bool = True, fallback=None, seed: int = 0, measure_fn=profile_arch,
+                 fingerprint: Mapping[str, Any] | None = None) -> None:
         self.store = store
         self.space = space
         self.input_shape = list(input_shape)
@@ -65,6 +69,8 @@ class ProfileLatency:
         self.measurable = measurable
         self.fallback = fallback
         self.seed = seed
+        self.measure_fn = measure_fn
+        self.fingerprint = fingerprint
 
     def records(self) -> list[dict]:
         if not self.store.exists:
@@ -87,9 +93,9 @@ class ProfileLatency:
                 for record in self.records():
                     if record["arch"] == arch.string:
                         return {"latency_ms": float(record["median_ms"]), "measured": True}
-                record = profile_arch(self.space, arch, self.input_shape, self.num_classes,
-                                      conditions=self.conditions, space_options=self.space_options, seed=self.seed)
-                self.store.ensure(host_fingerprint(self.store.device, self.conditions))
+                record = self.measure_fn(self.space, arch, self.input_shape, self.num_classes,
+                                         conditions=self.conditions, space_options=self.space_options, seed=self.seed)
+                self.store.ensure(self.fingerprint or host_fingerprint(self.store.device, self.conditions))
                 self.store.add(record)
             return {"latency_ms": float(record["median_ms"]), "measured": True}
         if self.fallback is None:

@@ -1,0 +1,151 @@
+"""Search and profiling on a real Ray cluster made here: a head and a second node advertising ``device:testdev``
+(no CPUs: it measures, it never trains), all on 127.0.0.1, no dashboard, shut down at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+# Every Ray address on loopback (nothing listens elsewhere; the machine's own address refuses connections here).
+# Ray reads this when it is imported: set before.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+ray = pytest.importorskip("ray")
+
+from hwnas.cluster import RayExecutor  # noqa: E402
+from hwnas.search.config import RunConfig  # noqa: E402
+from hwnas.search.rundir import RunDir  # noqa: E402
+from hwnas.search.runner import run_search  # noqa: E402
+from hwnas.spaces import create_space  # noqa: E402
+
+
+def latency_of(s: str) -> float:
+    return round(0.2 + 0.12 * s.count("nor_conv_3x3") + 0.04 * s.count("nor_conv_1x1"), 6)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from ray.cluster_utils import Cluster
+
+    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False,
+                                                          "node_ip_address": "127.0.0.1"})
+    device = made.add_node(num_cpus=0, resources={"device:testdev": 1}, node_ip_address="127.0.0.1")
+    ray.init(address=made.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test's jobs reach the workers
+    yield made, device.node_id
+    ray.shutdown()
+    made.shutdown()
+
+
+@pytest.fixture(scope="module")
+def latency_table(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tables") / "lat.csv"
+    strings = [a.string for a in create_space("nb201").enumerate()]
+    path.write_text("arch,latency_ms\n" + "".join(f"{s},{latency_of(s)}\n" for s in strings))
+    return path
+
+
+def _config(latency_table, store, **changes) -> RunConfig:
+    settings = dict(budget_ms=0.7, space="nb201", space_options={"channels": 4, "cells_per_stage": 1},
+                    dataset="digits", recipe={"epochs": 3, "data_fraction": 0.5}, latency_table=str(latency_table),
+                    max_trainings=6, initial_trainings=4, candidates_per_round=2, archs_per_round=60,
+                    profile_samples=20, store=str(store), predictor_options={"ensemble_size": 1, "n_estimators": 20})
+    return RunConfig(**{**settings, **changes}).resolved()
+
+
+def _verified(run: RunDir) -> list[tuple[str, float]]:
+    return [(v.arch, v.accuracy) for v in run.load_state().verified]
+
+
+def test_two_workers_train_side_by_side_and_give_the_serial_answer(cluster, latency_table, tmp_path):
+    serial = RunDir.create(tmp_path / "serial", _config(latency_table, tmp_path / "serial.sqlite"))
+    expected = run_search(serial, echo=lambda line: None)
+    parallel = RunDir.create(tmp_path / "parallel", _config(latency_table, tmp_path / "parallel.sqlite"))
+    executor = RayExecutor(cluster[0].address, workers=2)
+    got = run_search(parallel, echo=lambda line: None, executor=executor)
+    untimed = {k: v for k, v in expected["best"].items() if k != "elapsed_s"}
+    assert {k: v for k, v in got["best"].items() if k != "elapsed_s"} == untimed and got["trainings_used"] == 6
+    # the same trainings, the same accuracies to the last bit, recorded in the same order
+    assert _verified(parallel) == _verified(serial)
+    assert len({accuracy for _, accuracy in _verified(serial)}) > 1  # real trainings that tell them apart
+
+
+class KillOnce:
+    """A job whose first run kills its worker process (as a lost node would); Ray runs it again."""
+
+    local = False
+
+    def __init__(self, job, marker: str) -> None:
+        self.job, self.marker = job, marker
+
+    def __call__(self):
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+        return self.job()
+
+
+class KillingSource:
+    """Wraps the run's accuracy source: the first training's worker dies mid-way."""
+
+    def __init__(self, source, marker: str) -> None:
+        self.source, self.marker = source, marker
+
+    def evaluate(self, arch):
+        return self.source.evaluate(arch)
+
+    def known(self):
+        return self.source.known()
+
+    def job(self, arch):
+        job = self.source.job(arch)
+        return None if job is None else KillOnce(job, self.marker)
+
+    def finish(self, arch, result):
+        return self.source.finish(arch, result)
+
+
+def test_a_training_whose_worker_is_killed_is_retried_and_nothing_is_lost(cluster, latency_table, tmp_path):
+    marker = str(tmp_path / "killed-once")
+    run = RunDir.create(tmp_path / "run", _config(latency_table, tmp_path / "evals.sqlite", max_trainings=4))
+    result = run_search(run, echo=lambda line: None, executor=RayExecutor(cluster[0].address, workers=2),
+                        wrap_sources=lambda accuracy, latency: (KillingSource(accuracy, marker), latency))
+    assert os.path.exists(marker)  # a worker did die
+    assert result["trainings_used"] == 4 and len({a for a, _ in _verified(run)}) == 4
+
+
+def test_profiling_and_searching_through_the_device_node(cluster, cli, tmp_path):
+    address, device_node = cluster[0].address, cluster[1]
+    profiles = tmp_path / "profiles"
+    result = cli("profile", "--device", "testdev", "--ray", address, "--space", "mobilenet", "--dataset",
+                 "digits", "--samples", "10", "--profiles-dir", profiles, "--no-progress")
+    assert result.exit_code == 0, result.stderr
+
+    def records():
+        lines = (profiles / "testdev" / "measurements.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+    assert len(records()) == 10 and {r["ray_node"] for r in records()} == {device_node}
+    fingerprint = json.loads((profiles / "testdev" / "device.json").read_text())
+    assert fingerprint["device"] == "testdev" and fingerprint["source"] == "measured"
+    # a search for that device measures its new candidates there too (not a prediction)
+    searched = cli("search", "--device", "testdev", "--ray", address, "--latency-budget", "1s", "--max-trainings",
+                   "2", "--initial-trainings", "2", "--epochs", "1", "--data-fraction", "0.3", "--profiles-dir",
+                   profiles, "--store", tmp_path / "evals.sqlite", "--run-dir", tmp_path / "run", "--no-progress")
+    assert searched.exit_code == 0, searched.stderr
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["latency_measured"] is True and result["trainings_used"] == 2
+    assert len(records()) > 10 and {r["ray_node"] for r in records()} == {device_node}
+    missing = cli("profile", "--device", "pi9", "--ray", address, "--samples", "3", "--profiles-dir",
+                  tmp_path / "profiles")
+    assert missing.exit_code == 1 and "device:pi9" in missing.stderr
+
+
+def test_ray_missing_is_one_line(monkeypatch, cli, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if hwnas[ray] were not installed
+    result = cli("search", "--latency-budget", "1ms", "--workers", "2", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 1 and "pip install 'hwnas[ray]'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
