@@ -57,7 +57,7 @@ def profile_space(store: ProfileStore, space: SearchSpace, *, samples: int, inpu
                   space_options: Mapping[str, Any] | None = None, seed: int = 0,
                   protocol: Protocol = DEFAULT_PROTOCOL, progress: ProfileProgress | None = None,
                   size_fn: SizeFn | None = None, summary: RunSummary | None = None,
-                  measure_fn: Callable[..., dict[str, Any]] = profile_arch,
+                  measure_fn: Callable[..., dict[str, Any]] | None = None,
                   fingerprint: Mapping[str, Any] | None = None) -> RunSummary:
     """Brings the profile to ``samples`` measured architectures of ``space`` at ``input_shape``.
 
@@ -75,7 +75,7 @@ def profile_space(store: ProfileStore, space: SearchSpace, *, samples: int, inpu
         size_fn: Size of an architecture for stratification; MACs at ``input_shape`` when None.
         summary: Filled in as the run goes (so a caller still has the figures after Ctrl-C).
         measure_fn: Measures one architecture, called like :func:`profile_arch` (a device node's, on a Ray
-            cluster: :meth:`hwnas.cluster.RayDevice.measure`).
+            cluster: :meth:`hwnas.cluster.RayDevice.measure`; None: :func:`profile_arch` here).
         fingerprint: The measuring machine's fingerprint when it is not this one (its provider checked there).
 
     Raises:
@@ -107,8 +107,8 @@ def profile_space(store: ProfileStore, space: SearchSpace, *, samples: int, inpu
                                      existing=[r["arch"] for r in existing], progress=progress.planned)
             progress.measuring(total=len(plan))
             for arch in plan:
-                record = measure_fn(space, arch, input_shape, num_classes, conditions=conditions,
-                                    space_options=options, protocol=protocol, seed=seed)
+                record = (measure_fn or profile_arch)(space, arch, input_shape, num_classes, conditions=conditions,
+                                                      space_options=options, protocol=protocol, seed=seed)
                 if not store.exists:
                     store.ensure(fingerprint)
                 store.add(record)

@@ -58,7 +58,7 @@ class ProfileLatency:
 
     def __init__(self, store: ProfileStore, space: SearchSpace, *, input_shape: Sequence[int], num_classes: int,
                  space_options: Mapping[str, Any] | None = None, conditions: Conditions = Conditions(),
-                 measurable: bool = True, fallback=None, seed: int = 0, measure_fn=profile_arch,
+                 measurable: bool = True, fallback=None, seed: int = 0, measure_fn=None,
                  fingerprint: Mapping[str, Any] | None = None) -> None:
         self.store = store
         self.space = space
@@ -93,8 +93,9 @@ class ProfileLatency:
                 for record in self.records():
                     if record["arch"] == arch.string:
                         return {"latency_ms": float(record["median_ms"]), "measured": True}
-                record = self.measure_fn(self.space, arch, self.input_shape, self.num_classes,
-                                         conditions=self.conditions, space_options=self.space_options, seed=self.seed)
+                measure = self.measure_fn or profile_arch
+                record = measure(self.space, arch, self.input_shape, self.num_classes, conditions=self.conditions,
+                                 space_options=self.space_options, seed=self.seed)
                 self.store.ensure(self.fingerprint or host_fingerprint(self.store.device, self.conditions))
                 self.store.add(record)
             return {"latency_ms": float(record["median_ms"]), "measured": True}
