@@ -88,7 +88,8 @@ AccuracyFn = Callable[[Any, Any], float]
 
 def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
                  accuracy_fn: AccuracyFn | None = None, callbacks: Iterable[SearchCallback] = (),
-                 echo: Callable[[str], None] | None = None) -> SearchResult:
+                 echo: Callable[[str], None] | None = None, workers: int = 1,
+                 ray_address: str | None = None) -> SearchResult:
     """Starts a new search (what ``hwnas search`` runs) and runs it to the end.
 
     Args:
@@ -100,6 +101,9 @@ def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
             it returns the validation accuracy (the same scale every call). It replaces hwnas's trainings.
         callbacks: :class:`SearchCallback` objects receiving the search's typed events.
         echo: Where the command line's progress lines go [default: the ``hwnas.api`` logger at INFO].
+        workers: Trainings at once (more than one: Ray tasks, ``--workers``).
+        ray_address: Run on Ray (``"local"``, ``"auto"``, ``"HOST:PORT"``; ``--ray``): trainings as tasks, and
+            the device measured on its cluster node when one advertises ``device:<name>``.
 
     Raises:
         HwnasError: a bad setting, data set, device, or a folder holding a run (one line).
@@ -115,13 +119,15 @@ def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
     config = config.resolved()
     path = Path(run_dir) if run_dir is not None else Path("runs") / config.run_name()
     run = RunDir.create(path, config)
-    return _run(run, accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo)
+    return _run(run, accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo, workers=workers,
+                ray_address=ray_address)
 
 
 def resume_search(run_dir: str | os.PathLike, *, max_trainings: int | None = None,
                   max_measurements: int | None = None, time_budget_s: float | None = None,
                   accuracy_fn: AccuracyFn | None = None, callbacks: Iterable[SearchCallback] = (),
-                  echo: Callable[[str], None] | None = None) -> SearchResult:
+                  echo: Callable[[str], None] | None = None, workers: int = 1,
+                  ray_address: str | None = None) -> SearchResult:
     """Continues a run stopped by Ctrl-C, a crash or its budget (``hwnas search --resume``); larger budgets
     given here are written back to its ``config.json``. A finished run within its budgets returns its stored
     result. A run started with an ``accuracy_fn`` needs it again."""
@@ -133,14 +139,20 @@ def resume_search(run_dir: str | os.PathLike, *, max_trainings: int | None = Non
                                  ("time_budget_s", time_budget_s)) if v is not None}
     if changes:
         run.update_config(**changes)
-    return _run(run, accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo)
+    return _run(run, accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo, workers=workers,
+                ray_address=ray_address)
 
 
-def _run(run, *, accuracy_fn, callbacks, echo) -> SearchResult:
+def _run(run, *, accuracy_fn, callbacks, echo, workers, ray_address) -> SearchResult:
+    from hwnas.cluster import make_executor
     from hwnas.search.runner import run_search
 
-    document = run_search(run, echo=echo or logger.info, callback=CallbackList(list(callbacks)),
-                          accuracy_fn=accuracy_fn)
+    executor = make_executor(ray_address, workers=workers, cpus_per_task=run.config.train_threads)
+    try:
+        document = run_search(run, echo=echo or logger.info, callback=CallbackList(list(callbacks)),
+                              accuracy_fn=accuracy_fn, executor=executor)
+    finally:
+        executor.close()
     return SearchResult.from_document(run.path, document)
 
 
