@@ -193,6 +193,11 @@ class RayDevice:
         string = arch if isinstance(arch, str) else arch.string
         return self._get(task.remote(space, string, tuple(input_shape), int(num_classes), kwargs))
 
+    def measure_file(self, model_bytes: bytes, input_shape, conditions, **protocol):
+        """An exported model's latency on the device node (:func:`hwnas.profiling.device.measure_file` there)."""
+        task = self.ray.remote(_measure_file_on_node).options(**self._options)
+        return self._get(task.remote(model_bytes, tuple(input_shape), conditions, protocol))
+
     def _get(self, ref):
         ray = self.ray
         try:
@@ -216,6 +221,28 @@ def _measure_on_node(space, arch: str, input_shape, num_classes: int, kwargs: di
 
     record = profile_arch(space, space.parse(arch), input_shape, num_classes, **kwargs)
     return {**record, "ray_node": ray.get_runtime_context().get_node_id()}  # which node measured it
+
+
+def _measure_file_on_node(model_bytes: bytes, input_shape, conditions, protocol: dict):
+    from hwnas.profiling.device import measure_file
+
+    return measure_file(model_bytes, input_shape, conditions, **protocol)
+
+
+def connect_device(ray_address: str, device: str) -> tuple[RayExecutor, RayDevice]:
+    """``(executor, node)``: the Ray cluster of ``--ray`` and its node advertising ``device:<device>``.
+
+    Raises:
+        ClusterError: no such node (the message gives the ``ray start`` line that makes one).
+    """
+    executor = make_executor(ray_address, workers=1)
+    node = executor.device(device)
+    if node is None:
+        executor.close()
+        resource = DEVICE_RESOURCE.format(device)
+        raise ClusterError(f"no node of the Ray cluster advertises {resource}: on the device run 'ray start "
+                           f"--address HEAD:PORT --num-cpus 0 --resources '{{\"{resource}\": 1}}''")
+    return executor, node
 
 
 def make_executor(ray_address: str | None | bool, *, workers: int = 1, cpus_per_task: int = 1,

@@ -139,6 +139,13 @@ def test_profiling_and_searching_through_the_device_node(cluster, cli, tmp_path)
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["latency_measured"] is True and result["trainings_used"] == 1
     assert len(records()) > 10 and {r["ray_node"] for r in records()} == {device_node}
+    # and the exported model is re-measured there
+    exported = cli("export", tmp_path / "run", "-o", tmp_path / "m.onnx", "--epochs", "1", "--ray", address)
+    assert exported.exit_code == 0, exported.stderr
+    assert "on testdev (its Ray node" in exported.output
+    from hwnas.onnx_export import read_metadata
+
+    assert read_metadata(tmp_path / "m.onnx")["latency_source"] == "measured at export on testdev (its Ray node)"
     missing = cli("profile", "--device", "pi9", "--ray", address, "--samples", "3", "--profiles-dir",
                   tmp_path / "profiles")
     assert missing.exit_code == 1 and "device:pi9" in missing.stderr

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from hwnas.cli.common import INPUT_SHAPE, SEED, parse_space_options, print_json, stderr_echo
+from hwnas.cli.run_options import ray_option
 from hwnas.profiling.providers import provider_names
 from hwnas.units import format_latency
 
@@ -52,10 +53,12 @@ def _size(n: int) -> str:
 @click.option("--train-threads", "threads", type=click.IntRange(min=1),
               help="PyTorch threads of the final training [default: all cores]; latency is measured with "
                    "the run's onnxruntime threads.")
+@ray_option
 def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str | None,
                space_name: str | None, space_option: tuple[str, ...], dataset: str | None,
                dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, raw_input: bool,
-               quantize: str | None, seed: int | None, threads: int | None, as_json: bool) -> None:
+               quantize: str | None, seed: int | None, threads: int | None, as_json: bool,
+               ray_address: str | None) -> None:
     """Train the chosen architecture with the final recipe and export it as a checked ONNX model.
 
     The final recipe is the search's, at full data, for 3x its epochs (--epochs overrides), trained on
@@ -67,10 +70,12 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
     \b
     hwnas export runs/digits -o model.onnx
     hwnas export -o m.onnx --arch "16:k3e1/24:k3e3/32:k5e3/48:k3e3" --dataset digits
+    hwnas export runs/pi4 -o model.onnx --ray HEAD:6379     # re-measured on the pi4 node of the cluster
     """
     import contextlib
 
     from hwnas.cli.train_cmds import dataset_spec_of
+    from hwnas.cluster import connect_device
     from hwnas.deploy.pipeline import export_target
     from hwnas.deploy.target import resolve_target
     from hwnas.search.rundir import lock_run_folder
@@ -84,9 +89,14 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
         target = resolve_target(run_dir, arch=arch, space=space_name,
                                 space_options=parse_space_options(space_option), dataset=data, epochs=epochs,
                                 seed=seed)
-        summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize,
-                                raw_input=raw_input, threads=threads,
-                                echo=stderr_echo if as_json else click.echo)
+        executor, node = connect_device(ray_address, target.device) if ray_address else (None, None)
+        try:
+            summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize,
+                                    raw_input=raw_input, threads=threads,
+                                    echo=stderr_echo if as_json else click.echo, device_node=node)
+        finally:
+            if executor is not None:
+                executor.close()
     if as_json:
         print_json(_export_document(target, summary))
         return

@@ -167,15 +167,9 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
 
 def _device_node(ray_address: str, device: str, conditions):
     """``(node, its fingerprint, executor)`` of ``--ray``: the cluster node advertising ``device:<device>``."""
-    from hwnas.cluster import DEVICE_RESOURCE, ClusterError, make_executor
+    from hwnas.cluster import connect_device
 
-    executor = make_executor(ray_address, workers=1)
-    node = executor.device(device)
-    if node is None:
-        executor.close()
-        raise ClusterError(f"no node of the Ray cluster advertises {DEVICE_RESOURCE.format(device)}: on the device "
-                           f"run 'ray start --address HEAD:PORT --num-cpus 0 --resources "
-                           f"'{{\"{DEVICE_RESOURCE.format(device)}\": 1}}''")
+    executor, node = connect_device(ray_address, device)
     return node, node.fingerprint(conditions), executor
 
 

@@ -67,8 +67,8 @@ def _fmt_acc(value: float) -> str:
 
 def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bool = False,
                   quantize: str | None = None, raw_input: bool = False, threads: int | None = None,
-                  echo: Callable[[str], None] = logger.info, protocol: dict[str, Any] | None = None
-                  ) -> ExportSummary:
+                  echo: Callable[[str], None] = logger.info, protocol: dict[str, Any] | None = None,
+                  device_node=None) -> ExportSummary:
     """Trains, exports, measures and writes the final model of ``target`` (see the module docstring).
 
     Args:
@@ -82,6 +82,8 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         threads: CPU threads for training (all cores by default).
         echo: Where progress lines go (``click.echo`` on the command line).
         protocol: Overrides of the latency protocol (tests use a short one).
+        device_node: The device's node of a Ray cluster (:meth:`hwnas.cluster.RayExecutor.device`): the file
+            is re-measured there.
 
     Raises:
         DeployError: the output cannot be written, the data do not match the run, or a step failed.
@@ -115,6 +117,7 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
     test_inputs = preprocess.model_inputs(splits.x_test)  # before training: a raw model needs whole pixels
     where = locate_device(target.device, target.profiles_dir, target.conditions)
     conditions = target.conditions
+    node = device_node  # the device's own node, when given, measures (even if this machine looks the same)
 
     recipe = target.recipe
     step = max(1, recipe.epochs // 10)  # about ten progress lines
@@ -148,7 +151,7 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
          f"({onnx_eval.correct}/{onnx_eval.total})")
 
     latency, source = _latency(model_bytes, shape, target, where, protocol, space=space, label="model",
-                               echo=echo, graph_shape=preprocess.input_shape())
+                               echo=echo, graph_shape=preprocess.input_shape(), node=node)
     files: dict[Path, bytes] = {}
     model_meta = {**meta, "test_accuracy": repr(float(torch_acc)), **_latency_meta(latency, source)}
     model_bytes = _with_metadata(model_bytes, model_meta)
@@ -168,10 +171,10 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
     if quantize == "int8":
         q_bytes, summary.quantized, summary.agreement = _quantized(
             model_bytes, model_meta, splits, onnx_eval, shape, target, where, protocol, space,
-            sibling(out, ".int8.onnx"), echo)
+            sibling(out, ".int8.onnx"), echo, node=node)
         files[summary.quantized.path] = q_bytes
 
-    if not where.local:
+    if not where.local and node is None:
         summary.remote_commands = [remote_command(path.name, conditions) for path in files
                                    if path.suffix == ".onnx"]
     summary.paths = write_outputs(files)
@@ -212,22 +215,27 @@ def _with_metadata(model_bytes: bytes, metadata: dict[str, str]) -> bytes:
 
 
 def _latency(model_bytes: bytes, shape, target: ExportTarget, where: DeviceCheck, protocol, *, space,
-             label: str, echo, graph_shape=None) -> tuple[float | None, str]:
-    """Re-measures here when the device is this machine; else the search's measurement on the device.
+             label: str, echo, graph_shape=None, node=None) -> tuple[float | None, str]:
+    """Re-measures here when the device is this machine, or on its Ray node (``node``); else the search's
+    measurement on the device.
 
     ``shape`` is the data's ``(C, H, W)``; ``graph_shape`` one input of the graph when it differs (raw input).
     """
     c = target.conditions
     precision = "int8" if label.startswith("int8") else c.precision
     conditions = f"{c.provider}, {c.threads} thread(s), batch {c.batch_size}, {precision}"
-    if where.local:
-        stats = measure_file(model_bytes, graph_shape or shape, c, **(protocol or {}))
-        echo(f"latency of the {label} on {target.device} (this machine; {conditions}): "
+    if where.local or node is not None:
+        if node is not None:
+            stats = node.measure_file(model_bytes, graph_shape or shape, c, **(protocol or {}))
+        else:
+            stats = measure_file(model_bytes, graph_shape or shape, c, **(protocol or {}))
+        here = "its Ray node" if node is not None else "this machine"
+        echo(f"latency of the {label} on {target.device} ({here}; {conditions}): "
              f"{format_latency(stats.median_ms)} median (p10 {format_latency(stats.p10_ms)}, p90 "
              f"{format_latency(stats.p90_ms)}, "
              f"{stats.runs} runs): "
              f"{budget_verdict(stats.median_ms, target.budget_ms)}")
-        return stats.median_ms, f"measured at export on {target.device} (this machine)"
+        return stats.median_ms, f"measured at export on {target.device} ({here})"
     not_measured = f"not measured (device {target.device} is not the exporting machine)"
     if label != "model":
         echo(f"the {label} was not re-measured either ({target.device!r} is not this machine)")
@@ -262,7 +270,8 @@ def _profile_latency(target: ExportTarget, space, shape) -> float | None:
     return None
 
 
-def _quantized(model_bytes, model_meta, splits, onnx_eval, shape, target, where, protocol, space, path, echo):
+def _quantized(model_bytes, model_meta, splits, onnx_eval, shape, target, where, protocol, space, path, echo, *,
+               node=None):
     from hwnas.deploy.quantize import calibration_inputs, quantize_int8
 
     echo("quantizing to int8 (static, QDQ, per-channel weights; calibrated on training images)")
@@ -272,7 +281,7 @@ def _quantized(model_bytes, model_meta, splits, onnx_eval, shape, target, where,
     echo(f"int8 test accuracy (onnxruntime): {_fmt_acc(q_eval.accuracy)} ({q_eval.correct}/{q_eval.total}); "
          f"{_fmt_acc(agreement)} of its predictions equal the float model's")
     latency, source = _latency(q_bytes, shape, target, where, protocol, space=space, label="int8 model",
-                               echo=echo)
+                               echo=echo, node=node)
     meta = {**model_meta, "quantization": "int8", "test_accuracy": repr(float(q_eval.accuracy)),
             "float_test_accuracy": model_meta["test_accuracy"], "float_agreement": repr(agreement),
             **_latency_meta(latency, source)}

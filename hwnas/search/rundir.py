@@ -2,7 +2,8 @@
 
 ::
 
-    config.json          what was asked (space, data set, device, budget, controller, reward, seed, ...)
+    config.json          what was asked: a RunConfig (space, data set, device, budget, controller, reward, seed,
+                         ...), versioned (schema 2; schema-1 files of earlier runs still open)
     state.json           what has been done (verified architectures, pending candidates, round, time used)
     history.csv          one row per round: trainings used, best verified accuracy under budget, predictor
                          quality on the round's new truth
