@@ -136,7 +136,21 @@ class RayExecutor:
                 done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
                     index = running.pop(ref)
-                    yield index, self._result(ref)
+                    try:
+                        result = self._result(ref)
+                    except BaseException:
+                        # what else has finished is handed back before the error: nothing finished is lost
+                        ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0) if running \
+                            else ([], [])
+                        for other in ready:
+                            other_index = running.pop(other)
+                            try:
+                                other_result = self._result(other)
+                            except BaseException:
+                                continue
+                            yield other_index, other_result
+                        raise
+                    yield index, result
         finally:
             for ref in running:
                 ray.cancel(ref, force=True)
@@ -152,6 +166,9 @@ class RayExecutor:
                 ray.exceptions.TaskCancelledError) as exc:
             raise ClusterError(f"a Ray worker was lost {TASK_RETRIES + 1} times running one job: "
                                f"{str(exc).splitlines()[0]}") from None
+        except ray.exceptions.RayError as exc:  # out of memory, a lost object...: one line, not Ray's traceback
+            raise ClusterError(f"Ray could not run a job: {type(exc).__name__}: "
+                               f"{(str(exc).splitlines() or [''])[0]}") from None
 
     def device(self, name: str) -> "RayDevice | None":
         """The cluster's node for device ``name`` (advertising ``device:<name>``), or None."""
@@ -205,6 +222,9 @@ class RayDevice:
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
             raise (cause or ClusterError(str(exc).splitlines()[0])) from None
+        except ray.exceptions.RayError as exc:
+            raise ClusterError(f"the {self.name} node could not measure: {type(exc).__name__}: "
+                               f"{(str(exc).splitlines() or [''])[0]}") from None
 
 
 def _node_fingerprint(device: str, conditions) -> dict[str, Any]:
@@ -247,9 +267,10 @@ def connect_device(ray_address: str, device: str) -> tuple[RayExecutor, RayDevic
 
 def make_executor(ray_address: str | None | bool, *, workers: int = 1, cpus_per_task: int = 1,
                   gpus_per_task: float = 0):
-    """The executor of ``--ray [ADDRESS]`` and ``--workers N``: serial without ``--ray`` and one worker; Ray
-    otherwise (``ray_address`` True or ``"local"``: a local Ray; else the cluster's address)."""
-    if ray_address in (None, False) and workers <= 1:
+    """The executor of ``--ray [ADDRESS]``, ``--workers N`` and ``--gpus-per-training``: serial without ``--ray``,
+    with one worker and no GPU; Ray otherwise (``ray_address`` True or ``"local"``: a local Ray; else the
+    cluster's address)."""
+    if ray_address in (None, False) and workers <= 1 and not gpus_per_task:
         return SerialExecutor()
     address = None if ray_address in (None, False, True, "local", "") else str(ray_address)
     return RayExecutor(address, workers=workers, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)

@@ -272,6 +272,36 @@ def test_the_measurement_budget_stops_the_search_and_counts_are_reported(tmp_pat
     assert result["stop_reason"] == "measurement budget spent (12)"
     assert result["trainings_used"] < 40
     assert SearchSettings(budget_ms=1.0, max_trainings=7).measurement_cap == 140  # 20 x trainings by default
+    # the last measurement stops measuring, never the training of a candidate measured within the budget
+    feasible = {m.arch for m in loop.state.measured if m.latency_ms <= 0.45}
+    assert not loop.state.training and feasible <= {v.arch for v in loop.state.verified}
+
+
+def test_a_time_budget_that_stops_a_rounds_trainings_keeps_them_for_the_resume(tmp_path, monkeypatch):
+    """Stopped by the time budget between a round's selection and its trainings: the selected candidates stay
+    in the state (the round open), nothing else is measured, and a resume with more time trains exactly them
+    and goes on to the training budget, nothing trained twice."""
+    accuracy = FakeAccuracy()
+    loop = make_loop(tmp_path / "run", accuracy, FakeLatency(), max_trainings=12)
+    real_train = SearchLoop._train_selected
+    calls = {"n": 0}
+
+    def out_of_time_in_round_1(self, round_index):
+        if round_index == 1 and calls["n"] == 0:
+            calls["n"] += 1
+            self.settings.time_budget_s = 1e-9  # spent: no training may start
+        real_train(self, round_index)
+
+    monkeypatch.setattr(SearchLoop, "_train_selected", out_of_time_in_round_1)
+    stopped = loop.run()
+    assert stopped["stop_reason"].startswith("time budget spent")
+    left = [t["arch"] for t in loop.state.training]
+    assert left and stopped["trainings_used"] == 6  # the initial ones only
+    monkeypatch.setattr(SearchLoop, "_train_selected", real_train)
+    resumed = make_loop(tmp_path / "run", accuracy, FakeLatency(), max_trainings=12, resume=True)
+    result = resumed.run()
+    assert result["trainings_used"] == 12 and max(accuracy.calls.values()) == 1
+    assert [v.arch for v in resumed.state.verified[6:6 + len(left)]] == left and not resumed.state.training
 
 
 def test_resume_after_a_kill_during_measurements_gives_the_uninterrupted_answer(tmp_path):

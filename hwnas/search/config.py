@@ -1,7 +1,7 @@
 """What a search run is asked to do: :class:`RunConfig`, a frozen, typed, versioned configuration.
 
 One object serves the command line (``hwnas search``, ``hwnas benchmark``) and Python
-(:func:`hwnas.search`): both build a :class:`RunConfig` and call :meth:`RunConfig.resolved`, which checks the
+(:func:`hwnas.start_search`): both build a :class:`RunConfig` and call :meth:`RunConfig.resolved`, which checks the
 data set and space and records what they resolve to (input shape, classes, the data set's key) before a run
 folder exists. A run folder stores it as ``config.json`` (:meth:`RunConfig.to_json`, read back with
 :meth:`RunConfig.from_json`, which also reads the untyped files of hwnas 0.1's first runs).
@@ -73,7 +73,7 @@ class RunConfig:
         store: The evaluation store (None: ``$HWNAS_STORE`` or ``./evals.sqlite``).
         train_threads: PyTorch threads per training.
         accuracy_table: A CSV of ``arch,accuracy`` replacing the trainings.
-        accuracy_function: The name of a Python accuracy function (:func:`hwnas.search`'s ``accuracy_fn``)
+        accuracy_function: The name of a Python accuracy function (:func:`hwnas.start_search`'s ``accuracy_fn``)
             replacing the trainings; recorded so that a resume without it is refused.
         estimator, supernet, supernet_*, initial_estimates, estimates_per_round: ``--estimator supernet``.
         predictor_options: Keyword options of the predictors.

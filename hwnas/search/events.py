@@ -2,7 +2,7 @@
 
 The loop hands every event to one callback; a :class:`SearchCallback` subclass overrides the ``on_*`` methods
 it cares about (as stable-baselines3's ``BaseCallback`` does): the command line's progress lines and live bar
-are two such callbacks, and a Python user passes their own to :func:`hwnas.search`::
+are two such callbacks, and a Python user passes their own to :func:`hwnas.start_search`::
 
     class Printer(hwnas.SearchCallback):
         def on_trained(self, event):

@@ -194,8 +194,9 @@ class SearchLoop:
 
     def _close_round(self, *, next_round: int) -> None:
         """Advances to ``next_round`` in one state write, clearing the queue if the round is done (a budget
-        that stopped it mid-queue keeps the rest for a resume with a larger budget)."""
-        if not self.state.pending or not any(self.state.slots):
+        that stopped it mid-queue, or before the selected candidates were trained, keeps the rest for a resume
+        with a larger budget)."""
+        if (not self.state.pending or not any(self.state.slots)) and not self.state.training:
             self.state.pending, self.state.pending_group, self.state.slots = [], [], []
             self.state.pending_predictions, self.state.round_start = {}, []
         else:
@@ -318,7 +319,7 @@ class SearchLoop:
         """
         s = self.settings
         trained = self._trained_keys()
-        room = s.max_trainings - self.state.trainings
+        room = s.max_trainings - self.state.trainings - len(self.state.training)
         k = min(s.candidates_per_round, room)
         e = min(s.explore_per_round, room - k)
         if s.local_search_steps > 0:
@@ -438,6 +439,8 @@ class SearchLoop:
         trained = self._trained_keys() | {self._key(t["arch"]) for t in self.state.training}
         prior = dict(self.latency_source.known())  # read once: a profile's records come from its files
         while self.state.pending and any(self.state.slots):
+            if self._time_spent():  # nothing measured that could not be trained
+                break
             string, group = self.state.pending[0], self.state.pending_group[0]
             worked = False
             if self.state.slots[group] > 0 and self._key(string) not in trained:
@@ -470,15 +473,21 @@ class SearchLoop:
         jobs, finishers = zip(*(self._job(t["arch"]) for t in todo))
         first = len(self.state.verified)
 
+        running = [0]  # trainings started and not back yet (a parallel executor runs several)
+
         def may_start(index: int) -> bool:
-            if self._out_of_budget():
+            # the training and time budgets only: the measurement budget stops measuring, never a selected
+            # candidate's training
+            if self.state.trainings + running[0] >= self.settings.max_trainings or self._time_spent():
                 return False
+            running[0] += 1
             self.callback(TrainingStarted(arch=todo[index]["arch"], round=round_index,
                                           trainings=self.state.trainings))
             return True
 
         order = {t["arch"]: i for i, t in enumerate(todo)}
         for index, output in self.executor.run(list(jobs), may_start=may_start):
+            running[0] -= 1
             candidate = todo[index]
             result = finishers[index](self.space.parse(candidate["arch"]), output)
             predicted = self.state.pending_predictions.get(candidate["arch"], [None, None])
@@ -552,6 +561,9 @@ class SearchLoop:
         if self.state.measurements >= self.settings.measurement_cap:
             self.state.stop_reason = f"measurement budget spent ({self.settings.measurement_cap})"
             return True
+        return self._time_spent()
+
+    def _time_spent(self) -> bool:
         if self.settings.time_budget_s is not None and self._elapsed() >= self.settings.time_budget_s:
             self.state.stop_reason = f"time budget spent ({self.settings.time_budget_s:.0f} s)"
             return True

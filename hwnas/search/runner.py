@@ -103,7 +103,7 @@ def run_search(run: RunDir, *, echo: Callable[[str], None] = print, wrap_sources
 
     Progress lines go to ``echo``; ``callback`` also receives the loop's typed events (the command line's
     progress bar, a Python user's :class:`~hwnas.search.events.SearchCallback`). ``accuracy_fn(model, arch)
-    -> float`` replaces the trainings for a run made with one (:func:`hwnas.search`).
+    -> float`` replaces the trainings for a run made with one (:func:`hwnas.start_search`).
     ``wrap_sources(accuracy, latency) -> (accuracy, latency)`` may replace the sources (the benchmark harness
     hides what other runs evaluated). ``executor`` runs the trainings and reaches device nodes
     (:func:`hwnas.cluster.make_executor`; this process by default); the run folder and the evaluation store are

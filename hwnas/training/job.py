@@ -33,12 +33,22 @@ class TrainingJob:
                               seed=self.seed)
 
 
+def _key(spec) -> tuple:
+    return (spec.spec, repr(sorted(dict(spec.options).items())), spec.input_shape)
+
+
+def remember_dataset(spec, dataset) -> None:
+    """Registers the data set ``spec`` resolves to in this process (the driver's, already built), so that a job
+    run here uses it instead of building a second copy."""
+    _DATASETS[_key(spec)] = dataset
+
+
 def _resolve(dataset):
     from hwnas.data.resolve import DatasetSpec
 
     if not isinstance(dataset, DatasetSpec):
         return dataset
-    key = (dataset.spec, repr(sorted(dict(dataset.options).items())), dataset.input_shape)
+    key = _key(dataset)
     if key not in _DATASETS:
         _DATASETS[key] = dataset.resolve()
     return _DATASETS[key]

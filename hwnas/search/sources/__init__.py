@@ -4,7 +4,7 @@
 - :mod:`~hwnas.search.sources.tables` -- published latency/accuracy tables standing in for device and trainings;
 - :mod:`~hwnas.search.sources.accuracy` -- trainings (or table look-ups) through the evaluation store, and a
   supernet's estimates;
-- :mod:`~hwnas.search.sources.function` -- the user's own accuracy function (:func:`hwnas.search`).
+- :mod:`~hwnas.search.sources.function` -- the user's own accuracy function (:func:`hwnas.start_search`).
 
 Each implements a protocol of :mod:`hwnas.search.state` (``AccuracySource``, ``LatencySource``,
 ``EstimateSource``), which is all the loop knows of them.

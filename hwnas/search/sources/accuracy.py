@@ -14,7 +14,7 @@ from hwnas.search.config import RunConfig
 from hwnas.spaces.base import SearchSpace
 from hwnas.training import Recipe
 from hwnas.training.evaluator import Evaluator, Trainer
-from hwnas.training.job import TrainingJob
+from hwnas.training.job import TrainingJob, remember_dataset
 from hwnas.training.trainer import TrainResult
 from hwnas.training.store import EvalStore, default_store_path, make_key
 
@@ -37,6 +37,8 @@ class StoreAccuracy:
                  evaluator: Evaluator, dataset_spec=None) -> None:
         self.store = store
         self.dataset_spec = dataset_spec
+        if dataset_spec is not None:
+            remember_dataset(dataset_spec, dataset)  # a job run in this process uses this one, not a copy
         self.space = space
         self.dataset = dataset
         self.recipe = recipe
@@ -48,9 +50,10 @@ class StoreAccuracy:
                                            trainer=self.evaluator))
 
     def job(self, arch: Arch) -> TrainingJob | None:
-        """The evaluation of ``arch`` as a job to run anywhere (None when the store has it: :meth:`evaluate`
-        is a look-up then); :meth:`finish` stores its result."""
-        if self.store.lookup(self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed,
+        """The evaluation of ``arch`` as a job to run anywhere (None when it is a look-up -- the store has it, or
+        the evaluator is a table -- which :meth:`evaluate` does on the driver); :meth:`finish` stores its
+        result."""
+        if not isinstance(self.evaluator, Trainer) or self.store.lookup(self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed,
                              trainer=self.evaluator) is not None:
             return None
         return TrainingJob(space=self.space, arch=arch.string, dataset=self.dataset_spec or self.dataset,

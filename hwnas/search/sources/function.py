@@ -1,6 +1,6 @@
 """The user's own accuracy function as the search's accuracy source: ``accuracy_fn(model, arch) -> float``.
 
-A Python user with their own training loop passes it to :func:`hwnas.search`; the loop calls it for every
+A Python user with their own training loop passes it to :func:`hwnas.start_search`; the loop calls it for every
 candidate within the budget with a fresh, untrained ``torch.nn.Module`` built by the space for the run's input
 shape and classes (seeded by the run's seed), and the architecture. It returns the model's validation accuracy
 (any scale, the same for every call: 0-1 or percent). The run records the function's name; each returned
@@ -54,7 +54,7 @@ class FunctionAccuracy:
         """
         if fn is None:
             raise SearchError(f"this run's accuracies come from the Python function {config.accuracy_function}; "
-                              f"resume it from Python: hwnas.resume(RUN_DIR, accuracy_fn=...)")
+                              f"resume it from Python: hwnas.resume_search(RUN_DIR, accuracy_fn=...)")
         if config.accuracy_function is None:
             raise SearchError("this run trains its candidates; an accuracy function applies only to a run started "
                               "with one")
