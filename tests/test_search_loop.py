@@ -174,6 +174,32 @@ def test_every_round_verifies_new_architectures_even_when_the_controller_has_col
     assert all(v.latency_ms <= 0.7 for v in loop.state.verified)  # measured before trained
 
 
+class TooSlowAfter(FakeLatency):
+    """A device whose candidates all turn out over the budget once the initial trainings are done (the prior
+    says otherwise): every round measures and trains nothing."""
+
+    def __init__(self, feasible: int):
+        super().__init__()
+        self.feasible = feasible
+
+    def measure(self, arch):
+        self.calls[arch.string] += 1
+        late = sum(self.calls.values()) > self.feasible
+        return {"latency_ms": 5.0 if late else true_latency(arch.string), "measured": True}
+
+
+def test_rounds_that_train_nothing_stop_the_search_after_three_in_a_row(tmp_path):
+    from hwnas.search.loop import MAX_EMPTY_ROUNDS
+
+    loop = make_loop(tmp_path / "run", FakeAccuracy(), TooSlowAfter(feasible=12), max_trainings=30)
+    result = loop.run()
+    rows = loop.run_dir.history()
+    empty = [r for r in rows if r["new_verified"] == "0"]
+    assert len(empty) == MAX_EMPTY_ROUNDS == 3 and rows[-MAX_EMPTY_ROUNDS:] == empty  # three in a row, then stop
+    assert result["stop_reason"].startswith("no new candidate fit the budget in 3 rounds in a row")
+    assert result["trainings_used"] < 30
+
+
 def test_a_search_that_has_verified_the_whole_space_stops_and_says_so(tmp_path):
     options = {"widths": [[8, 16]], "depths": [1], "kernels": [3, 5], "expansions": [1], "strides": [1]}
     space = create_space("mobilenet", **options)
@@ -335,7 +361,7 @@ def test_an_infeasible_budget_trains_nothing_and_names_the_fastest_measured(tmp_
     loop.settings.budget_ms = 0.01
     result = loop.run()
     assert not accuracy.calls and result["trainings_used"] == 0 and result["best"] is None
-    assert "fits the budget" in result["stop_reason"]
+    assert "fit the budget in 3 rounds in a row" in result["stop_reason"]
     assert [c["accuracy"] for c in result["closest"]] == [None] * 3
 
 

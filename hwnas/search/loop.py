@@ -50,6 +50,10 @@ from hwnas.spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
 
+#: Rounds in a row that measure candidates and train none before the search stops (it goes on while the
+#: training, measurement and time budgets last otherwise).
+MAX_EMPTY_ROUNDS = 3
+
 
 class SearchLoop:
     """Runs (or resumes) a search in a run directory.
@@ -117,12 +121,16 @@ class SearchLoop:
                 self._round()  # a round killed after its last step but before it was recorded: record it
             while not self._out_of_budget():
                 trained, queued, measured = self._round()
-                if trained == 0 and not self._out_of_budget():
+                # A round that measured candidates and found none within the budget taught the latency
+                # predictor where the budget lies: the next rounds plan with that. The search stops after
+                # MAX_EMPTY_ROUNDS such rounds in a row (counted from history.csv, so a resume counts the same).
+                if trained == 0 and not self._out_of_budget() and (
+                        queued == 0 or self._empty_rounds() >= MAX_EMPTY_ROUNDS):
                     self.state.stop_reason = (
                         "no unverified architecture left to try" if queued == 0 and not self._pool_left
                         else "no unverified architecture is likely to fit the budget" if queued == 0
-                        else f"no new candidate fits the budget ({measured} measured in round "
-                             f"{self.state.round - 1})")
+                        else f"no new candidate fit the budget in {MAX_EMPTY_ROUNDS} rounds in a row "
+                             f"({measured} measured in round {self.state.round - 1})")
                     break
             self.state.finished = True
             self._save()
@@ -562,6 +570,15 @@ class SearchLoop:
             self.state.stop_reason = f"measurement budget spent ({self.settings.measurement_cap})"
             return True
         return self._time_spent()
+
+    def _empty_rounds(self) -> int:
+        """Rounds in a row, up to the last one, that trained nothing (from ``history.csv``)."""
+        count = 0
+        for row in reversed(self.run_dir.history()):
+            if row.get("new_verified") not in ("0", 0):
+                break
+            count += 1
+        return count
 
     def _time_spent(self) -> bool:
         if self.settings.time_budget_s is not None and self._elapsed() >= self.settings.time_budget_s:
