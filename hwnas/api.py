@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from hwnas.data.resolve import resolve_dataset
 from hwnas.errors import HwnasError
 from hwnas.search.config import DEFAULT_PROFILE_SAMPLES, RunConfig
 from hwnas.search.events import CallbackList, SearchCallback
@@ -177,7 +178,7 @@ def profile(device: str = "host", *, space: str = "mobilenet", space_options: Ma
     from hwnas.spaces import create_space
 
     built = create_space(space, **dict(space_options or {}))
-    data = RunConfig(budget_ms=1.0, dataset=dataset).dataset_spec().resolve()
+    data = resolve_dataset(dataset)
     conditions = Conditions(threads=measure_threads)
     store = ProfileStore(profiles_dir, device)
     if not is_local_profile(store, conditions):
@@ -196,7 +197,7 @@ def latency_predictor(device: str = "host", *, space: str = "mobilenet",
     from hwnas.profiling import ProfileStore
 
     options = dict(space_options or {})
-    data = RunConfig(budget_ms=1.0, dataset=dataset).dataset_spec().resolve()
+    data = resolve_dataset(dataset)
     store = ProfileStore.open(profiles_dir, device)
     records = store.records(space, list(data.input_shape), options)
     if len(records) < 2:
@@ -213,7 +214,7 @@ def accuracy_predictor(archs: Sequence[str], accuracies: Sequence[float], *, spa
     pairs: ``.predict_dist(archs)`` gives the ensemble's mean and spread."""
     from hwnas.predictors import AccuracyPredictor
 
-    data = RunConfig(budget_ms=1.0, dataset=dataset).dataset_spec().resolve()
+    data = resolve_dataset(dataset)
     model = AccuracyPredictor(space=space, space_options=dict(space_options or {}),
                               input_shape=list(data.input_shape), num_classes=data.num_classes, random_state=seed)
     return model.fit(list(archs), list(accuracies))

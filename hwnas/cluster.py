@@ -104,7 +104,6 @@ class RayExecutor:
         self._check_device_nodes()
         self._task = ray.remote(_run_job).options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
                                                   max_retries=TASK_RETRIES, retry_exceptions=False)
-        self._local_runs = 0
 
     def _check_device_nodes(self) -> None:
         for node in self.ray.nodes():
@@ -137,38 +136,25 @@ class RayExecutor:
                 for ref in done:
                     index = running.pop(ref)
                     try:
-                        result = self._result(ref)
+                        result = _ray_get(ray, ref, failure="Ray could not run a job")
                     except BaseException:
-                        # what else has finished is handed back before the error: nothing finished is lost
-                        ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0) if running \
-                            else ([], [])
-                        for other in ready:
-                            other_index = running.pop(other)
-                            try:
-                                other_result = self._result(other)
-                            except BaseException:
-                                continue
-                            yield other_index, other_result
+                        yield from self._finished(running)  # nothing finished is lost to the error
                         raise
                     yield index, result
         finally:
             for ref in running:
                 ray.cancel(ref, force=True)
 
-    def _result(self, ref) -> Any:
-        ray = self.ray
-        try:
-            return ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
-            raise (cause or ClusterError(str(exc).splitlines()[0])) from None
-        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                ray.exceptions.TaskCancelledError) as exc:
-            raise ClusterError(f"a Ray worker was lost {TASK_RETRIES + 1} times running one job: "
-                               f"{str(exc).splitlines()[0]}") from None
-        except ray.exceptions.RayError as exc:  # out of memory, a lost object...: one line, not Ray's traceback
-            raise ClusterError(f"Ray could not run a job: {type(exc).__name__}: "
-                               f"{(str(exc).splitlines() or [''])[0]}") from None
+    def _finished(self, running: dict[Any, int]) -> Iterator[tuple[int, Any]]:
+        """``(index, result)`` of the running tasks that have already succeeded (taken out of ``running``)."""
+        ready, _ = self.ray.wait(list(running), num_returns=len(running), timeout=0) if running else ([], [])
+        for ref in ready:
+            index = running.pop(ref)
+            try:
+                result = _ray_get(self.ray, ref, failure="Ray could not run a job")
+            except BaseException:
+                continue
+            yield index, result
 
     def device(self, name: str) -> "RayDevice | None":
         """The cluster's node for device ``name`` (advertising ``device:<name>``), or None."""
@@ -179,6 +165,22 @@ class RayExecutor:
     def close(self) -> None:
         if self._started and self.ray.is_initialized():
             self.ray.shutdown()
+
+
+def _ray_get(ray, ref, *, failure: str) -> Any:
+    """A task's result; its own exception raised as itself, a worker lost beyond the retries or any other Ray
+    error as one :class:`ClusterError` line (``failure`` says what failed), never Ray's traceback."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
+        raise (cause or ClusterError(str(exc).splitlines()[0])) from None
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+            ray.exceptions.TaskCancelledError) as exc:
+        raise ClusterError(f"a Ray worker was lost {TASK_RETRIES + 1} times running one job: "
+                           f"{str(exc).splitlines()[0]}") from None
+    except ray.exceptions.RayError as exc:  # out of memory, a lost object...
+        raise ClusterError(f"{failure}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}") from None
 
 
 def _run_job(job: Callable[[], Any]) -> Any:
@@ -197,34 +199,26 @@ class RayDevice:
     def __init__(self, ray, name: str) -> None:
         self.ray = ray
         self.name = name
-        self._options = dict(num_cpus=0, resources={DEVICE_RESOURCE.format(name): 1}, max_retries=TASK_RETRIES)
+        # each remote function is registered once, not at every measurement
+        options = dict(num_cpus=0, resources={DEVICE_RESOURCE.format(name): 1}, max_retries=TASK_RETRIES)
+        self._fingerprint, self._measure, self._measure_file = (
+            ray.remote(fn).options(**options) for fn in (_node_fingerprint, _measure_on_node, _measure_file_on_node))
 
     def fingerprint(self, conditions) -> dict[str, Any]:
         """The device node's own fingerprint under ``conditions`` (its provider is checked there)."""
-        task = self.ray.remote(_node_fingerprint).options(**self._options)
-        return self._get(task.remote(self.name, conditions))
+        return self._get(self._fingerprint.remote(self.name, conditions))
 
     def measure(self, space, arch, input_shape, num_classes, **kwargs) -> dict[str, Any]:
         """:func:`~hwnas.profiling.measure.profile_arch` on the device node; returns its record."""
-        task = self.ray.remote(_measure_on_node).options(**self._options)
         string = arch if isinstance(arch, str) else arch.string
-        return self._get(task.remote(space, string, tuple(input_shape), int(num_classes), kwargs))
+        return self._get(self._measure.remote(space, string, tuple(input_shape), int(num_classes), kwargs))
 
     def measure_file(self, model_bytes: bytes, input_shape, conditions, **protocol):
         """An exported model's latency on the device node (:func:`hwnas.profiling.device.measure_file` there)."""
-        task = self.ray.remote(_measure_file_on_node).options(**self._options)
-        return self._get(task.remote(model_bytes, tuple(input_shape), conditions, protocol))
+        return self._get(self._measure_file.remote(model_bytes, tuple(input_shape), conditions, protocol))
 
     def _get(self, ref):
-        ray = self.ray
-        try:
-            return ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
-            raise (cause or ClusterError(str(exc).splitlines()[0])) from None
-        except ray.exceptions.RayError as exc:
-            raise ClusterError(f"the {self.name} node could not measure: {type(exc).__name__}: "
-                               f"{(str(exc).splitlines() or [''])[0]}") from None
+        return _ray_get(self.ray, ref, failure=f"the {self.name} node could not measure")
 
 
 def _node_fingerprint(device: str, conditions) -> dict[str, Any]:

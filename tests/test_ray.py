@@ -19,11 +19,6 @@ from hwnas.cluster import RayExecutor  # noqa: E402
 from hwnas.search.config import RunConfig  # noqa: E402
 from hwnas.search.rundir import RunDir  # noqa: E402
 from hwnas.search.runner import run_search  # noqa: E402
-from hwnas.spaces import create_space  # noqa: E402
-
-
-def latency_of(s: str) -> float:
-    return round(0.2 + 0.12 * s.count("nor_conv_3x3") + 0.04 * s.count("nor_conv_1x1"), 6)
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +33,6 @@ def cluster(tmp_path_factory):
     yield made, device.node_id
     ray.shutdown()
     made.shutdown()
-
-
-@pytest.fixture(scope="module")
-def latency_table(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tables") / "lat.csv"
-    strings = [a.string for a in create_space("nb201").enumerate()]
-    path.write_text("arch,latency_ms\n" + "".join(f"{s},{latency_of(s)}\n" for s in strings))
-    return path
 
 
 def _config(latency_table, store, **changes) -> RunConfig:

@@ -11,21 +11,8 @@ import hwnas
 from hwnas.search.config import SCHEMA_VERSION, ConfigError, RunConfig
 from hwnas.search.rundir import RunDir, RunDirError
 from hwnas.search.state import SearchSettings
-from hwnas.spaces import create_space
 
 BUDGET_MS = 0.7
-
-
-def latency_of(s: str) -> float:
-    return round(0.2 + 0.12 * s.count("nor_conv_3x3") + 0.04 * s.count("nor_conv_1x1"), 6)
-
-
-@pytest.fixture(scope="module")
-def latency_table(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tables") / "lat.csv"
-    strings = [a.string for a in create_space("nb201").enumerate()]
-    path.write_text("arch,latency_ms\n" + "".join(f"{s},{latency_of(s)}\n" for s in strings))
-    return path
 
 
 def test_the_command_lines_defaults_are_the_configurations():

@@ -211,13 +211,12 @@ class RunConfig:
         from hwnas.search.acquisition import ACQUISITIONS
         from hwnas.search.controllers import CONTROLLERS
         from hwnas.search.reward import REWARDS
-        from hwnas.spaces import create_space
 
         for what, registry, name in (("controller", CONTROLLERS, self.controller), ("reward", REWARDS, self.reward),
                                      ("acquisition", ACQUISITIONS, self.acquisition)):
             if name not in registry:
                 raise ConfigError(f"unknown {what} {name!r} (known: {', '.join(registry.names())})")
-        create_space(self.space, **self.space_options)
+        self.create_space()  # its options checked
         changes: dict[str, Any] = {}
         if self.latency_table is not None:
             changes["latency_table"] = str(Path(self.latency_table).expanduser().resolve())
@@ -287,10 +286,6 @@ class RunConfig:
 
         return safe_name(f"{self.space}-{self.dataset_name or self.dataset}-{self.device}-"
                          f"{format_latency(self.budget_ms)}-s{self.seed}", limit=120)
-
-    @property
-    def epochs(self) -> int:
-        return self.recipe.epochs
 
     # -- JSON ------------------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

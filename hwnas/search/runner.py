@@ -41,9 +41,12 @@ def latency_source(config: RunConfig, space, *, echo: Callable[[str], None], exe
     conditions = config.conditions()
     store = ProfileStore(config.profiles_dir, config.device)
     node = executor.device(config.device) if executor is not None else None
-    if node is not None:
-        return _node_latency(config, space, store, node, echo=echo)
-    local = is_local_profile(store, conditions)
+    fingerprint = None
+    if node is not None:  # the device's own node of a Ray cluster measures: the profile is that node's
+        fingerprint = node.fingerprint(conditions)
+        if store.exists:
+            store.ensure(fingerprint)  # a profile measured under other conditions is refused, as on the device
+    local = node is not None or is_local_profile(store, conditions)
     shape, classes, options = list(config.input_shape), config.num_classes, config.space_options
     held = len(store.records(space.name, shape, options)) if store.exists else 0
     if held < MIN_PROFILE_RECORDS:
@@ -53,12 +56,15 @@ def latency_source(config: RunConfig, space, *, echo: Callable[[str], None], exe
                              f"'hwnas profile --device {config.device} --space {space.name} --input-shape "
                              f"{'x'.join(map(str, shape))}' on the device and copy the profile folder here")
         samples = config.profile_samples
-        echo(f"profiling this machine as {config.device!r}: {samples} architectures (once; kept in "
-             f"{store.path})")
+        where = "its Ray node" if node is not None else "this machine"
+        echo(f"profiling {where} as {config.device!r}: {samples} architectures (once; kept in {store.path})")
         profile_space(store, space, samples=samples, input_shape=shape, num_classes=classes,
-                      conditions=conditions, space_options=options, seed=config.seed)
+                      conditions=conditions, space_options=options, seed=config.seed,
+                      measure_fn=node.measure if node is not None else None, fingerprint=fingerprint)
     fallback = None
-    if not local:
+    if node is not None:
+        echo(f"device {config.device!r} measures on its Ray node")
+    elif not local:
         records = store.records(space.name, shape, options)
         fallback = LatencyPredictor(space=space.name, space_options=options, input_shape=shape,
                                     num_classes=classes).fit([r["arch"] for r in records],
@@ -66,34 +72,8 @@ def latency_source(config: RunConfig, space, *, echo: Callable[[str], None], exe
         echo(f"device {config.device!r} is not this machine: candidates outside its profile get predicted "
              f"latencies, flagged as such; confirm the final model's latency on the device")
     return ProfileLatency(store, space, input_shape=shape, num_classes=classes, space_options=options,
-                          conditions=conditions, measurable=local, fallback=fallback,
-                          seed=config.seed)
-
-
-def _node_latency(config: RunConfig, space, store: ProfileStore, node, *, echo) -> ProfileLatency:
-    """Latency measured on the device's own node of a Ray cluster (``--ray``): the profile is that node's (its
-    fingerprint), and a profile measured elsewhere under other conditions is refused, as on the device."""
-    from hwnas.profiling.fingerprint import mismatches
-
-    conditions = config.conditions()
-    fingerprint = node.fingerprint(conditions)
-    stored = store.fingerprint if store.exists else None
-    if stored is not None and mismatches(stored, fingerprint):
-        key, was, now = mismatches(stored, fingerprint)[0]
-        raise HwnasError(f"profile {config.device!r} was measured with {key}={was!r}; its Ray node now has "
-                         f"{now!r}: use another --device name or --profiles-dir")
-    shape, classes, options = list(config.input_shape), config.num_classes, config.space_options
-    held = len(store.records(space.name, shape, options)) if store.exists else 0
-    if held < MIN_PROFILE_RECORDS:
-        echo(f"profiling {config.device!r} on its Ray node: {config.profile_samples} architectures (once; kept in "
-             f"{store.path})")
-        profile_space(store, space, samples=config.profile_samples, input_shape=shape, num_classes=classes,
-                      conditions=conditions, space_options=options, seed=config.seed, measure_fn=node.measure,
-                      fingerprint=fingerprint)
-    echo(f"device {config.device!r} measures on its Ray node")
-    return ProfileLatency(store, space, input_shape=shape, num_classes=classes, space_options=options,
-                          conditions=conditions, measurable=True, seed=config.seed, measure_fn=node.measure,
-                          fingerprint=fingerprint)
+                          conditions=conditions, measurable=local, fallback=fallback, seed=config.seed,
+                          measure_fn=node.measure if node is not None else None, fingerprint=fingerprint)
 
 
 def run_search(run: RunDir, *, echo: Callable[[str], None] = print, wrap_sources: Callable | None = None,
