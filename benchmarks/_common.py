@@ -18,14 +18,21 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return parse_key_values(pairs)
 
 
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int) -> list[Any]:
     """``[fn(job) for job in jobs]``, over ``workers`` spawned processes when more than one (one job at a time
-    each, results in job order)."""
+    each, results in job order; PyTorch at one thread in each, so that the workers do not oversubscribe the
+    cores)."""
     if workers <= 1:
         return [fn(job) for job in jobs]
     import multiprocessing
 
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_one_thread) as pool:
         return pool.map(fn, jobs, chunksize=1)
 
 

@@ -135,6 +135,14 @@ def run_one(job: dict) -> dict:
         loop.run()
         verified = [vars(v) for v in loop.state.verified]
         measured = len(loop.state.measured)
+    wall = time.perf_counter() - t0
+    # How well the loop's accuracy predictor, fit on the loop's own trainings (concentrated near the top, unlike
+    # the uniform draws of nb201_predictors.py), ranks the table's true top 10%.
+    from hwnas.predictors.metrics import kendall
+
+    top = np.argsort(-table["acc"], kind="stable")[:len(table["acc"]) // 10]
+    fitted = AccuracyPredictor(**common).fit([v["arch"] for v in verified], [v["accuracy"] for v in verified])
+    top_tau = kendall(table["acc"][top], fitted.predict([table["arch"][i] for i in top]))
     regret, running = [], None
     for v in verified:
         if v["latency_ms"] <= budget:
@@ -143,7 +151,8 @@ def run_one(job: dict) -> dict:
     out = {**{k: job[k] for k in ("table", "device", "quantile", "seed", "controller")}, "budget_ms": budget,
            "true_best": best, "regret": regret, "over_budget": [int(v["latency_ms"] > budget) for v in verified],
            "measurements": [v.get("measurements_used") for v in verified], "measurements_total": measured,
-           "answer_over_budget": int(bool(verified) and running is None), "wall_s": time.perf_counter() - t0}
+           "answer_over_budget": int(bool(verified) and running is None), "wall_s": wall,
+           "trained_archs": [v["arch"] for v in verified], "top10_tau": top_tau}
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp_file = cache.with_suffix(".tmp")
     tmp_file.write_text(json.dumps(out))
@@ -216,6 +225,8 @@ def summarize(runs: list[dict], marks) -> list[dict]:
                          "share_trained_over_budget": float(np.mean(over)) if over else 0.0,
                          "answer_over_budget": int(sum(r["answer_over_budget"] for r in sel)),
                          "median_measurements": float(np.median([c for c in counts if c is not None] or [0])),
+                         "median_top10_tau": (float(np.nanmedian(taus)) if (taus := [r["top10_tau"] for r in sel
+                                                                                   if "top10_tau" in r]) else None),
                          "median_wall_s": float(np.median([r["wall_s"] for r in sel]))})
     return rows
 
@@ -291,8 +302,9 @@ def main() -> None:
         per_table += [{**row, "table": t} for row in baselines([c for c in configs if c[0] == t], [marks[-1]])
                       + summarize(sub, [marks[-1]])]
     print(f"\nby table, at {marks[-1]} trainings")
-    print_table(["table", "method", "median", "p90"],
-                [[r["table"], r["method"], r["median_regret"], r["p90_regret"]] for r in per_table])
+    print_table(["table", "method", "median", "p90", "predictor top-10% tau (own trainings)"],
+                [[r["table"], r["method"], r["median_regret"], r["p90_regret"],
+                  "" if r.get("median_top10_tau") is None else r["median_top10_tau"]] for r in per_table])
     name = "nb201_real" + ("" if tag == "default" else f"-{tag}")
     path = write_result(name, {"settings": settings, "controllers": controllers, "configs": configs,
                                "seeds": args.seeds, "max_trainings": args.max_trainings, "summary": rows,

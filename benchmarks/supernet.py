@@ -54,8 +54,8 @@ def rank_phase(args, archs: list[str], truth: dict[str, dict[int, float]]) -> li
     mean = np.array([np.mean([truth[a][s] for s in seeds]) for a in archs])
     per_seed = [np.array([truth[a][s] for a in archs]) for s in seeds]
     seed_tau = float(kendalltau(per_seed[0], per_seed[1])[0])
-    for folder in args.supernet:
-        estimator = SupernetEstimator(folder, threads=args.threads)
+    for folder, scored in [(f, n) for f in args.supernet for n in args.score_images]:
+        estimator = SupernetEstimator(folder, threads=args.threads, score_images=scored)
         dataset = DatasetSpec.from_config(estimator.meta).resolve()
         estimator.estimate(estimator.space.parse(archs[0]), dataset)  # warm-up: data, sessions
         start = time.perf_counter()
@@ -73,7 +73,7 @@ def rank_phase(args, archs: list[str], truth: dict[str, dict[int, float]]) -> li
                      "spearman_vs_mean": float(spearmanr(estimates, mean)[0]),
                      "seed_vs_seed_kendall": seed_tau, "estimates": dict(zip(archs, estimates.tolist())),
                      "estimate_mean": float(estimates.mean()), "estimate_std": float(estimates.std()),
-                     "per_minute": per_minute, "eval_threads": args.threads})
+                     "per_minute": per_minute, "eval_threads": args.threads, "score_images": scored})
     return rows
 
 
@@ -127,6 +127,40 @@ def search_phase(args, reference: dict, budget_ms: float) -> list[dict]:
     return runs
 
 
+def finetune_phase(args, archs: list[str], truth: dict[str, dict[int, float]], reference: dict) -> list[dict]:
+    """Final trainings (train+validation, tested once, as ``hwnas export``) of the ``--finetune-archs`` best
+    reference architectures, from scratch and from the first supernet's weights, at each of
+    ``--finetune-epochs``; each result cached in the work folder (an interrupted benchmark continues)."""
+    from hwnas.data import resolve_dataset
+    from hwnas.deploy.final import train_final
+    from hwnas.supernet.weights import load_supernet
+    from hwnas.training import Recipe
+
+    supernet = load_supernet(args.supernet[0])
+    dataset = resolve_dataset(reference["dataset"], **reference.get("dataset_options", {}))
+    base = Recipe.from_dict({**reference["recipe"], "data_fraction": 1.0})
+    best = sorted(archs, key=lambda a: -np.mean(list(truth[a].values())))[:args.finetune_archs]
+    cache = Path(args.work) / f"finetune-{supernet.checksum[:12]}"
+    cache.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for arch in best:
+        parsed = supernet.space.parse(arch)
+        for epochs in args.finetune_epochs:
+            for start in ("scratch", "supernet"):
+                for seed in range(args.finetune_seeds):
+                    path = cache / f"{arch.replace('/', '_')}-{start}-e{epochs}-s{seed}.json"
+                    if not path.exists():
+                        print(f"final training {arch} from {start}, {epochs} epochs, seed {seed} ...", flush=True)
+                        final = train_final(supernet.space, parsed, dataset, recipe=base.with_fidelity(epochs=epochs),
+                                            seed=seed, threads=args.threads, initial_state=(
+                                                supernet.subnetwork_state(parsed) if start == "supernet" else None))
+                        path.write_text(json.dumps({"arch": arch, "start": start, "epochs": epochs, "seed": seed,
+                                                    "test_accuracy": final.test_accuracy,
+                                                    "wall_s": final.wall_time_s}))
+                    rows.append(json.loads(path.read_text()))
+    return rows
+
+
 def time_to_reach(curve: list, target: float) -> float | None:
     for elapsed, best in curve:
         if best >= target - 1e-12:
@@ -150,12 +184,35 @@ def main() -> None:
                         help="Latency budget: this quantile of the reference archs' measured latencies.")
     parser.add_argument("--profiles-dir", default="profiles")
     parser.add_argument("--work", default="benchmarks/results/supernet-work")
+    parser.add_argument("--score-images", default="1000", type=lambda v: [None if n == "all" else int(n)
+                                                                         for n in v.split(",")],
+                        help="Validation images each estimate scores, comma-separated to compare (e.g. 1000,all).")
+    parser.add_argument("--no-rank", action="store_true", help="Skip the rank phase (e.g. to fine-tune only).")
+    parser.add_argument("--finetune-archs", type=int, default=0,
+                        help="Final trainings of this many best reference archs, from scratch and from the supernet.")
+    parser.add_argument("--finetune-epochs", default="2,6", type=lambda v: [int(n) for n in v.split(",")])
+    parser.add_argument("--finetune-seeds", type=int, default=1)
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
 
     truth, reference = reference_runs(args.reference)
     archs = sorted(truth)
     started = time.perf_counter()
+    payload: dict = {"reference": str(args.reference), "archs": len(archs)}
+    if args.finetune_archs > 0:
+        tuned = finetune_phase(args, archs, truth, reference)
+        table = {}
+        for r in tuned:
+            table.setdefault((r["arch"], r["epochs"]), {}).setdefault(r["start"], []).append(r["test_accuracy"])
+        print(f"\nfinal trainings (train+validation, test accuracy) from scratch and from the supernet "
+              f"{Path(args.supernet[0]).name}, {args.finetune_seeds} seed(s)")
+        print_table(["arch", "epochs", "from scratch", "from supernet"],
+                    [[a, e, np.mean(v["scratch"]), np.mean(v["supernet"])] for (a, e), v in table.items()])
+        payload["finetune"] = tuned
+    if args.no_rank:
+        path = write_result("supernet" + (f"-{args.tag}" if args.tag else ""), payload)
+        print(f"\nwrote {path}")
+        return
     ranks = rank_phase(args, archs, truth)
     train_threads = ranks[0]["train_threads"] or 1
     full_s = (time_full_trainings(args, archs, reference, train_threads) if args.time_trainings > 0
@@ -163,14 +220,13 @@ def main() -> None:
     print(f"\nrank: {len(archs)} architectures of {args.reference.name}; two seeds of full training agree with "
           f"Kendall tau {ranks[0]['seed_vs_seed_kendall']:.3f}; one full training {full_s:.0f} s "
           f"({train_threads} thread)")
-    print_table(["supernet", "sampling", "epochs", "tau vs mean", "tau vs seeds", "train (full trainings)",
+    print_table(["supernet", "sampling", "epochs", "scored", "tau vs mean", "tau vs seeds", "train (full trainings)",
                  "estimates/min"],
                 [[Path(r["supernet"]).name, r["sampling"] + ("+KD" if r["distill"] and r["sampling"] == "sandwich"
                                                               else ""),
-                  r["epochs"], r["kendall_vs_mean"], " / ".join(f"{t:.3f}" for t in r["kendall_vs_seeds"]),
+                  r["epochs"], r["score_images"] or "all", r["kendall_vs_mean"], " / ".join(f"{t:.3f}" for t in r["kendall_vs_seeds"]),
                   r["train_time_s"] / full_s, r["per_minute"]] for r in ranks])
-    payload = {"reference": str(args.reference), "archs": len(archs), "full_training_s": full_s,
-               "full_training_threads": train_threads, "rank": ranks}
+    payload.update(full_training_s=full_s, full_training_threads=train_threads, rank=ranks)
     if args.search_seeds > 0:
         latencies = reference.get("latency", {}).get("latency_ms", {})
         budget = float(np.quantile([latencies[a] for a in archs if a in latencies], args.budget_quantile))

@@ -255,6 +255,8 @@ CASES = [
      1, "'space' is missing or not a str"),
     ("supernet-train-over-corrupt-meta", "supernet_corrupt_meta",
      ["supernet", "train", "--epochs", "1", "-o", "{tmp}/sn"], 1, "is corrupt"),
+    ("supernet-eval-bad-score-images", "none", ["supernet", "eval", ARCH, "--supernet", "{tmp}/nope",
+                                                 "--score-images", "some"], 2, "--score-images"),
     ("supernet-bad-sampling", "none", ["supernet", "train", "--sampling", "greedy"], 2, "--sampling"),
     ("supernet-too-many-random", "none", ["supernet", "train", "--random-per-step", "99"], 2, "--random-per-step"),
     ("search-supernet-with-table", "accuracy_csv",

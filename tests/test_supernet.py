@@ -14,7 +14,7 @@ from hwnas.search.estimates import Calibration
 from hwnas.spaces import create_space
 from hwnas.supernet.elastic import MobileNetSupernet, SupernetError
 from hwnas.onnx_export import calibrate_batchnorm
-from hwnas.supernet.estimate import SupernetEstimator
+from hwnas.supernet.estimate import SupernetEstimator, scoring_subset
 from hwnas.supernet.folder import SupernetFolder, SupernetSettings
 from hwnas.supernet.training import train_supernet
 from hwnas.training import Recipe
@@ -103,6 +103,18 @@ def test_batchnorm_recalibration_changes_statistics_and_is_deterministic():
         assert not torch.allclose(model[0][1].running_mean, before)
     for a, b in zip(*runs):
         assert torch.equal(a, b)
+
+
+def test_scoring_subset_is_a_fixed_random_subset():
+    x = np.arange(100, dtype=np.float32).reshape(100, 1, 1, 1)
+    y = np.repeat(np.arange(4), 25)  # sorted by class, as a split may be
+    xs, ys = scoring_subset(x, y, 40, seed=0)
+    again, _ = scoring_subset(x, y, 40, seed=0)
+    other, _ = scoring_subset(x, y, 40, seed=1)
+    assert len(xs) == 40 and np.array_equal(xs, again) and not np.array_equal(xs, other)
+    assert np.all(np.diff(xs.ravel()) > 0) and np.array_equal(ys, y[xs.ravel().astype(int)])
+    assert set(ys) == {0, 1, 2, 3}  # not the first 40 (two classes only)
+    assert scoring_subset(x, y, None, seed=0)[0].shape == x.shape and len(scoring_subset(x, y, 500, seed=0)[1]) == 100
 
 
 def _train(folder, *, recipe=QUICK, **kwargs):
@@ -223,6 +235,12 @@ def test_onnxruntime_and_torch_scoring_agree(trained):
     slow = estimator.estimate(arch, dataset)
     assert fast.source == "supernet" and fast.epochs == 0
     assert abs(fast.val_accuracy - slow.val_accuracy) <= 1 / 360 and abs(fast.val_loss - slow.val_loss) < 1e-3
+    subset = SupernetEstimator(folder, threads=1, score_images=100)
+    assert estimator.protocol_key(QUICK)[0].endswith("-c256-v1000")
+    assert subset.protocol_key(QUICK)[0] == estimator.protocol_key(QUICK)[0].replace("-v1000", "-v100")
+    assert SupernetEstimator(folder, score_images=None).protocol_key(QUICK)[0].endswith("-c256")
+    scored = 100 * subset.estimate(arch, dataset).val_accuracy  # of exactly 100 images
+    assert abs(scored - round(scored)) < 1e-4
 
 
 def test_calibration_maps_estimates_onto_the_training_scale():
@@ -266,3 +284,32 @@ def test_cli_supernet_train_eval_and_search(tmp_path, cli, monkeypatch, trained)
     assert "estimating 6 architectures" in run.output
     conflicting = cli("search", "--latency-budget", "1s", "--estimator", "train", "--supernet", folder)
     assert conflicting.exit_code == 2 and "drop one of them" in conflicting.stderr
+    exported = cli("export", "run", "-o", "out/m.onnx", "--from-supernet", folder, "--epochs", "1",
+                   "--train-threads", "1", "--json")
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.stdout)["from_supernet"] == str(folder.resolve())
+    assert torch.load(tmp_path / "out" / "m.pt", weights_only=True)["supernet_checksum"] == meta["checksum"]
+    other_space = cli("export", "-o", "o.onnx", "--arch", "16:k3e1/24:k3e3/32:k5e3/48:k3e3", "--dataset", "digits",
+                      "--from-supernet", folder)
+    assert other_space.exit_code == 1 and "covers space" in other_space.stderr and not (tmp_path / "o.pt").exists()
+
+
+def test_training_starts_from_given_weights(trained):
+    from hwnas.training import train
+    from hwnas.training.trainer import TrainingError
+    from hwnas.supernet.weights import load_supernet
+
+    folder, _ = trained
+    supernet = load_supernet(folder)
+    arch = supernet.space.parse("16:k5e6se/8:k3e1.k3e3")
+    state = supernet.subnetwork_state(arch)
+    still = Recipe(epochs=1, data_fraction=0.1, lr=1e-9, warmup_epochs=0.0, weight_decay=0.0)
+    dataset = DatasetSpec("digits").resolve()
+    kept = train(supernet.space, arch, dataset, recipe=still, threads=1, return_model=True, initial_state=state)
+    fresh = train(supernet.space, arch, dataset, recipe=still, threads=1, return_model=True)
+    weights = [k for k, v in state.items() if k.endswith("weight") and v.dim() == 4]
+    assert all(torch.allclose(kept.model.state_dict()[k], state[k], atol=1e-6) for k in weights)
+    assert not any(torch.allclose(fresh.model.state_dict()[k], state[k], atol=1e-3) for k in weights)
+    other = supernet.space.parse("8:k3e1/8:k3e1")
+    with pytest.raises(TrainingError, match="do not fit"):
+        train(supernet.space, other, dataset, recipe=still, threads=1, initial_state=state)

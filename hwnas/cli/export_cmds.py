@@ -53,12 +53,15 @@ def _size(n: int) -> str:
 @click.option("--train-threads", "threads", type=click.IntRange(min=1),
               help="PyTorch threads of the final training [default: all cores]; latency is measured with "
                    "the run's onnxruntime threads.")
+@click.option("--from-supernet", "from_supernet", type=click.Path(file_okay=False, path_type=Path),
+              help="Start the final training from this supernet's weights for the architecture (same space and "
+                   "data set) instead of a fresh initialisation; usually with fewer --epochs.")
 @ray_option
 def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str | None,
                space_name: str | None, space_option: tuple[str, ...], dataset: str | None,
                dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, raw_input: bool,
                quantize: str | None, seed: int | None, threads: int | None, as_json: bool,
-               ray_address: str | None) -> None:
+               from_supernet: Path | None, ray_address: str | None) -> None:
     """Train the chosen architecture with the final recipe and export it as a checked ONNX model.
 
     The final recipe is the search's, at full data, for 3x its epochs (--epochs overrides), trained on
@@ -71,6 +74,7 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
     hwnas export runs/digits -o model.onnx
     hwnas export -o m.onnx --arch "16:k3e1/24:k3e3/32:k5e3/48:k3e3" --dataset digits
     hwnas export runs/pi4 -o model.onnx --ray HEAD:6379     # re-measured on the pi4 node of the cluster
+    hwnas export runs/c -o model.onnx --from-supernet supernets/c --epochs 2   # fine-tune shared weights
     """
     import contextlib
 
@@ -93,7 +97,8 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
         try:
             summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize,
                                     raw_input=raw_input, threads=threads,
-                                    echo=stderr_echo if as_json else click.echo, device_node=node)
+                                    echo=stderr_echo if as_json else click.echo, device_node=node,
+                                    from_supernet=from_supernet)
         finally:
             if executor is not None:
                 executor.close()
@@ -144,6 +149,7 @@ def _export_document(target, summary) -> dict:
         "parity_max_abs_error": summary.parity_max_abs_error,
         "preprocess": json.loads(model.metadata["preprocess"]),
         "remote_commands": list(summary.remote_commands),
+        "from_supernet": model.metadata.get("from_supernet"),
     }
 
 

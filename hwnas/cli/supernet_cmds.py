@@ -133,6 +133,18 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     click.echo(f"checksum      {meta['checksum']}")
 
 
+def _score_images(ctx, param, value: str) -> int | None:
+    if str(value).lower() == "all":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise click.BadParameter(f"{value!r} is neither a positive number of images nor 'all'")
+    return count
+
+
 @supernet_cmd.command("eval")
 @click.argument("archs", nargs=-1, metavar="ARCH...")
 @click.option("--supernet", "supernet_path", required=True, type=click.Path(path_type=Path),
@@ -141,14 +153,16 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of --sample.")
 @click.option("--calibration-images", type=click.IntRange(min=2, max=100_000), default=256, show_default=True,
               help="Training images the batch-norm statistics are recalibrated on.")
+@click.option("--score-images", default="1000", show_default=True, callback=_score_images, metavar="N|all",
+              help="Validation images scored (a fixed random subset), or 'all' of the split.")
 @click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
               help="PyTorch threads [default: all available cores]; --threads is its old name.")
 @store_option
 @click.option("--no-store", is_flag=True, help="Neither read nor write the evaluation store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON list.")
 def supernet_eval_cmd(archs: tuple[str, ...], supernet_path: Path, sample_n: int | None, seed: int,
-                      calibration_images: int, threads: int | None, store_path: Path | None, no_store: bool,
-                      as_json: bool) -> None:
+                      calibration_images: int, score_images: int | None, threads: int | None,
+                      store_path: Path | None, no_store: bool, as_json: bool) -> None:
     """Estimate the validation accuracy of ARCH... with a supernet (weights shared, BN recalibrated).
 
     Estimates go into the evaluation store as source 'supernet' under the supernet's checksum, apart from
@@ -160,7 +174,8 @@ def supernet_eval_cmd(archs: tuple[str, ...], supernet_path: Path, sample_n: int
     from hwnas.supernet.estimate import SupernetEstimator
     from hwnas.training import EvalRecord, make_key
 
-    estimator = SupernetEstimator(supernet_path, threads=threads, calibration_images=calibration_images)
+    estimator = SupernetEstimator(supernet_path, threads=threads, calibration_images=calibration_images,
+                                  score_images=score_images)
     space, meta = estimator.space, estimator.meta
     parsed = [space.parse(a) for a in archs]
     if sample_n:

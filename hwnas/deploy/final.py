@@ -101,9 +101,10 @@ class FinalModel:
 
 
 def train_final(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe, seed: int = 0,
-                threads: int | None = None,
-                on_epoch: Callable[[int, float], None] | None = None) -> FinalModel:
-    """Trains ``arch`` with ``recipe`` on train+validation and measures it on the test split.
+                threads: int | None = None, on_epoch: Callable[[int, float], None] | None = None,
+                initial_state: Mapping[str, torch.Tensor] | None = None) -> FinalModel:
+    """Trains ``arch`` with ``recipe`` on train+validation and measures it on the test split, from scratch
+    or from ``initial_state`` (a supernet's weights for it).
 
     Raises:
         DeployError: training diverged (non-finite loss).
@@ -112,7 +113,7 @@ def train_final(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Rec
 
     merged = TrainPlusValidation(dataset)
     result = train(space, arch, merged, recipe=recipe, seed=seed, threads=threads, report_test=True,
-                   return_model=True, on_epoch=on_epoch)
+                   return_model=True, on_epoch=on_epoch, initial_state=initial_state)
     if not np.isfinite(result.train_loss):
         raise DeployError(f"the final training of {arch.string} diverged (loss {result.train_loss}); try "
                           f"fewer epochs or another --seed")

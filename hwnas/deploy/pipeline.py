@@ -3,7 +3,8 @@
 :func:`export_target` runs the steps in an order that loses nothing and writes nothing half-done:
 
 1. check the output path can be written (before any training);
-2. train on train+validation with the final recipe, test once (:mod:`hwnas.deploy.final`);
+2. train on train+validation with the final recipe, test once (:mod:`hwnas.deploy.final`); from scratch, or
+   from a supernet's weights for the architecture (``from_supernet``);
 3. export with ``onnx.checker`` and parity on real test inputs, and run the *file* over the test split with
    onnxruntime (its accuracy is printed beside PyTorch's);
 4. re-measure the file with the profiler's protocol under the run's conditions when the run's device is this
@@ -68,7 +69,7 @@ def _fmt_acc(value: float) -> str:
 def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bool = False,
                   quantize: str | None = None, raw_input: bool = False, threads: int | None = None,
                   echo: Callable[[str], None] = logger.info, protocol: dict[str, Any] | None = None,
-                  device_node=None) -> ExportSummary:
+                  device_node=None, from_supernet: str | Path | None = None) -> ExportSummary:
     """Trains, exports, measures and writes the final model of ``target`` (see the module docstring).
 
     Args:
@@ -84,6 +85,8 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         protocol: Overrides of the latency protocol (tests use a short one).
         device_node: The device's node of a Ray cluster (:meth:`hwnas.cluster.RayExecutor.device`): the file
             is re-measured there.
+        from_supernet: A finished supernet folder of the same space and data set: the final training starts
+            from its weights for the architecture instead of a fresh initialisation.
 
     Raises:
         DeployError: the output cannot be written, the data do not match the run, or a step failed.
@@ -121,20 +124,29 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
 
     recipe = target.recipe
     step = max(1, recipe.epochs // 10)  # about ten progress lines
+    initial_state, origin = None, {}
+    if from_supernet is not None:
+        from hwnas.supernet.weights import load_supernet
+
+        supernet = load_supernet(from_supernet)
+        supernet.check_task(space, dataset)
+        initial_state = supernet.subnetwork_state(arch)
+        origin = {"from_supernet": str(Path(from_supernet).resolve()), "supernet_checksum": supernet.checksum}
 
     def on_epoch(epoch: int, loss: float) -> None:
         if epoch % step == 0 or epoch == recipe.epochs:
             echo(f"  epoch {epoch}/{recipe.epochs}  loss {loss:.4f}")
 
-    echo(f"training {arch.string} ({target.space}) on {dataset.key} train+validation: {recipe.epochs} "
+    start = f" from supernet {from_supernet}" if from_supernet is not None else ""
+    echo(f"training {arch.string} ({target.space}) on {dataset.key} train+validation{start}: {recipe.epochs} "
          f"epoch(s), seed {target.seed}")
     final = train_final(space, arch, dataset, recipe=recipe, seed=target.seed, threads=threads,
-                        on_epoch=on_epoch)
+                        on_epoch=on_epoch, initial_state=initial_state)
     echo(f"trained on {final.train_samples} images in {final.wall_time_s:.1f} s; test accuracy (PyTorch) "
          f"{_fmt_acc(final.test_accuracy)} on {final.test_samples} images")
 
     meta = {**_base_metadata(target, space, arch, dataset, final, dynamic_batch=dynamic_batch),
-            "preprocess": preprocess.to_json()}
+            "preprocess": preprocess.to_json(), **origin}
     model_bytes, report = export_final(final.model, preprocess, test_inputs, metadata=meta,
                                        batch_size=conditions.batch_size, dynamic_batch=dynamic_batch,
                                        precision=conditions.precision)
@@ -162,7 +174,7 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         "input_shape": list(shape), "num_classes": dataset.num_classes,
         "class_names": list(dataset.class_names),
         "dataset": target.dataset, "split_seed": recipe.split_seed, "test_accuracy": final.test_accuracy,
-        "recipe": recipe.to_dict(), "seed": target.seed})
+        "recipe": recipe.to_dict(), "seed": target.seed, **origin})
     summary = ExportSummary(
         model=ExportedFile(out, len(model_bytes), float(torch_acc), latency, source, model_meta),
         weights_path=weights_path, device=where, torch_test_accuracy=final.test_accuracy,

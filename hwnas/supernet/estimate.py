@@ -2,12 +2,16 @@
 
 For each architecture: its weights are copied out of the supernet (:meth:`MobileNetSupernet.extract`), its
 batch-norm statistics are recalibrated on a fixed set of training images (a sub-network's activations differ
-from the mixture the shared statistics saw while training; Once-for-All, BigNAS), and it is scored on the
-validation split with onnxruntime (2-3x faster than PyTorch on CPU for these depthwise networks).
+from the mixture the shared statistics saw while training; Once-for-All, BigNAS), and it is scored on a fixed
+random subset of the validation split (``score_images``, 1,000 by default; ``None``: all of it) with
+onnxruntime (2-3x faster than PyTorch on CPU for these depthwise networks). Recalibrating inside onnxruntime
+too (one training-mode export, BN statistics read from its outputs) was tried and measured no faster than
+PyTorch's channels-last pass (0.93 vs 0.90 s per sub-network with the export): onnxruntime's training-mode
+BatchNormalization is not fused with the convolutions.
 
 As an :class:`~hwnas.training.evaluator.Evaluator`, the estimator stores its results in the evaluation store
-as their own source (``"supernet"``) under the protocol ``sn-<checksum>`` at fidelity 0 epochs: never mixed
-with full trainings, and found again by anyone using the same supernet.
+as their own source (``"supernet"``) under the protocol ``sn-<checksum>-c<calibration>[-v<scored>]`` at fidelity
+0 epochs: never mixed with full trainings, and found again by anyone using the same supernet and settings.
 """
 
 from __future__ import annotations
@@ -23,17 +27,17 @@ from torch import nn
 from hwnas.arch import Arch
 from hwnas.data.base import Dataset
 from hwnas.onnx_export import calibrate_batchnorm, cpu_session, to_onnx_bytes
-from hwnas.spaces import create_space
 from hwnas.spaces.base import SearchSpace
-from hwnas.supernet.elastic import MobileNetSupernet, SupernetError
-from hwnas.supernet.folder import SupernetFolder, load_tensors
+from hwnas.supernet.elastic import SupernetError
+from hwnas.supernet.folder import SupernetFolder
+from hwnas.supernet.weights import load_supernet
 from hwnas.training.evaluator import Evaluator
 from hwnas.training.recipe import Recipe
-from hwnas.training.store import space_key
 from hwnas.training.trainer import TrainResult, as_layout, available_cores, training_subset
 
 CALIBRATION_IMAGES = 256
 CALIBRATION_BATCH = 128
+SCORE_IMAGES = 1000
 SCORE_BATCH = 500
 
 
@@ -46,6 +50,17 @@ def calibration_images(dataset: Dataset, recipe: Recipe, count: int = CALIBRATIO
     return np.ascontiguousarray(x[order[:count]])
 
 
+def scoring_subset(x_val: np.ndarray, y_val: np.ndarray, count: int | None,
+                   seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random subset of ``count`` validation examples (all of them for ``None`` or more than there
+    are), drawn from the split seed and kept in split order: the same for every architecture. Random, not the
+    first ``count``: a split may be sorted by class."""
+    if count is None or count >= len(x_val):
+        return np.ascontiguousarray(x_val), y_val
+    keep = np.sort(np.random.default_rng([int(seed), 0x5C0]).choice(len(x_val), int(count), replace=False))
+    return np.ascontiguousarray(x_val[keep]), y_val[keep]
+
+
 class SupernetEstimator(Evaluator):
     """Estimates validation accuracy with a trained supernet.
 
@@ -53,17 +68,21 @@ class SupernetEstimator(Evaluator):
         folder: A finished supernet folder (checked against its checksum).
         threads: CPU threads (all available cores by default).
         calibration_images: Training images the batch-norm statistics are recalibrated on.
+        score_images: Validation images scored (a fixed random subset; ``None``: the whole split). 1,000
+            rank the reference architectures as well as 2,000 (``benchmarks/supernet.py``) at half the cost.
         backend: ``"onnxruntime"`` (default) or ``"torch"`` for the scoring pass.
     """
 
     source = "supernet"
 
     def __init__(self, folder: SupernetFolder | str, *, threads: int | None = None,
-                 calibration_images: int = CALIBRATION_IMAGES, backend: str = "onnxruntime") -> None:
+                 calibration_images: int = CALIBRATION_IMAGES, score_images: int | None = SCORE_IMAGES,
+                 backend: str = "onnxruntime") -> None:
         super().__init__()
-        self.folder = folder if isinstance(folder, SupernetFolder) else SupernetFolder(folder)
-        self.meta = self.folder.finished_meta()
-        self.checksum: str = self.meta["checksum"]
+        self.supernet = load_supernet(folder)
+        self.folder, self.meta, self.space, self.net = (self.supernet.folder, self.supernet.meta,
+                                                        self.supernet.space, self.supernet.net)
+        self.checksum: str = self.supernet.checksum
         self.seed = int(self.meta["settings"]["seed"])  # the store key's seed of every estimate
         self.threads = available_cores() if threads is None else int(threads)
         if backend not in ("onnxruntime", "torch"):
@@ -72,36 +91,27 @@ class SupernetEstimator(Evaluator):
         self.calibration_count = int(calibration_images)
         if self.calibration_count < 2:
             raise SupernetError("at least 2 calibration images are needed")
-        self.space = create_space(self.meta["space"], **self.meta["space_options"])
+        self.score_count = None if score_images is None else int(score_images)
+        if self.score_count is not None and self.score_count < 1:
+            raise SupernetError("at least 1 validation image must be scored")
         self.recipe = Recipe.from_dict(self.meta["recipe"])
-        self.net = MobileNetSupernet(self.space, self.meta["input_shape"], self.meta["num_classes"])
-        state = load_tensors(self.folder.weights_file, what="supernet weights")
-        try:
-            self.net.load_state_dict(state["model"])
-        except (KeyError, RuntimeError, TypeError) as exc:
-            raise SupernetError(f"{self.folder.weights_file} does not fit its metadata: "
-                                f"{str(exc).splitlines()[0][:200]}") from None
-        self.net.eval()
         self._data: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- evaluator -------------------------------------------------------------------------------------------
     def protocol_key(self, recipe: Recipe) -> tuple[str, int, float]:
         """Keyed by the supernet (its checksum) and the calibration, not by the run's recipe."""
-        return f"sn-{self.checksum[:12]}-c{self.calibration_count}", 0, 1.0
+        scored = "" if self.score_count is None else f"-v{self.score_count}"
+        return f"sn-{self.checksum[:12]}-c{self.calibration_count}{scored}", 0, 1.0
 
     def protocol(self, recipe: Recipe) -> dict[str, Any]:
         return {"supernet": self.checksum, "supernet_path": str(self.folder.path.resolve()),
-                "calibration_images": self.calibration_count, "supernet_recipe": self.meta["recipe"],
+                "calibration_images": self.calibration_count, "score_images": self.score_count,
+                "supernet_recipe": self.meta["recipe"],
                 "supernet_settings": self.meta["settings"]}
 
     def check_task(self, space: SearchSpace, dataset: Dataset) -> None:
         """Refuses a space or data set other than the supernet's."""
-        if space_key(space) != self.meta["space_key"]:
-            raise SupernetError(f"supernet {self.folder.path} covers space {self.meta['space_key']!r}, not "
-                                f"{space_key(space)!r}")
-        if dataset.key != self.meta["dataset_key"]:
-            raise SupernetError(f"supernet {self.folder.path} was trained on data set {self.meta['dataset_key']!r}, "
-                                f"not {dataset.key!r}")
+        self.supernet.check_task(space, dataset)
 
     def evaluate(self, space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe,
                  seed: int) -> TrainResult:
@@ -132,8 +142,9 @@ class SupernetEstimator(Evaluator):
         """Calibration images, validation inputs and labels of ``dataset`` (kept for the next estimate)."""
         if self._data is None or self._data[0] != dataset.key:
             splits = dataset.splits(self.recipe.split_seed)
+            x_val, y_val = scoring_subset(splits.x_val, splits.y_val, self.score_count, self.recipe.split_seed)
             self._data = (dataset.key, calibration_images(dataset, self.recipe, self.calibration_count),
-                          np.ascontiguousarray(splits.x_val), splits.y_val)
+                          x_val, y_val)
         return self._data[1:]
 
     @torch.no_grad()

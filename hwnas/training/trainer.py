@@ -17,7 +17,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -80,8 +80,10 @@ def available_cores() -> int:
 
 def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = DEFAULT_RECIPE, seed: int = 0,
           threads: int | None = None, device: str = "cpu", report_test: bool = False,
-          return_model: bool = False, on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
-    """Trains ``arch`` from scratch on ``dataset`` and measures it on the validation split.
+          return_model: bool = False, on_epoch: Callable[[int, float], None] | None = None,
+          initial_state: Mapping[str, torch.Tensor] | None = None) -> TrainResult:
+    """Trains ``arch`` from scratch (or from ``initial_state``) on ``dataset`` and measures it on the validation
+    split.
 
     Args:
         space: The search space that builds the model (``space.build(arch, input_shape, num_classes)``).
@@ -94,12 +96,15 @@ def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = 
         report_test: Also measure the test split (stored for reporting; a search never selects on it).
         return_model: Keep the trained model in the result (e.g. for export).
         on_epoch: Called after each epoch with ``(epoch, mean training loss)`` (1-based epoch).
+        initial_state: Weights to start from instead of a fresh initialisation (a state dict of the model
+            ``space.build`` makes, e.g. a supernet's sub-network); ``seed`` still orders the batches.
 
     Returns:
         The validation accuracy and loss, parameter count, wall time and fidelity of the run.
 
     Raises:
-        TrainingError: the training subset has fewer than two samples or the device is unusable.
+        TrainingError: the training subset has fewer than two samples, the device is unusable or
+            ``initial_state`` does not fit the model.
     """
     start = time.perf_counter()
     n_threads = available_cores() if threads is None else int(threads)
@@ -123,6 +128,12 @@ def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             model = space.build(arch, dataset.input_shape, dataset.num_classes)
+        if initial_state is not None:
+            try:
+                model.load_state_dict(initial_state)
+            except (RuntimeError, KeyError) as exc:
+                raise TrainingError(f"the initial weights do not fit {arch.string}: "
+                                    f"{str(exc).splitlines()[0][:200]}") from None
         model.to(dev, memory_format=memory_format(dataset.input_shape))
         generator = torch.Generator().manual_seed(data_seed)
         train_loss = _fit(model, torch.from_numpy(x_train).to(dev), torch.from_numpy(y_train).to(dev),
