@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -56,6 +57,47 @@ def test_extracted_subnetwork_computes_what_the_supernet_computes(options, rng):
         outputs.append(expected)
     # the sub-networks really differ (slicing is not a no-op)
     assert not torch.allclose(outputs[0], outputs[1])
+
+
+def test_nb201_cell_supernet_extracts_what_it_computes_and_each_edge_its_own_operation(rng):
+    from hwnas.supernet import CellSupernet
+    from hwnas.supernet.networks import make_supernet
+
+    space = create_space("nb201", channels=4, cells_per_stage=1)
+    torch.manual_seed(0)
+    net = _randomised(make_supernet(space, (1, 8, 8), 3))
+    assert isinstance(net, CellSupernet)
+    x = torch.randn(3, 1, 8, 8)
+    archs = [net.largest(), net.smallest()] + [space.sample(rng) for _ in range(8)]
+    outputs = []
+    for arch in archs:
+        with torch.no_grad():
+            expected = net(x, arch)
+            got = net.extract(arch)(x)
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+        outputs.append(expected)
+    assert not torch.allclose(outputs[0], outputs[1])
+    arch = space.parse("|nor_conv_1x1~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|")
+    model = net.extract(arch)
+    cell, shared = model[1], net.units[1]
+    assert torch.equal(cell.edges["e1_0"][1].weight, shared.edges["e1_0"]["nor_conv_1x1"][1].weight)
+    assert torch.equal(cell.edges["e3_2"][1].weight, shared.edges["e3_2"]["nor_conv_3x3"][1].weight)
+    assert not torch.equal(shared.edges["e2_0"]["nor_conv_3x3"][1].weight, shared.edges["e3_2"]["nor_conv_3x3"][1].weight)
+    with pytest.raises(SupernetError, match="no supernet covers space"):
+        make_supernet(SimpleNamespace(name="other"), (1, 8, 8), 3)
+
+
+def test_nb201_supernet_trains_and_estimates(tmp_path):
+    space = create_space("nb201", channels=4, cells_per_stage=1)
+    folder = SupernetFolder(tmp_path / "cells")
+    meta = train_supernet(folder, space=space, spec=DatasetSpec("digits"), recipe=Recipe(epochs=1, data_fraction=0.1),
+                          threads=1)
+    assert meta["finished"] and meta["space"] == "nb201"
+    estimator = SupernetEstimator(folder, threads=1)
+    dataset = DatasetSpec("digits").resolve()
+    arch = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|none~1|nor_conv_1x1~2|")
+    first = estimator.estimate(arch, dataset)
+    assert 0.0 <= first.val_accuracy <= 1.0 and estimator.estimate(arch, dataset).val_accuracy == first.val_accuracy
 
 
 def test_kernel_width_and_depth_are_leading_slices_and_kernel_centres():

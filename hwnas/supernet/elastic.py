@@ -123,7 +123,7 @@ class MobileNetSupernet(nn.Module):
     def __init__(self, space, input_shape: Sequence[int], num_classes: int) -> None:
         super().__init__()
         if space.name != "mobilenet":
-            raise SupernetError(f"a supernet exists for the mobilenet space only, not {space.name!r}")
+            raise SupernetError(f"MobileNetSupernet covers the mobilenet space only, not {space.name!r}")
         self.space = space
         self.input_shape = tuple(int(d) for d in input_shape)
         self.num_classes = int(num_classes)

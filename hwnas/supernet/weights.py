@@ -17,8 +17,9 @@ from hwnas.arch import Arch
 from hwnas.data.base import Dataset
 from hwnas.spaces import create_space
 from hwnas.spaces.base import SearchSpace
-from hwnas.supernet.elastic import MobileNetSupernet, SupernetError
+from hwnas.supernet.elastic import SupernetError
 from hwnas.supernet.folder import SupernetFolder, load_tensors
+from hwnas.supernet.networks import make_supernet
 from hwnas.training.store import space_key
 
 
@@ -29,7 +30,7 @@ class LoadedSupernet:
     folder: SupernetFolder
     meta: dict[str, Any]
     space: SearchSpace
-    net: MobileNetSupernet
+    net: torch.nn.Module
 
     @property
     def checksum(self) -> str:
@@ -58,7 +59,7 @@ def load_supernet(folder: SupernetFolder | str | Path) -> LoadedSupernet:
     folder = folder if isinstance(folder, SupernetFolder) else SupernetFolder(folder)
     meta = folder.finished_meta()
     space = create_space(meta["space"], **meta["space_options"])
-    net = MobileNetSupernet(space, meta["input_shape"], meta["num_classes"])
+    net = make_supernet(space, meta["input_shape"], meta["num_classes"])
     state = load_tensors(folder.weights_file, what="supernet weights")
     try:
         net.load_state_dict(state["model"])
