@@ -54,8 +54,10 @@ def rank_phase(args, archs: list[str], truth: dict[str, dict[int, float]]) -> li
     mean = np.array([np.mean([truth[a][s] for s in seeds]) for a in archs])
     per_seed = [np.array([truth[a][s] for a in archs]) for s in seeds]
     seed_tau = float(kendalltau(per_seed[0], per_seed[1])[0])
-    for folder, scored in [(f, n) for f in args.supernet for n in args.score_images]:
-        estimator = SupernetEstimator(folder, threads=args.threads, score_images=scored)
+    for folder, scored, calibration in [(f, n, c) for f in args.supernet for n in args.score_images
+                                        for c in args.calibration_images]:
+        estimator = SupernetEstimator(folder, threads=args.threads, score_images=scored,
+                                      calibration_images=calibration)
         dataset = DatasetSpec.from_config(estimator.meta).resolve()
         estimator.estimate(estimator.space.parse(archs[0]), dataset)  # warm-up: data, sessions
         start = time.perf_counter()
@@ -73,7 +75,8 @@ def rank_phase(args, archs: list[str], truth: dict[str, dict[int, float]]) -> li
                      "spearman_vs_mean": float(spearmanr(estimates, mean)[0]),
                      "seed_vs_seed_kendall": seed_tau, "estimates": dict(zip(archs, estimates.tolist())),
                      "estimate_mean": float(estimates.mean()), "estimate_std": float(estimates.std()),
-                     "per_minute": per_minute, "eval_threads": args.threads, "score_images": scored})
+                     "per_minute": per_minute, "eval_threads": args.threads, "score_images": scored,
+                     "calibration_images": calibration})
     return rows
 
 
@@ -187,6 +190,8 @@ def main() -> None:
     parser.add_argument("--score-images", default="1000", type=lambda v: [None if n == "all" else int(n)
                                                                          for n in v.split(",")],
                         help="Validation images each estimate scores, comma-separated to compare (e.g. 1000,all).")
+    parser.add_argument("--calibration-images", default="256", type=lambda v: [int(n) for n in v.split(",")],
+                        help="Training images of each BN recalibration, comma-separated to compare (e.g. 128,256).")
     parser.add_argument("--no-rank", action="store_true", help="Skip the rank phase (e.g. to fine-tune only).")
     parser.add_argument("--finetune-archs", type=int, default=0,
                         help="Final trainings of this many best reference archs, from scratch and from the supernet.")
@@ -220,11 +225,11 @@ def main() -> None:
     print(f"\nrank: {len(archs)} architectures of {args.reference.name}; two seeds of full training agree with "
           f"Kendall tau {ranks[0]['seed_vs_seed_kendall']:.3f}; one full training {full_s:.0f} s "
           f"({train_threads} thread)")
-    print_table(["supernet", "sampling", "epochs", "scored", "tau vs mean", "tau vs seeds", "train (full trainings)",
+    print_table(["supernet", "sampling", "epochs", "calibration", "scored", "tau vs mean", "tau vs seeds", "train (full trainings)",
                  "estimates/min"],
                 [[Path(r["supernet"]).name, r["sampling"] + ("+KD" if r["distill"] and r["sampling"] == "sandwich"
                                                               else ""),
-                  r["epochs"], r["score_images"] or "all", r["kendall_vs_mean"], " / ".join(f"{t:.3f}" for t in r["kendall_vs_seeds"]),
+                  r["epochs"], r["calibration_images"], r["score_images"] or "all", r["kendall_vs_mean"], " / ".join(f"{t:.3f}" for t in r["kendall_vs_seeds"]),
                   r["train_time_s"] / full_s, r["per_minute"]] for r in ranks])
     payload.update(full_training_s=full_s, full_training_threads=train_threads, rank=ranks)
     if args.search_seeds > 0:

@@ -278,9 +278,14 @@ def test_onnxruntime_and_torch_scoring_agree(trained):
     assert fast.source == "supernet" and fast.epochs == 0
     assert abs(fast.val_accuracy - slow.val_accuracy) <= 1 / 360 and abs(fast.val_loss - slow.val_loss) < 1e-3
     subset = SupernetEstimator(folder, threads=1, score_images=100)
-    assert estimator.protocol_key(QUICK)[0].endswith("-c256-v1000")
+    assert estimator.protocol_key(QUICK)[0].endswith("-c64-v1000")
+    from hwnas.cli.supernet_cmds import supernet_eval_cmd
+    from hwnas.supernet.estimate import CALIBRATION_IMAGES, SCORE_IMAGES
+
+    defaults = {p.name: p.default for p in supernet_eval_cmd.params}
+    assert defaults["calibration_images"] == CALIBRATION_IMAGES and defaults["score_images"] == str(SCORE_IMAGES)
     assert subset.protocol_key(QUICK)[0] == estimator.protocol_key(QUICK)[0].replace("-v1000", "-v100")
-    assert SupernetEstimator(folder, score_images=None).protocol_key(QUICK)[0].endswith("-c256")
+    assert SupernetEstimator(folder, score_images=None).protocol_key(QUICK)[0].endswith("-c64")
     scored = 100 * subset.estimate(arch, dataset).val_accuracy  # of exactly 100 images
     assert abs(scored - round(scored)) < 1e-4
 

@@ -151,7 +151,7 @@ def _score_images(ctx, param, value: str) -> int | None:
               help="A finished supernet folder.")
 @click.option("--sample", "sample_n", type=click.IntRange(min=1), help="Also estimate N random architectures.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of --sample.")
-@click.option("--calibration-images", type=click.IntRange(min=2, max=100_000), default=256, show_default=True,
+@click.option("--calibration-images", type=click.IntRange(min=2, max=100_000), default=64, show_default=True,
               help="Training images the batch-norm statistics are recalibrated on.")
 @click.option("--score-images", default="1000", show_default=True, callback=_score_images, metavar="N|all",
               help="Validation images scored (a fixed random subset), or 'all' of the split.")
