@@ -33,6 +33,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_result  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from hwnas.supernet.estimate import CALIBRATION_IMAGES, SCORE_IMAGES  # noqa: E402
+
 
 def reference_runs(path: Path) -> tuple[dict[str, dict[int, float]], dict]:
     """``arch -> {seed: val_accuracy}`` of a discrimination result, and the result itself."""
@@ -187,11 +190,13 @@ def main() -> None:
                         help="Latency budget: this quantile of the reference archs' measured latencies.")
     parser.add_argument("--profiles-dir", default="profiles")
     parser.add_argument("--work", default="benchmarks/results/supernet-work")
-    parser.add_argument("--score-images", default="1000", type=lambda v: [None if n == "all" else int(n)
-                                                                         for n in v.split(",")],
-                        help="Validation images each estimate scores, comma-separated to compare (e.g. 1000,all).")
-    parser.add_argument("--calibration-images", default="256", type=lambda v: [int(n) for n in v.split(",")],
-                        help="Training images of each BN recalibration, comma-separated to compare (e.g. 128,256).")
+    parser.add_argument("--score-images", default=[SCORE_IMAGES], type=lambda v: [None if n == "all" else int(n)
+                                                                                for n in v.split(",")],
+                        help="Validation images each estimate scores, comma-separated to compare (e.g. 1000,all) "
+                             f"[default: {SCORE_IMAGES}, the estimator's].")
+    parser.add_argument("--calibration-images", default=[CALIBRATION_IMAGES], type=lambda v: [int(n) for n in v.split(",")],
+                        help="Training images of each BN recalibration, comma-separated to compare (e.g. 64,256) "
+                             f"[default: {CALIBRATION_IMAGES}, the estimator's].")
     parser.add_argument("--no-rank", action="store_true", help="Skip the rank phase (e.g. to fine-tune only).")
     parser.add_argument("--finetune-archs", type=int, default=0,
                         help="Final trainings of this many best reference archs, from scratch and from the supernet.")

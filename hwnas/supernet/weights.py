@@ -37,15 +37,13 @@ class LoadedSupernet:
         return str(self.meta["checksum"])
 
     def check_task(self, space: SearchSpace, dataset: Dataset) -> None:
-        """Refuses a space or data set other than the supernet's (a ``+val`` data set of the final training
-        counts as its base)."""
+        """Refuses a space or data set other than the supernet's."""
         if space_key(space) != self.meta["space_key"]:
             raise SupernetError(f"supernet {self.folder.path} covers space {self.meta['space_key']!r}, not "
                                 f"{space_key(space)!r}")
-        key = dataset.key[: -len("+val")] if dataset.key.endswith("+val") else dataset.key
-        if key != self.meta["dataset_key"]:
+        if dataset.key != self.meta["dataset_key"]:
             raise SupernetError(f"supernet {self.folder.path} was trained on data set {self.meta['dataset_key']!r}, "
-                                f"not {key!r}")
+                                f"not {dataset.key!r}")
 
     def subnetwork_state(self, arch: Arch) -> dict[str, torch.Tensor]:
         """The state dict of ``arch`` as ``space.build`` makes it, with the supernet's weights (BN statistics
