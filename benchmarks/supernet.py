@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, write_result  # noqa: E402
+from _common import parse_options, print_table, write_result  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hwnas.supernet.estimate import CALIBRATION_IMAGES, SCORE_IMAGES  # noqa: E402
@@ -145,6 +145,8 @@ def finetune_phase(args, archs: list[str], truth: dict[str, dict[int, float]], r
     supernet = load_supernet(args.supernet[0])
     dataset = resolve_dataset(reference["dataset"], **reference.get("dataset_options", {}))
     base = Recipe.from_dict({**reference["recipe"], "data_fraction": 1.0})
+    tuned_recipe = Recipe.from_dict({**base.to_dict(), **args.finetune_recipe})  # from the supernet only
+    variant = "".join(f"-{k}{v}" for k, v in sorted(args.finetune_recipe.items()))
     best = sorted(archs, key=lambda a: -np.mean(list(truth[a].values())))[:args.finetune_archs]
     cache = Path(args.work) / f"finetune-{supernet.checksum[:12]}"
     cache.mkdir(parents=True, exist_ok=True)
@@ -154,13 +156,16 @@ def finetune_phase(args, archs: list[str], truth: dict[str, dict[int, float]], r
         for epochs in args.finetune_epochs:
             for start in ("scratch", "supernet"):
                 for seed in range(args.finetune_seeds):
-                    path = cache / f"{arch.replace('/', '_')}-{start}-e{epochs}-s{seed}.json"
+                    tag = variant if start == "supernet" else ""
+                    path = cache / f"{arch.replace('/', '_')}-{start}{tag}-e{epochs}-s{seed}.json"
                     if not path.exists():
                         print(f"final training {arch} from {start}, {epochs} epochs, seed {seed} ...", flush=True)
-                        final = train_final(supernet.space, parsed, dataset, recipe=base.with_fidelity(epochs=epochs),
+                        recipe = tuned_recipe if start == "supernet" else base
+                        final = train_final(supernet.space, parsed, dataset, recipe=recipe.with_fidelity(epochs=epochs),
                                             seed=seed, threads=args.threads, initial_state=(
                                                 supernet.subnetwork_state(parsed) if start == "supernet" else None))
                         path.write_text(json.dumps({"arch": arch, "start": start, "epochs": epochs, "seed": seed,
+                                                    "recipe": recipe.to_dict(),
                                                     "test_accuracy": final.test_accuracy,
                                                     "wall_s": final.wall_time_s}))
                     rows.append(json.loads(path.read_text()))
@@ -202,8 +207,11 @@ def main() -> None:
                         help="Final trainings of this many best reference archs, from scratch and from the supernet.")
     parser.add_argument("--finetune-epochs", default="2,6", type=lambda v: [int(n) for n in v.split(",")])
     parser.add_argument("--finetune-seeds", type=int, default=1)
+    parser.add_argument("--finetune-recipe", action="append", default=[], metavar="KEY=VALUE",
+                        help="Recipe change of the trainings from the supernet (e.g. lr=0.003, warmup_epochs=0).")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
+    args.finetune_recipe = parse_options(args.finetune_recipe)
 
     truth, reference = reference_runs(args.reference)
     archs = sorted(truth)
