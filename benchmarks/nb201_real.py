@@ -214,6 +214,12 @@ def baselines(configs: list[tuple[str, str, float]], marks) -> list[dict]:
     return rows
 
 
+def _median_of(runs: list[dict], key: str) -> float | None:
+    """Median of ``key`` over the runs that recorded it (runs cached by earlier versions did not)."""
+    values = [r[key] for r in runs if key in r]
+    return float(np.nanmedian(values)) if values else None
+
+
 def summarize(runs: list[dict], marks) -> list[dict]:
     rows = []
     for controller in dict.fromkeys(r["controller"] for r in runs):
@@ -228,8 +234,7 @@ def summarize(runs: list[dict], marks) -> list[dict]:
                          "share_trained_over_budget": float(np.mean(over)) if over else 0.0,
                          "answer_over_budget": int(sum(r["answer_over_budget"] for r in sel)),
                          "median_measurements": float(np.median([c for c in counts if c is not None] or [0])),
-                         **{f"median_{key}": (float(np.nanmedian(taus)) if (taus := [r[key] for r in sel if key in r])
-                                              else None) for key in ("top10_tau", "top10_feasible_tau")},
+                         **{f"median_{key}": _median_of(sel, key) for key in ("top10_tau", "top10_feasible_tau")},
                          "median_wall_s": float(np.median([r["wall_s"] for r in sel]))})
     return rows
 

@@ -161,15 +161,20 @@ def finetune_phase(args, archs: list[str], truth: dict[str, dict[int, float]], r
                     if not path.exists():
                         print(f"final training {arch} from {start}, {epochs} epochs, seed {seed} ...", flush=True)
                         recipe = tuned_recipe if start == "supernet" else base
-                        final = train_final(supernet.space, parsed, dataset, recipe=recipe.with_fidelity(epochs=epochs),
-                                            seed=seed, threads=args.threads, initial_state=(
-                                                supernet.subnetwork_state(parsed) if start == "supernet" else None))
+                        initial = supernet.subnetwork_state(parsed) if start == "supernet" else None
+                        final = train_final(supernet.space, parsed, dataset, seed=seed, threads=args.threads,
+                                            recipe=recipe.with_fidelity(epochs=epochs), initial_state=initial)
                         path.write_text(json.dumps({"arch": arch, "start": start, "epochs": epochs, "seed": seed,
                                                     "recipe": recipe.to_dict(),
                                                     "test_accuracy": final.test_accuracy,
                                                     "wall_s": final.wall_time_s}))
                     rows.append(json.loads(path.read_text()))
     return rows
+
+
+def _counts(text: str, allow_all: bool = False) -> list[int | None]:
+    """``"64,256"`` -> ``[64, 256]``; with ``allow_all``, ``all`` is None (every image)."""
+    return [None if allow_all and n == "all" else int(n) for n in text.split(",")]
 
 
 def time_to_reach(curve: list, target: float) -> float | None:
@@ -179,58 +184,8 @@ def time_to_reach(curve: list, target: float) -> float | None:
     return None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", type=Path, required=True, help="A discrimination benchmark result.")
-    parser.add_argument("--supernet", type=Path, action="append", required=True, help="A finished supernet.")
-    parser.add_argument("--threads", type=int, default=2, help="Threads of estimates and search trainings.")
-    parser.add_argument("--extra-archs", type=int, default=30, help="More random archs for the rate.")
-    parser.add_argument("--time-trainings", type=int, default=2,
-                        help="Reference archs trained now to time one full training (0: use the reference's).")
-    parser.add_argument("--search-seeds", type=int, default=0)
-    parser.add_argument("--search-time", default="5m", help="Wall-clock limit of each search.")
-    parser.add_argument("--initial-estimates", type=int, default=60, help="Of the supernet searches.")
-    parser.add_argument("--estimates-per-round", type=int, default=10, help="Of the supernet searches.")
-    parser.add_argument("--budget-quantile", type=float, default=0.5,
-                        help="Latency budget: this quantile of the reference archs' measured latencies.")
-    parser.add_argument("--profiles-dir", default="profiles")
-    parser.add_argument("--work", default="benchmarks/results/supernet-work")
-    parser.add_argument("--score-images", default=[SCORE_IMAGES], type=lambda v: [None if n == "all" else int(n)
-                                                                                for n in v.split(",")],
-                        help="Validation images each estimate scores, comma-separated to compare (e.g. 1000,all) "
-                             f"[default: {SCORE_IMAGES}, the estimator's].")
-    parser.add_argument("--calibration-images", default=[CALIBRATION_IMAGES], type=lambda v: [int(n) for n in v.split(",")],
-                        help="Training images of each BN recalibration, comma-separated to compare (e.g. 64,256) "
-                             f"[default: {CALIBRATION_IMAGES}, the estimator's].")
-    parser.add_argument("--no-rank", action="store_true", help="Skip the rank phase (e.g. to fine-tune only).")
-    parser.add_argument("--finetune-archs", type=int, default=0,
-                        help="Final trainings of this many best reference archs, from scratch and from the supernet.")
-    parser.add_argument("--finetune-epochs", default="2,6", type=lambda v: [int(n) for n in v.split(",")])
-    parser.add_argument("--finetune-seeds", type=int, default=1)
-    parser.add_argument("--finetune-recipe", action="append", default=[], metavar="KEY=VALUE",
-                        help="Recipe change of the trainings from the supernet (e.g. lr=0.003, warmup_epochs=0).")
-    parser.add_argument("--tag", default="")
-    args = parser.parse_args()
-    args.finetune_recipe = parse_options(args.finetune_recipe)
-
-    truth, reference = reference_runs(args.reference)
-    archs = sorted(truth)
-    started = time.perf_counter()
-    payload: dict = {"reference": str(args.reference), "archs": len(archs)}
-    if args.finetune_archs > 0:
-        tuned = finetune_phase(args, archs, truth, reference)
-        table = {}
-        for r in tuned:
-            table.setdefault((r["arch"], r["epochs"]), {}).setdefault(r["start"], []).append(r["test_accuracy"])
-        print(f"\nfinal trainings (train+validation, test accuracy) from scratch and from the supernet "
-              f"{Path(args.supernet[0]).name}, {args.finetune_seeds} seed(s)")
-        print_table(["arch", "epochs", "from scratch", "from supernet"],
-                    [[a, e, np.mean(v["scratch"]), np.mean(v["supernet"])] for (a, e), v in table.items()])
-        payload["finetune"] = tuned
-    if args.no_rank:
-        path = write_result("supernet" + (f"-{args.tag}" if args.tag else ""), payload)
-        print(f"\nwrote {path}")
-        return
+def rank_and_search(args, archs: list[str], truth: dict[str, dict[int, float]], reference: dict) -> dict:
+    """The rank phase and, with ``--search-seeds``, the search phase; their part of the result."""
     ranks = rank_phase(args, archs, truth)
     train_threads = ranks[0]["train_threads"] or 1
     full_s = (time_full_trainings(args, archs, reference, train_threads) if args.time_trainings > 0
@@ -238,13 +193,14 @@ def main() -> None:
     print(f"\nrank: {len(archs)} architectures of {args.reference.name}; two seeds of full training agree with "
           f"Kendall tau {ranks[0]['seed_vs_seed_kendall']:.3f}; one full training {full_s:.0f} s "
           f"({train_threads} thread)")
-    print_table(["supernet", "sampling", "epochs", "calibration", "scored", "tau vs mean", "tau vs seeds", "train (full trainings)",
-                 "estimates/min"],
+    print_table(["supernet", "sampling", "epochs", "calibration", "scored", "tau vs mean", "tau vs seeds",
+                 "train (full trainings)", "estimates/min"],
                 [[Path(r["supernet"]).name, r["sampling"] + ("+KD" if r["distill"] and r["sampling"] == "sandwich"
                                                               else ""),
-                  r["epochs"], r["calibration_images"], r["score_images"] or "all", r["kendall_vs_mean"], " / ".join(f"{t:.3f}" for t in r["kendall_vs_seeds"]),
-                  r["train_time_s"] / full_s, r["per_minute"]] for r in ranks])
-    payload.update(full_training_s=full_s, full_training_threads=train_threads, rank=ranks)
+                  r["epochs"], r["calibration_images"], r["score_images"] or "all", r["kendall_vs_mean"],
+                  " / ".join(f"{t:.3f}" for t in r["kendall_vs_seeds"]), r["train_time_s"] / full_s,
+                  r["per_minute"]] for r in ranks])
+    payload = {"full_training_s": full_s, "full_training_threads": train_threads, "rank": ranks}
     if args.search_seeds > 0:
         latencies = reference.get("latency", {}).get("latency_ms", {})
         budget = float(np.quantile([latencies[a] for a in archs if a in latencies], args.budget_quantile))
@@ -269,6 +225,58 @@ def main() -> None:
                      "reach / full time", "incl. supernet training"], rows)
         payload.update(budget_ms=budget, search_time=args.search_time, searches=runs, search_summary=summary,
                        initial_estimates=args.initial_estimates, estimates_per_round=args.estimates_per_round)
+    return payload
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", type=Path, required=True, help="A discrimination benchmark result.")
+    parser.add_argument("--supernet", type=Path, action="append", required=True, help="A finished supernet.")
+    parser.add_argument("--threads", type=int, default=2, help="Threads of estimates and search trainings.")
+    parser.add_argument("--extra-archs", type=int, default=30, help="More random archs for the rate.")
+    parser.add_argument("--time-trainings", type=int, default=2,
+                        help="Reference archs trained now to time one full training (0: use the reference's).")
+    parser.add_argument("--search-seeds", type=int, default=0)
+    parser.add_argument("--search-time", default="5m", help="Wall-clock limit of each search.")
+    parser.add_argument("--initial-estimates", type=int, default=60, help="Of the supernet searches.")
+    parser.add_argument("--estimates-per-round", type=int, default=10, help="Of the supernet searches.")
+    parser.add_argument("--budget-quantile", type=float, default=0.5,
+                        help="Latency budget: this quantile of the reference archs' measured latencies.")
+    parser.add_argument("--profiles-dir", default="profiles")
+    parser.add_argument("--work", default="benchmarks/results/supernet-work")
+    parser.add_argument("--score-images", default=[SCORE_IMAGES], type=lambda v: _counts(v, allow_all=True),
+                        help="Validation images each estimate scores, comma-separated to compare (e.g. 1000,all) "
+                             f"[default: {SCORE_IMAGES}, the estimator's].")
+    parser.add_argument("--calibration-images", default=[CALIBRATION_IMAGES], type=_counts,
+                        help="Training images of each BN recalibration, comma-separated to compare (e.g. 64,256) "
+                             f"[default: {CALIBRATION_IMAGES}, the estimator's].")
+    parser.add_argument("--no-rank", action="store_true", help="Skip the rank phase (e.g. to fine-tune only).")
+    parser.add_argument("--finetune-archs", type=int, default=0,
+                        help="Final trainings of this many best reference archs, from scratch and from the supernet.")
+    parser.add_argument("--finetune-epochs", default="2,6", type=_counts)
+    parser.add_argument("--finetune-seeds", type=int, default=1)
+    parser.add_argument("--finetune-recipe", action="append", default=[], metavar="KEY=VALUE",
+                        help="Recipe change of the trainings from the supernet (e.g. lr=0.003, warmup_epochs=0).")
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args()
+    args.finetune_recipe = parse_options(args.finetune_recipe)
+
+    truth, reference = reference_runs(args.reference)
+    archs = sorted(truth)
+    started = time.perf_counter()
+    payload: dict = {"reference": str(args.reference), "archs": len(archs)}
+    if args.finetune_archs > 0:
+        tuned = finetune_phase(args, archs, truth, reference)
+        table = {}
+        for r in tuned:
+            table.setdefault((r["arch"], r["epochs"]), {}).setdefault(r["start"], []).append(r["test_accuracy"])
+        print(f"\nfinal trainings (train+validation, test accuracy) from scratch and from the supernet "
+              f"{Path(args.supernet[0]).name}, {args.finetune_seeds} seed(s)")
+        print_table(["arch", "epochs", "from scratch", "from supernet"],
+                    [[a, e, np.mean(v["scratch"]), np.mean(v["supernet"])] for (a, e), v in table.items()])
+        payload["finetune"] = tuned
+    if not args.no_rank:
+        payload.update(rank_and_search(args, archs, truth, reference))
     payload["elapsed_s"] = time.perf_counter() - started
     path = write_result("supernet" + (f"-{args.tag}" if args.tag else ""), payload)
     print(f"\nwrote {path}")

@@ -101,8 +101,9 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
 
     Every architecture of the space is a sub-network. mobilenet: leading blocks of each stage (depth), leading
     channels (width, expansion), the centre of the 7x7 kernels (kernel size), squeeze-excite used or skipped.
-    nb201: every candidate operation on every edge, one chosen per edge (one-shot, as SPOS). The recipe options are the full trainings' (--epochs defaults to 60). A checkpoint is written
-    after every epoch; Ctrl-C or a kill loses at most the epoch in progress.
+    nb201: every candidate operation on every edge, one chosen per edge (one-shot, as SPOS). The recipe
+    options are the full trainings' (--epochs defaults to 60). A checkpoint is written after every epoch;
+    Ctrl-C or a kill loses at most the epoch in progress.
     """
     from hwnas.cli.train_cmds import dataset_spec_of
     from hwnas.supernet.folder import SupernetFolder, SupernetSettings

@@ -16,17 +16,17 @@ import torch
 from torch import nn
 
 from hwnas.arch import Arch
-from hwnas.supernet.elastic import SupernetError
+from hwnas.spaces.nb201 import EDGES, OPS, edge_label, make_op
+from hwnas.supernet.base import Supernet
 
 
 class SuperCell(nn.Module):
     """A cell with every candidate operation on every edge; :meth:`forward` runs the given ones."""
 
-    def __init__(self, channels: int, edges: Sequence[tuple[int, int]], ops: Sequence[str], make_op,
-                 edge_label) -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
-        self.labels = {f"e{to}_{frm}": edge_label(to, frm) for to, frm in edges}
-        self.edges = nn.ModuleDict({name: nn.ModuleDict({op: make_op(op, channels) for op in ops})
+        self.labels = {f"e{to}_{frm}": edge_label(to, frm) for to, frm in EDGES}
+        self.edges = nn.ModuleDict({name: nn.ModuleDict({op: make_op(op, channels) for op in OPS})
                                     for name in self.labels})
 
     def forward(self, x: torch.Tensor, choices: Mapping[str, Any]) -> torch.Tensor:
@@ -42,7 +42,7 @@ class SuperCell(nn.Module):
             target.edges[name].load_state_dict(self.edges[name][choices[label]].state_dict())
 
 
-class CellSupernet(nn.Module):
+class CellSupernet(Supernet):
     """The ``nb201`` space as one network; :meth:`forward` runs the active (or a given) architecture.
 
     Args:
@@ -51,33 +51,15 @@ class CellSupernet(nn.Module):
         num_classes: Number of output logits.
     """
 
-    def __init__(self, space, input_shape: Sequence[int], num_classes: int) -> None:
-        super().__init__()
-        from hwnas.spaces import nb201
+    space_name = "nb201"
 
-        if space.name != "nb201":
-            raise SupernetError(f"a cell supernet covers the nb201 space, not {space.name!r}")
-        self.space = space
-        self.input_shape = tuple(int(d) for d in input_shape)
-        self.num_classes = int(num_classes)
-        probe = space.parse("|" + "|+|".join("|".join(f"nor_conv_3x3~{i}" for i in range(to))
-                                             for to in range(1, 4)) + "|")
-        units = []
-        for unit in space.units(probe, self.input_shape, self.num_classes):
-            if unit.kind == "cell":
-                units.append(SuperCell(unit.in_shape[0], nb201.EDGES, nb201.OPS, nb201.make_op, nb201.edge_label))
-            else:
-                units.append(space.build_unit(unit))
-        self.units = nn.ModuleList(units)
-        self.active: dict[str, Any] | None = None
+    def __init__(self, space, input_shape: Sequence[int], num_classes: int) -> None:
+        super().__init__(space, input_shape, num_classes)
+        # the skeleton is the same for every cell; a cell unit becomes a cell holding every operation
+        self.units = nn.ModuleList(SuperCell(unit.in_shape[0]) if unit.kind == "cell" else space.build_unit(unit)
+                                   for unit in space.units(self.largest(), self.input_shape, self.num_classes))
 
     # -- architectures ---------------------------------------------------------------------------------------
-    def set_active(self, arch: Arch | None) -> None:
-        """Makes ``arch`` the sub-network :meth:`forward` runs (None: none)."""
-        if arch is not None:
-            self.space._check_own(arch)
-        self.active = None if arch is None else dict(arch)
-
     def largest(self) -> Arch:
         """Every edge a 3x3 convolution (the most parameters and operations)."""
         return self._uniform("nor_conv_3x3")
@@ -92,9 +74,7 @@ class CellSupernet(nn.Module):
 
     # -- compute ---------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, arch: Arch | Mapping[str, Any] | None = None) -> torch.Tensor:
-        choices = self.active if arch is None else arch
-        if choices is None:
-            raise SupernetError("no sub-network is active: call set_active(arch) or pass arch")
+        choices = self.choices(arch)
         for unit in self.units:
             x = unit(x, choices) if isinstance(unit, SuperCell) else unit(x)
         return x

@@ -21,12 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas.arch import Arch
-from hwnas.errors import HwnasError
 from hwnas.nn.blocks import InvertedResidual, SqueezeExcite, conv_bn_act
+from hwnas.supernet.base import Supernet, SupernetError
 
-
-class SupernetError(HwnasError):
-    """A supernet cannot be built, loaded or used for an architecture."""
+__all__ = ["MobileNetSupernet", "SupernetError"]
 
 
 def _bn(bn: nn.BatchNorm2d, x: torch.Tensor, channels: int) -> torch.Tensor:
@@ -111,7 +109,7 @@ def _copy_conv_bn(target: nn.Sequential, weight: torch.Tensor, bn: nn.BatchNorm2
     norm.running_var.copy_(bn.running_var[:channels])
 
 
-class MobileNetSupernet(nn.Module):
+class MobileNetSupernet(Supernet):
     """The ``mobilenet`` space as one network; :meth:`forward` runs the active (or a given) architecture.
 
     Args:
@@ -120,13 +118,10 @@ class MobileNetSupernet(nn.Module):
         num_classes: Number of output logits.
     """
 
+    space_name = "mobilenet"
+
     def __init__(self, space, input_shape: Sequence[int], num_classes: int) -> None:
-        super().__init__()
-        if space.name != "mobilenet":
-            raise SupernetError(f"MobileNetSupernet covers the mobilenet space only, not {space.name!r}")
-        self.space = space
-        self.input_shape = tuple(int(d) for d in input_shape)
-        self.num_classes = int(num_classes)
+        super().__init__(space, input_shape, num_classes)
         stem_stride, strides = space.stage_strides(self.input_shape)
         self.stem = conv_bn_act(self.input_shape[0], space.stem_channels, 3, stride=stem_stride)
         max_kernel, max_expand, max_depth = max(space.kernels), max(space.expansions), max(space.depths)
@@ -142,15 +137,8 @@ class MobileNetSupernet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.head = conv_bn_act(channels, space.head_channels, 1)
         self.classifier = nn.Linear(space.head_channels, self.num_classes)
-        self.active: dict[str, Any] | None = None
 
     # -- architectures ---------------------------------------------------------------------------------------
-    def set_active(self, arch: Arch | None) -> None:
-        """Makes ``arch`` the sub-network :meth:`forward` runs (None: none)."""
-        if arch is not None:
-            self.space._check_own(arch)
-        self.active = None if arch is None else dict(arch)
-
     def largest(self) -> Arch:
         """The widest, deepest architecture with the largest kernels and expansions, all with SE."""
         return self._extreme(max, True)
@@ -173,9 +161,7 @@ class MobileNetSupernet(nn.Module):
 
     # -- compute ---------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, arch: Arch | Mapping[str, Any] | None = None) -> torch.Tensor:
-        choices = self.active if arch is None else arch
-        if choices is None:
-            raise SupernetError("no sub-network is active: call set_active(arch) or pass arch")
+        choices = self.choices(arch)
         h = self.stem(x)
         for s, blocks in enumerate(self.stages):
             width = choices[f"s{s}.width"]

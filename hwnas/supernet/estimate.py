@@ -1,6 +1,6 @@
 """Sub-network evaluation: a supernet's estimate of an architecture's validation accuracy.
 
-For each architecture: its weights are copied out of the supernet (:meth:`MobileNetSupernet.extract`), its
+For each architecture: its weights are copied out of the supernet (``extract``, either space's supernet), its
 batch-norm statistics are recalibrated on a fixed set of training images (a sub-network's activations differ
 from the mixture the shared statistics saw while training; Once-for-All, BigNAS), and it is scored on a fixed
 random subset of the validation split (``score_images``, 1,000 by default; ``None``: all of it) with
@@ -28,7 +28,7 @@ from hwnas.arch import Arch
 from hwnas.data.base import Dataset
 from hwnas.onnx_export import calibrate_batchnorm, cpu_session, to_onnx_bytes
 from hwnas.spaces.base import SearchSpace
-from hwnas.supernet.elastic import SupernetError
+from hwnas.supernet.base import SupernetError
 from hwnas.supernet.folder import SupernetFolder
 from hwnas.supernet.weights import load_supernet
 from hwnas.training.evaluator import Evaluator
@@ -81,9 +81,6 @@ class SupernetEstimator(Evaluator):
                  backend: str = "onnxruntime") -> None:
         super().__init__()
         self.supernet = load_supernet(folder)
-        self.folder, self.meta, self.space, self.net = (self.supernet.folder, self.supernet.meta,
-                                                        self.supernet.space, self.supernet.net)
-        self.checksum: str = self.supernet.checksum
         self.seed = int(self.meta["settings"]["seed"])  # the store key's seed of every estimate
         self.threads = available_cores() if threads is None else int(threads)
         if backend not in ("onnxruntime", "torch"):
@@ -97,6 +94,13 @@ class SupernetEstimator(Evaluator):
             raise SupernetError("at least 1 validation image must be scored")
         self.recipe = Recipe.from_dict(self.meta["recipe"])
         self._data: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    # the loaded supernet's parts, by their short names
+    folder = property(lambda self: self.supernet.folder)
+    meta = property(lambda self: self.supernet.meta)
+    space = property(lambda self: self.supernet.space)
+    net = property(lambda self: self.supernet.net)
+    checksum = property(lambda self: self.supernet.checksum)
 
     # -- evaluator -------------------------------------------------------------------------------------------
     def protocol_key(self, recipe: Recipe) -> tuple[str, int, float]:

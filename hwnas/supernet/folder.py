@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from hwnas.io import atomic_write_bytes, atomic_write_json, read_json_object
-from hwnas.supernet.elastic import SupernetError
+from hwnas.supernet.base import SupernetError
 
 FORMAT = "hwnas-supernet"
 FORMAT_VERSION = 1

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from torch import nn
-
 from hwnas.spaces.base import SearchSpace
+from hwnas.supernet.base import Supernet, SupernetError
 from hwnas.supernet.cells import CellSupernet
-from hwnas.supernet.elastic import MobileNetSupernet, SupernetError
+from hwnas.supernet.elastic import MobileNetSupernet
 
-#: Space name -> supernet class (each takes ``(space, input_shape, num_classes)`` and offers ``set_active``,
-#: ``largest``, ``smallest``, ``forward(x, arch)`` and ``extract(arch)``).
-SUPERNETS: dict[str, type[nn.Module]] = {"mobilenet": MobileNetSupernet, "nb201": CellSupernet}
+#: Space name -> its supernet class (:class:`~hwnas.supernet.base.Supernet`).
+SUPERNETS: dict[str, type[Supernet]] = {kind.space_name: kind for kind in (MobileNetSupernet, CellSupernet)}
 
 
-def make_supernet(space: SearchSpace, input_shape: Sequence[int], num_classes: int) -> nn.Module:
+def make_supernet(space: SearchSpace, input_shape: Sequence[int], num_classes: int) -> Supernet:
     """The supernet of ``space`` (freshly initialised from the global torch RNG)."""
     try:
         kind = SUPERNETS[space.name]

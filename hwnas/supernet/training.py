@@ -22,7 +22,7 @@ from hwnas.data.base import Dataset
 from hwnas.data.resolve import DatasetSpec
 from hwnas.locks import folder_lock
 from hwnas.spaces.base import SearchSpace
-from hwnas.supernet.elastic import SupernetError
+from hwnas.supernet.base import Supernet, SupernetError
 from hwnas.supernet.networks import make_supernet
 from hwnas.supernet.folder import SupernetFolder, SupernetSettings, load_tensors, save_tensors, sha256_file
 from hwnas.training.recipe import Recipe
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 StepCallback = Callable[[int, int, int, float], None]
 
 
-def step_archs(net: torch.nn.Module, settings: SupernetSettings, rng: np.random.Generator) -> list:
+def step_archs(net: Supernet, settings: SupernetSettings, rng: np.random.Generator) -> list:
     """The sub-networks one training step runs, teacher first."""
     if settings.sampling == "uniform":
         return [net.space.sample(rng)]
@@ -48,7 +48,7 @@ def _epoch_seeds(seed: int, epoch: int) -> tuple[int, np.random.Generator]:
     return torch_seed, np.random.default_rng([int(seed), int(epoch), 7])
 
 
-def build_supernet(space: SearchSpace, input_shape, num_classes: int, seed: int) -> torch.nn.Module:
+def build_supernet(space: SearchSpace, input_shape, num_classes: int, seed: int) -> Supernet:
     """A freshly initialised supernet (initialisation seeded like a full training's)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(np.random.SeedSequence(int(seed)).generate_state(1)[0]))
@@ -175,7 +175,7 @@ def _train(folder: SupernetFolder, meta: dict, *, space: SearchSpace, dataset: D
         torch.set_num_threads(previous_threads)
 
 
-def _step(net: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, archs: list, *,
+def _step(net: Supernet, inputs: torch.Tensor, labels: torch.Tensor, archs: list, *,
           criterion: torch.nn.Module, distill: bool) -> float:
     """Accumulates the gradients of one step over ``archs``; returns the first (teacher) loss."""
     teacher = None

@@ -17,7 +17,7 @@ from hwnas.arch import Arch
 from hwnas.data.base import Dataset
 from hwnas.spaces import create_space
 from hwnas.spaces.base import SearchSpace
-from hwnas.supernet.elastic import SupernetError
+from hwnas.supernet.base import Supernet, SupernetError
 from hwnas.supernet.folder import SupernetFolder, load_tensors
 from hwnas.supernet.networks import make_supernet
 from hwnas.training.store import space_key
@@ -30,7 +30,7 @@ class LoadedSupernet:
     folder: SupernetFolder
     meta: dict[str, Any]
     space: SearchSpace
-    net: torch.nn.Module
+    net: Supernet
 
     @property
     def checksum(self) -> str:
@@ -47,9 +47,8 @@ class LoadedSupernet:
 
     def subnetwork_state(self, arch: Arch) -> dict[str, torch.Tensor]:
         """The state dict of ``arch`` as ``space.build`` makes it, with the supernet's weights (BN statistics
-        are the supernet's shared ones)."""
-        return {name: value.detach().clone() for name, value in
-                self.net.extract(self.space.parse(arch.string)).state_dict().items()}
+        are the supernet's shared ones); a model of its own, sharing nothing with the supernet."""
+        return self.net.extract(self.space.parse(arch.string)).state_dict()
 
 
 def load_supernet(folder: SupernetFolder | str | Path) -> LoadedSupernet:

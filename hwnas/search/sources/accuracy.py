@@ -53,8 +53,8 @@ class StoreAccuracy:
         """The evaluation of ``arch`` as a job to run anywhere (None when it is a look-up -- the store has it, or
         the evaluator is a table -- which :meth:`evaluate` does on the driver); :meth:`finish` stores its
         result."""
-        if not isinstance(self.evaluator, Trainer) or self.store.lookup(self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed,
-                             trainer=self.evaluator) is not None:
+        if not isinstance(self.evaluator, Trainer) or self.store.lookup(
+                self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed, trainer=self.evaluator) is not None:
             return None
         return TrainingJob(space=self.space, arch=arch.string, dataset=self.dataset_spec or self.dataset,
                            recipe=self.recipe, seed=self.seed, evaluator=self.evaluator)
