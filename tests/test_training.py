@@ -102,7 +102,22 @@ def test_augmented_sgd_recipe_trains_and_calls_back(setting):
     result = train(space, space.parse(TINY), ds, recipe=recipe, seed=0, threads=1,
                    on_epoch=lambda e, loss: epochs.append((e, loss)))
     assert [e for e, _ in epochs] == [1, 2] and all(math.isfinite(loss) for _, loss in epochs)
-    assert result.train_loss == epochs[-1][1]
+    assert result.train_loss == epochs[-1][1] and result.val_curve is None
+
+
+def test_learning_curve_measures_every_epoch_and_changes_nothing(setting):
+    space, ds = setting
+    recipe = Recipe(epochs=3, data_fraction=0.5)  # learns within 3 epochs: the curve rises
+    plain = train(space, space.parse(TINY), ds, recipe=recipe, seed=1, threads=1)
+    seen = []
+    with_curve = train(space, space.parse(TINY), ds, recipe=recipe, seed=1, threads=1, val_curve=True,
+                       on_epoch=lambda e, loss: seen.append(e))
+    assert len(with_curve.val_curve) == 3 and seen == [1, 2, 3]
+    assert all(0 <= a <= 1 for a in with_curve.val_curve) and len(set(with_curve.val_curve)) > 1
+    assert with_curve.val_curve[-1] == with_curve.val_accuracy
+    # evaluating between epochs leaves the training as it was (batch-norm statistics, random streams)
+    assert (with_curve.val_accuracy, with_curve.val_loss, with_curve.train_loss) == \
+        (plain.val_accuracy, plain.val_loss, plain.train_loss)
 
 
 class _OneSample(Dataset):

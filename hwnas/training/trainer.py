@@ -55,6 +55,8 @@ class TrainResult:
         test_accuracy: Accuracy on the test split, only when asked for (``report_test=True``).
         threads: CPU threads used (None when not applicable).
         model: The trained model (in eval mode, on the CPU), only with ``return_model=True``.
+        val_curve: Validation accuracy after each epoch, only with ``val_curve=True`` (the last entry is
+            ``val_accuracy`` unless training stopped early on a diverged loss).
     """
 
     val_accuracy: float
@@ -68,6 +70,7 @@ class TrainResult:
     test_accuracy: float | None = None
     threads: int | None = None
     model: nn.Module | None = field(default=None, compare=False, repr=False)
+    val_curve: tuple[float, ...] | None = None
 
 
 def available_cores() -> int:
@@ -81,7 +84,7 @@ def available_cores() -> int:
 def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = DEFAULT_RECIPE, seed: int = 0,
           threads: int | None = None, device: str = "cpu", report_test: bool = False,
           return_model: bool = False, on_epoch: Callable[[int, float], None] | None = None,
-          initial_state: Mapping[str, torch.Tensor] | None = None) -> TrainResult:
+          initial_state: Mapping[str, torch.Tensor] | None = None, val_curve: bool = False) -> TrainResult:
     """Trains ``arch`` from scratch (or from ``initial_state``) on ``dataset`` and measures it on the validation
     split.
 
@@ -98,6 +101,8 @@ def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = 
         on_epoch: Called after each epoch with ``(epoch, mean training loss)`` (1-based epoch).
         initial_state: Weights to start from instead of a fresh initialisation (a state dict of the model
             ``space.build`` makes, e.g. a supernet's sub-network); ``seed`` still orders the batches.
+        val_curve: Also measure the validation accuracy after every epoch (a learning curve; costs one
+            validation pass per epoch and changes nothing else: the training is the same with or without).
 
     Returns:
         The validation accuracy and loss, parameter count, wall time and fidelity of the run.
@@ -136,8 +141,17 @@ def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = 
                                     f"{str(exc).splitlines()[0][:200]}") from None
         model.to(dev, memory_format=memory_format(dataset.input_shape))
         generator = torch.Generator().manual_seed(data_seed)
+        curve: list[float] = []
+
+        def after_epoch(epoch: int, loss: float) -> None:
+            if val_curve:  # evaluation neither draws random numbers nor touches batch-norm statistics
+                curve.append(evaluate_model(model, splits.x_val, splits.y_val, device=dev)[0])
+                model.train()
+            if on_epoch is not None:
+                on_epoch(epoch, loss)
+
         train_loss = _fit(model, torch.from_numpy(x_train).to(dev), torch.from_numpy(y_train).to(dev),
-                          recipe=recipe, generator=generator, on_epoch=on_epoch)
+                          recipe=recipe, generator=generator, on_epoch=after_epoch)
         val_acc, val_loss = evaluate_model(model, splits.x_val, splits.y_val, device=dev)
         test_acc = evaluate_model(model, splits.x_test, splits.y_test, device=dev)[0] if report_test else None
     finally:
@@ -149,7 +163,8 @@ def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = 
     return TrainResult(val_accuracy=val_acc, val_loss=val_loss, params=int(params), wall_time_s=wall,
                        epochs=recipe.epochs, data_fraction=recipe.data_fraction, source="train",
                        train_loss=train_loss, test_accuracy=test_acc, threads=n_threads,
-                       model=_plain(model.cpu()).eval() if return_model else None)
+                       model=_plain(model.cpu()).eval() if return_model else None,
+                       val_curve=tuple(curve) if val_curve else None)
 
 
 def memory_format(input_shape) -> torch.memory_format:
