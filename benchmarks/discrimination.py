@@ -52,6 +52,29 @@ def _train_one(job: tuple) -> tuple[str, int, float, float, float]:
     return arch, seed, result.val_accuracy, result.val_loss, result.wall_time_s
 
 
+def reusable_runs(paths: list[str], *, space: str, dataset: str, dataset_options: dict,
+                  recipe_hash: str) -> dict[tuple[str, int], tuple[str, int, float, float, float]]:
+    """The trainings of earlier results of this benchmark (``--reuse``) made with the same space, data set,
+    data-set options and recipe, by (arch, seed); a result made otherwise is refused with one line."""
+    import json
+
+    runs = {}
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--reuse {path}: not a readable result ({exc})") from None
+        mine = {"space": space, "dataset": dataset, "dataset_options": dataset_options,
+                "recipe_hash": recipe_hash}
+        theirs = {key: data.get(key) for key in mine}
+        if theirs != mine:
+            raise SystemExit(f"--reuse {path}: made with {theirs}, not {mine}")
+        for run in data["runs"]:
+            runs[(run["arch"], int(run["seed"]))] = (run["arch"], int(run["seed"]), run["val_accuracy"],
+                                                      run["val_loss"], run["wall_time_s"])
+    return runs
+
+
 def measure_latencies(args, space, archs: list[str], input_shape: tuple, num_classes: int) -> dict:
     """Latency of ``archs`` (and of the profile topped up to ``--latency-samples``) on this machine, and the
     latency predictor's cross-validated quality over the profile."""
@@ -110,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles-dir", default="profiles", help="Folder of device profiles.")
     parser.add_argument("--device", default="host", help="Device profile name of this machine.")
     parser.add_argument("--no-latency", action="store_true", help="Skip the latency measurements.")
+    parser.add_argument("--reuse", action="append", default=[], metavar="RESULT.json",
+                        help="Take the trainings an earlier result of this benchmark holds for the same "
+                             "space, data set and recipe instead of training them again (repeatable).")
     args = parser.parse_args(argv)
     if args.quick:
         args.archs, args.seeds, args.ref_archs = min(args.archs, 6), min(args.seeds, 3), 1
@@ -138,8 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     jobs |= {(a, s) for a in archs[: args.ref_archs] for s in range(args.seeds)}
     payload = [(args.space, a, args.dataset, dataset_options, recipe_options, s, args.threads)
                for a, s in sorted(jobs, key=lambda j: (j[1], archs.index(j[0])))]
+    reused = reusable_runs(args.reuse, space=args.space, dataset=args.dataset,
+                           dataset_options=dataset_options, recipe_hash=recipe.hash())
+    results = [reused[(a, s)] for _, a, _, _, _, s, _ in payload if (a, s) in reused]
+    payload = [job for job in payload if (job[1], job[5]) not in reused]
+    if results:
+        print(f"reusing {len(results)} trainings of {', '.join(args.reuse)}", flush=True)
     start = time.perf_counter()
-    results = map_jobs(_train_one, payload, args.workers)
+    results += map_jobs(_train_one, payload, args.workers)
     elapsed = time.perf_counter() - start
     acc = {(a, s): v for a, s, v, _, _ in results}
     times = [t for *_, t in results]
@@ -191,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         "space": args.space, "dataset": args.dataset, "dataset_options": dataset_options,
         "recipe": recipe.to_dict(), "recipe_hash": recipe.hash(), "threads": args.threads,
         "workers": args.workers, "elapsed_s": elapsed, "mean_train_s": float(np.mean(times)),
+        "reused_from": args.reuse,
         "arch_std": arch_std, "seed_std_ref": seed_std, "seed_std_pairs": pair_std,
         "ratio_ref": arch_std / max(seed_std, 1e-9), "ratio_pairs": arch_std / max(pair_std, 1e-9),
         "kendall_tau": tau, "spearman": rho, "spearman_latency_accuracy": latency_rho,
