@@ -62,8 +62,11 @@ run: setup
 		$(BIN)/hwnas export $(RUN_DIR) -o model.onnx $(EXPORT_FLAGS) --train-threads $(THREADS); fi
 	$(BIN)/hwnas evaluate model.onnx
 
+# One test process per core (pytest-xdist), each test file kept in one process (its module fixtures, e.g. the
+# Ray cluster, are made once). `make test TEST_WORKERS=0` runs everything in this process.
+TEST_WORKERS ?= auto
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) model.onnx model.pt .pytest_cache
