@@ -213,6 +213,22 @@ def test_sandwich_sampling_runs_largest_smallest_and_random_subnetworks(tmp_path
     assert meta["finished"] and meta["settings"]["sampling"] == "sandwich" and meta["settings"]["distill"]
 
 
+def test_largest_epochs_train_the_largest_subnetwork_alone_first(tmp_path, trained):
+    from hwnas.supernet.training import step_archs
+
+    net = MobileNetSupernet(create_space("mobilenet", **TINY), (1, 8, 8), 3)
+    settings = SupernetSettings(largest_epochs=2)
+    assert [step_archs(net, settings, np.random.default_rng(0), epoch) for epoch in (1, 2)] == [[net.largest()]] * 2
+    later = [step_archs(net, settings, np.random.default_rng(s), 3)[0] for s in range(8)]
+    assert len(later) == 8 and len(set(later)) > 1  # then uniform sampling as before
+    with pytest.raises(SupernetError, match="largest_epochs"):
+        SupernetSettings(largest_epochs=-1)
+    # recorded only when used (earlier supernets keep their identity); the weights differ from uniform's
+    assert "largest_epochs" not in trained[1]["settings"]
+    meta = _train(tmp_path / "warm", settings=SupernetSettings(largest_epochs=1))
+    assert meta["settings"]["largest_epochs"] == 1 and meta["checksum"] != trained[1]["checksum"]
+
+
 def test_tampered_or_crafted_files_are_refused_without_running_code(tmp_path, trained):
     import shutil
 

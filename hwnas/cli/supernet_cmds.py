@@ -86,6 +86,8 @@ def default_output(space_name: str, dataset_name: str, seed: int) -> Path:
               help="Random sub-networks per step of the sandwich rule.")
 @click.option("--no-distill", is_flag=True, help="Sandwich rule: train every sub-network on the labels instead of "
                                                  "the largest one's predictions.")
+@click.option("--largest-epochs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Train the largest sub-network alone for the first N epochs (Once-for-All's first phase).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of weights, batches and sampling.")
 @click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
               help="PyTorch threads [default: all available cores]; --threads is its old name.")
@@ -96,7 +98,7 @@ def default_output(space_name: str, dataset_name: str, seed: int) -> Path:
 def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_spec: str,
                        dataset_option: tuple[str, ...], input_shape, epochs: int | None, data_fraction: float | None,
                        recipe_option: tuple[str, ...], sampling: str, random_per_step: int, no_distill: bool,
-                       seed: int, threads: int | None, output: Path | None, as_json: bool) -> None:
+                       largest_epochs: int, seed: int, threads: int | None, output: Path | None, as_json: bool) -> None:
     """Train one weight-sharing network covering the whole space (resumable: run it again to continue).
 
     Every architecture of the space is a sub-network. mobilenet: leading blocks of each stage (depth), leading
@@ -115,7 +117,7 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     dataset = spec.resolve()
     folder = SupernetFolder(output or default_output(space.name, dataset.name, seed))
     settings = SupernetSettings(sampling=sampling, random_per_step=random_per_step, distill=not no_distill,
-                                seed=seed)
+                                seed=seed, largest_epochs=largest_epochs)
     start = folder.read_meta()["epochs_done"] if folder.exists else 0
     click.echo(f"supernet {folder.path}: {space.name} on {dataset.name}, {sampling} sampling, "
                f"{recipe.epochs} epochs" + (f", resuming after epoch {start}" if start else ""), err=True)

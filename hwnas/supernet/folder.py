@@ -48,22 +48,30 @@ class SupernetSettings:
         distill: In-place distillation (sandwich only): the smaller sub-networks learn the largest one's soft
             predictions instead of the labels.
         seed: Seed of the weights, the batch order, the augmentation and the sampled sub-networks.
+        largest_epochs: The first epochs train the largest sub-network alone (the first phase of Once-for-All's
+            progressive shrinking: the shared weights learn the task once before sub-networks share them).
     """
 
     sampling: str = "uniform"
     random_per_step: int = 2
     distill: bool = True
     seed: int = 0
+    largest_epochs: int = 0
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
             raise SupernetError(f"sampling {self.sampling!r} is not one of {list(SAMPLINGS)}")
         if not 0 <= int(self.random_per_step) <= 16:
             raise SupernetError(f"random_per_step must be in 0..16, got {self.random_per_step}")
+        if int(self.largest_epochs) < 0:
+            raise SupernetError(f"largest_epochs must be >= 0, got {self.largest_epochs}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sampling": self.sampling, "random_per_step": int(self.random_per_step),
-                "distill": bool(self.distill), "seed": int(self.seed)}
+        settings = {"sampling": self.sampling, "random_per_step": int(self.random_per_step),
+                    "distill": bool(self.distill), "seed": int(self.seed)}
+        if self.largest_epochs:  # absent when 0: supernets made before the option keep their identity
+            settings["largest_epochs"] = int(self.largest_epochs)
+        return settings
 
 
 def sha256_file(path: Path) -> str:

@@ -36,8 +36,10 @@ logger = logging.getLogger(__name__)
 StepCallback = Callable[[int, int, int, float], None]
 
 
-def step_archs(net: Supernet, settings: SupernetSettings, rng: np.random.Generator) -> list:
-    """The sub-networks one training step runs, teacher first."""
+def step_archs(net: Supernet, settings: SupernetSettings, rng: np.random.Generator, epoch: int = 1) -> list:
+    """The sub-networks one training step of ``epoch`` (1-based) runs, teacher first."""
+    if epoch <= settings.largest_epochs:
+        return [net.largest()]
     if settings.sampling == "uniform":
         return [net.space.sample(rng)]
     return [net.largest(), net.smallest()] + [net.space.sample(rng) for _ in range(settings.random_per_step)]
@@ -143,7 +145,7 @@ def _train(folder: SupernetFolder, meta: dict, *, space: SearchSpace, dataset: D
                 for group in optimizer.param_groups:
                     group["lr"] = recipe.lr * factor
                 optimizer.zero_grad(set_to_none=True)
-                loss = _step(net, inputs, labels, step_archs(net, settings, rng), criterion=criterion,
+                loss = _step(net, inputs, labels, step_archs(net, settings, rng, epoch), criterion=criterion,
                              distill=settings.distill and settings.sampling == "sandwich")
                 optimizer.step()
                 losses.append(loss)
