@@ -98,7 +98,8 @@ def default_output(space_name: str, dataset_name: str, seed: int) -> Path:
 def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_spec: str,
                        dataset_option: tuple[str, ...], input_shape, epochs: int | None, data_fraction: float | None,
                        recipe_option: tuple[str, ...], sampling: str, random_per_step: int, no_distill: bool,
-                       largest_epochs: int, seed: int, threads: int | None, output: Path | None, as_json: bool) -> None:
+                       largest_epochs: int, seed: int, threads: int | None, output: Path | None,
+                       as_json: bool) -> None:
     """Train one weight-sharing network covering the whole space (resumable: run it again to continue).
 
     Every architecture of the space is a sub-network. mobilenet: leading blocks of each stage (depth), leading

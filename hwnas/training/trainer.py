@@ -55,8 +55,8 @@ class TrainResult:
         test_accuracy: Accuracy on the test split, only when asked for (``report_test=True``).
         threads: CPU threads used (None when not applicable).
         model: The trained model (in eval mode, on the CPU), only with ``return_model=True``.
-        val_curve: Validation accuracy after each epoch, only with ``val_curve=True`` (the last entry is
-            ``val_accuracy`` unless training stopped early on a diverged loss).
+        val_curve: Validation accuracy after each epoch trained, only with ``val_curve=True`` (its last entry
+            is ``val_accuracy``).
     """
 
     val_accuracy: float
