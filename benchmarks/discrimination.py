@@ -32,23 +32,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import map_jobs, parse_options, print_table, write_result  # noqa: E402
-
-_DATASETS: dict = {}
-
+from _common import map_jobs, parse_options, print_table, train_job, write_result  # noqa: E402
 
 def _train_one(job: tuple) -> tuple[str, int, float, float, float]:
     space_name, arch, dataset_name, dataset_options, recipe_options, seed, threads = job
-    from hwnas.data import resolve_dataset
-    from hwnas.spaces import create_space
-    from hwnas.training import Recipe, train
-
-    key = (space_name, dataset_name, tuple(sorted(dataset_options.items())))
-    if key not in _DATASETS:
-        _DATASETS[key] = (create_space(space_name), resolve_dataset(dataset_name, **dataset_options))
-    space, dataset = _DATASETS[key]
-    result = train(space, space.parse(arch), dataset, recipe=Recipe(**recipe_options), seed=seed,
-                   threads=threads)
+    result = train_job(space_name, arch, dataset_name, dataset_options, recipe_options, seed, threads)
     return arch, seed, result.val_accuracy, result.val_loss, result.wall_time_s
 
 
@@ -162,12 +150,12 @@ def main(argv: list[str] | None = None) -> int:
               f"records at {'x'.join(map(str, dataset.input_shape))}) in {latency['measure_s']:.0f} s", flush=True)
     jobs = {(a, s) for a in archs for s in (0, 1)}
     jobs |= {(a, s) for a in archs[: args.ref_archs] for s in range(args.seeds)}
-    payload = [(args.space, a, args.dataset, dataset_options, recipe_options, s, args.threads)
-               for a, s in sorted(jobs, key=lambda j: (j[1], archs.index(j[0])))]
     reused = reusable_runs(args.reuse, space=args.space, dataset=args.dataset,
                            dataset_options=dataset_options, recipe_hash=recipe.hash())
-    results = [reused[(a, s)] for _, a, _, _, _, s, _ in payload if (a, s) in reused]
-    payload = [job for job in payload if (job[1], job[5]) not in reused]
+    ordered = sorted(jobs, key=lambda j: (j[1], archs.index(j[0])))
+    results = [reused[job] for job in ordered if job in reused]
+    payload = [(args.space, a, args.dataset, dataset_options, recipe_options, s, args.threads)
+               for a, s in ordered if (a, s) not in reused]
     if results:
         print(f"reusing {len(results)} trainings of {', '.join(args.reuse)}", flush=True)
     start = time.perf_counter()

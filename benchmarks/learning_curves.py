@@ -1,8 +1,8 @@
 """Where does seed-to-seed noise come from? Validation accuracy after every epoch, architectures x seeds.
 
 Trains each ``--arch`` (or ``--archs`` random ones) with every seed of ``--seeds`` at the default recipe
-unless overridden (``-R``), measuring the validation accuracy after each epoch (``train(..., val_curve=True)``, which
-changes nothing in the training). For each architecture it reports the spread of the final accuracy across
+unless overridden (``-R``), measuring the validation accuracy after each epoch (``train(...,
+val_curve=True)``, which changes nothing in the training). For each architecture it reports the spread of the final accuracy across
 seeds and how well the seeds' order after each epoch predicts their final order (Spearman over all
 architectures' seeds, accuracies centred per architecture): a high correlation early means the final gap is
 decided early (e.g. by when a seed starts learning) rather than by noise at the end of the schedule.
@@ -22,18 +22,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import map_jobs, parse_options, print_table, write_result  # noqa: E402
+from _common import map_jobs, parse_options, print_table, train_job, write_result  # noqa: E402
 
 
 def _curve(job: tuple) -> tuple[str, int, list[float], float]:
     space_name, arch, dataset_name, dataset_options, recipe_options, seed = job
-    from hwnas.data import resolve_dataset
-    from hwnas.spaces import create_space
-    from hwnas.training import Recipe, train
-
-    space = create_space(space_name)
-    result = train(space, space.parse(arch), resolve_dataset(dataset_name, **dataset_options),
-                   recipe=Recipe(**recipe_options), seed=seed, threads=1, val_curve=True)
+    result = train_job(space_name, arch, dataset_name, dataset_options, recipe_options, seed, val_curve=True)
     return arch, seed, list(result.val_curve), result.wall_time_s
 
 

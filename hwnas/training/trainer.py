@@ -141,18 +141,19 @@ def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = 
                                     f"{str(exc).splitlines()[0][:200]}") from None
         model.to(dev, memory_format=memory_format(dataset.input_shape))
         generator = torch.Generator().manual_seed(data_seed)
-        curve: list[float] = []
+        curve: list[tuple[float, float]] = []  # (accuracy, loss) after each epoch, with val_curve
 
         def after_epoch(epoch: int, loss: float) -> None:
             if val_curve:  # evaluation neither draws random numbers nor touches batch-norm statistics
-                curve.append(evaluate_model(model, splits.x_val, splits.y_val, device=dev)[0])
+                curve.append(evaluate_model(model, splits.x_val, splits.y_val, device=dev))
                 model.train()
             if on_epoch is not None:
                 on_epoch(epoch, loss)
 
         train_loss = _fit(model, torch.from_numpy(x_train).to(dev), torch.from_numpy(y_train).to(dev),
                           recipe=recipe, generator=generator, on_epoch=after_epoch)
-        val_acc, val_loss = evaluate_model(model, splits.x_val, splits.y_val, device=dev)
+        # the last epoch's evaluation is of the final model (training stops right after one)
+        val_acc, val_loss = curve[-1] if curve else evaluate_model(model, splits.x_val, splits.y_val, device=dev)
         test_acc = evaluate_model(model, splits.x_test, splits.y_test, device=dev)[0] if report_test else None
     finally:
         torch.set_num_threads(previous_threads)
@@ -164,7 +165,7 @@ def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = 
                        epochs=recipe.epochs, data_fraction=recipe.data_fraction, source="train",
                        train_loss=train_loss, test_accuracy=test_acc, threads=n_threads,
                        model=_plain(model.cpu()).eval() if return_model else None,
-                       val_curve=tuple(curve) if val_curve else None)
+                       val_curve=tuple(accuracy for accuracy, _ in curve) if val_curve else None)
 
 
 def memory_format(input_shape) -> torch.memory_format:
