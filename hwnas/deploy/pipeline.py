@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hwnas.deploy.device import budget_verdict, remote_command
+from hwnas.deploy.device import budget_verdict, confirm_latency, remote_command, windows_note
 from hwnas.profiling.device import DeviceCheck, locate_device, measure_file
 from hwnas.deploy.evaluate import accuracy_of
 from hwnas.deploy.final import (check_output_path, export_final, shipped_module, sibling, train_final,
@@ -237,17 +237,20 @@ def _latency(model_bytes: bytes, shape, target: ExportTarget, where: DeviceCheck
     precision = "int8" if label.startswith("int8") else c.precision
     conditions = f"{c.provider}, {c.threads} thread(s), batch {c.batch_size}, {precision}"
     if where.local or node is not None:
-        if node is not None:
-            stats = node.measure_file(model_bytes, graph_shape or shape, c, **(protocol or {}))
-        else:
-            stats = measure_file(model_bytes, graph_shape or shape, c, **(protocol or {}))
+        def measure():
+            if node is not None:
+                return node.measure_file(model_bytes, graph_shape or shape, c, **(protocol or {}))
+            return measure_file(model_bytes, graph_shape or shape, c, **(protocol or {}))
+
+        stats, medians = confirm_latency(measure, expected_ms=_searched_latency(target) if label == "model"
+                                         else None, budget_ms=target.budget_ms, echo=echo)
         here = "its Ray node" if node is not None else "this machine"
         echo(f"latency of the {label} on {target.device} ({here}; {conditions}): "
              f"{format_latency(stats.median_ms)} median (p10 {format_latency(stats.p10_ms)}, p90 "
              f"{format_latency(stats.p90_ms)}, "
-             f"{stats.runs} runs): "
+             f"{stats.runs} runs{windows_note(medians)}): "
              f"{budget_verdict(stats.median_ms, target.budget_ms)}")
-        return stats.median_ms, f"measured at export on {target.device} ({here})"
+        return stats.median_ms, f"measured at export on {target.device} ({here}{windows_note(medians)})"
     not_measured = f"not measured (device {target.device} is not the exporting machine)"
     if label != "model":
         echo(f"the {label} was not re-measured either ({target.device!r} is not this machine)")
@@ -255,8 +258,8 @@ def _latency(model_bytes: bytes, shape, target: ExportTarget, where: DeviceCheck
     echo(f"device {target.device!r} is not this machine ({where.reason}): the {label} was not re-measured "
          f"here")
     known = _profile_latency(target, space, shape)
-    if known is None and "latency_ms" in target.search and target.search.get("latency_measured", True):
-        known = float(target.search["latency_ms"])
+    if known is None:
+        known = _searched_latency(target)
     if known is not None:
         echo(f"  the search measured this architecture on {target.device} at {format_latency(known)}: "
              f"{budget_verdict(known, target.budget_ms)}")
@@ -265,6 +268,13 @@ def _latency(model_bytes: bytes, shape, target: ExportTarget, where: DeviceCheck
         echo(f"  the search only predicted its latency on {target.device} ({target.search['latency_ms']:.4g} "
              f"ms): measure it there")
     return None, not_measured
+
+
+def _searched_latency(target: ExportTarget) -> float | None:
+    """The latency the search measured for the architecture (None when it only predicted it)."""
+    if "latency_ms" in target.search and target.search.get("latency_measured", True):
+        return float(target.search["latency_ms"])
+    return None
 
 
 def _profile_latency(target: ExportTarget, space, shape) -> float | None:
