@@ -40,3 +40,19 @@ def listing(folder):
 
 def percent(text, pattern):
     return float(re.search(pattern, text).group(1))
+
+
+def latency_windows(*medians_ms):
+    """A fake measurement (any arguments) whose windows have the given medians, one after another; ``.calls``
+    counts the windows taken."""
+    from hwnas.profiling.measure import LatencyStats
+
+    medians = list(medians_ms)
+
+    def measure(*args, **kwargs):
+        median = medians[measure.calls]
+        measure.calls += 1
+        return LatencyStats(median_ms=median, p10_ms=median, p90_ms=median, mean_ms=median, std_ms=0.0,
+                            min_ms=median, runs=200, converged=True, rel_ci=0.01)
+    measure.calls = 0
+    return measure

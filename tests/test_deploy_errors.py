@@ -12,7 +12,7 @@ from hwnas.errors import ExportError
 from hwnas.onnx_export import read_metadata, seeded_model
 from hwnas.io import atomic_write_json
 from hwnas.spaces import create_space
-from deploy_helpers import TINY, listing, make_run
+from deploy_helpers import TINY, latency_windows, listing, make_run
 
 
 def one_error_line(result, *needles):
@@ -153,23 +153,10 @@ def test_over_budget_is_a_warning_not_a_failure(cli, tmp_path, no_training):
     assert listing(tmp_path) == ["m.onnx", "m.pt", "run"]
 
 
-def _windows(*medians_ms):
-    """A fake ``measure_file`` whose measurement windows have the given medians, one after another."""
-    from hwnas.profiling.measure import LatencyStats
-
-    medians = list(medians_ms)
-
-    def measure(*args, **kwargs):
-        m = medians.pop(0)
-        return LatencyStats(median_ms=m, p10_ms=m, p90_ms=m, mean_ms=m, std_ms=0.0, min_ms=m, runs=200,
-                            converged=True, rel_ci=0.01)
-    return measure
-
-
 def test_one_slow_window_does_not_put_an_in_budget_model_over_budget(cli, tmp_path, no_training, monkeypatch):
     # the search measured 0.5 ms; the export's first window is slowed by something else on the machine
     run = make_run(tmp_path, budget_ms=0.6, best_latency=0.5)
-    monkeypatch.setattr(pipeline, "measure_file", _windows(0.75, 0.49))
+    monkeypatch.setattr(pipeline, "measure_file", latency_windows(0.75, 0.49))
     result = cli("export", run.path, "-o", tmp_path / "m.onnx")
     assert result.exit_code == 0, result.stderr
     assert "50% above the 500us measured before: measuring again" in result.output
@@ -180,7 +167,7 @@ def test_one_slow_window_does_not_put_an_in_budget_model_over_budget(cli, tmp_pa
     # 'hwnas evaluate' confirms a slow window the same way against the latency recorded in the file
     from hwnas.profiling import device
 
-    monkeypatch.setattr(device, "measure_file", _windows(0.8, 0.7, 0.65))
+    monkeypatch.setattr(device, "measure_file", latency_windows(0.8, 0.7, 0.65))
     again = cli("evaluate", tmp_path / "m.onnx", "--latency-only", "--json")
     assert again.exit_code == 0, again.stderr
     latency = json.loads(again.output)["latency"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -19,7 +21,7 @@ from hwnas.profiling.measure import Conditions
 from hwnas.spaces import create_space
 from hwnas.training.recipe import Recipe
 
-from deploy_helpers import TINY, make_run  # noqa: E402
+from deploy_helpers import TINY, latency_windows, make_run  # noqa: E402
 
 
 def test_final_recipe_is_the_search_recipe_longer_at_full_data():
@@ -79,43 +81,28 @@ def test_budget_verdict():
     assert budget_verdict(1.0, None) == "no latency budget"
 
 
-class _Windows:
-    """A fake measurement whose windows have the given medians, one after another."""
-
-    def __init__(self, *medians_ms):
-        self.medians, self.calls = list(medians_ms), 0
-
-    def __call__(self):
-        from hwnas.profiling.measure import LatencyStats
-
-        median = self.medians[self.calls]
-        self.calls += 1
-        return LatencyStats(median_ms=median, p10_ms=median, p90_ms=median, mean_ms=median, std_ms=0.0,
-                            min_ms=median, runs=200, converged=True, rel_ci=0.01)
-
-
 def test_confirm_latency_measures_again_only_when_a_window_disagrees():
     lines = []
     # agrees with the search and fits the budget: one window
-    stats, medians = confirm_latency(_Windows(0.33), expected_ms=0.332, budget_ms=0.4, echo=lines.append)
+    confirm = functools.partial(confirm_latency, echo=lines.append)
+    stats, medians = confirm(latency_windows(0.33), expected_ms=0.332, budget_ms=0.4)
     assert medians == [0.33] and stats.median_ms == 0.33 and not lines
     # faster than the search: nothing to confirm
-    assert confirm_latency(_Windows(0.2), expected_ms=0.332, budget_ms=0.4, echo=lines.append)[1] == [0.2]
+    assert confirm(latency_windows(0.2), expected_ms=0.332, budget_ms=0.4)[1] == [0.2]
     # one slow window (a disturbance): measured again, the fastest window is the latency
-    slow = _Windows(0.417, 0.320, 0.321)
-    stats, medians = confirm_latency(slow, expected_ms=0.332, budget_ms=0.4, echo=lines.append)
+    slow = latency_windows(0.417, 0.320, 0.321)
+    stats, medians = confirm(slow, expected_ms=0.332, budget_ms=0.4)
     assert medians == [0.417, 0.320] and stats.median_ms == 0.320 and slow.calls == 2
     assert len(lines) == 1 and "26% above" in lines[0] and "measuring again" in lines[0]
     assert windows_note(medians) == ", fastest of 2 windows: 417us, 320us" and windows_note([0.3]) == ""
     # really over the budget: three windows at most, still over
     lines.clear()
-    stats, medians = confirm_latency(_Windows(0.52, 0.5, 0.51, 0.1), expected_ms=None, budget_ms=0.4,
-                                     echo=lines.append)
+    stats, medians = confirm(latency_windows(0.52, 0.5, 0.51, 0.1), expected_ms=None, budget_ms=0.4)
     assert medians == [0.52, 0.5, 0.51] and stats.median_ms == 0.5 and len(lines) == 2
     assert "OVER the 400us budget" in lines[0]
     # above what was measured before beyond the tolerance, without a budget
-    assert confirm_latency(_Windows(1.2, 1.0), expected_ms=1.0, budget_ms=None, echo=lines.append)[1] == [1.2, 1.0]
-    assert confirm_latency(_Windows(1.05), expected_ms=1.0, budget_ms=None, echo=lines.append)[1] == [1.05]
+    assert confirm(latency_windows(1.2, 1.0), expected_ms=1.0, budget_ms=None)[1] == [1.2, 1.0]
+    assert confirm(latency_windows(1.05), expected_ms=1.0, budget_ms=None)[1] == [1.05]
 
 
 @pytest.mark.parametrize("batch", [1, 4])
