@@ -3,9 +3,10 @@
 Phase 1 (rank): each ``--supernet`` folder estimates the reference architectures, whose full trainings (two
 seeds) come from a discrimination benchmark result (``--reference``, e.g.
 ``benchmarks/results/discrimination-cluttered.json``). Reported per supernet: Kendall tau between its
-estimates and the mean of the two full trainings (and each seed), beside the two seeds' own tau; the supernet's
-training time in units of one full training (``--time-trainings`` reference architectures trained now, at the
-reference recipe and the supernet's thread count); sub-networks estimated per minute.
+estimates and the mean of the two full trainings (and each seed; and with the estimates ranked by their
+validation loss instead of their accuracy), beside the two seeds' own tau; the supernet's training time in
+units of one full training (``--time-trainings`` reference architectures trained now, at the reference recipe
+and the supernet's thread count); sub-networks estimated per minute.
 
 Phase 2 (search, ``--search-seeds N``): for each seed, ``hwnas search`` with full trainings only and with
 ``--estimator supernet --supernet <first supernet>``, same latency budget and ``--search-time`` wall-clock limit,
@@ -64,7 +65,9 @@ def rank_phase(args, archs: list[str], truth: dict[str, dict[int, float]]) -> li
         dataset = DatasetSpec.from_config(estimator.meta).resolve()
         estimator.estimate(estimator.space.parse(archs[0]), dataset)  # warm-up: data, sessions
         start = time.perf_counter()
-        estimates = np.array([estimator.estimate(estimator.space.parse(a), dataset).val_accuracy for a in archs])
+        results = [estimator.estimate(estimator.space.parse(a), dataset) for a in archs]
+        estimates = np.array([r.val_accuracy for r in results])
+        losses = np.array([r.val_loss for r in results])
         extra = estimator.space.sample_distinct(args.extra_archs, np.random.default_rng(1), exclude=set(archs))
         for arch in extra:
             estimator.estimate(arch, dataset)
@@ -75,6 +78,7 @@ def rank_phase(args, archs: list[str], truth: dict[str, dict[int, float]]) -> li
                      "train_time_s": meta["train_time_s"], "train_threads": meta.get("threads"),
                      "kendall_vs_mean": float(kendalltau(estimates, mean)[0]),
                      "kendall_vs_seeds": [float(kendalltau(estimates, s)[0]) for s in per_seed],
+                     "kendall_loss_vs_mean": float(kendalltau(-losses, mean)[0]),  # ranked by the estimate's loss
                      "spearman_vs_mean": float(spearmanr(estimates, mean)[0]),
                      "seed_vs_seed_kendall": seed_tau, "estimates": dict(zip(archs, estimates.tolist())),
                      "estimate_mean": float(estimates.mean()), "estimate_std": float(estimates.std()),
@@ -194,11 +198,12 @@ def rank_and_search(args, archs: list[str], truth: dict[str, dict[int, float]], 
           f"Kendall tau {ranks[0]['seed_vs_seed_kendall']:.3f}; one full training {full_s:.0f} s "
           f"({train_threads} thread)")
     print_table(["supernet", "sampling", "epochs", "calibration", "scored", "tau vs mean", "tau vs seeds",
-                 "train (full trainings)", "estimates/min"],
+                 "by loss", "train (full trainings)", "estimates/min"],
                 [[Path(r["supernet"]).name, r["sampling"] + ("+KD" if r["distill"] and r["sampling"] == "sandwich"
                                                               else ""),
                   r["epochs"], r["calibration_images"], r["score_images"] or "all", r["kendall_vs_mean"],
-                  " / ".join(f"{t:.3f}" for t in r["kendall_vs_seeds"]), r["train_time_s"] / full_s,
+                  " / ".join(f"{t:.3f}" for t in r["kendall_vs_seeds"]), r["kendall_loss_vs_mean"],
+                  r["train_time_s"] / full_s,
                   r["per_minute"]] for r in ranks])
     payload = {"full_training_s": full_s, "full_training_threads": train_threads, "rank": ranks}
     if args.search_seeds > 0:

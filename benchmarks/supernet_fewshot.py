@@ -8,7 +8,8 @@ the split from the extra training. Every child trains in its own process (``--wo
 each) through ``hwnas.supernet.training.train_supernet`` (resumable).
 
 Reported per reference (``--reference``, discrimination results with two seeds per architecture): Kendall tau
-of the parent, the control and the few-shot estimates against the mean of the two seeds, beside seed vs seed.
+of the parent, the control and the few-shot estimates against the mean of the two seeds, beside seed vs seed
+and the split decision's value alone taken as a ranking.
 
     python benchmarks/supernet_fewshot.py --parent SN_UNIFORM --split s3.depth --epochs 20 --lr 0.005 \\
         --reference benchmarks/results/discrimination-ep10-30.json \\
@@ -114,15 +115,29 @@ def main() -> None:
         seeds = [np.array([list(truth[a].values())[i] for a in archs]) for i in (0, 1)]
         taus[path] = {name: float(kendalltau([est[a] for a in archs], mean)[0]) for name, est in estimates.items()}
         taus[path]["seed vs seed"] = float(kendalltau(*seeds)[0])
+        # the split decision's value alone as a ranking (why it was chosen); ordered, so the choice index
+        taus[path]["decision alone"] = float(kendalltau([values.index(str(space.parse(a)[args.split]))
+                                                         for a in archs], mean)[0])
         rows.append([Path(path).stem] + [round(taus[path][k], 3) for k in ("parent", CONTROL, "few-shot",
-                                                                            "seed vs seed")])
+                                                                            "seed vs seed", "decision alone")])
     print(f"few-shot split on {args.split} ({len(values)} children, {args.epochs} epochs each at lr {args.lr}); "
           f"{len(archs)} architectures ({', '.join(f'{v}: {len(by_value[v])}' for v in values)})")
-    print_table(["reference", "parent", f"control (+{args.epochs} epochs)", "few-shot", "seed vs seed"], rows)
+    print_table(["reference", "parent", f"control (+{args.epochs} epochs)", "few-shot", "seed vs seed",
+                 f"{args.split} alone"], rows)
+    groups = []  # per value of the split: the references' mean accuracy, the parent's, seed agreement within
+    for v in values:
+        row = [f"{args.split}={v}", len(by_value[v])]
+        for truth in references.values():
+            seeds = [[list(truth[a].values())[i] for a in by_value[v]] for i in (0, 1)]
+            row += [round(float(np.mean(seeds)), 4),
+                    round(float(kendalltau(*seeds)[0]), 3) if len(by_value[v]) > 1 else "-"]
+        groups.append(row + [round(float(np.mean([estimates["parent"][a] for a in by_value[v]])), 4)])
+    print_table(["group", "archs"] + [f"{Path(p).stem} {what}" for p in references
+                                      for what in ("mean", "seed tau within")] + ["parent estimate mean"], groups)
     path = write_result("supernet_fewshot" + (f"-{args.tag}" if args.tag else ""), {
         "parent": str(args.parent), "split": args.split, "values": values, "epochs": args.epochs, "lr": args.lr,
         "children_train_s": seconds, "kendall": taus, "group_sizes": {v: len(a) for v, a in by_value.items()},
-        "estimates": estimates})
+        "estimates": estimates, "groups": groups})
     print(f"wrote {path}")
 
 
