@@ -253,7 +253,8 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
             print_json(document)
             return
         click.echo(f"{model.name}: latency {format_latency(stats.median_ms)} median (p10 "
-                   f"{format_latency(stats.p10_ms)}, p90 {format_latency(stats.p90_ms)}, {stats.runs} runs{windows_note(medians)}; {conditions.provider}, {conditions.threads} "
+                   f"{format_latency(stats.p10_ms)}, p90 {format_latency(stats.p90_ms)}, {stats.runs} runs"
+                   f"{windows_note(medians)}; {conditions.provider}, {conditions.threads} "
                    f"thread(s), batch {conditions.batch_size}): "
                    f"{budget_verdict(stats.median_ms, budget_ms)}")
     elif as_json:
