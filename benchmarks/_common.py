@@ -40,16 +40,17 @@ _TASKS: dict = {}
 
 
 def train_job(space_name: str, arch: str, dataset_name: str, dataset_options: dict, recipe_options: dict,
-              seed: int, threads: int | None = 1, **train_options: Any):
+              seed: int, threads: int | None = 1, space_options: dict | None = None, **train_options: Any):
     """``hwnas.training.train`` of one architecture by name, as a benchmark worker runs it: the space and the
     data set are made once per process (generating a data set such as cluttered-digits takes seconds)."""
     from hwnas.data import resolve_dataset
     from hwnas.spaces import create_space
     from hwnas.training import Recipe, train
 
-    key = (space_name, dataset_name, tuple(sorted(dataset_options.items())))
+    space_options = space_options or {}
+    key = (space_name, tuple(sorted(space_options.items())), dataset_name, tuple(sorted(dataset_options.items())))
     if key not in _TASKS:
-        _TASKS[key] = (create_space(space_name), resolve_dataset(dataset_name, **dataset_options))
+        _TASKS[key] = (create_space(space_name, **space_options), resolve_dataset(dataset_name, **dataset_options))
     space, dataset = _TASKS[key]
     return train(space, space.parse(arch), dataset, recipe=Recipe(**recipe_options), seed=seed, threads=threads,
                  **train_options)

@@ -35,15 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import map_jobs, parse_options, print_table, train_job, write_result  # noqa: E402
 
 def _train_one(job: tuple) -> tuple[str, int, float, float, float]:
-    space_name, arch, dataset_name, dataset_options, recipe_options, seed, threads = job
-    result = train_job(space_name, arch, dataset_name, dataset_options, recipe_options, seed, threads)
+    space_name, space_options, arch, dataset_name, dataset_options, recipe_options, seed, threads = job
+    result = train_job(space_name, arch, dataset_name, dataset_options, recipe_options, seed, threads,
+                       space_options=space_options)
     return arch, seed, result.val_accuracy, result.val_loss, result.wall_time_s
 
 
-def reusable_runs(paths: list[str], *, space: str, dataset: str, dataset_options: dict,
+def reusable_runs(paths: list[str], *, space: str, space_options: dict, dataset: str, dataset_options: dict,
                   recipe_hash: str) -> dict[tuple[str, int], tuple[str, int, float, float, float]]:
-    """The trainings of earlier results of this benchmark (``--reuse``) made with the same space, data set,
-    data-set options and recipe, by (arch, seed); a result made otherwise is refused with one line."""
+    """The trainings of earlier results of this benchmark (``--reuse``) made with the same space and options,
+    data set, data-set options and recipe, by (arch, seed); a result made otherwise is refused with one line."""
     import json
 
     runs = {}
@@ -52,9 +53,9 @@ def reusable_runs(paths: list[str], *, space: str, dataset: str, dataset_options
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
             raise SystemExit(f"--reuse {path}: not a readable result ({exc})") from None
-        mine = {"space": space, "dataset": dataset, "dataset_options": dataset_options,
-                "recipe_hash": recipe_hash}
-        theirs = {key: data.get(key) for key in mine}
+        mine = {"space": space, "space_options": space_options, "dataset": dataset,
+                "dataset_options": dataset_options, "recipe_hash": recipe_hash}
+        theirs = {key: data.get(key, {} if key == "space_options" else None) for key in mine}
         if theirs != mine:
             raise SystemExit(f"--reuse {path}: made with {theirs}, not {mine}")
         for run in data["runs"]:
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Smoke mode: 6 archs, 3 seeds, 3 epochs.")
     parser.add_argument("--space", default="mobilenet")
+    parser.add_argument("-O", "--space-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="Keyword argument of the space, e.g. -O channels=8 for nb201.")
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("-D", "--dataset-option", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("-R", "--recipe-option", action="append", default=[], metavar="KEY=VALUE",
@@ -137,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         recipe_options.setdefault("epochs", 3)
     recipe = Recipe(**recipe_options)
-    space = create_space(args.space)
+    space_options = parse_options(args.space_option)
+    space = create_space(args.space, **space_options)
     rng = np.random.default_rng(args.sample_seed)
     archs = [a.string for a in space.sample_distinct(args.archs, rng)]
     from hwnas.data import resolve_dataset
@@ -150,11 +154,11 @@ def main(argv: list[str] | None = None) -> int:
               f"records at {'x'.join(map(str, dataset.input_shape))}) in {latency['measure_s']:.0f} s", flush=True)
     jobs = {(a, s) for a in archs for s in (0, 1)}
     jobs |= {(a, s) for a in archs[: args.ref_archs] for s in range(args.seeds)}
-    reused = reusable_runs(args.reuse, space=args.space, dataset=args.dataset,
+    reused = reusable_runs(args.reuse, space=args.space, space_options=space_options, dataset=args.dataset,
                            dataset_options=dataset_options, recipe_hash=recipe.hash())
     ordered = sorted(jobs, key=lambda j: (j[1], archs.index(j[0])))
     results = [reused[job] for job in ordered if job in reused]
-    payload = [(args.space, a, args.dataset, dataset_options, recipe_options, s, args.threads)
+    payload = [(args.space, space_options, a, args.dataset, dataset_options, recipe_options, s, args.threads)
                for a, s in ordered if (a, s) not in reused]
     if results:
         print(f"reusing {len(results)} trainings of {', '.join(args.reuse)}", flush=True)
@@ -208,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(("criterion", "measured", "target"), criteria)
     name = "discrimination" + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
     path = write_result(name, {
-        "space": args.space, "dataset": args.dataset, "dataset_options": dataset_options,
+        "space": args.space, "space_options": space_options, "dataset": args.dataset, "dataset_options": dataset_options,
         "recipe": recipe.to_dict(), "recipe_hash": recipe.hash(), "threads": args.threads,
         "workers": args.workers, "elapsed_s": elapsed, "mean_train_s": float(np.mean(times)),
         "reused_from": args.reuse,

@@ -93,7 +93,7 @@ def time_full_trainings(args, archs: list[str], reference: dict, threads: int) -
     from hwnas.spaces import create_space
     from hwnas.training import Recipe, train
 
-    space = create_space(reference["space"])
+    space = create_space(reference["space"], **reference.get("space_options", {}))
     dataset = resolve_dataset(reference["dataset"], **reference.get("dataset_options", {}))
     recipe = Recipe.from_dict(reference["recipe"])
     times = [train(space, space.parse(a), dataset, recipe=recipe, threads=threads).wall_time_s
@@ -105,7 +105,10 @@ def search_phase(args, reference: dict, budget_ms: float) -> list[dict]:
     out = Path(args.work) / "searches"
     out.mkdir(parents=True, exist_ok=True)
     recipe = reference["recipe"]
-    common = ["--latency-budget", f"{budget_ms:.6g}ms", "--dataset", reference["dataset"],
+    space = ["--space", reference.get("space", "mobilenet")]
+    for key, value in reference.get("space_options", {}).items():
+        space += ["-O", f"{key}={value}"]
+    common = [*space, "--latency-budget", f"{budget_ms:.6g}ms", "--dataset", reference["dataset"],
               "--epochs", str(recipe["epochs"]), "--data-fraction", str(recipe["data_fraction"]),
               "--time-budget", args.search_time, "--max-trainings", "1000", "--profiles-dir", args.profiles_dir,
               "--train-threads", str(args.threads)]
