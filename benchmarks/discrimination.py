@@ -34,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import map_jobs, parse_options, print_table, train_job, write_result  # noqa: E402
 
+
 def _train_one(job: tuple) -> tuple[str, int, float, float, float]:
     space_name, space_options, arch, dataset_name, dataset_options, recipe_options, seed, threads = job
     result = train_job(space_name, arch, dataset_name, dataset_options, recipe_options, seed, threads,
@@ -212,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(("criterion", "measured", "target"), criteria)
     name = "discrimination" + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
     path = write_result(name, {
-        "space": args.space, "space_options": space_options, "dataset": args.dataset, "dataset_options": dataset_options,
+        "space": args.space, "space_options": space_options, "dataset": args.dataset,
+        "dataset_options": dataset_options,
         "recipe": recipe.to_dict(), "recipe_hash": recipe.hash(), "threads": args.threads,
         "workers": args.workers, "elapsed_s": elapsed, "mean_train_s": float(np.mean(times)),
         "reused_from": args.reuse,

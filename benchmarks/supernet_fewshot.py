@@ -65,6 +65,12 @@ def train_child(job: tuple[str, str, str, str | None, int, float, int]) -> float
     return float(meta["train_time_s"])
 
 
+def seed_columns(truth: dict[str, dict[int, float]], archs: list[str]) -> list[list[float]]:
+    """The accuracies of ``archs`` under each of the reference's first two seeds."""
+    seeds = sorted(truth[archs[0]])[:2]
+    return [[truth[a][s] for a in archs] for s in seeds]
+
+
 def estimates_of(folder: str, archs: list[str], threads: int) -> dict[str, float]:
     from hwnas.data.resolve import DatasetSpec
     from hwnas.supernet.estimate import SupernetEstimator
@@ -111,8 +117,8 @@ def main() -> None:
         estimates["few-shot"].update(estimates_of(folders[v], by_value[v], args.threads))
     rows, taus = [], {}
     for path, truth in references.items():
-        mean = np.array([np.mean(list(truth[a].values())[:2]) for a in archs])
-        seeds = [np.array([list(truth[a].values())[i] for a in archs]) for i in (0, 1)]
+        seeds = seed_columns(truth, archs)
+        mean = np.mean(seeds, axis=0)
         taus[path] = {name: float(kendalltau([est[a] for a in archs], mean)[0]) for name, est in estimates.items()}
         taus[path]["seed vs seed"] = float(kendalltau(*seeds)[0])
         # the split decision's value alone as a ranking (why it was chosen); ordered, so the choice index
@@ -128,7 +134,7 @@ def main() -> None:
     for v in values:
         row = [f"{args.split}={v}", len(by_value[v])]
         for truth in references.values():
-            seeds = [[list(truth[a].values())[i] for a in by_value[v]] for i in (0, 1)]
+            seeds = seed_columns(truth, by_value[v])
             row += [round(float(np.mean(seeds)), 4),
                     round(float(kendalltau(*seeds)[0]), 3) if len(by_value[v]) > 1 else "-"]
         groups.append(row + [round(float(np.mean([estimates["parent"][a] for a in by_value[v]])), 4)])

@@ -155,13 +155,14 @@ def _export_document(target, summary) -> dict:
 
 def _recorded_latency(metadata: dict, conditions) -> float | None:
     """The latency recorded in the file at export, when it was measured under ``conditions``."""
+    from hwnas.deploy.device import conditions_from_metadata
+    from hwnas.deploy.target import DeployError
+
     try:
         recorded = float(metadata.get("latency_ms", "none"))
-    except ValueError:
+        same = conditions_from_metadata(metadata) == conditions
+    except (ValueError, DeployError):  # none recorded, or recorded conditions the overrides replaced
         return None
-    same = (metadata.get("provider", "cpu") == conditions.provider
-            and str(metadata.get("threads", 1)) == str(conditions.threads)
-            and str(metadata.get("batch_size", 1)) == str(conditions.batch_size))
     return recorded if same and recorded > 0 else None
 
 

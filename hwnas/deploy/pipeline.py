@@ -237,13 +237,10 @@ def _latency(model_bytes: bytes, shape, target: ExportTarget, where: DeviceCheck
     precision = "int8" if label.startswith("int8") else c.precision
     conditions = f"{c.provider}, {c.threads} thread(s), batch {c.batch_size}, {precision}"
     if where.local or node is not None:
-        def measure():
-            if node is not None:
-                return node.measure_file(model_bytes, graph_shape or shape, c, **(protocol or {}))
-            return measure_file(model_bytes, graph_shape or shape, c, **(protocol or {}))
-
-        stats, medians = confirm_latency(measure, expected_ms=_searched_latency(target) if label == "model"
-                                         else None, budget_ms=target.budget_ms, echo=echo)
+        measure = node.measure_file if node is not None else measure_file
+        stats, medians = confirm_latency(lambda: measure(model_bytes, graph_shape or shape, c, **(protocol or {})),
+                                         expected_ms=_searched_latency(target) if label == "model" else None,
+                                         budget_ms=target.budget_ms, echo=echo)
         here = "its Ray node" if node is not None else "this machine"
         echo(f"latency of the {label} on {target.device} ({here}; {conditions}): "
              f"{format_latency(stats.median_ms)} median (p10 {format_latency(stats.p10_ms)}, p90 "
