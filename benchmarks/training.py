@@ -1,11 +1,14 @@
 """Training throughput on the default task: architectures per minute at the default recipe, and how the
-time per training scales with epochs, threads and parallel processes.
+time per training scales with epochs, threads and parallel processes; and the data pipeline (``--pipeline``).
 
     python benchmarks/training.py            # full: 10 random archs, epochs 5..30, threads 1..all, workers
     python benchmarks/training.py --quick    # smoke: 2 archs at 2 epochs, epochs {1, 2}, threads {1, all}
+    python benchmarks/training.py --pipeline          # the data pipeline (see _pipeline.py), ~10 min
+    python benchmarks/training.py --pipeline --quick  # its smoke version
 
 Also checks the issue's target: the reference architecture reaches >= 95% validation accuracy at the
-default recipe within a minute. Prints tables and writes ``benchmarks/results/training[-quick].json``.
+default recipe within a minute. Prints tables and writes ``benchmarks/results/training[-quick].json``
+(``training-pipeline[-quick].json`` with ``--pipeline``).
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ def _run(job: tuple) -> dict:
 
     space = create_space("mobilenet")
     recipe = DEFAULT_RECIPE if epochs is None else DEFAULT_RECIPE.with_fidelity(epochs=epochs)
+    from hwnas.training import available_cores
+
     result = train(space, space.parse(arch), create_dataset("digits"), recipe=recipe, seed=seed,
-                   threads=threads)
+                   threads=available_cores() if threads is None else threads)  # None: every core
     return {"arch": arch, "epochs": recipe.epochs, "threads": result.threads, "seed": seed,
             "val_accuracy": result.val_accuracy, "wall_time_s": result.wall_time_s, "params": result.params}
 
@@ -42,7 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Smoke mode (well under a minute).")
     parser.add_argument("--archs", type=int, default=10, help="Random architectures for the throughput.")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="Measure the data pipeline instead (trainer vs plain loop, streaming memory and speed).")
     args = parser.parse_args(argv)
+    if args.pipeline:
+        from _pipeline import run_pipeline
+
+        return run_pipeline(quick=args.quick)
 
     from hwnas.spaces import create_space
     from hwnas.training import DEFAULT_RECIPE, available_cores

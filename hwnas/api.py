@@ -90,7 +90,7 @@ AccuracyFn = Callable[[Any, Any], float]
 def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
                  accuracy_fn: AccuracyFn | None = None, callbacks: Iterable[SearchCallback] = (),
                  echo: Callable[[str], None] | None = None, workers: int = 1,
-                 ray_address: str | None = None) -> SearchResult:
+                 ray_address: str | None = None, gpus_per_training: float = 0.0) -> SearchResult:
     """Starts a new search (what ``hwnas search`` runs) and runs it to the end.
 
     Args:
@@ -105,6 +105,8 @@ def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
         workers: Trainings at once (more than one: Ray tasks, ``--workers``).
         ray_address: Run on Ray (``"local"``, ``"auto"``, ``"HOST:PORT"``; ``--ray``): trainings as tasks, and
             the device measured on its cluster node when one advertises ``device:<name>``.
+        gpus_per_training: GPUs each training asks Ray for (``--gpus-per-training``; implies Ray); with
+            ``config.train_device="auto"`` each training runs on the GPU Ray assigns it.
 
     Raises:
         HwnasError: a bad setting, data set, device, or a folder holding a run (one line).
@@ -121,14 +123,14 @@ def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
     path = Path(run_dir) if run_dir is not None else Path("runs") / config.run_name()
     run = RunDir.create(path, config)
     return _run(run, accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo, workers=workers,
-                ray_address=ray_address)
+                ray_address=ray_address, gpus_per_training=gpus_per_training)
 
 
 def resume_search(run_dir: str | os.PathLike, *, max_trainings: int | None = None,
                   max_measurements: int | None = None, time_budget_s: float | None = None,
                   accuracy_fn: AccuracyFn | None = None, callbacks: Iterable[SearchCallback] = (),
                   echo: Callable[[str], None] | None = None, workers: int = 1,
-                  ray_address: str | None = None) -> SearchResult:
+                  ray_address: str | None = None, gpus_per_training: float = 0.0) -> SearchResult:
     """Continues a run stopped by Ctrl-C, a crash or its budget (``hwnas search --resume``); larger budgets
     given here are written back to its ``config.json``. A finished run within its budgets returns its stored
     result. A run started with an ``accuracy_fn`` needs it again."""
@@ -141,14 +143,16 @@ def resume_search(run_dir: str | os.PathLike, *, max_trainings: int | None = Non
     if changes:
         run.update_config(**changes)
     return _run(run, accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo, workers=workers,
-                ray_address=ray_address)
+                ray_address=ray_address, gpus_per_training=gpus_per_training)
 
 
-def _run(run, *, accuracy_fn, callbacks, echo, workers, ray_address) -> SearchResult:
+def _run(run, *, accuracy_fn, callbacks, echo, workers, ray_address, gpus_per_training) -> SearchResult:
     from hwnas.cluster import make_executor
     from hwnas.search.runner import run_search
 
-    executor = make_executor(ray_address, workers=workers, cpus_per_task=run.config.train_threads)
+    run.config.check_train_device(ray_gpus=gpus_per_training)
+    executor = make_executor(ray_address, workers=workers, cpus_per_task=run.config.train_threads,
+                             gpus_per_task=gpus_per_training)
     try:
         document = run_search(run, echo=echo or logger.info, callback=CallbackList(list(callbacks)),
                               accuracy_fn=accuracy_fn, executor=executor)

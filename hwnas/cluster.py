@@ -18,6 +18,7 @@ measurement never shares its machine with a training. A device node that offers 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Callable, Iterator, Sequence
 
 from hwnas.errors import HwnasError
@@ -102,6 +103,7 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc}") from None
         self._check_device_nodes()
+        self._check_gpus()
         self._task = ray.remote(_run_job).options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
                                                   max_retries=TASK_RETRIES, retry_exceptions=False)
 
@@ -113,6 +115,18 @@ class RayExecutor:
                 raise ClusterError(f"node {node.get('NodeManagerAddress')} advertises {devices[0]} and "
                                    f"{resources['CPU']:g} CPUs: a training could run beside its measurements; "
                                    f"start it with 'ray start --num-cpus 0 --resources ...'")
+
+    def _check_gpus(self) -> None:
+        """Refuses a GPU reservation no node of the cluster can give (Ray would wait for it forever)."""
+        if self.gpus_per_task <= 0:
+            return
+        largest = max((float(n.get("Resources", {}).get("GPU", 0)) for n in self.ray.nodes() if n.get("Alive", True)),
+                      default=0.0)
+        if largest < self.gpus_per_task:
+            if self._started:
+                self.ray.shutdown()
+            raise ClusterError(f"--gpus-per-training {self.gpus_per_task:g}: no node of the Ray cluster has that "
+                               f"many GPUs (the most on one node: {largest:g}); a training would wait forever")
 
     def run(self, jobs: Sequence[Callable[[], Any]], *,
             may_start: Callable[[int], bool] = _always) -> Iterator[tuple[int, Any]]:
@@ -264,6 +278,8 @@ def make_executor(ray_address: str | None | bool, *, workers: int = 1, cpus_per_
     """The executor of ``--ray [ADDRESS]``, ``--workers N`` and ``--gpus-per-training``: serial without ``--ray``,
     with one worker and no GPU; Ray otherwise (``ray_address`` True or ``"local"``: a local Ray; else the
     cluster's address)."""
+    if not math.isfinite(float(gpus_per_task)) or gpus_per_task < 0:
+        raise ClusterError(f"--gpus-per-training must be a finite number of at least 0, got {gpus_per_task!r}")
     if ray_address in (None, False) and workers <= 1 and not gpus_per_task:
         return SerialExecutor()
     address = None if ray_address in (None, False, True, "local", "") else str(ray_address)

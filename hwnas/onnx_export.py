@@ -111,6 +111,7 @@ def calibrate_batchnorm(model: torch.nn.Module, inputs: np.ndarray, *, batch_siz
     try:
         for begin in range(0, len(inputs), max(1, step)):
             batch = torch.from_numpy(np.ascontiguousarray(inputs[begin:begin + step], dtype=np.float32))
+            batch = batch.to(next(model.parameters()).device)  # the model's device (a GPU's for a GPU run)
             model(batch.contiguous(memory_format=torch.channels_last) if channels_last else batch)
     finally:
         for m, momentum in zip(norms, saved):

@@ -132,10 +132,49 @@ def test_profiling_and_searching_through_the_device_node(cluster, cli, tmp_path)
     assert "on testdev (its Ray node" in exported.output
     from hwnas.onnx_export import read_metadata
 
-    assert read_metadata(tmp_path / "m.onnx")["latency_source"] == "measured at export on testdev (its Ray node)"
+    metadata = read_metadata(tmp_path / "m.onnx")
+    assert metadata["latency_source"] == "measured at export on testdev (its Ray node)"
+    assert metadata["train_device"] == "cpu"  # --train-device auto without a GPU
     missing = cli("profile", "--device", "pi9", "--ray", address, "--samples", "3", "--profiles-dir",
                   tmp_path / "profiles")
     assert missing.exit_code == 1 and "device:pi9" in missing.stderr
+
+
+def _auto_device_with_cuda() -> tuple[str, list[str]]:
+    """Run as a Ray task: what ``auto`` resolves to there if PyTorch saw one GPU, and the ids Ray assigned."""
+    from hwnas.training import device as devices
+
+    real = devices._cuda_count
+    devices._cuda_count = lambda: 1  # this machine has no GPU: PyTorch is told it has one, for this task only
+    try:
+        return str(devices.resolve("auto")), devices.ray_gpu_ids()
+    finally:
+        devices._cuda_count = real
+
+
+def test_a_gpu_reservation_hands_each_training_its_gpu(cluster):
+    from hwnas.cluster import ClusterError
+    from hwnas.data.resolve import DatasetSpec
+    from hwnas.spaces import create_space
+    from hwnas.training import Recipe, Trainer, TrainingError
+    from hwnas.training.job import TrainingJob
+
+    made = cluster[0]
+    gpu_node = made.add_node(num_cpus=1, num_gpus=1, node_ip_address="127.0.0.1")  # Ray counts a GPU, PyTorch none
+    made.wait_for_nodes()
+    try:
+        with pytest.raises(ClusterError, match="--gpus-per-training 2: no node of the Ray cluster has that many"):
+            RayExecutor(made.address, workers=1, gpus_per_task=2)  # refused at once, never a task waiting forever
+        executor = RayExecutor(made.address, workers=1, gpus_per_task=1)
+        [(_, (device, ids))] = list(executor.run([_auto_device_with_cuda]))
+        assert device == "cuda:0" and ids == ["0"]  # auto is the GPU Ray assigned to the task
+        space = create_space("mobilenet")
+        job = TrainingJob(space=space, arch="16:k3e1/24:k3e1/32:k3e1/48:k3e1", dataset=DatasetSpec("digits"),
+                          recipe=Recipe(epochs=1), seed=0, evaluator=Trainer(device="auto", ray_gpus=1))
+        with pytest.raises(TrainingError, match="Ray assigned GPU 0 to this training, but PyTorch sees no CUDA"):
+            list(executor.run([job]))  # where the GPU is not usable: one line, nothing trained on the CPU instead
+    finally:
+        made.remove_node(gpu_node)
 
 
 def test_ray_missing_is_one_line(monkeypatch, cli, tmp_path):

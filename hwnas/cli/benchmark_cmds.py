@@ -46,6 +46,7 @@ def benchmark_cmd(controller_names, seeds, out, **params) -> None:
     from hwnas.search.benchmark import run_benchmark
 
     config = config_from_options({k: params[k] for k in RUN_PARAMS})
+    config.check_train_device(ray_gpus=params["gpus_per_training"])
     budget = format_latency(config.budget_ms)
     out = out or Path("runs") / f"benchmark-{config.space}-{config.device}-{budget}"
     click.echo(f"benchmark: {', '.join(controller_names)} x {seeds} seeds, {config.max_trainings} evaluations "

@@ -16,6 +16,7 @@ import click
 
 from hwnas.cli.common import INPUT_SHAPE, SEED, parse_space_options, print_json, stderr_echo
 from hwnas.cli.run_options import ray_option
+from hwnas.cli.train_cmds import THREADS_HELP, check_device, device_options
 from hwnas.profiling.providers import provider_names
 from hwnas.units import format_latency
 
@@ -51,8 +52,8 @@ def _size(n: int) -> str:
               help="Also write <name>.int8.onnx (static int8), its accuracy and latency measured.")
 @click.option("--seed", type=SEED, help="Seed of the final training [default: the run's seed, else 0].")
 @click.option("--train-threads", "threads", type=click.IntRange(min=1),
-              help="PyTorch threads of the final training [default: all cores]; latency is measured with "
-                   "the run's onnxruntime threads.")
+              help=f"{THREADS_HELP}; latency is measured with the run's onnxruntime threads.")
+@device_options
 @click.option("--from-supernet", "from_supernet", type=click.Path(file_okay=False, path_type=Path),
               help="Start the final training from this supernet's weights for the architecture (same space and "
                    "data set) instead of a fresh initialisation; usually with fewer --epochs.")
@@ -60,8 +61,9 @@ def _size(n: int) -> str:
 def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str | None,
                space_name: str | None, space_option: tuple[str, ...], dataset: str | None,
                dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, raw_input: bool,
-               quantize: str | None, seed: int | None, threads: int | None, as_json: bool,
-               from_supernet: Path | None, ray_address: str | None) -> None:
+               quantize: str | None, seed: int | None, threads: int | None, train_device: str,
+               loader_workers: int | None, as_json: bool, from_supernet: Path | None,
+               ray_address: str | None) -> None:
     """Train the chosen architecture with the final recipe and export it as a checked ONNX model.
 
     The final recipe is the search's, at full data, for 3x its epochs (--epochs overrides), trained on
@@ -86,6 +88,7 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
 
     if (dataset_option or input_shape) and not dataset:
         raise click.UsageError("-D/--dataset-option and --input-shape go with --dataset")
+    check_device(train_device)  # before any work
     data = dataset_spec_of(dataset, dataset_option, input_shape) if dataset else None
     # A run folder being searched is not exported until the search is done with it.
     held = (lock_run_folder(run_dir) if run_dir is not None and run_dir.is_dir() else contextlib.nullcontext())
@@ -98,7 +101,8 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
             summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize,
                                     raw_input=raw_input, threads=threads,
                                     echo=stderr_echo if as_json else click.echo, device_node=node,
-                                    from_supernet=from_supernet)
+                                    from_supernet=from_supernet, train_device=train_device,
+                                    loader_workers=loader_workers)
         finally:
             if executor is not None:
                 executor.close()

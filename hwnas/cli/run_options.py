@@ -101,8 +101,15 @@ def run_options(*, max_trainings: int | None = None) -> Callable:
                      help="Evaluation store (SQLite) [default: $HWNAS_STORE or ./evals.sqlite; a benchmark's "
                           "<out>/evals.sqlite]."),
         click.option("--train-threads", type=click.IntRange(min=1), default=_D("train_threads"), show_default=True,
-                     help="PyTorch threads per training (1 keeps training from disturbing latency measurements "
-                          "and is as fast for these small models)."),
+                     help="PyTorch threads per training, 1 in every command (keeps training from disturbing "
+                          "latency measurements and is as fast per core for these small models)."),
+        click.option("--train-device", default=_D("train_device"), show_default=True,
+                     metavar="auto|cpu|cuda|cuda:N|mps",
+                     help="Where trainings run: auto is the GPU Ray assigned (--gpus-per-training), else CUDA if "
+                          "present, else the CPU. Checked before any work starts."),
+        click.option("--loader-workers", type=click.IntRange(min=0),
+                     help="DataLoader worker processes reading a streamed data set [default: up to 4; 0: in the "
+                          "training's own process]."),
         click.option("--accuracy-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="CSV of arch,accuracy rows: a table look-up replaces each training (counted the same)."),
         click.option("--latency-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -161,7 +168,8 @@ RUN_PARAMS = ("latency_budget", "device", "space_name", "space_option", "dataset
               "input_shape", "epochs", "data_fraction", "recipe_option", "reward", "max_trainings",
               "max_measurements", "acquisition", "initial_trainings", "candidates_per_round", "archs_per_round",
               "explore", "local_search_steps", "profile_samples", "measure_threads", "profiles_dir", "store_path",
-              "train_threads", "accuracy_table", "latency_table", "mode", "train_equivalent")
+              "train_threads", "train_device", "loader_workers", "accuracy_table", "latency_table", "mode",
+              "train_equivalent")
 
 
 def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig:
@@ -191,7 +199,8 @@ def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig
         max_measurements=p["max_measurements"], initial_trainings=p["initial_trainings"],
         candidates_per_round=p["candidates_per_round"], archs_per_round=p["archs_per_round"],
         explore=p["explore"], local_search_steps=p["local_search_steps"], skip_equivalent=not p["train_equivalent"],
-        store=_text(p["store_path"]), train_threads=p["train_threads"], accuracy_table=_text(p["accuracy_table"]),
+        store=_text(p["store_path"]), train_threads=p["train_threads"], train_device=p["train_device"],
+        loader_workers=p["loader_workers"], accuracy_table=_text(p["accuracy_table"]),
         **settings)
     return config.resolved()
 

@@ -71,6 +71,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
         if overrides:
             run.update_config(**overrides)  # written back: the run's config.json says what it now runs under
         executor = executor_from_options(params, train_threads=run.config.train_threads)
+        run.config.check_train_device(ray_gpus=params["gpus_per_training"])
     else:
         if supernet_path is not None and _given("estimator") and estimator != "supernet":
             raise click.UsageError("--supernet is the supernet of --estimator supernet; drop one of them")
@@ -82,6 +83,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
             supernet_epochs=supernet_epochs, initial_estimates=initial_estimates,
             estimates_per_round=estimates_per_round)
         run_dir = run_dir or Path("runs") / config.run_name()
+        config.check_train_device(ray_gpus=params["gpus_per_training"])  # an unusable device: no folder
         executor = executor_from_options(params, train_threads=config.train_threads)  # Ray missing: no folder
         run = RunDir.create(run_dir, config)
     _attach_log(run.log_file)

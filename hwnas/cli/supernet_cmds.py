@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from hwnas.cli.common import SEED, make_space, space_options
-from hwnas.cli.train_cmds import _pct, dataset_options, make_recipe, open_store, recipe_options, store_option
+from hwnas.cli.train_cmds import (THREADS_HELP, _pct, check_device, dataset_options, device_options, make_recipe,
+                                  open_store, recipe_options, store_option)
 
 DEFAULT_FOLDER = "supernets"
 #: Supernet epochs unless --epochs says otherwise: one sub-network a step learns slowly (60 uniform epochs cost
@@ -90,7 +91,8 @@ def default_output(space_name: str, dataset_name: str, seed: int) -> Path:
               help="Train the largest sub-network alone for the first N epochs (Once-for-All's first phase).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of weights, batches and sampling.")
 @click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
-              help="PyTorch threads [default: all available cores]; --threads is its old name.")
+              help=f"{THREADS_HELP}; --threads is its old name.")
+@device_options
 @click.option("--output", "-o", type=click.Path(path_type=Path),
               help="The supernet folder [default: supernets/<space>-<data set>-s<seed>]; an unfinished one is "
                    "resumed.")
@@ -98,8 +100,8 @@ def default_output(space_name: str, dataset_name: str, seed: int) -> Path:
 def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_spec: str,
                        dataset_option: tuple[str, ...], input_shape, epochs: int | None, data_fraction: float | None,
                        recipe_option: tuple[str, ...], sampling: str, random_per_step: int, no_distill: bool,
-                       largest_epochs: int, seed: int, threads: int | None, output: Path | None,
-                       as_json: bool) -> None:
+                       largest_epochs: int, seed: int, threads: int | None, train_device: str,
+                       loader_workers: int | None, output: Path | None, as_json: bool) -> None:
     """Train one weight-sharing network covering the whole space (resumable: run it again to continue).
 
     Every architecture of the space is a sub-network. mobilenet: leading blocks of each stage (depth), leading
@@ -112,6 +114,7 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     from hwnas.supernet.folder import SupernetFolder, SupernetSettings
     from hwnas.supernet.training import train_supernet
 
+    check_device(train_device)  # before any work
     space = make_space(space_name, space_option)
     recipe = make_recipe(epochs or DEFAULT_EPOCHS, data_fraction, recipe_option)
     spec = dataset_spec_of(dataset_spec, dataset_option, input_shape)
@@ -125,7 +128,8 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     progress = _Progress(recipe.epochs, start)
     try:
         meta = train_supernet(folder, space=space, spec=spec, recipe=recipe, settings=settings, threads=threads,
-                              on_step=progress.step, on_epoch=progress.epoch)
+                              on_step=progress.step, on_epoch=progress.epoch, device=train_device,
+                              loader_workers=loader_workers)
     finally:
         progress.close()
     if as_json:
@@ -160,12 +164,15 @@ def _score_images(ctx, param, value: str) -> int | None:
 @click.option("--score-images", default="1000", show_default=True, callback=_score_images, metavar="N|all",
               help="Validation images scored (a fixed random subset), or 'all' of the split.")
 @click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
-              help="PyTorch threads [default: all available cores]; --threads is its old name.")
+              help=f"{THREADS_HELP}; --threads is its old name.")
+@click.option("--train-device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
+              help="Where sub-networks are recalibrated and scored: auto is CUDA if present, else the CPU (which "
+                   "scores with onnxruntime; a GPU with PyTorch, its estimates stored apart).")
 @store_option
 @click.option("--no-store", is_flag=True, help="Neither read nor write the evaluation store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON list.")
 def supernet_eval_cmd(archs: tuple[str, ...], supernet_path: Path, sample_n: int | None, seed: int,
-                      calibration_images: int, score_images: int | None, threads: int | None,
+                      calibration_images: int, score_images: int | None, threads: int | None, train_device: str,
                       store_path: Path | None, no_store: bool, as_json: bool) -> None:
     """Estimate the validation accuracy of ARCH... with a supernet (weights shared, BN recalibrated).
 
@@ -179,7 +186,7 @@ def supernet_eval_cmd(archs: tuple[str, ...], supernet_path: Path, sample_n: int
     from hwnas.training import EvalRecord, make_key
 
     estimator = SupernetEstimator(supernet_path, threads=threads, calibration_images=calibration_images,
-                                  score_images=score_images)
+                                  score_images=score_images, device=train_device)
     space, meta = estimator.space, estimator.meta
     parsed = [space.parse(a) for a in archs]
     if sample_n:

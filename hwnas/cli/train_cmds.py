@@ -75,6 +75,30 @@ def make_recipe(epochs: int | None = None, data_fraction: float | None = None,
     return Recipe.from_dict(settings)
 
 
+#: The help of every ``--train-threads`` option (one default everywhere).
+THREADS_HELP = "PyTorch threads of each training [default: 1, in every command]"
+
+
+def device_options(func):
+    """Adds ``--train-device`` and ``--loader-workers`` (where trainings run and how streamed data is read)."""
+    func = click.option("--loader-workers", type=click.IntRange(min=0),
+                        help="DataLoader worker processes reading a streamed data set (a large image folder, .npy "
+                             "arrays, CIFAR with -D stream=true) [default: up to 4; 0: in the training's own "
+                             "process]. In-memory data sets use none.")(func)
+    func = click.option("--train-device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
+                        help="Where trainings run: auto is the GPU Ray assigned, else CUDA if present, else the "
+                             "CPU. Checked before any work starts.")(func)
+    return func
+
+
+def check_device(train_device: str) -> str:
+    """``train_device`` if this machine can train on it (one clear error line otherwise, before any work)."""
+    from hwnas.training.device import resolve
+
+    resolve(train_device)
+    return train_device
+
+
 def store_option(func):
     """Adds ``--store PATH`` (default ``$HWNAS_STORE`` or ``./evals.sqlite``)."""
     return click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -90,13 +114,14 @@ def open_store(store_path: Path | None, *, must_exist: bool = False):
     return EvalStore(path)
 
 
-def make_evaluator(space, accuracy_table: Path | None, threads: int | None):
-    """A :class:`TableEvaluator` for ``--accuracy-table``, else a :class:`Trainer`."""
+def make_evaluator(space, accuracy_table: Path | None, threads: int | None, *, train_device: str = "auto",
+                   loader_workers: int | None = None):
+    """A :class:`TableEvaluator` for ``--accuracy-table``, else a :class:`Trainer` (its device checked)."""
     from hwnas.training import TableEvaluator, Trainer
 
     if accuracy_table is not None:
         return TableEvaluator(accuracy_table, space)
-    return Trainer(threads=threads)
+    return Trainer(threads=threads, device=check_device(train_device), loader_workers=loader_workers)
 
 
 def _pct(value: float | None) -> str:
@@ -111,7 +136,8 @@ def _pct(value: float | None) -> str:
 @recipe_options
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Training seed (init, batch order).")
 @click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
-              help="PyTorch threads [default: all available cores]; --threads is its old name.")
+              help=f"{THREADS_HELP}; --threads is its old name.")
+@device_options
 @store_option
 @click.option("--no-store", is_flag=True, help="Neither read nor write the evaluation store.")
 @click.option("--accuracy-table", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.csv",
@@ -119,8 +145,9 @@ def _pct(value: float | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def train_cmd(arch: str, space_name: str, space_option: tuple[str, ...], dataset_spec: str,
               dataset_option: tuple[str, ...], input_shape, epochs: int | None, data_fraction: float | None,
-              recipe_option: tuple[str, ...], seed: int, threads: int | None, store_path: Path | None,
-              no_store: bool, accuracy_table: Path | None, as_json: bool) -> None:
+              recipe_option: tuple[str, ...], seed: int, threads: int | None, train_device: str,
+              loader_workers: int | None, store_path: Path | None, no_store: bool, accuracy_table: Path | None,
+              as_json: bool) -> None:
     """Train ARCH (or look it up) and print its validation accuracy, parameters and time.
 
     The result is stored in the evaluation store; asking again for the same architecture, data set, recipe,
@@ -131,7 +158,8 @@ def train_cmd(arch: str, space_name: str, space_option: tuple[str, ...], dataset
     space = make_space(space_name, space_option)
     parsed = space.parse(arch)
     recipe = make_recipe(epochs, data_fraction, recipe_option)
-    evaluator = make_evaluator(space, accuracy_table, threads)
+    evaluator = make_evaluator(space, accuracy_table, threads, train_device=train_device,
+                               loader_workers=loader_workers)
     dataset = make_dataset(dataset_spec, dataset_option, input_shape)
     if no_store:
         result = evaluator(space, parsed, dataset, recipe=recipe, seed=seed)
@@ -155,6 +183,7 @@ def train_cmd(arch: str, space_name: str, space_option: tuple[str, ...], dataset
     click.echo(f"params        {record.params:,}" if record.params is not None else "params        -")
     click.echo(f"time          {record.wall_time_s:.1f} s {verb}  ({record.fidelity}, seed {record.seed}"
                + (f", {record.threads} threads" if record.threads else "")
+               + (f", on {record.recipe['train_device']}" if record.recipe.get("train_device") else "")
                + f", recipe {record.recipe_hash})")
     click.echo(f"store         {where}")
 

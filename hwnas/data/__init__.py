@@ -1,5 +1,6 @@
-"""Data sets: a registry of named ones (``create_dataset("digits")``) plus the user's own image folders
-and ``.npz`` files, all reached through :func:`resolve_dataset`. Each gives fixed train/val/test splits for
+"""Data sets: a registry of named ones (``create_dataset("digits")``) plus the user's own image folders (flat or
+``train/``/``val/`` trees), ``.npz`` files, folders of ``.npy`` arrays and CIFAR's binary files, all reached through
+:func:`resolve_dataset`; a large one is streamed (:mod:`hwnas.data.lazy`). Each gives fixed train/val/test splits for
 a seed."""
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ def create_dataset(name: str, **kwargs) -> Dataset:
 
 # Import every data-set module so that each registers itself.
 from hwnas.data import cluttered, digits  # noqa: E402,F401
+from hwnas.data.arrays import NpyFolderDataset  # noqa: E402
+from hwnas.data.cifar import CifarDataset  # noqa: E402
 from hwnas.data.folder import ImageFolderDataset  # noqa: E402
+from hwnas.data.lazy import LazyArray  # noqa: E402
 from hwnas.data.npz import NpzDataset  # noqa: E402
 from hwnas.data.resolve import DatasetSpec, resolve_dataset, short_name  # noqa: E402
 
-__all__ = ["DATASETS", "DataError", "Dataset", "DatasetSpec", "ImageFolderDataset", "NpzDataset", "Splits",
+__all__ = ["DATASETS", "CifarDataset", "DataError", "Dataset", "DatasetSpec", "ImageFolderDataset", "LazyArray",
+           "NpyFolderDataset", "NpzDataset", "Splits",
            "create_dataset", "register_dataset", "resolve_dataset", "short_name"]

@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hwnas.data.base import Dataset, DataError, Splits, check_fractions, stratified_split, to_unit_range
+from hwnas.data.lazy import Inputs, take
 
 
 class NpzDataset(Dataset):
@@ -34,6 +36,7 @@ class NpzDataset(Dataset):
     """
 
     name = "npz"
+    kind = "npz"  # the store key's prefix
 
     def __init__(self, path: str | Path, *, val_fraction: float = 0.2, test_fraction: float = 0.2) -> None:
         self.path = Path(path)
@@ -47,7 +50,8 @@ class NpzDataset(Dataset):
     def _fail(self, message: str) -> DataError:
         return DataError(f"{self.path}: {message}")
 
-    def _read(self) -> tuple[dict[str, np.ndarray], list[str], str]:
+    def _raw(self) -> tuple[dict[str, np.ndarray], str]:
+        """The file's arrays by name, and the 12-hex-digit digest of its bytes."""
         if not self.path.exists():
             raise self._fail("no such file")
         if not self.path.is_file():
@@ -58,7 +62,10 @@ class NpzDataset(Dataset):
                 data = {key: npz[key] for key in npz.files}
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
             raise self._fail(f"not a readable .npz file ({exc})") from None
-        digest = hashlib.sha1(raw).hexdigest()[:12]
+        return data, hashlib.sha1(raw).hexdigest()[:12]
+
+    def _read(self) -> tuple[dict[str, Any], list[str], str]:
+        data, digest = self._raw()
         self._pixels = "x_train" in data and data["x_train"].dtype == np.uint8
         for key in ("x_train", "y_train"):
             if key not in data:
@@ -99,14 +106,8 @@ class NpzDataset(Dataset):
         arrays["y_train"] = np.searchsorted(labels, arrays["y_train"]).astype(np.int64)
         return arrays, names, digest
 
-    def _inputs(self, key: str, x: np.ndarray) -> np.ndarray:
-        if x.ndim == 3:
-            x = x[:, None, :, :]
-        elif x.ndim == 4:
-            if x.shape[3] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
-                x = x.transpose(0, 3, 1, 2)
-        else:
-            raise self._fail(f"{key} has shape {x.shape}; expected (N, H, W), (N, C, H, W) or (N, H, W, C)")
+    def _inputs(self, key: str, x: np.ndarray) -> Inputs:
+        x = self._as_nchw(key, x)
         if x.dtype == np.uint8:
             return np.ascontiguousarray(to_unit_range(x, max_value=255.0))
         if not np.issubdtype(x.dtype, np.floating):
@@ -115,6 +116,16 @@ class NpzDataset(Dataset):
         if not np.isfinite(x).all():
             raise self._fail(f"{key} holds NaN or infinite values")
         return x
+
+    def _as_nchw(self, key: str, x: np.ndarray) -> np.ndarray:
+        """``x`` viewed as ``(N, C, H, W)`` (a view: nothing is copied or read)."""
+        if x.ndim == 3:
+            return x[:, None, :, :]
+        if x.ndim == 4:
+            if x.shape[3] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+                return x.transpose(0, 3, 1, 2)
+            return x
+        raise self._fail(f"{key} has shape {x.shape}; expected (N, H, W), (N, C, H, W) or (N, H, W, C)")
 
     def _labels(self, key: str, y: np.ndarray) -> np.ndarray:
         if y.ndim != 1:
@@ -146,7 +157,7 @@ class NpzDataset(Dataset):
         suffix = ""
         if (self.val_fraction, self.test_fraction) != (0.2, 0.2):
             suffix = f"[val={self.val_fraction:g},test={self.test_fraction:g}]"
-        return f"npz:{self.name}@{self._digest}{suffix}"
+        return f"{self.kind}:{self.name}@{self._digest}{suffix}"
 
     def splits(self, seed: int = 0) -> Splits:
         seed = int(seed)
@@ -157,12 +168,12 @@ class NpzDataset(Dataset):
             train, val, test = stratified_split(
                 y, val_fraction=0.0 if has_val else self.val_fraction,
                 test_fraction=0.0 if has_test else self.test_fraction, seed=seed)
-            x_val, y_val = (a["x_val"], a["y_val"]) if has_val else (x[val], y[val])
-            x_test, y_test = (a["x_test"], a["y_test"]) if has_test else (x[test], y[test])
+            x_val, y_val = (a["x_val"], a["y_val"]) if has_val else (take(x, val), y[val])
+            x_test, y_test = (a["x_test"], a["y_test"]) if has_test else (take(x, test), y[test])
             if len(y_val) == 0:
                 raise self._fail(f"the validation split is empty ({len(y)} training samples); add "
                                  f"x_val/y_val or more samples")
-            self._cache[seed] = Splits(x[train], y[train], x_val, y_val, x_test, y_test)
+            self._cache[seed] = Splits(take(x, train), y[train], x_val, y_val, x_test, y_test)
         return self._cache[seed]
 
     def describe(self) -> str:

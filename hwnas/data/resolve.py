@@ -3,7 +3,9 @@
 ``--dataset SPEC`` on the command line goes through :func:`resolve_dataset`:
 
 - a registered name (see ``hwnas datasets``) wins; write ``./digits`` for a folder of that name;
-- an existing folder is an image folder (one sub-folder per class);
+- ``cifar10:PATH`` / ``cifar100:PATH`` is CIFAR's official binary release in ``PATH`` (:mod:`hwnas.data.cifar`);
+- an existing folder holding ``x_train.npy`` is a folder of memory-mapped arrays (:mod:`hwnas.data.arrays`);
+- another existing folder is an image folder (one sub-folder per class, or ``train/``/``val/`` trees);
 - a path ending in ``.npz`` is an array file.
 """
 
@@ -29,10 +31,20 @@ def resolve_dataset(spec: str, *, input_shape: Sequence[int] | None = None, **op
         DataError: ``spec`` names nothing usable, or an option does not apply to that data set.
     """
     from hwnas.data import DATASETS, create_dataset
+    from hwnas.data.arrays import NpyFolderDataset, is_array_folder
     from hwnas.data.folder import ImageFolderDataset
     from hwnas.data.npz import NpzDataset
 
     spec = str(spec)
+    release, path_text = path_dataset(spec)
+    if release is not None:
+        from hwnas.data.cifar import CifarDataset
+
+        if input_shape is not None:
+            raise DataError(f"{spec}: an input shape applies only to image folders ({release} is 3x32x32)")
+        if not path_text:
+            raise DataError(f"{spec}: give the folder of the binary files, e.g. {release}:data/{release}")
+        return _construct(CifarDataset, Path(path_text).expanduser(), {**options, "release": release})
     if spec in DATASETS:
         if input_shape is not None:
             raise DataError(f"{spec}: an input shape applies only to image folders (this data set is "
@@ -42,6 +54,10 @@ def resolve_dataset(spec: str, *, input_shape: Sequence[int] | None = None, **op
         except TypeError as exc:
             raise DataError(f"data set {spec!r} does not take these options: {exc}") from None
     path = Path(spec)
+    if is_array_folder(path):
+        if input_shape is not None:
+            raise DataError(f"{spec}: an input shape applies only to image folders (.npy arrays keep theirs)")
+        return _construct(NpyFolderDataset, path, options)
     if path.is_dir():
         kwargs = dict(options)
         if input_shape is not None:
@@ -55,8 +71,20 @@ def resolve_dataset(spec: str, *, input_shape: Sequence[int] | None = None, **op
         raise DataError(f"{spec}: not a data set: expected a folder with one sub-folder per class, or a "
                         f".npz file")
     known = ", ".join(DATASETS.names())
-    raise DataError(f"unknown data set {spec!r}: not a registered name ({known}), an existing folder, "
-                    f"or a .npz file")
+    raise DataError(f"unknown data set {spec!r}: not a registered name ({known}), cifar10:PATH, cifar100:PATH, "
+                    f"an existing folder, or a .npz file")
+
+
+#: Data sets named ``RELEASE:PATH`` (the files are the user's; nothing is downloaded).
+PATH_DATASETS = ("cifar10", "cifar100")
+
+
+def path_dataset(spec: str) -> tuple[str | None, str]:
+    """``("cifar10", "PATH")`` for ``cifar10:PATH`` (any of :data:`PATH_DATASETS`), else ``(None, spec)``."""
+    name, sep, rest = str(spec).partition(":")
+    if sep and name.lower() in PATH_DATASETS:
+        return name.lower(), rest
+    return None, str(spec)
 
 
 def _construct(cls, path: Path, options: dict[str, Any]) -> Dataset:
@@ -88,10 +116,11 @@ class DatasetSpec:
         """The same spec with an existing folder or file made absolute (a registered name is kept)."""
         from hwnas.data import DATASETS
 
-        path = Path(self.spec).expanduser()
-        if self.spec in DATASETS or not path.exists():  # a name, or nothing: errors name what was typed
+        release, text = path_dataset(self.spec)
+        path = Path(text).expanduser()
+        if self.spec in DATASETS or not text or not path.exists():  # a name, or nothing: errors name what was typed
             return self
-        return replace(self, spec=str(path.resolve()))
+        return replace(self, spec=f"{release}:{path.resolve()}" if release else str(path.resolve()))
 
     def to_config(self) -> dict[str, Any]:
         return {"dataset": self.spec, "dataset_options": dict(self.options),

@@ -31,6 +31,7 @@ import torch
 from hwnas import __version__
 from hwnas.arch import Arch
 from hwnas.data.base import Dataset, Splits
+from hwnas.data.lazy import concatenate, take
 from hwnas.deploy.target import DeployError
 from hwnas.data.preprocess import Preprocess
 from hwnas.onnx_export import ExportReport, RawInput, export_model
@@ -74,8 +75,9 @@ class TrainPlusValidation(Dataset):
 
     def splits(self, seed: int = 0) -> Splits:
         s = self.base.splits(seed)
-        return Splits(x_train=np.concatenate([s.x_train, s.x_val]),
-                      y_train=np.concatenate([s.y_train, s.y_val]), x_val=s.x_val[:0], y_val=s.y_val[:0],
+        return Splits(x_train=concatenate([s.x_train, s.x_val]),
+                      y_train=np.concatenate([s.y_train, s.y_val]), x_val=take(s.x_val, slice(0, 0)),
+                      y_val=s.y_val[:0],
                       x_test=s.x_test, y_test=s.y_test)
 
 
@@ -90,6 +92,7 @@ class FinalModel:
         test_samples: Images in the test split.
         wall_time_s: Seconds the training took.
         train_loss: Mean training loss of the last epoch.
+        device: The device it trained on (``cpu``, ``cuda:0``).
     """
 
     model: torch.nn.Module
@@ -98,13 +101,15 @@ class FinalModel:
     test_samples: int
     wall_time_s: float
     train_loss: float
+    device: str = "cpu"
 
 
 def train_final(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe, seed: int = 0,
                 threads: int | None = None, on_epoch: Callable[[int, float], None] | None = None,
-                initial_state: Mapping[str, torch.Tensor] | None = None) -> FinalModel:
+                initial_state: Mapping[str, torch.Tensor] | None = None, device: str = "cpu",
+                loader_workers: int | None = None) -> FinalModel:
     """Trains ``arch`` with ``recipe`` on train+validation and measures it on the test split, from scratch
-    or from ``initial_state`` (a supernet's weights for it).
+    or from ``initial_state`` (a supernet's weights for it), on the training ``device``.
 
     Raises:
         DeployError: training diverged (non-finite loss).
@@ -113,13 +118,15 @@ def train_final(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Rec
 
     merged = TrainPlusValidation(dataset)
     result = train(space, arch, merged, recipe=recipe, seed=seed, threads=threads, report_test=True,
-                   return_model=True, on_epoch=on_epoch, initial_state=initial_state)
+                   return_model=True, on_epoch=on_epoch, initial_state=initial_state, device=device,
+                   loader_workers=loader_workers)
     if not np.isfinite(result.train_loss):
         raise DeployError(f"the final training of {arch.string} diverged (loss {result.train_loss}); try "
                           f"fewer epochs or another --seed")
     sizes = merged.splits(recipe.split_seed).sizes()
     return FinalModel(model=result.model, test_accuracy=float(result.test_accuracy), train_samples=sizes[0],
-                      test_samples=sizes[2], wall_time_s=result.wall_time_s, train_loss=result.train_loss)
+                      test_samples=sizes[2], wall_time_s=result.wall_time_s, train_loss=result.train_loss,
+                      device=result.device or "cpu")
 
 
 def shipped_module(model: torch.nn.Module, precision: str) -> torch.nn.Module:

@@ -69,7 +69,8 @@ def _fmt_acc(value: float) -> str:
 def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bool = False,
                   quantize: str | None = None, raw_input: bool = False, threads: int | None = None,
                   echo: Callable[[str], None] = logger.info, protocol: dict[str, Any] | None = None,
-                  device_node=None, from_supernet: str | Path | None = None) -> ExportSummary:
+                  device_node=None, from_supernet: str | Path | None = None, train_device: str = "auto",
+                  loader_workers: int | None = None) -> ExportSummary:
     """Trains, exports, measures and writes the final model of ``target`` (see the module docstring).
 
     Args:
@@ -80,7 +81,10 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         quantize: None or ``"int8"``.
         raw_input: Put the input scaling in the graph: the model takes ``uint8`` NHWC pixels
             (:class:`hwnas.data.preprocess.Preprocess`).
-        threads: CPU threads for training (all cores by default).
+        threads: CPU threads for training (1 by default).
+        train_device: Where the final training runs (:mod:`hwnas.training.device`; ``auto``: a GPU when there
+            is one); recorded in the model's metadata as ``train_device``.
+        loader_workers: DataLoader workers of a streamed data set (None: the trainer's default).
         echo: Where progress lines go (``click.echo`` on the command line).
         protocol: Overrides of the latency protocol (tests use a short one).
         device_node: The device's node of a Ray cluster (:meth:`hwnas.cluster.RayExecutor.device`): the file
@@ -93,7 +97,10 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
     """
     from hwnas.spaces import create_space
 
+    from hwnas.training.trainer import training_device
+
     out = check_output_path(output)
+    device = training_device(train_device)  # an unusable device is one line before any work
     if quantize not in (None, "int8"):
         raise DeployError(f"unknown quantization {quantize!r} (known: int8)")
     if quantize and raw_input:
@@ -139,9 +146,10 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
 
     start = f" from supernet {from_supernet}" if from_supernet is not None else ""
     echo(f"training {arch.string} ({target.space}) on {dataset.key} train+validation{start}: {recipe.epochs} "
-         f"epoch(s), seed {target.seed}")
+         f"epoch(s), seed {target.seed}, on {device}")
     final = train_final(space, arch, dataset, recipe=recipe, seed=target.seed, threads=threads,
-                        on_epoch=on_epoch, initial_state=initial_state)
+                        on_epoch=on_epoch, initial_state=initial_state, device=device,
+                        loader_workers=loader_workers)
     echo(f"trained on {final.train_samples} images in {final.wall_time_s:.1f} s; test accuracy (PyTorch) "
          f"{_fmt_acc(final.test_accuracy)} on {final.test_samples} images")
 
@@ -174,7 +182,7 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         "input_shape": list(shape), "num_classes": dataset.num_classes,
         "class_names": list(dataset.class_names),
         "dataset": target.dataset, "split_seed": recipe.split_seed, "test_accuracy": final.test_accuracy,
-        "recipe": recipe.to_dict(), "seed": target.seed, **origin})
+        "recipe": recipe.to_dict(), "seed": target.seed, "train_device": final.device, **origin})
     summary = ExportSummary(
         model=ExportedFile(out, len(model_bytes), float(torch_acc), latency, source, model_meta),
         weights_path=weights_path, device=where, torch_test_accuracy=final.test_accuracy,
@@ -211,6 +219,7 @@ def _base_metadata(target: ExportTarget, space, arch, dataset, final, *,
         "latency_budget_ms": "none" if target.budget_ms is None else repr(float(target.budget_ms)),
         "recipe": json.dumps(target.recipe.to_dict(), sort_keys=True), "epochs": str(target.recipe.epochs),
         "seed": str(target.seed), "run_dir": target.run_dir or "", "quantization": "none",
+        "train_device": final.device,
     }
 
 

@@ -27,6 +27,7 @@ from hwnas.io import atomic_write_json, atomic_write_text, finite_number, read_j
 from hwnas.search.config import RunConfig
 from hwnas.search.curves import (best_curve, checkpoints, measurement_curve, plot_curves, regret_curve,
                                  summarize)
+from hwnas.training.recipe import complete_recipe
 from hwnas.units import format_latency
 
 logger = logging.getLogger(__name__)
@@ -230,4 +231,6 @@ def _comparable(key: str, value):
         return None
     if key in ("accuracy_table", "latency_table"):
         return str(Path(value).resolve())
+    if key == "recipe" and isinstance(value, dict):
+        return complete_recipe(value)
     return value

@@ -21,6 +21,7 @@ from hwnas import __version__
 from hwnas.errors import HwnasError
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
 from hwnas.search.state import SearchSettings
+from hwnas.training.device import DeviceError, check_name
 from hwnas.training.recipe import DEFAULT_RECIPE, Recipe, RecipeError
 
 #: Version of ``config.json``. 1: untyped (hwnas 0.1; ``threads`` for the measurement threads);
@@ -72,6 +73,11 @@ class RunConfig:
     Accuracy:
         store: The evaluation store (None: ``$HWNAS_STORE`` or ``./evals.sqlite``).
         train_threads: PyTorch threads per training.
+        train_device: Where trainings run: ``auto`` (the GPU Ray assigned, else CUDA if present, else the CPU),
+            ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (:mod:`hwnas.training.device`). Runs made before it
+            existed read as ``cpu``.
+        loader_workers: DataLoader workers of a streamed data set (None: up to 4; 0: read in the training's
+            own process).
         accuracy_table: A CSV of ``arch,accuracy`` replacing the trainings.
         accuracy_function: The name of a Python accuracy function (:func:`hwnas.start_search`'s ``accuracy_fn``)
             replacing the trainings; recorded so that a resume without it is refused.
@@ -113,6 +119,8 @@ class RunConfig:
     skip_equivalent: bool = _setting("skip_equivalent")
     store: str | None = None
     train_threads: int = 1
+    train_device: str = "auto"
+    loader_workers: int | None = None
     accuracy_table: str | None = None
     accuracy_function: str | None = None
     estimator: str = "train"
@@ -169,6 +177,12 @@ class RunConfig:
                           ("initial_estimates", 1), ("estimates_per_round", 0)):
             if not (_whole(getattr(self, name)) and getattr(self, name) >= low):
                 raise ConfigError(f"{name} must be a whole number of at least {low}, got {getattr(self, name)!r}")
+        try:
+            set_(self, "train_device", check_name(self.train_device))
+        except DeviceError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.loader_workers is not None and not (_whole(self.loader_workers) and self.loader_workers >= 0):
+            raise ConfigError(f"loader_workers must be a whole number of at least 0, got {self.loader_workers!r}")
         for name in ("max_measurements", "num_classes", "supernet_threads"):
             value = getattr(self, name)
             if value is not None and not (_whole(value) and value >= 1):
@@ -259,6 +273,18 @@ class RunConfig:
                               initial_estimates=self.initial_estimates, estimates_per_round=self.estimates_per_round,
                               skip_equivalent=self.skip_equivalent, seed=self.seed)
 
+    def check_train_device(self, *, ray_gpus: float = 0.0) -> None:
+        """Refuses, before any work, a training device this machine cannot use (one line). With Ray GPUs
+        (``--gpus-per-training``) the device is the one Ray assigns, checked where each training runs.
+
+        Raises:
+            HwnasError: the device is unusable here.
+        """
+        from hwnas.training.device import resolve
+
+        if ray_gpus <= 0 and self.accuracy_table is None and self.accuracy_function is None:
+            resolve(self.train_device)
+
     def conditions(self):
         """The latency measurement conditions (a :class:`~hwnas.profiling.measure.Conditions`)."""
         from hwnas.profiling.measure import Conditions
@@ -318,6 +344,7 @@ class RunConfig:
                 raise ConfigError(f"missing {key!r}")
         known = {spec.name for spec in fields(cls)}
         values = {_RENAMED.get(k, k): v for k, v in data.items() if _RENAMED.get(k, k) in known}
+        values.setdefault("train_device", "cpu")  # runs made before the setting trained on the CPU
         if not values.get("recipe"):  # runs made before the recipe was stored: the default at their epochs
             values["recipe"] = DEFAULT_RECIPE.with_fidelity(epochs=data["epochs"]) if data.get("epochs") \
                 else DEFAULT_RECIPE

@@ -101,9 +101,11 @@ def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Calla
     from hwnas.search.sources.accuracy import accuracy_source
 
     config = run.config
+    ray_gpus = float(getattr(executor, "gpus_per_task", 0.0))
+    config.check_train_device(ray_gpus=ray_gpus)  # before anything is measured or trained
     space = config.create_space()
     latency = latency_source(config, space, echo=echo, executor=executor)
-    accuracy = accuracy_source(config, space, accuracy_fn=accuracy_fn)
+    accuracy = accuracy_source(config, space, accuracy_fn=accuracy_fn, ray_gpus=ray_gpus)
     estimates = None
     if config.estimator == "supernet":
         from hwnas.search.sources.accuracy import supernet_estimates

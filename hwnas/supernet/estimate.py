@@ -33,7 +33,7 @@ from hwnas.supernet.folder import SupernetFolder
 from hwnas.supernet.weights import load_supernet
 from hwnas.training.evaluator import Evaluator
 from hwnas.training.recipe import Recipe
-from hwnas.training.trainer import TrainResult, as_layout, available_cores, training_subset
+from hwnas.training.trainer import TrainResult, as_layout, training_subset
 
 CALIBRATION_IMAGES = 64
 CALIBRATION_BATCH = 128
@@ -66,7 +66,9 @@ class SupernetEstimator(Evaluator):
 
     Args:
         folder: A finished supernet folder (checked against its checksum).
-        threads: CPU threads (all available cores by default).
+        threads: CPU threads (1 by default).
+        device: Where the sub-networks are recalibrated and scored (:mod:`hwnas.training.device`): the CPU scores
+            with onnxruntime by default; a GPU with PyTorch (the ``torch`` backend).
         calibration_images: Training images the batch-norm statistics are recalibrated on. 64 ranked the
             reference architectures as well as 128 and 256 (``benchmarks/supernet.py``) at 1.35x the rate of 256.
         score_images: Validation images scored (a fixed random subset; ``None``: the whole split). 1,000
@@ -78,14 +80,17 @@ class SupernetEstimator(Evaluator):
 
     def __init__(self, folder: SupernetFolder | str, *, threads: int | None = None,
                  calibration_images: int = CALIBRATION_IMAGES, score_images: int | None = SCORE_IMAGES,
-                 backend: str = "onnxruntime") -> None:
+                 backend: str = "onnxruntime", device: str = "cpu") -> None:
+        from hwnas.training.trainer import DEFAULT_THREADS, training_device
+
         super().__init__()
+        self.device = training_device(device)
         self.supernet = load_supernet(folder)
         self.seed = int(self.meta["settings"]["seed"])  # the store key's seed of every estimate
-        self.threads = available_cores() if threads is None else int(threads)
+        self.threads = DEFAULT_THREADS if threads is None else int(threads)
         if backend not in ("onnxruntime", "torch"):
             raise SupernetError(f"backend {backend!r} is not one of ['onnxruntime', 'torch']")
-        self.backend = backend
+        self.backend = backend if self.device.type == "cpu" else "torch"
         self.calibration_count = int(calibration_images)
         if self.calibration_count < 2:
             raise SupernetError("at least 2 calibration images are needed")
@@ -106,7 +111,8 @@ class SupernetEstimator(Evaluator):
     def protocol_key(self, recipe: Recipe) -> tuple[str, int, float]:
         """Keyed by the supernet (its checksum) and the calibration, not by the run's recipe."""
         scored = "" if self.score_count is None else f"-v{self.score_count}"
-        return f"sn-{self.checksum[:12]}-c{self.calibration_count}{scored}", 0, 1.0
+        on = "" if self.device.type == "cpu" else f"-{self.device.type}"  # a GPU's kernels: other numbers
+        return f"sn-{self.checksum[:12]}-c{self.calibration_count}{scored}{on}", 0, 1.0
 
     def protocol(self, recipe: Recipe) -> dict[str, Any]:
         return {"supernet": self.checksum, "supernet_path": str(self.folder.path.resolve()),
@@ -130,9 +136,9 @@ class SupernetEstimator(Evaluator):
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            model = self.net.extract(arch).to(memory_format=torch.channels_last)
+            model = self.net.extract(arch).to(self.device, memory_format=torch.channels_last)
             calibrate_batchnorm(model, calibration, batch_size=CALIBRATION_BATCH, channels_last=True)
-            logits = self._logits(model, x_val)
+            logits = self._logits(model, x_val).cpu()
         finally:
             torch.set_num_threads(previous)
         labels = torch.from_numpy(y_val)
@@ -141,7 +147,7 @@ class SupernetEstimator(Evaluator):
         params = sum(p.numel() for p in model.parameters())
         return TrainResult(val_accuracy=accuracy, val_loss=loss, params=int(params),
                            wall_time_s=time.perf_counter() - start, epochs=0, data_fraction=1.0,
-                           source=self.source, threads=self.threads)
+                           source=self.source, threads=self.threads, device=str(self.device))
 
     def _task_data(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Calibration images, validation inputs and labels of ``dataset`` (kept for the next estimate)."""
@@ -155,7 +161,7 @@ class SupernetEstimator(Evaluator):
     @torch.no_grad()
     def _logits(self, model: nn.Module, x: np.ndarray) -> torch.Tensor:
         if self.backend == "torch":
-            return torch.cat([model(as_layout(torch.from_numpy(x[b:b + SCORE_BATCH])))
+            return torch.cat([model(as_layout(torch.from_numpy(x[b:b + SCORE_BATCH]).to(self.device)))
                               for b in range(0, len(x), SCORE_BATCH)])
         plain = model.to(memory_format=torch.contiguous_format)
         session = cpu_session(to_onnx_bytes(plain, x.shape[1:], dynamic_batch=True), threads=self.threads)

@@ -25,10 +25,12 @@ from hwnas.spaces.base import SearchSpace
 from hwnas.supernet.base import Supernet, SupernetError
 from hwnas.supernet.networks import make_supernet
 from hwnas.supernet.folder import SupernetFolder, SupernetSettings, load_tensors, save_tensors, sha256_file
-from hwnas.training.recipe import Recipe
+from hwnas.training.recipe import Recipe, complete_recipe
 from hwnas.training.store import space_key
-from hwnas.training.trainer import (as_layout, available_cores, batches, lr_factor, make_optimizer,
-                                    memory_format, shift, training_subset)
+from hwnas.training.augment import augment
+from hwnas.training.loader import BatchSource
+from hwnas.training.trainer import (DEFAULT_THREADS, MixedPrecision, as_layout, batches, check_amp, lr_factor,
+                                    make_optimizer, memory_format, training_device, training_subset)
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +72,18 @@ def describe(space: SearchSpace, spec: DatasetSpec, dataset: Dataset, recipe: Re
 def train_supernet(folder: SupernetFolder, *, space: SearchSpace, spec: DatasetSpec, recipe: Recipe,
                    settings: SupernetSettings = SupernetSettings(), threads: int | None = None,
                    on_step: StepCallback | None = None,
-                   on_epoch: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
-    """Trains (or resumes, or finds finished) the supernet in ``folder``; returns its metadata.
+                   on_epoch: Callable[[int, dict], None] | None = None, device: str = "cpu",
+                   loader_workers: int | None = None) -> dict[str, Any]:
+    """Trains (or resumes, or finds finished) the supernet in ``folder`` on the training ``device``
+    (:mod:`hwnas.training.device`); returns its metadata. ``loader_workers``: DataLoader workers of a streamed
+    data set.
 
     Raises:
         SupernetError: the folder holds another supernet (other space, data, recipe or settings), or a
             file in it is corrupt.
     """
+    dev = training_device(device)  # an unusable device is one line before any work
+    check_amp(recipe, dev)
     dataset = spec.resolve()
     identity = describe(space, spec, dataset, recipe, settings)
     with folder_lock(folder.path, what="supernet folder", error=SupernetError):
@@ -90,24 +97,27 @@ def train_supernet(folder: SupernetFolder, *, space: SearchSpace, spec: DatasetS
                     "train_time_s": 0.0, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             folder.write_meta(meta)
         return _train(folder, meta, space=space, dataset=dataset, recipe=recipe, settings=settings,
-                      threads=threads, on_step=on_step, on_epoch=on_epoch)
+                      threads=threads, on_step=on_step, on_epoch=on_epoch, device=dev, loader_workers=loader_workers)
 
 
 def _check_same(folder: SupernetFolder, meta: dict, identity: dict) -> None:
     for key in ("space_key", "dataset_key", "input_shape", "num_classes", "recipe", "settings"):
-        if meta.get(key) != identity[key]:
+        held = complete_recipe(meta[key]) if key == "recipe" and isinstance(meta.get(key), dict) else meta.get(key)
+        if held != identity[key]:
             raise SupernetError(f"{folder.path} holds another supernet ({key} {meta.get(key)!r}, asked "
                                 f"{identity[key]!r}); choose another -o, or repeat the settings it was made with")
 
 
 def _train(folder: SupernetFolder, meta: dict, *, space: SearchSpace, dataset: Dataset, recipe: Recipe,
            settings: SupernetSettings, threads: int | None, on_step: StepCallback | None,
-           on_epoch: Callable[[int, dict], None] | None) -> dict[str, Any]:
-    n_threads = available_cores() if threads is None else int(threads)
+           on_epoch: Callable[[int, dict], None] | None, device: torch.device,
+           loader_workers: int | None) -> dict[str, Any]:
+    n_threads = DEFAULT_THREADS if threads is None else int(threads)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(n_threads)
     try:
         net = build_supernet(space, dataset.input_shape, dataset.num_classes, settings.seed)
+        net.to(device, memory_format=memory_format(dataset.input_shape))  # before the optimizer state is loaded
         optimizer = make_optimizer(net, recipe)
         start_epoch = 0
         if meta["epochs_done"] > 0:
@@ -123,31 +133,29 @@ def _train(folder: SupernetFolder, meta: dict, *, space: SearchSpace, dataset: D
                 raise SupernetError(f"{folder.checkpoint_file} is of epoch {start_epoch}, {folder.meta_file} says "
                                     f"{meta['epochs_done']}: the folder is inconsistent")
             logger.info("resuming supernet training at epoch %d of %d", start_epoch + 1, recipe.epochs)
-        net.to(memory_format=memory_format(dataset.input_shape))
         splits = dataset.splits(recipe.split_seed)
-        x_np, y_np = training_subset(splits, recipe.data_fraction, recipe.split_seed)
-        x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
-        steps = len(batches(len(y), recipe.batch_size, torch.Generator().manual_seed(0)))
+        x_train, y_train = training_subset(splits, recipe.data_fraction, recipe.split_seed)
+        source = BatchSource(x_train, y_train, device=device, workers=loader_workers)
+        steps = len(batches(len(source), recipe.batch_size, torch.Generator().manual_seed(0)))
         total, warmup = steps * recipe.epochs, min(steps * recipe.epochs, int(round(recipe.warmup_epochs * steps)))
         criterion = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        precision = MixedPrecision(recipe.amp, device)
         for epoch in range(start_epoch + 1, recipe.epochs + 1):
             began = time.perf_counter()
             torch_seed, rng = _epoch_seeds(settings.seed, epoch)
             generator = torch.Generator().manual_seed(torch_seed)
             net.train()
             losses = []
-            for i, index in enumerate(batches(len(y), recipe.batch_size, generator)):
-                inputs = x[index]
-                if recipe.augment == "shift":
-                    inputs = shift(inputs, recipe.shift_pixels, generator)
-                inputs, labels = as_layout(inputs), y[index]
+            order = batches(len(source), recipe.batch_size, generator)
+            for i, (inputs, labels) in enumerate(source.batches(order)):
+                inputs = as_layout(augment(inputs, recipe, generator))
                 factor = lr_factor((epoch - 1) * steps + i, total_steps=total, warmup_steps=warmup)
                 for group in optimizer.param_groups:
                     group["lr"] = recipe.lr * factor
                 optimizer.zero_grad(set_to_none=True)
                 loss = _step(net, inputs, labels, step_archs(net, settings, rng, epoch), criterion=criterion,
-                             distill=settings.distill and settings.sampling == "sandwich")
-                optimizer.step()
+                             distill=settings.distill and settings.sampling == "sandwich", precision=precision)
+                precision.step(optimizer)
                 losses.append(loss)
                 if on_step is not None:
                     on_step(epoch, i + 1, steps, loss)
@@ -163,11 +171,13 @@ def _train(folder: SupernetFolder, meta: dict, *, space: SearchSpace, dataset: D
             meta["history"] = list(meta.get("history", [])) + [
                 {"epoch": epoch, "loss": round(epoch_loss, 5), "seconds": round(seconds, 2)}]
             meta["threads"] = n_threads
+            meta["train_device"] = str(device)
             folder.write_meta(meta)  # after the checkpoint: a kill in between redoes nothing but this write
             logger.info("supernet epoch %d/%d: loss %.4f", epoch, recipe.epochs, epoch_loss)
             if on_epoch is not None:
                 on_epoch(epoch, meta)
-        save_tensors(folder.weights_file, {"model": net.to(memory_format=torch.contiguous_format).state_dict()})
+        source.close()
+        save_tensors(folder.weights_file, {"model": net.to("cpu", memory_format=torch.contiguous_format).state_dict()})
         meta["checksum"] = sha256_file(folder.weights_file)
         meta["finished"] = True
         folder.write_meta(meta)
@@ -178,19 +188,21 @@ def _train(folder: SupernetFolder, meta: dict, *, space: SearchSpace, dataset: D
 
 
 def _step(net: Supernet, inputs: torch.Tensor, labels: torch.Tensor, archs: list, *,
-          criterion: torch.nn.Module, distill: bool) -> float:
+          criterion: torch.nn.Module, distill: bool, precision: MixedPrecision | None = None) -> float:
     """Accumulates the gradients of one step over ``archs``; returns the first (teacher) loss."""
+    precision = precision or MixedPrecision("off", inputs.device)
     teacher = None
     first = float("nan")
     for i, arch in enumerate(archs):
-        logits = net(inputs, arch)
-        if teacher is not None:
-            loss = F.kl_div(F.log_softmax(logits, dim=1), teacher, reduction="batchmean")
-        else:
-            loss = criterion(logits, labels)
-        loss.backward()
+        with precision.autocast():
+            logits = net(inputs, arch)
+            if teacher is not None:
+                loss = F.kl_div(F.log_softmax(logits.float(), dim=1), teacher, reduction="batchmean")
+            else:
+                loss = criterion(logits, labels)
+        precision.backward(loss)
         if i == 0:
             first = float(loss.detach())
             if distill:
-                teacher = F.softmax(logits.detach(), dim=1)
+                teacher = F.softmax(logits.detach().float(), dim=1)
     return first

@@ -17,8 +17,12 @@ from typing import Any
 from hwnas.errors import HwnasError
 
 OPTIMIZERS = ("sgd", "adamw")
-AUGMENTATIONS = ("none", "shift")
+AUGMENTATIONS = ("none", "shift", "crop-flip")
+AMP_MODES = ("off", "bf16", "fp16")
 FIDELITY_FIELDS = ("epochs", "data_fraction")
+#: Settings added after recipes were first stored, with their defaults: a recipe at such a default hashes as
+#: it did before the setting existed, so the evaluations stored under it are still found.
+LATER_DEFAULTS = {"crop_padding": 4, "amp": "off"}
 
 
 class RecipeError(HwnasError, ValueError):
@@ -38,8 +42,13 @@ class Recipe:
         batch_size: Mini-batch size; the last partial batch of an epoch is dropped when it is smaller than
             half a batch (a batch-norm layer cannot train on one sample).
         warmup_epochs: Epochs of linear learning-rate warm-up (may be fractional).
-        augment: ``"none"`` or ``"shift"`` (random translation by up to ``shift_pixels``, zero padded).
+        augment: ``"none"``, ``"shift"`` (random translation by up to ``shift_pixels``, edges replicated) or
+            ``"crop-flip"`` (random crop of the image zero-padded by ``crop_padding``, and a horizontal flip with
+            probability 1/2: the CIFAR standard for natural images; see :mod:`hwnas.training.augment`).
         shift_pixels: Largest translation of the ``"shift"`` augmentation.
+        crop_padding: Zero padding of the ``"crop-flip"`` augmentation (4 for 32x32 CIFAR images).
+        amp: Mixed precision of the training's forward pass: ``"off"`` (float32), ``"bf16"`` (bfloat16, on a
+            GPU or the CPU) or ``"fp16"`` (float16 with loss scaling, GPU only). Evaluation is in float32.
         split_seed: Seed of the data set's train/validation/test split. Fixed across architectures and
             training seeds, so that every validation accuracy is measured on the same images.
         epochs: Fidelity: passes over the (possibly reduced) training split.
@@ -55,6 +64,8 @@ class Recipe:
     warmup_epochs: float = 1.0
     augment: str = "none"
     shift_pixels: int = 1
+    crop_padding: int = 4
+    amp: str = "off"
     split_seed: int = 0
     epochs: int = 15
     data_fraction: float = 1.0
@@ -76,6 +87,8 @@ class Recipe:
             raise RecipeError(f"optimizer {self.optimizer!r} is not one of {list(OPTIMIZERS)}")
         if self.augment not in AUGMENTATIONS:
             raise RecipeError(f"augmentation {self.augment!r} is not one of {list(AUGMENTATIONS)}")
+        if self.amp not in AMP_MODES:
+            raise RecipeError(f"amp {self.amp!r} is not one of {list(AMP_MODES)}")
         checks = [
             ("lr", self.lr > 0 and math.isfinite(self.lr), "must be positive"),
             ("momentum", 0 <= self.momentum < 1, "must be in [0, 1)"),
@@ -84,6 +97,7 @@ class Recipe:
             ("batch_size", self.batch_size >= 2, "must be >= 2"),
             ("warmup_epochs", self.warmup_epochs >= 0, "must be >= 0"),
             ("shift_pixels", self.shift_pixels >= 0, "must be >= 0"),
+            ("crop_padding", 0 <= self.crop_padding <= 64, "must be in [0, 64]"),
             ("epochs", self.epochs >= 1, "must be >= 1"),
             ("data_fraction", 0 < self.data_fraction <= 1, "must be in (0, 1]"),
         ]
@@ -97,12 +111,15 @@ class Recipe:
                 object.__setattr__(self, f.name, float(value))
 
     def protocol(self) -> dict[str, Any]:
-        """The recipe's settings without the fidelity fields."""
-        return {k: v for k, v in asdict(self).items() if k not in FIDELITY_FIELDS}
+        """The recipe's settings without the fidelity fields (and without a later setting at its default:
+        see :data:`LATER_DEFAULTS`)."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in FIDELITY_FIELDS and not (k in LATER_DEFAULTS and LATER_DEFAULTS[k] == v)}
 
-    def hash(self) -> str:
-        """Stable 12-hex-digit id of the protocol (every field except ``epochs`` and ``data_fraction``)."""
-        text = json.dumps(self.protocol(), sort_keys=True, separators=(",", ":"))
+    def hash(self, **extra: Any) -> str:
+        """Stable 12-hex-digit id of the protocol (every field except ``epochs`` and ``data_fraction``), and of
+        ``extra`` settings that change results beside it (the training device's kind when not the CPU)."""
+        text = json.dumps({**self.protocol(), **extra}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
     @property
@@ -126,6 +143,15 @@ class Recipe:
         if unknown:
             raise RecipeError(f"unknown recipe setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
         return cls(**data)
+
+
+def complete_recipe(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored recipe with the settings added since it was stored at their defaults (for comparing a recipe
+    stored by an older hwnas with today's); a dict that is no recipe is returned as it is."""
+    try:
+        return Recipe.from_dict(dict(data)).to_dict()
+    except (RecipeError, TypeError):
+        return dict(data)
 
 
 def format_fidelity(epochs: int, data_fraction: float) -> str:

@@ -7,14 +7,20 @@ nothing else in the process disturbs or is disturbed by a run. The train/validat
 
 Image models train and evaluate in the channels-last memory layout: PyTorch's CPU depthwise and 1x1
 convolutions run 1.8x faster in it (0.25 vs 0.45 s per step of 32 images at 32x32, 1 thread, mean of 8
-random ``mobilenet`` architectures); the arithmetic is the same, the layout only orders it.
+random ``mobilenet`` architectures); the arithmetic is the same, the layout only orders it. On a GPU the same
+layout lets cuDNN pick its tensor-core kernels under mixed precision.
+
+Every path is device-agnostic: ``device`` names where the model trains (:mod:`hwnas.training.device`), the
+data come through :class:`~hwnas.training.loader.BatchSource` (in memory, or streamed by DataLoader workers),
+augmentation runs on the device (:mod:`hwnas.training.augment`), and ``recipe.amp`` turns on mixed precision.
+On a GPU the kernels are not bit-for-bit deterministic; the evaluation store keys such results apart
+(:meth:`hwnas.training.evaluator.Trainer.protocol_key`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -26,13 +32,20 @@ from torch import nn
 
 from hwnas.arch import Arch
 from hwnas.data.base import Dataset, Splits
+from hwnas.data.lazy import Inputs, take
 from hwnas.errors import HwnasError
 from hwnas.spaces.base import SearchSpace
+from hwnas.training.augment import augment, shift  # noqa: F401 - shift: the supernet's and old imports
+from hwnas.training.device import available_cores  # noqa: F401 - imported from here by older code
+from hwnas.training.loader import BatchSource
 from hwnas.training.recipe import DEFAULT_RECIPE, Recipe
 
 logger = logging.getLogger(__name__)
 
 EVAL_BATCH = 512
+#: PyTorch threads of a training unless told otherwise, in every command and in Python: one thread keeps a
+#: training from disturbing latency measurements and other work, and is as fast per core for these models.
+DEFAULT_THREADS = 1
 
 
 class TrainingError(HwnasError):
@@ -55,6 +68,7 @@ class TrainResult:
         test_accuracy: Accuracy on the test split, only when asked for (``report_test=True``).
         threads: CPU threads used (None when not applicable).
         model: The trained model (in eval mode, on the CPU), only with ``return_model=True``.
+        device: The device it trained on (``cpu``, ``cuda:0``; None when not applicable).
         val_curve: Validation accuracy after each epoch trained, only with ``val_curve=True`` (its last entry
             is ``val_accuracy``).
     """
@@ -71,31 +85,27 @@ class TrainResult:
     threads: int | None = None
     model: nn.Module | None = field(default=None, compare=False, repr=False)
     val_curve: tuple[float, ...] | None = None
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    device: str | None = None
 
 
 def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = DEFAULT_RECIPE, seed: int = 0,
           threads: int | None = None, device: str = "cpu", report_test: bool = False,
           return_model: bool = False, on_epoch: Callable[[int, float], None] | None = None,
-          initial_state: Mapping[str, torch.Tensor] | None = None, val_curve: bool = False) -> TrainResult:
+          initial_state: Mapping[str, torch.Tensor] | None = None, val_curve: bool = False,
+          loader_workers: int | None = None) -> TrainResult:
     """Trains ``arch`` from scratch (or from ``initial_state``) on ``dataset`` and measures it on the validation
     split.
 
     Args:
         space: The search space that builds the model (``space.build(arch, input_shape, num_classes)``).
         arch: An architecture of ``space``.
-        dataset: The data set; its splits come from ``recipe.split_seed``.
-        recipe: Optimiser, schedule, regularisation and fidelity.
+        dataset: The data set; its splits come from ``recipe.split_seed``. In-memory splits are moved to the
+            device once; lazy ones (:class:`~hwnas.data.lazy.LazyArray`) stream through a DataLoader.
+        recipe: Optimiser, schedule, regularisation, augmentation, mixed precision and fidelity.
         seed: Seed of the weight initialisation, batch order and augmentation.
-        threads: CPU threads for PyTorch (all available cores by default); restored afterwards.
-        device: ``"cpu"`` (deterministic) or another PyTorch device such as ``"cuda"``.
+        threads: CPU threads for PyTorch (1 by default: see :data:`DEFAULT_THREADS`); restored afterwards.
+        device: A training device's name (:mod:`hwnas.training.device`: ``auto``, ``cpu``, ``cuda``,
+            ``cuda:N``, ``mps``) or a :class:`torch.device`. ``cpu`` is deterministic for a seed.
         report_test: Also measure the test split (stored for reporting; a search never selects on it).
         return_model: Keep the trained model in the result (e.g. for export).
         on_epoch: Called after each epoch with ``(epoch, mean training loss)`` (1-based epoch).
@@ -103,23 +113,21 @@ def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = 
             ``space.build`` makes, e.g. a supernet's sub-network); ``seed`` still orders the batches.
         val_curve: Also measure the validation accuracy after every epoch (a learning curve; costs one
             validation pass per epoch and changes nothing else: the training is the same with or without).
+        loader_workers: DataLoader worker processes of a streamed data set (None: up to 4; 0: none).
 
     Returns:
-        The validation accuracy and loss, parameter count, wall time and fidelity of the run.
+        The validation accuracy and loss, parameter count, wall time, fidelity and device of the run.
 
     Raises:
-        TrainingError: the training subset has fewer than two samples, the device is unusable or
-            ``initial_state`` does not fit the model.
+        TrainingError: the training subset has fewer than two samples, the device is unusable, the recipe's
+            mixed precision does not run on it, or ``initial_state`` does not fit the model.
     """
     start = time.perf_counter()
-    n_threads = available_cores() if threads is None else int(threads)
+    n_threads = DEFAULT_THREADS if threads is None else int(threads)
     if n_threads < 1:
         raise TrainingError(f"threads must be >= 1, got {threads}")
-    try:
-        dev = torch.device(device)
-        torch.empty(1, device=dev)
-    except (RuntimeError, AssertionError) as exc:
-        raise TrainingError(f"device {device!r} is not usable: {exc}") from None
+    dev = training_device(device)
+    check_amp(recipe, dev)
     splits = dataset.splits(recipe.split_seed)
     x_train, y_train = training_subset(splits, recipe.data_fraction, recipe.split_seed)
     if len(y_train) < 2:
@@ -142,30 +150,60 @@ def train(space: SearchSpace, arch: Arch, dataset: Dataset, *, recipe: Recipe = 
         model.to(dev, memory_format=memory_format(dataset.input_shape))
         generator = torch.Generator().manual_seed(data_seed)
         curve: list[tuple[float, float]] = []  # (accuracy, loss) after each epoch, with val_curve
+        val_source = BatchSource(splits.x_val, splits.y_val, device=dev, workers=loader_workers)
 
         def after_epoch(epoch: int, loss: float) -> None:
             if val_curve:  # evaluation neither draws random numbers nor touches batch-norm statistics
-                curve.append(evaluate_model(model, splits.x_val, splits.y_val, device=dev))
+                curve.append(evaluate_source(model, val_source))
                 model.train()
             if on_epoch is not None:
                 on_epoch(epoch, loss)
 
-        train_loss = _fit(model, torch.from_numpy(x_train).to(dev), torch.from_numpy(y_train).to(dev),
-                          recipe=recipe, generator=generator, on_epoch=after_epoch)
-        # the last epoch's evaluation is of the final model (training stops right after one)
-        val_acc, val_loss = curve[-1] if curve else evaluate_model(model, splits.x_val, splits.y_val, device=dev)
-        test_acc = evaluate_model(model, splits.x_test, splits.y_test, device=dev)[0] if report_test else None
+        with BatchSource(x_train, y_train, device=dev, workers=loader_workers) as train_source:
+            train_loss = _fit(model, train_source, recipe=recipe, generator=generator, on_epoch=after_epoch)
+        with val_source:
+            # the last epoch's evaluation is of the final model (training stops right after one)
+            val_acc, val_loss = curve[-1] if curve else evaluate_source(model, val_source)
+        test_acc = None
+        if report_test:
+            with BatchSource(splits.x_test, splits.y_test, device=dev, workers=loader_workers) as test_source:
+                test_acc = evaluate_source(model, test_source)[0]
     finally:
         torch.set_num_threads(previous_threads)
     params = sum(p.numel() for p in model.parameters())
     wall = time.perf_counter() - start
-    logger.info("trained %s on %s (%s, seed %d): val accuracy %.4f in %.1f s", arch.string, dataset.name,
-                recipe.fidelity, seed, val_acc, wall)
+    logger.info("trained %s on %s (%s, seed %d, %s): val accuracy %.4f in %.1f s", arch.string, dataset.name,
+                recipe.fidelity, seed, dev, val_acc, wall)
     return TrainResult(val_accuracy=val_acc, val_loss=val_loss, params=int(params), wall_time_s=wall,
                        epochs=recipe.epochs, data_fraction=recipe.data_fraction, source="train",
                        train_loss=train_loss, test_accuracy=test_acc, threads=n_threads,
                        model=_plain(model.cpu()).eval() if return_model else None,
-                       val_curve=tuple(accuracy for accuracy, _ in curve) if val_curve else None)
+                       val_curve=tuple(accuracy for accuracy, _ in curve) if val_curve else None,
+                       device=str(dev))
+
+
+def training_device(device: str | torch.device) -> torch.device:
+    """The :class:`torch.device` of a training device's name (resolved here; see
+    :func:`hwnas.training.device.resolve`).
+
+    Raises:
+        TrainingError: the device is unknown or unusable here (one line).
+    """
+    from hwnas.training.device import DeviceError, resolve
+
+    if isinstance(device, torch.device):
+        return device
+    try:
+        return resolve(device)
+    except DeviceError as exc:
+        raise TrainingError(str(exc)) from None
+
+
+def check_amp(recipe: Recipe, device: torch.device) -> None:
+    """Refuses mixed precision the device cannot train in (``fp16`` needs a GPU)."""
+    if recipe.amp == "fp16" and device.type == "cpu":
+        raise TrainingError("-R amp=fp16 needs a GPU (float16 training on the CPU is slow and unsupported); "
+                            "use -R amp=bf16 or -R amp=off on the CPU")
 
 
 def memory_format(input_shape) -> torch.memory_format:
@@ -183,11 +221,11 @@ def _plain(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.contiguous_format)
 
 
-def training_subset(splits: Splits, fraction: float, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+def training_subset(splits: Splits, fraction: float, split_seed: int) -> tuple[Inputs, np.ndarray]:
     """The first ``ceil(fraction * n_c)`` samples of each class ``c`` in a fixed per-class order.
 
     The order comes from ``split_seed`` only, so the subsets of growing fractions are nested and identical
-    for every architecture and training seed.
+    for every architecture and training seed. A lazy split gives a lazy subset (nothing is read).
     """
     if fraction >= 1.0:
         return splits.x_train, splits.y_train
@@ -198,7 +236,7 @@ def training_subset(splits: Splits, fraction: float, split_seed: int) -> tuple[n
         members = members[rng.permutation(len(members))]
         keep.append(members[: max(1, math.ceil(fraction * len(members)))])
     index = np.sort(np.concatenate(keep))
-    return splits.x_train[index], splits.y_train[index]
+    return take(splits.x_train, index), splits.y_train[index]
 
 
 def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -230,50 +268,32 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def shift(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
-    """Translates each image by a random offset in ``[-pixels, pixels]`` in both axes (edges replicated)."""
-    if pixels <= 0:
-        return x
-    n, _, h, w = x.shape
-    padded = F.pad(x, (pixels, pixels, pixels, pixels), mode="replicate")
-    offsets = torch.randint(0, 2 * pixels + 1, (n, 2), generator=generator)
-    out = torch.empty_like(x)
-    for dy in range(2 * pixels + 1):
-        for dx in range(2 * pixels + 1):
-            mask = (offsets[:, 0] == dy) & (offsets[:, 1] == dx)
-            if mask.any():
-                out[mask] = padded[mask, :, dy:dy + h, dx:dx + w]
-    return out
-
-
-def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, recipe: Recipe, generator: torch.Generator,
+def _fit(model: nn.Module, source: BatchSource, *, recipe: Recipe, generator: torch.Generator,
          on_epoch: Callable[[int, float], None] | None) -> float:
     optimizer = make_optimizer(model, recipe)
-    steps_per_epoch = len(batches(len(y), recipe.batch_size, torch.Generator().manual_seed(0)))
+    steps_per_epoch = len(batches(len(source), recipe.batch_size, torch.Generator().manual_seed(0)))
     total = steps_per_epoch * recipe.epochs
     warmup = min(total, int(round(recipe.warmup_epochs * steps_per_epoch)))
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    precision = MixedPrecision(recipe.amp, next(model.parameters()).device)
     step = 0
     epoch_loss = float("nan")
     model.train()
     for epoch in range(1, recipe.epochs + 1):
         losses = []
-        for index in batches(len(y), recipe.batch_size, generator):
-            index = index.to(x.device)
-            inputs = x[index]
-            if recipe.augment == "shift":
-                inputs = shift(inputs, recipe.shift_pixels, generator)
-            inputs = as_layout(inputs)
+        # the epoch's batch order is drawn before its first augmentation, as it always was
+        for inputs, labels in source.batches(batches(len(source), recipe.batch_size, generator)):
+            inputs = as_layout(augment(inputs, recipe, generator))
             factor = lr_factor(step, total_steps=total, warmup_steps=warmup)
             for group in optimizer.param_groups:
                 group["lr"] = recipe.lr * factor
-            loss = criterion(model(inputs), y[index])
+            with precision.autocast():
+                loss = criterion(model(inputs), labels)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            precision.backward_and_step(loss, optimizer)
             losses.append(loss.detach())
             step += 1
-        epoch_loss = float(torch.stack(losses).mean())
+        epoch_loss = float(torch.stack(losses).float().mean())
         logger.debug("epoch %d/%d: training loss %.4f", epoch, recipe.epochs, epoch_loss)
         if on_epoch is not None:
             on_epoch(epoch, epoch_loss)
@@ -284,19 +304,53 @@ def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, recipe: Recipe, 
     return epoch_loss
 
 
+class MixedPrecision:
+    """The recipe's ``amp`` on one device: autocast to bfloat16 or float16 (with a gradient scaler), or
+    nothing."""
+
+    def __init__(self, amp: str, device: torch.device) -> None:
+        self.device_type = device.type
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+
+    def autocast(self):
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Accumulates the gradients of ``loss`` (scaled under ``fp16``)."""
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """One optimiser step on the accumulated gradients (skipped by the scaler when they overflowed)."""
+        if self.scaler is None:
+            optimizer.step()
+            return
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        self.backward(loss)
+        self.step(optimizer)
+
+
 @torch.inference_mode()
-def evaluate_model(model: nn.Module, x: np.ndarray, y: np.ndarray, *, device: torch.device | str = "cpu"
-                   ) -> tuple[float, float]:
-    """Top-1 accuracy and mean cross-entropy of ``model`` (put in eval mode) on ``(x, y)``."""
-    if len(y) == 0:
+def evaluate_source(model: nn.Module, source: BatchSource) -> tuple[float, float]:
+    """Top-1 accuracy and mean cross-entropy of ``model`` (put in eval mode) over a split, in float32."""
+    if len(source) == 0:
         return float("nan"), float("nan")
     model.eval()
-    correct = 0
-    loss_sum = 0.0
-    for begin in range(0, len(y), EVAL_BATCH):
-        inputs = as_layout(torch.from_numpy(x[begin:begin + EVAL_BATCH]).to(device))
-        labels = torch.from_numpy(y[begin:begin + EVAL_BATCH]).to(device)
-        logits = model(inputs)
-        loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == labels).sum())
-    return correct / len(y), loss_sum / len(y)
+    correct = torch.zeros((), dtype=torch.long, device=source.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=source.device)
+    for inputs, labels in source.in_order(EVAL_BATCH):
+        logits = model(as_layout(inputs))
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+        correct += (logits.argmax(dim=1) == labels).sum()
+    return int(correct) / len(source), float(loss_sum) / len(source)
+
+
+def evaluate_model(model: nn.Module, x: Inputs, y: np.ndarray, *, device: torch.device | str = "cpu",
+                   workers: int | None = None) -> tuple[float, float]:
+    """Top-1 accuracy and mean cross-entropy of ``model`` (put in eval mode) on ``(x, y)`` (in memory or
+    lazy), on the device the model is on."""
+    with BatchSource(x, y, device=device, workers=workers) as source:
+        return evaluate_source(model, source)

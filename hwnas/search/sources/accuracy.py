@@ -102,9 +102,11 @@ def _answer(record) -> dict[str, Any]:
             "wall_time_s": record.wall_time_s}
 
 
-def accuracy_source(config: RunConfig, space: SearchSpace, *, accuracy_fn: Callable | None = None):
+def accuracy_source(config: RunConfig, space: SearchSpace, *, accuracy_fn: Callable | None = None,
+                    ray_gpus: float = 0.0):
     """The accuracy source a run's configuration asks for: trainings or an accuracy table through the
-    evaluation store, or the user's ``accuracy_fn`` for a run made with one (:class:`FunctionAccuracy`)."""
+    evaluation store, or the user's ``accuracy_fn`` for a run made with one (:class:`FunctionAccuracy`).
+    ``ray_gpus``: GPUs Ray gives each training (``--gpus-per-training``)."""
     if config.accuracy_function is not None or accuracy_fn is not None:
         from hwnas.search.sources.function import FunctionAccuracy
 
@@ -119,7 +121,8 @@ def accuracy_source(config: RunConfig, space: SearchSpace, *, accuracy_fn: Calla
 
         evaluator: Evaluator = TableEvaluator(accuracy_table(config.accuracy_table, space))
     else:
-        evaluator = Trainer(threads=config.train_threads)
+        evaluator = Trainer(threads=config.train_threads, device=config.train_device, ray_gpus=ray_gpus,
+                            loader_workers=config.loader_workers)
     return StoreAccuracy(store, space, dataset, recipe=config.recipe, seed=config.seed, evaluator=evaluator,
                          dataset_spec=spec)
 
@@ -172,7 +175,8 @@ def supernet_estimates(config: RunConfig, space: SearchSpace, *, default_folder,
                  f"({meta['history'][-1]['seconds']:.0f} s)")
 
         train_supernet(folder, space=space, spec=spec, recipe=recipe, settings=settings,
-                       threads=config.supernet_threads, on_epoch=on_epoch)
-    estimator = SupernetEstimator(folder, threads=config.supernet_threads)
+                       threads=config.supernet_threads, on_epoch=on_epoch, device=config.train_device,
+                       loader_workers=config.loader_workers)
+    estimator = SupernetEstimator(folder, threads=config.supernet_threads, device=config.train_device)
     store = EvalStore(config.store or default_store_path())
     return StoreEstimates(store, space, spec.resolve(), estimator)
