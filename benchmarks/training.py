@@ -5,6 +5,7 @@ time per training scales with epochs, threads and parallel processes; and the da
     python benchmarks/training.py --quick    # smoke: 2 archs at 2 epochs, epochs {1, 2}, threads {1, all}
     python benchmarks/training.py --pipeline          # the data pipeline (see _pipeline.py), ~10 min
     python benchmarks/training.py --pipeline --quick  # its smoke version
+    python benchmarks/training.py --pipeline --parts a  # only (a): the trainer against a plain loop
 
 Also checks the issue's target: the reference architecture reaches >= 95% validation accuracy at the
 default recipe within a minute. Prints tables and writes ``benchmarks/results/training[-quick].json``
@@ -49,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archs", type=int, default=10, help="Random architectures for the throughput.")
     parser.add_argument("--pipeline", action="store_true",
                         help="Measure the data pipeline instead (trainer vs plain loop, streaming memory and speed).")
+    parser.add_argument("--parts", default="abc", help="With --pipeline: which of (a), (b), (c) to measure.")
     args = parser.parse_args(argv)
     if args.pipeline:
         from _pipeline import run_pipeline
 
-        return run_pipeline(quick=args.quick)
+        return run_pipeline(quick=args.quick, parts=args.parts)
 
     from hwnas.spaces import create_space
     from hwnas.training import DEFAULT_RECIPE, available_cores

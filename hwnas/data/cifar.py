@@ -193,6 +193,12 @@ class CifarDataset(Dataset):
 
         return Preprocess(3, 32, 32, pixel_max=255.0, source=f"{self.name} binary records (8-bit RGB, 32x32)")
 
+    def split_sizes(self, seed: int = 0) -> tuple[int, int, int]:
+        """``(train, val, test)`` counts from the labels alone (nothing is read into memory)."""
+        train, val, _ = stratified_split(self._y_train, val_fraction=self.val_fraction, test_fraction=0.0,
+                                         seed=int(seed))
+        return len(train), len(val), len(self._y_test)
+
     def splits(self, seed: int = 0) -> Splits:
         seed = int(seed)
         if seed not in self._cache:

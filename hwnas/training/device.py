@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 import torch
 
@@ -51,12 +52,11 @@ def check_name(name: object) -> str:
 
 
 def ray_gpu_ids() -> list[str]:
-    """The GPU ids Ray assigned to the task running in this process (empty outside Ray or without GPUs)."""
-    try:
-        import ray
-    except ImportError:
-        return []
-    if not ray.is_initialized():
+    """The GPU ids Ray assigned to the task running in this process (empty outside Ray or without GPUs).
+
+    Ray is not imported for this: a process that has not imported it runs no Ray task."""
+    ray = sys.modules.get("ray")
+    if ray is None or not hasattr(ray, "is_initialized") or not ray.is_initialized():
         return []
     try:
         return [str(i) for i in ray.get_gpu_ids()]
