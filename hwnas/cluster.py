@@ -273,6 +273,11 @@ def connect_device(ray_address: str, device: str) -> tuple[RayExecutor, RayDevic
     return executor, node
 
 
+def uses_ray(ray_address: str | None | bool, *, workers: int = 1, gpus_per_task: float = 0) -> bool:
+    """Whether ``--ray [ADDRESS]``, ``--workers N`` and ``--gpus-per-training`` run trainings on Ray."""
+    return not (ray_address in (None, False) and workers <= 1 and not gpus_per_task)
+
+
 def make_executor(ray_address: str | None | bool, *, workers: int = 1, cpus_per_task: int = 1,
                   gpus_per_task: float = 0):
     """The executor of ``--ray [ADDRESS]``, ``--workers N`` and ``--gpus-per-training``: serial without ``--ray``,
@@ -280,7 +285,7 @@ def make_executor(ray_address: str | None | bool, *, workers: int = 1, cpus_per_
     cluster's address)."""
     if not math.isfinite(float(gpus_per_task)) or gpus_per_task < 0:
         raise ClusterError(f"--gpus-per-training must be a finite number of at least 0, got {gpus_per_task!r}")
-    if ray_address in (None, False) and workers <= 1 and not gpus_per_task:
+    if not uses_ray(ray_address, workers=workers, gpus_per_task=gpus_per_task):
         return SerialExecutor()
     address = None if ray_address in (None, False, True, "local", "") else str(ray_address)
     return RayExecutor(address, workers=workers, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)

@@ -103,6 +103,34 @@ def test_lazy_views_and_concatenation():
     assert np.array_equal(both[[4, 0]], np.stack([x[1] + 100, x[4]]))
 
 
+def test_readers_pickle_for_spawned_workers(image_folder, tmp_path):
+    """DataLoader workers started with spawn (macOS, Windows) receive the readers pickled."""
+    import pickle
+
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    np.save(folder / "x_train.npy", np.arange(6 * 4, dtype=np.uint8).reshape(6, 2, 2))
+    np.save(folder / "y_train.npy", np.array([0, 1] * 3))
+    cifar, _ = _cifar10(tmp_path)
+    for data in (ImageFolderDataset(image_folder, input_shape=(3, 4, 4), stream=True),
+                 NpyFolderDataset(folder, stream=True), CifarDataset(cifar, stream=True)):
+        x = data.splits(0).x_train
+        x[:2]  # opened once here: the open files must not travel
+        again = pickle.loads(pickle.dumps(x))
+        assert np.array_equal(again[:], x[:])
+
+
+def test_an_unreadable_image_in_a_worker_is_one_line(tmp_path):
+    root = _images(tmp_path / "broken", per_class=6)
+    (root / "class1" / "003.png").write_bytes(b"not a png")
+    data = ImageFolderDataset(root, input_shape=(3, 8, 8), stream=True)
+    space = create_space("mobilenet")
+    with pytest.raises(DataError) as err:
+        train(space, space.parse(ARCH), data, recipe=Recipe(epochs=1, batch_size=4), loader_workers=2)
+    assert str(err.value).endswith("003.png: cannot read image: cannot identify image file "
+                                   f"'{root / 'class1' / '003.png'}'") and "\n" not in str(err.value)
+
+
 # -- train/ val/ [test/] trees -------------------------------------------------------------------------------
 def test_a_train_val_tree_keeps_its_split(tmp_path):
     root = tmp_path / "tree"
@@ -112,9 +140,9 @@ def test_a_train_val_tree_keeps_its_split(tmp_path):
     assert isinstance(data, ImageFolderDataset) and data.tree and data.class_names == ["class0", "class1", "class2"]
     s = data.splits(0)
     assert len(s.y_val) == 9 and len(s.y_train) + len(s.y_test) == 30 and len(s.y_test) == 3  # 0.1 for test
-    val_images = np.stack([ImageFolderDataset(root / "val", input_shape=(3, 8, 8), val_fraction=0,
-                                              test_fraction=0).splits(0).x_train])[0]
-    assert np.array_equal(np.sort(s.x_val.reshape(9, -1), axis=0), np.sort(val_images.reshape(9, -1), axis=0))
+    val_images = ImageFolderDataset(root / "val", input_shape=(3, 8, 8), val_fraction=0,
+                                    test_fraction=0).splits(0).x_train
+    assert sorted(map(bytes, s.x_val.reshape(9, -1))) == sorted(map(bytes, val_images.reshape(9, -1)))
     assert data.key.startswith("tree:tree@")
     _images(root / "test", per_class=2, seed=2)
     with_test = ImageFolderDataset(root, input_shape=(3, 8, 8))
@@ -177,7 +205,7 @@ def test_npy_folder_errors_name_the_file(tmp_path):
 
 
 # -- CIFAR binary files --------------------------------------------------------------------------------------
-def _cifar10(root, per_batch=12, test=10):
+def _cifar10(root, per_batch=12, test=10):  # the official layout of cifar-10-binary.tar.gz
     folder = root / "cifar-10-batches-bin"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hwnas.data import create_dataset
+from hwnas.search.config import ConfigError, RunConfig
 from hwnas.spaces import create_space
 from hwnas.training import DEFAULT_RECIPE, Recipe, Trainer, train
 from hwnas.training import device as devices
@@ -157,7 +158,9 @@ def test_cuda_on_the_command_line_fails_before_any_work(cli, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     for args in (["train", ARCH, "--train-device", "cuda", "--epochs", "1"],
                  ["search", "--latency-budget", "1ms", "--train-device", "cuda", "--run-dir", "run"],
+                 ["benchmark", "--latency-budget", "1ms", "--train-device", "cuda", "--out", "bench"],
                  ["supernet", "train", "--train-device", "cuda:0", "-o", "sn", "--epochs", "1"],
+                 ["supernet", "eval", ARCH, "--supernet", "sn", "--train-device", "cuda"],
                  ["export", "-o", "m.onnx", "--arch", ARCH, "--train-device", "cuda"]):
         result = cli(*args)
         assert result.exit_code == 1, (args, result.output)
@@ -167,16 +170,44 @@ def test_cuda_on_the_command_line_fails_before_any_work(cli, tmp_path, monkeypat
 
 
 def test_the_run_records_its_train_device_and_old_runs_read_as_cpu(tmp_path):
-    from hwnas.search.config import RunConfig
-
     config = RunConfig(budget_ms=1.0, train_device="auto", loader_workers=2).resolved()
     data = config.to_json()
     assert data["train_device"] == "auto" and data["loader_workers"] == 2
     assert RunConfig.from_json(data).train_device == "auto"
     old = {k: v for k, v in data.items() if k not in ("train_device", "loader_workers")}
     assert RunConfig.from_json(json.loads(json.dumps(old))).train_device == "cpu"
-    with pytest.raises(Exception, match="train device 'tpu' is not one of"):
+    with pytest.raises(ConfigError, match="train device 'tpu' is not one of"):
         RunConfig(budget_ms=1.0, train_device="tpu")
+
+
+def test_the_device_goes_with_the_execution(no_gpu):
+    config = RunConfig(budget_ms=1.0)
+    assert config.check_train_device() == "cpu" and config.execution_device() == "auto"
+    # on Ray without GPUs every training runs on its node's CPU, whatever this machine has
+    assert config.check_train_device(on_ray=True) == "cpu" and config.execution_device(on_ray=True) == "cpu"
+    # with Ray GPUs each training runs on the GPU Ray assigns it (the driver needs none)
+    assert config.check_train_device(ray_gpus=1, on_ray=True) == "cuda"
+    assert config.execution_device(ray_gpus=1, on_ray=True) == "auto"
+    with pytest.raises(ConfigError, match="--train-device cuda on Ray needs --gpus-per-training"):
+        config.replace(train_device="cuda").check_train_device(on_ray=True)
+    with pytest.raises(ConfigError, match="use --train-device auto or cuda, not cuda:1"):
+        config.replace(train_device="cuda:1").check_train_device(ray_gpus=1, on_ray=True)
+    with pytest.raises(TrainingError, match="amp=fp16 needs a GPU"):  # before any measurement
+        config.replace(recipe=Recipe(amp="fp16")).check_train_device()
+    assert config.replace(accuracy_table="t.csv").check_train_device() is None  # no trainings
+
+
+def test_a_resume_that_would_train_on_another_kind_of_device_is_refused(no_gpu, tmp_path):
+    from hwnas.errors import HwnasError
+    from hwnas.search.rundir import RunDir
+    from hwnas.search.runner import _check_train_device
+
+    run = RunDir.create(tmp_path / "run", RunConfig(budget_ms=1.0).resolved())
+    _check_train_device(run, ray_gpus=0, on_ray=False)
+    assert RunDir.open(tmp_path / "run").config.trained_on == "cpu"  # recorded by the first session
+    _check_train_device(run, ray_gpus=0, on_ray=False)  # the same kind again: fine
+    with pytest.raises(HwnasError, match="trained on cpu, and would train on cuda here"):
+        _check_train_device(run, ray_gpus=1, on_ray=True)
 
 
 # -- on a GPU (skipped without CUDA) -------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.run_options import (RUN_PARAMS, config_from_options, execution_options, executor_from_options,
+from hwnas.cli.run_options import (RUN_PARAMS, check_device_for, config_from_options, execution_options,
+                                   executor_from_options,
                                    run_options)
 from hwnas.units import format_latency
 
@@ -46,7 +47,7 @@ def benchmark_cmd(controller_names, seeds, out, **params) -> None:
     from hwnas.search.benchmark import run_benchmark
 
     config = config_from_options({k: params[k] for k in RUN_PARAMS})
-    config.check_train_device(ray_gpus=params["gpus_per_training"])
+    check_device_for(config, params)
     budget = format_latency(config.budget_ms)
     out = out or Path("runs") / f"benchmark-{config.space}-{config.device}-{budget}"
     click.echo(f"benchmark: {', '.join(controller_names)} x {seeds} seeds, {config.max_trainings} evaluations "

@@ -155,6 +155,16 @@ def execution_options(func):
 EXECUTION_PARAMS = ("ray_address", "workers", "gpus_per_training")
 
 
+def check_device_for(config: RunConfig, params: Mapping[str, Any]) -> None:
+    """Refuses, before any work, a training device the run cannot train on with :func:`execution_options`'
+    values (one line)."""
+    from hwnas.cluster import uses_ray
+
+    gpus = params["gpus_per_training"]
+    config.check_train_device(ray_gpus=gpus, on_ray=uses_ray(params["ray_address"], workers=params["workers"],
+                                                             gpus_per_task=gpus))
+
+
 def executor_from_options(params: Mapping[str, Any], *, train_threads: int):
     """The executor of :func:`execution_options`' values (:func:`hwnas.cluster.make_executor`)."""
     from hwnas.cluster import make_executor

@@ -9,7 +9,8 @@ import click
 
 from hwnas.cli.common import EXIT_INTERRUPTED, SEED, OwnLoggers, fail, print_json, stderr_echo
 from hwnas.cli.run_options import (EXECUTION_PARAMS, RUN_PARAMS, config_from_options, controller_names,
-                                   execution_options, executor_from_options, parse_duration, run_options)
+                                   check_device_for, execution_options, executor_from_options, parse_duration,
+                                   run_options)
 from hwnas.cli.search_progress import SearchBar, progress_wanted
 from hwnas.search.config import RunConfig
 
@@ -71,7 +72,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
         if overrides:
             run.update_config(**overrides)  # written back: the run's config.json says what it now runs under
         executor = executor_from_options(params, train_threads=run.config.train_threads)
-        run.config.check_train_device(ray_gpus=params["gpus_per_training"])
+        check_device_for(run.config, params)
     else:
         if supernet_path is not None and _given("estimator") and estimator != "supernet":
             raise click.UsageError("--supernet is the supernet of --estimator supernet; drop one of them")
@@ -83,7 +84,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
             supernet_epochs=supernet_epochs, initial_estimates=initial_estimates,
             estimates_per_round=estimates_per_round)
         run_dir = run_dir or Path("runs") / config.run_name()
-        config.check_train_device(ray_gpus=params["gpus_per_training"])  # an unusable device: no folder
+        check_device_for(config, params)  # an unusable device: no folder
         executor = executor_from_options(params, train_threads=config.train_threads)  # Ray missing: no folder
         run = RunDir.create(run_dir, config)
     _attach_log(run.log_file)

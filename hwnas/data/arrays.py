@@ -112,8 +112,8 @@ class NpyFolderDataset(NpzDataset):
         return data, sha.hexdigest()[:12]
 
     def _inputs(self, key: str, x: np.ndarray):
-        if not self.stream:
-            return super()._inputs(key, np.asarray(x))
+        if not self.stream:  # read into memory: a copy, not a read-only view of the file
+            return super()._inputs(key, np.array(x))
         view = self._as_nchw(key, x)  # checks the shape
         if not (view.dtype == np.uint8 or np.issubdtype(view.dtype, np.floating)):
             raise self._fail(f"{key} has dtype {view.dtype}; expected uint8 (0..255) or float")

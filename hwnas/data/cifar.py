@@ -114,6 +114,8 @@ class CifarDataset(Dataset):
         if labels not in layout.names_files:
             raise DataError(f"{release}: labels={labels!r} is not one of {', '.join(layout.names_files)}")
         check_fractions(float(val_fraction), 0.0)
+        if float(val_fraction) <= 0:
+            raise DataError(f"{release}: val_fraction must be above 0 (the validation split ranks architectures)")
         self.name = release
         self.labels_kind = labels
         self.val_fraction = float(val_fraction)

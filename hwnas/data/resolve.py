@@ -51,7 +51,9 @@ def resolve_dataset(spec: str, *, input_shape: Sequence[int] | None = None, **op
                             f"{'x'.join(map(str, create_dataset(spec).input_shape))})")
         try:
             return create_dataset(spec, **options)
-        except TypeError as exc:
+        except DataError:
+            raise
+        except (TypeError, ValueError) as exc:
             raise DataError(f"data set {spec!r} does not take these options: {exc}") from None
     path = Path(spec)
     if is_array_folder(path):
@@ -90,7 +92,9 @@ def path_dataset(spec: str) -> tuple[str | None, str]:
 def _construct(cls, path: Path, options: dict[str, Any]) -> Dataset:
     try:
         return cls(path, **options)
-    except TypeError as exc:
+    except DataError:
+        raise
+    except (TypeError, ValueError) as exc:  # an unknown option, or a value of the wrong kind (val_fraction=abc)
         raise DataError(f"{path}: option not understood: {exc}") from None
 
 

@@ -78,6 +78,8 @@ class RunConfig:
             existed read as ``cpu``.
         loader_workers: DataLoader workers of a streamed data set (None: up to 4; 0: read in the training's
             own process).
+        trained_on: The kind of device (``cpu``, ``cuda``, ``mps``) the run's first session trained on, recorded
+            then: a resume that would train on another kind is refused (its results are keyed apart).
         accuracy_table: A CSV of ``arch,accuracy`` replacing the trainings.
         accuracy_function: The name of a Python accuracy function (:func:`hwnas.start_search`'s ``accuracy_fn``)
             replacing the trainings; recorded so that a resume without it is refused.
@@ -121,6 +123,7 @@ class RunConfig:
     train_threads: int = 1
     train_device: str = "auto"
     loader_workers: int | None = None
+    trained_on: str | None = None
     accuracy_table: str | None = None
     accuracy_function: str | None = None
     estimator: str = "train"
@@ -273,17 +276,44 @@ class RunConfig:
                               initial_estimates=self.initial_estimates, estimates_per_round=self.estimates_per_round,
                               skip_equivalent=self.skip_equivalent, seed=self.seed)
 
-    def check_train_device(self, *, ray_gpus: float = 0.0) -> None:
-        """Refuses, before any work, a training device this machine cannot use (one line). With Ray GPUs
-        (``--gpus-per-training``) the device is the one Ray assigns, checked where each training runs.
+    def check_train_device(self, *, ray_gpus: float = 0.0, on_ray: bool = False) -> str | None:
+        """Refuses, before any work, a training device this run cannot train on (one line), and says which
+        kind of device its trainings run on (``cpu``, ``cuda``, ``mps``; None without trainings).
+
+        With Ray GPUs (``--gpus-per-training``) each training runs on the GPU Ray assigns it (checked where it
+        runs): the device must be ``auto`` or ``cuda``. On Ray without GPUs trainings run on the CPU of whichever
+        node takes them: ``auto`` means ``cpu`` there, and a GPU device is refused (Ray would not share it out).
 
         Raises:
-            HwnasError: the device is unusable here.
+            HwnasError: the device is unusable here, or does not go with the execution.
         """
         from hwnas.training.device import resolve
+        from hwnas.training.trainer import check_amp
 
-        if ray_gpus <= 0 and self.accuracy_table is None and self.accuracy_function is None:
-            resolve(self.train_device)
+        if self.accuracy_table is not None or self.accuracy_function is not None:
+            return None
+        name = self.train_device
+        if ray_gpus > 0:
+            if name not in ("auto", "cuda"):
+                raise ConfigError(f"--gpus-per-training gives each training the GPU Ray assigns it: use "
+                                  f"--train-device auto or cuda, not {name}")
+            kind = "cuda"
+        elif on_ray:
+            if name not in ("auto", "cpu"):
+                raise ConfigError(f"--train-device {name} on Ray needs --gpus-per-training (Ray hands each training "
+                                  f"its GPU); without it trainings run on the CPU")
+            kind = "cpu"
+        else:
+            kind = resolve(name).type
+        import torch
+
+        check_amp(self.recipe, torch.device(kind))
+        return kind
+
+    def execution_device(self, *, ray_gpus: float = 0.0, on_ray: bool = False) -> str:
+        """The device name each training is handed: ``cpu`` for ``auto`` on Ray without GPUs (whatever a node
+        has), else the run's own."""
+        return "cpu" if on_ray and ray_gpus <= 0 and self.train_device == "auto" else self.train_device
 
     def conditions(self):
         """The latency measurement conditions (a :class:`~hwnas.profiling.measure.Conditions`)."""

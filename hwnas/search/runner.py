@@ -96,16 +96,32 @@ def run_search(run: RunDir, *, echo: Callable[[str], None] = print, wrap_sources
                            executor=executor)
 
 
+def _check_train_device(run: RunDir, *, ray_gpus: float, on_ray: bool) -> None:
+    """Checks the run's training device here; records the kind of device its first session trains on, and
+    refuses a resume that would train on another kind (its trainings would be keyed apart, and the run would mix
+    a CPU's and a GPU's numbers)."""
+    kind = run.config.check_train_device(ray_gpus=ray_gpus, on_ray=on_ray)
+    if kind is None:
+        return
+    if run.config.trained_on is None:
+        run.update_config(trained_on=kind)
+    elif run.config.trained_on != kind:
+        raise HwnasError(f"{run.path} trained on {run.config.trained_on}, and would train on {kind} here; resume it "
+                         f"where it can train on {run.config.trained_on}"
+                         + (" (with --gpus-per-training on Ray)" if run.config.trained_on == "cuda" else ""))
+
+
 def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Callable | None,
                 callback: Callable[[SearchEvent], None] | None, accuracy_fn: Callable | None, executor) -> dict:
     from hwnas.search.sources.accuracy import accuracy_source
 
-    config = run.config
     ray_gpus = float(getattr(executor, "gpus_per_task", 0.0))
-    config.check_train_device(ray_gpus=ray_gpus)  # before anything is measured or trained
+    on_ray = getattr(executor, "kind", "serial") == "ray"
+    _check_train_device(run, ray_gpus=ray_gpus, on_ray=on_ray)  # before anything is measured or trained
+    config = run.config
     space = config.create_space()
     latency = latency_source(config, space, echo=echo, executor=executor)
-    accuracy = accuracy_source(config, space, accuracy_fn=accuracy_fn, ray_gpus=ray_gpus)
+    accuracy = accuracy_source(config, space, accuracy_fn=accuracy_fn, ray_gpus=ray_gpus, on_ray=on_ray)
     estimates = None
     if config.estimator == "supernet":
         from hwnas.search.sources.accuracy import supernet_estimates

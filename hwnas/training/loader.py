@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from hwnas.data.lazy import Inputs, LazyArray, is_lazy
+from hwnas.errors import HwnasError
 
 #: Data-loader worker processes of a streamed split unless told otherwise (at most the available cores).
 DEFAULT_WORKERS = 4
@@ -48,9 +49,21 @@ class _Samples(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         return self.__getitems__([index])
 
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitems__(self, indices: list[int]):
         index = np.asarray(indices, dtype=np.int64)
-        return torch.from_numpy(self.x[index]), torch.from_numpy(self.y[index])
+        try:
+            return torch.from_numpy(self.x[index]), torch.from_numpy(self.y[index])
+        except HwnasError as exc:  # e.g. an unreadable image: handed back, raised as itself by the reader
+            return _Failure(type(exc), str(exc))
+
+
+class _Failure:
+    """An error a worker met reading a batch; :meth:`BatchSource.batches` raises it in the training's process
+    (a worker's own exception would come back wrapped in its traceback, not as one line)."""
+
+    def __init__(self, kind: type, message: str) -> None:
+        self.kind = kind
+        self.message = message
 
 
 def _as_is(batch):
@@ -113,7 +126,10 @@ class BatchSource:
             raise RuntimeError("this BatchSource is closed")
         self._sampler.current = [index.tolist() for index in index_batches]
         blocking = self.device.type != "cuda"
-        for x, y in self._loader:
+        for batch in self._loader:
+            if isinstance(batch, _Failure):
+                raise batch.kind(batch.message)
+            x, y = batch
             yield x.to(self.device, non_blocking=not blocking), y.to(self.device, non_blocking=not blocking)
 
     def in_order(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

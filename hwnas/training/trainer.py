@@ -19,6 +19,7 @@ On a GPU the kernels are not bit-for-bit deterministic; the evaluation store key
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -314,7 +315,9 @@ class MixedPrecision:
         self.scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
 
     def autocast(self):
-        return torch.autocast(device_type=self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+        if self.dtype is None:  # no autocast context at all (older PyTorch refuses some device types)
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
 
     def backward(self, loss: torch.Tensor) -> None:
         """Accumulates the gradients of ``loss`` (scaled under ``fp16``)."""
@@ -339,13 +342,13 @@ def evaluate_source(model: nn.Module, source: BatchSource) -> tuple[float, float
     if len(source) == 0:
         return float("nan"), float("nan")
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=source.device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=source.device)
+    correct = 0
+    loss_sum = 0.0  # summed on the host in float64 (MPS has no float64 tensors)
     for inputs, labels in source.in_order(EVAL_BATCH):
         logits = model(as_layout(inputs))
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
-        correct += (logits.argmax(dim=1) == labels).sum()
-    return int(correct) / len(source), float(loss_sum) / len(source)
+        loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == labels).sum())
+    return correct / len(source), loss_sum / len(source)
 
 
 def evaluate_model(model: nn.Module, x: Inputs, y: np.ndarray, *, device: torch.device | str = "cpu",

@@ -103,10 +103,11 @@ def _answer(record) -> dict[str, Any]:
 
 
 def accuracy_source(config: RunConfig, space: SearchSpace, *, accuracy_fn: Callable | None = None,
-                    ray_gpus: float = 0.0):
+                    ray_gpus: float = 0.0, on_ray: bool = False):
     """The accuracy source a run's configuration asks for: trainings or an accuracy table through the
     evaluation store, or the user's ``accuracy_fn`` for a run made with one (:class:`FunctionAccuracy`).
-    ``ray_gpus``: GPUs Ray gives each training (``--gpus-per-training``)."""
+    ``ray_gpus``: GPUs Ray gives each training (``--gpus-per-training``); ``on_ray``: trainings run as Ray
+    tasks."""
     if config.accuracy_function is not None or accuracy_fn is not None:
         from hwnas.search.sources.function import FunctionAccuracy
 
@@ -121,7 +122,8 @@ def accuracy_source(config: RunConfig, space: SearchSpace, *, accuracy_fn: Calla
 
         evaluator: Evaluator = TableEvaluator(accuracy_table(config.accuracy_table, space))
     else:
-        evaluator = Trainer(threads=config.train_threads, device=config.train_device, ray_gpus=ray_gpus,
+        device = config.execution_device(ray_gpus=ray_gpus, on_ray=on_ray)
+        evaluator = Trainer(threads=config.train_threads, device=device, ray_gpus=ray_gpus,
                             loader_workers=config.loader_workers)
     return StoreAccuracy(store, space, dataset, recipe=config.recipe, seed=config.seed, evaluator=evaluator,
                          dataset_spec=spec)
