@@ -42,10 +42,10 @@ def training_counter(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("kind", ["folder", "npz"])
+@pytest.mark.parametrize("kind", ["folder", "npz", "streamed"])
 def test_own_data_through_profile_search_and_export(cli, tmp_path, monkeypatch, training_counter, kind):
     rng = np.random.default_rng(0)
-    if kind == "folder":
+    if kind in ("folder", "streamed"):  # streamed: decoded batch by batch by DataLoader workers, end to end
         data, shape, name = _image_folder(tmp_path / "my pets", rng), ["--input-shape", "1x8x8"], "my_pets"
     else:
         data, shape, name = _npz(tmp_path / "arrays.npz", rng), [], "arrays"
@@ -56,7 +56,8 @@ def test_own_data_through_profile_search_and_export(cli, tmp_path, monkeypatch, 
     assert profiled.exit_code == 0, profiled.stderr
     assert "mobilenet architectures at 1x8x8" in profiled.output
 
-    searched = cli("search", "--latency-budget", "20ms", "--dataset", data, *shape, "-D", "val_fraction=0.25",
+    stream = ["-D", "stream=true"] if kind == "streamed" else []
+    searched = cli("search", "--latency-budget", "20ms", "--dataset", data, *shape, "-D", "val_fraction=0.25", *stream,
                    "--epochs", "1", "--data-fraction", "0.9", "-R", "batch_size=8", "--max-trainings", "3",
                    "--initial-trainings", "2", "--candidates-per-round", "1", "--archs-per-round", "200",
                    "--store", tmp_path / "evals.sqlite", *common)
@@ -64,7 +65,8 @@ def test_own_data_through_profile_search_and_export(cli, tmp_path, monkeypatch, 
     run = tmp_path / "runs" / f"mobilenet-{name}-host-20ms-s0"
     assert run.is_dir() and [p.name for p in (tmp_path / "runs").iterdir()] == [run.name]
     config = json.loads((run / "config.json").read_text())
-    assert config["dataset"] == str(data.resolve()) and config["dataset_options"] == {"val_fraction": 0.25}
+    options = {"val_fraction": 0.25, **({"stream": "true"} if stream else {})}
+    assert config["dataset"] == str(data.resolve()) and config["dataset_options"] == options
     assert config["input_shape"] == [1, 8, 8] and config["num_classes"] == 2
     assert config["recipe"]["batch_size"] == 8 and config["recipe"]["data_fraction"] == 0.9
     result = json.loads((run / "result.json").read_text())
@@ -75,7 +77,7 @@ def test_own_data_through_profile_search_and_export(cli, tmp_path, monkeypatch, 
     assert len(stored) == 3 and all(r["recipe"]["batch_size"] == 8 for r in stored if "recipe" in r)
 
     model = tmp_path / "out" / "nested" / "model.onnx"  # folders that do not exist yet
-    exported = cli("export", run, "-o", model, "--epochs", "1")
+    exported = cli("export", run, "-o", model, "--epochs", "1", *(["--raw-input"] if stream else []))
     assert exported.exit_code == 0, exported.stderr
     assert model.is_file() and model.with_suffix(".pt").is_file()
     evaluated = cli("evaluate", model)

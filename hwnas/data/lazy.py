@@ -24,7 +24,8 @@ STREAM_BYTES = 1 << 30
 
 
 class SampleReader(Protocol):
-    """Reads samples by index: ``reader(indices)`` is a ``float32`` array ``(len(indices), C, H, W)``."""
+    """Reads samples by index: ``reader(indices)`` is an array ``(len(indices), C, H, W)``, ``float32`` unless the
+    reader has a ``dtype`` attribute."""
 
     sample_shape: tuple[int, ...]
     size: int
@@ -40,11 +41,11 @@ class LazyArray:
         index: Which of the reader's samples, in order (all of them by default).
     """
 
-    dtype = np.dtype(np.float32)
     ndim = 4
 
     def __init__(self, reader: SampleReader, index: np.ndarray | None = None) -> None:
         self.reader = reader
+        self.dtype = np.dtype(getattr(reader, "dtype", np.float32))  # float32 inputs, or a model's uint8 pixels
         self.index = np.arange(reader.size, dtype=np.int64) if index is None else np.asarray(index, np.int64)
 
     def __len__(self) -> int:
@@ -56,8 +57,8 @@ class LazyArray:
 
     @property
     def nbytes(self) -> int:
-        """Bytes the samples would take in memory as ``float32``."""
-        return int(np.prod(self.shape)) * 4
+        """Bytes the samples would take in memory."""
+        return int(np.prod(self.shape)) * self.dtype.itemsize
 
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, (int, np.integer)):

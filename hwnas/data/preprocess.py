@@ -163,9 +163,15 @@ class Preprocess:
         For a raw-input model the scaling is inverted back to ``uint8`` pixels (exactly: every value must be
         a whole pixel value within 1e-3).
 
+        A lazy array (a streamed split) gives a lazy array, converted batch by batch as it is read.
+
         Raises:
             PreprocessError: a raw-input model, and the inputs are not whole pixel values (e.g. digits' noise).
         """
+        from hwnas.data.lazy import LazyArray, is_lazy
+
+        if is_lazy(x):
+            return LazyArray(_ModelInputs(x, self))
         if not self.raw_input:
             return np.ascontiguousarray(x, dtype=np.float32)
         assert self.pixel_max is not None
@@ -176,3 +182,17 @@ class Preprocess:
             raise PreprocessError(f"a raw-input model takes whole pixel values 0..{self.pixel_max:g}, but these "
                                   f"inputs are not ({self.source})")
         return np.ascontiguousarray(rounded.astype(np.uint8).transpose(0, 2, 3, 1))
+
+
+class _ModelInputs:
+    """A lazy split's samples in the form a model takes (:meth:`Preprocess.model_inputs`, batch by batch)."""
+
+    def __init__(self, x, preprocess: Preprocess) -> None:
+        self.x = x
+        self.preprocess = preprocess
+        self.sample_shape = preprocess.input_shape()
+        self.size = len(x)
+        self.dtype = np.dtype(preprocess.dtype)
+
+    def __call__(self, indices: np.ndarray) -> np.ndarray:
+        return self.preprocess.model_inputs(self.x[np.asarray(indices, dtype=np.int64)])

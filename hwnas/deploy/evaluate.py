@@ -67,8 +67,9 @@ def read_model(path: str | os.PathLike) -> tuple[bytes, dict[str, str]]:
     return data, {p.key: p.value for p in proto.metadata_props}
 
 
-def predict(model_bytes: bytes, inputs: np.ndarray, *, threads: int = 1) -> np.ndarray:
-    """Logits of ``inputs`` from onnxruntime (CPU), batched as the model's input allows.
+def predict(model_bytes: bytes, inputs, *, threads: int = 1) -> np.ndarray:
+    """Logits of ``inputs`` (an array, or a lazy one read chunk by chunk) from onnxruntime (CPU), batched as the
+    model's input allows.
 
     A model exported with a fixed batch size ``B`` gets chunks of ``B``; the last chunk is padded with
     zeros and the padding's outputs are dropped (each image is classified independently in eval mode).
@@ -81,10 +82,9 @@ def predict(model_bytes: bytes, inputs: np.ndarray, *, threads: int = 1) -> np.n
     batch = declared.shape[0] if declared.shape else None
     step = batch if isinstance(batch, int) and batch > 0 else CHUNK
     dtype = {"tensor(float16)": np.float16, "tensor(uint8)": np.uint8}.get(declared.type, np.float32)
-    inputs = np.ascontiguousarray(inputs, dtype=dtype)
     outputs = []
-    for begin in range(0, len(inputs), step):
-        chunk = inputs[begin:begin + step]
+    for begin in range(0, len(inputs), step):  # chunk by chunk: a streamed split is read as it is scored
+        chunk = np.ascontiguousarray(inputs[begin:begin + step], dtype=dtype)
         real = len(chunk)
         if isinstance(batch, int) and real < step:
             chunk = np.concatenate([chunk, np.zeros((step - real, *chunk.shape[1:]), dtype=dtype)])

@@ -25,8 +25,8 @@ from typing import Any, Callable
 from hwnas.deploy.device import budget_verdict, confirm_latency, remote_command, windows_note
 from hwnas.profiling.device import DeviceCheck, locate_device, measure_file
 from hwnas.deploy.evaluate import accuracy_of
-from hwnas.deploy.final import (check_output_path, export_final, shipped_module, sibling, train_final,
-                                weights_bytes, write_outputs)
+from hwnas.deploy.final import (PARITY_INPUTS, check_output_path, export_final, shipped_module, sibling,
+                                train_final, weights_bytes, write_outputs)
 from hwnas.deploy.target import DeployError, ExportTarget, load_dataset
 from hwnas.onnx_export import arch_metadata, set_metadata
 from hwnas.shapes import format_input_shape
@@ -124,7 +124,8 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
                           f"{target.num_classes}")
     preprocess = dataset.preprocess().as_raw() if raw_input else dataset.preprocess()
     splits = dataset.splits(target.recipe.split_seed)
-    test_inputs = preprocess.model_inputs(splits.x_test)  # before training: a raw model needs whole pixels
+    test_inputs = preprocess.model_inputs(splits.x_test)  # read batch by batch when the split is streamed
+    test_inputs[:PARITY_INPUTS]  # checked before training: a raw model needs whole pixels
     where = locate_device(target.device, target.profiles_dir, target.conditions)
     conditions = target.conditions
     node = device_node  # the device's own node, when given, measures (even if this machine looks the same)
