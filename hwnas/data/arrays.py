@@ -4,7 +4,7 @@ array, for pre-decoded sets larger than memory.
 
 The arrays follow the ``.npz`` rules (shapes, ``uint8`` pixels scaled to [-1, 1] or floats used as given, integer
 labels, missing splits cut from the training arrays). Inputs are opened with ``numpy.load(mmap_mode="r")``:
-a large set (decoded above :data:`~hwnas.data.lazy.STREAM_BYTES`, or ``-D stream=true``) is streamed -- each
+a large set (decoded above :data:`~hwnas.data.base.STREAM_BYTES`, or ``-D stream=true``) is streamed -- each
 batch reads only its own samples from the file (a float file's NaN is reported when its batch is read) -- and a
 small one is read into memory. Labels are always read whole. Pickled (object) arrays are refused.
 """
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.data.base import DataError, to_unit_range
-from hwnas.data.lazy import LazyArray, stream_choice
+from hwnas.data.base import DataError, stream_choice, to_unit_range
+from hwnas.data.lazy import LazyArray
 from hwnas.data.npz import NpzDataset
 
 ARRAY_NAMES = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "class_names")
@@ -71,7 +71,7 @@ class NpyFolderDataset(NpzDataset):
         path: The folder.
         val_fraction: Share of the training arrays cut off for validation when there is no ``x_val.npy``.
         test_fraction: Share of the training arrays cut off for testing when there is no ``x_test.npy``.
-        stream: ``"auto"`` (stream above :data:`~hwnas.data.lazy.STREAM_BYTES` decoded), or true/false.
+        stream: ``"auto"`` (stream above :data:`~hwnas.data.base.STREAM_BYTES` decoded), or true/false.
 
     Raises:
         DataError: (naming the file) as for a ``.npz`` file, or a file is not a readable ``.npy`` array.

@@ -14,6 +14,10 @@ class DataError(HwnasError, ValueError):
     """A data set cannot be loaded or is unusable; the message names the file or folder."""
 
 
+#: Decoded (float32) size above which a data set is streamed instead of held in memory (``stream="auto"``).
+STREAM_BYTES = 1 << 30
+
+
 @dataclass(frozen=True)
 class Splits:
     """Arrays of one data set: inputs ``float32`` of shape ``(N, C, H, W)``, labels ``int64`` of shape ``(N,)``."""
@@ -131,3 +135,21 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
 def to_unit_range(x: np.ndarray, *, max_value: float) -> np.ndarray:
     """Scales pixel values ``0..max_value`` to ``float32`` in [-1, 1]."""
     return (x.astype(np.float32) / np.float32(max_value) - np.float32(0.5)) / np.float32(0.5)
+
+
+def stream_choice(stream: object, *, decoded_bytes: int, what: str) -> bool:
+    """Whether a data set is streamed (its splits then :class:`~hwnas.data.lazy.LazyArray` s): ``stream`` is
+    ``"auto"`` (streamed above :data:`STREAM_BYTES` decoded) or a yes/no (true/false, yes/no, 1/0).
+
+    Raises:
+        DataError: ``stream`` is none of these.
+    """
+    text = str(stream).strip().lower()
+    if text == "auto":
+        return decoded_bytes > STREAM_BYTES
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise DataError(f"{what}: stream={stream!r} is not auto, true or false")
+

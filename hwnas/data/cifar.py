@@ -22,8 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-from hwnas.data.base import Dataset, DataError, Splits, check_fractions, stratified_split, to_unit_range
-from hwnas.data.lazy import LazyArray, materialize, stream_choice, take
+from hwnas.data.base import (Dataset, DataError, Splits, check_fractions, stratified_split, stream_choice,
+                             to_unit_range)
+from hwnas.data.lazy import LazyArray, materialize, take
 
 PIXELS = 3 * 32 * 32
 SHAPE = (3, 32, 32)
@@ -99,7 +100,7 @@ class CifarDataset(Dataset):
         release: ``cifar10`` or ``cifar100``.
         labels: CIFAR-100's ``fine`` (100 classes, default) or ``coarse`` (20) labels.
         val_fraction: Share of each class of the training files held out for validation.
-        stream: ``"auto"``, or true/false (see :func:`hwnas.data.lazy.stream_choice`).
+        stream: ``"auto"``, or true/false (see :func:`hwnas.data.base.stream_choice`).
 
     Raises:
         DataError: (naming the file) a file is missing, its size is not a whole number of records, the class

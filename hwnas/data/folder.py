@@ -8,7 +8,7 @@ a seed; a tree's validation (and test) images are its folders', and without ``te
 ``test_fraction`` of ``train/`` is held out for testing. The data set's store key carries a hash of every image
 file's bytes, so edited data never reuses an old evaluation.
 
-A small folder is decoded once into memory. A large one (decoded size above :data:`STREAM_BYTES`, or
+A small folder is decoded once into memory. A large one (decoded size above :data:`~hwnas.data.base.STREAM_BYTES`, or
 ``-D stream=true``) is *streamed*: its splits are :class:`~hwnas.data.lazy.LazyArray` s whose images are decoded
 when a batch needs them (by the trainer's DataLoader workers), so the data set need not fit in memory.
 """
@@ -22,8 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-from hwnas.data.base import Dataset, DataError, Splits, check_fractions, stratified_split, to_unit_range
-from hwnas.data.lazy import STREAM_BYTES, Inputs, LazyArray, stream_choice, take  # noqa: F401
+from hwnas.data.base import (Dataset, DataError, Splits, check_fractions, stratified_split, stream_choice,
+                             to_unit_range)
+from hwnas.data.lazy import Inputs, LazyArray, take
 from hwnas.shapes import format_input_shape
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class ImageFolderDataset(Dataset):
         val_fraction: Share of each class held out for validation (a flat folder; 0.2 by default).
         test_fraction: Share of each class held out for testing (a flat folder: 0.2 by default; a tree without
             ``test/``: of ``train/``, 0.1 by default).
-        stream: ``"auto"`` (stream when the decoded images exceed :data:`STREAM_BYTES`), or true/false.
+        stream: ``"auto"`` (stream when the decoded images exceed :data:`~hwnas.data.base.STREAM_BYTES`), or true/false.
 
     Raises:
         DataError: the folder is missing or empty, holds fewer than two classes, a class has no images, a

@@ -17,11 +17,6 @@ from typing import Protocol, Sequence, Union
 
 import numpy as np
 
-from hwnas.data.base import DataError
-
-#: Decoded (float32) size above which a data set is streamed instead of held in memory (``stream="auto"``).
-STREAM_BYTES = 1 << 30
-
 
 class SampleReader(Protocol):
     """Reads samples by index: ``reader(indices)`` is an array ``(len(indices), C, H, W)``, ``float32`` unless the
@@ -134,21 +129,4 @@ class _Stacked:
             where = np.flatnonzero(part == p)
             out[where] = self.parts[p][indices[where] - self.offsets[p]]
         return out
-
-
-def stream_choice(stream: object, *, decoded_bytes: int, what: str) -> bool:
-    """Whether a data set is streamed: ``stream`` is ``"auto"`` (above :data:`STREAM_BYTES` decoded) or a yes/no
-    (true/false, yes/no, 1/0).
-
-    Raises:
-        DataError: ``stream`` is none of these.
-    """
-    text = str(stream).strip().lower()
-    if text == "auto":
-        return decoded_bytes > STREAM_BYTES
-    if text in ("true", "yes", "1", "on"):
-        return True
-    if text in ("false", "no", "0", "off"):
-        return False
-    raise DataError(f"{what}: stream={stream!r} is not auto, true or false")
 
