@@ -120,7 +120,7 @@ def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
             raise HwnasError(f"accuracy_fn must be callable, got {accuracy_fn!r}")
         config = config.replace(accuracy_function=function_name(accuracy_fn))
     config = config.resolved()
-    _check_device(config, workers=workers, ray_address=ray_address, gpus_per_training=gpus_per_training)
+    config.check_execution(ray_address=ray_address, workers=workers, gpus_per_training=gpus_per_training)
     path = Path(run_dir) if run_dir is not None else Path("runs") / config.run_name()
     run = RunDir.create(path, config)
     return _run(run, accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo, workers=workers,
@@ -143,22 +143,15 @@ def resume_search(run_dir: str | os.PathLike, *, max_trainings: int | None = Non
                                  ("time_budget_s", time_budget_s)) if v is not None}
     if changes:
         run.update_config(**changes)
+    run.config.check_execution(ray_address=ray_address, workers=workers, gpus_per_training=gpus_per_training)
     return _run(run, accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo, workers=workers,
                 ray_address=ray_address, gpus_per_training=gpus_per_training)
-
-
-def _check_device(config, *, workers: int, ray_address, gpus_per_training: float) -> None:
-    from hwnas.cluster import uses_ray
-
-    config.check_train_device(ray_gpus=gpus_per_training,
-                              on_ray=uses_ray(ray_address, workers=workers, gpus_per_task=gpus_per_training))
 
 
 def _run(run, *, accuracy_fn, callbacks, echo, workers, ray_address, gpus_per_training) -> SearchResult:
     from hwnas.cluster import make_executor
     from hwnas.search.runner import run_search
 
-    _check_device(run.config, workers=workers, ray_address=ray_address, gpus_per_training=gpus_per_training)
     executor = make_executor(ray_address, workers=workers, cpus_per_task=run.config.train_threads,
                              gpus_per_task=gpus_per_training)
     try:

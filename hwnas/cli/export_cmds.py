@@ -16,7 +16,7 @@ import click
 
 from hwnas.cli.common import INPUT_SHAPE, SEED, parse_space_options, print_json, stderr_echo
 from hwnas.cli.run_options import ray_option
-from hwnas.cli.train_cmds import THREADS_HELP, check_device, device_options
+from hwnas.cli.train_cmds import THREADS_HELP, device_options
 from hwnas.profiling.providers import provider_names
 from hwnas.units import format_latency
 
@@ -88,7 +88,9 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
 
     if (dataset_option or input_shape) and not dataset:
         raise click.UsageError("-D/--dataset-option and --input-shape go with --dataset")
-    check_device(train_device)  # before any work
+    from hwnas.training.trainer import training_device
+
+    training_device(train_device)  # usable here, before any work
     data = dataset_spec_of(dataset, dataset_option, input_shape) if dataset else None
     # A run folder being searched is not exported until the search is done with it.
     held = (lock_run_folder(run_dir) if run_dir is not None and run_dir.is_dir() else contextlib.nullcontext())

@@ -158,11 +158,8 @@ EXECUTION_PARAMS = ("ray_address", "workers", "gpus_per_training")
 def check_device_for(config: RunConfig, params: Mapping[str, Any]) -> None:
     """Refuses, before any work, a training device the run cannot train on with :func:`execution_options`'
     values (one line)."""
-    from hwnas.cluster import uses_ray
-
-    gpus = params["gpus_per_training"]
-    config.check_train_device(ray_gpus=gpus, on_ray=uses_ray(params["ray_address"], workers=params["workers"],
-                                                             gpus_per_task=gpus))
+    config.check_execution(ray_address=params["ray_address"], workers=params["workers"],
+                           gpus_per_training=params["gpus_per_training"])
 
 
 def executor_from_options(params: Mapping[str, Any], *, train_threads: int):

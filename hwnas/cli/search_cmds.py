@@ -71,8 +71,8 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
             overrides["time_budget_s"] = time_budget
         if overrides:
             run.update_config(**overrides)  # written back: the run's config.json says what it now runs under
+        check_device_for(run.config, params)  # before Ray is started
         executor = executor_from_options(params, train_threads=run.config.train_threads)
-        check_device_for(run.config, params)
     else:
         if supernet_path is not None and _given("estimator") and estimator != "supernet":
             raise click.UsageError("--supernet is the supernet of --estimator supernet; drop one of them")

@@ -10,8 +10,9 @@ from pathlib import Path
 import click
 
 from hwnas.cli.common import SEED, make_space, space_options
-from hwnas.cli.train_cmds import (THREADS_HELP, _pct, check_device, dataset_options, device_options, make_recipe,
-                                  open_store, recipe_options, store_option)
+from hwnas.cli.train_cmds import (THREADS_HELP, _pct, dataset_options, device_options, make_recipe, open_store,
+                                  recipe_options, store_option)
+from hwnas.training.device import DEFAULT_DEVICE
 
 DEFAULT_FOLDER = "supernets"
 #: Supernet epochs unless --epochs says otherwise: one sub-network a step learns slowly (60 uniform epochs cost
@@ -113,8 +114,9 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     from hwnas.cli.train_cmds import dataset_spec_of
     from hwnas.supernet.folder import SupernetFolder, SupernetSettings
     from hwnas.supernet.training import train_supernet
+    from hwnas.training.trainer import training_device
 
-    check_device(train_device)  # before any work
+    training_device(train_device)  # usable here, before any work
     space = make_space(space_name, space_option)
     recipe = make_recipe(epochs or DEFAULT_EPOCHS, data_fraction, recipe_option)
     spec = dataset_spec_of(dataset_spec, dataset_option, input_shape)
@@ -165,7 +167,7 @@ def _score_images(ctx, param, value: str) -> int | None:
               help="Validation images scored (a fixed random subset), or 'all' of the split.")
 @click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
               help=f"{THREADS_HELP}; --threads is its old name.")
-@click.option("--train-device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
+@click.option("--train-device", default=DEFAULT_DEVICE, show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
               help="Where sub-networks are recalibrated and scored: auto is CUDA if present, else the CPU (which "
                    "scores with onnxruntime; a GPU with PyTorch, its estimates stored apart).")
 @store_option

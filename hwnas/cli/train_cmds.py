@@ -81,22 +81,17 @@ THREADS_HELP = "PyTorch threads of each training [default: 1, in every command]"
 
 def device_options(func):
     """Adds ``--train-device`` and ``--loader-workers`` (where trainings run and how streamed data is read)."""
+    from hwnas.training.device import DEFAULT_DEVICE
+
     func = click.option("--loader-workers", type=click.IntRange(min=0),
                         help="DataLoader worker processes reading a streamed data set (a large image folder, .npy "
                              "arrays, CIFAR with -D stream=true) [default: up to 4; 0: in the training's own "
                              "process]. In-memory data sets use none.")(func)
-    func = click.option("--train-device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
+    func = click.option("--train-device", default=DEFAULT_DEVICE, show_default=True,
+                        metavar="auto|cpu|cuda|cuda:N|mps",
                         help="Where trainings run: auto is the GPU Ray assigned, else CUDA if present, else the "
                              "CPU. Checked before any work starts.")(func)
     return func
-
-
-def check_device(train_device: str) -> str:
-    """``train_device`` if this machine can train on it (one clear error line otherwise, before any work)."""
-    from hwnas.training.device import resolve
-
-    resolve(train_device)
-    return train_device
 
 
 def store_option(func):
@@ -118,10 +113,12 @@ def make_evaluator(space, accuracy_table: Path | None, threads: int | None, *, t
                    loader_workers: int | None = None):
     """A :class:`TableEvaluator` for ``--accuracy-table``, else a :class:`Trainer` (its device checked)."""
     from hwnas.training import TableEvaluator, Trainer
+    from hwnas.training.trainer import training_device
 
     if accuracy_table is not None:
         return TableEvaluator(accuracy_table, space)
-    return Trainer(threads=threads, device=check_device(train_device), loader_workers=loader_workers)
+    training_device(train_device)  # usable here, before any work
+    return Trainer(threads=threads, device=train_device, loader_workers=loader_workers)
 
 
 def _pct(value: float | None) -> str:

@@ -21,7 +21,7 @@ from hwnas import __version__
 from hwnas.errors import HwnasError
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
 from hwnas.search.state import SearchSettings
-from hwnas.training.device import DeviceError, check_name
+from hwnas.training.device import DEFAULT_DEVICE, DeviceError, check_name
 from hwnas.training.recipe import DEFAULT_RECIPE, Recipe, RecipeError
 
 #: Version of ``config.json``. 1: untyped (hwnas 0.1; ``threads`` for the measurement threads);
@@ -121,7 +121,7 @@ class RunConfig:
     skip_equivalent: bool = _setting("skip_equivalent")
     store: str | None = None
     train_threads: int = 1
-    train_device: str = "auto"
+    train_device: str = DEFAULT_DEVICE
     loader_workers: int | None = None
     trained_on: str | None = None
     accuracy_table: str | None = None
@@ -309,6 +309,14 @@ class RunConfig:
 
         check_amp(self.recipe, torch.device(kind))
         return kind
+
+    def check_execution(self, *, ray_address=None, workers: int = 1, gpus_per_training: float = 0.0) -> None:
+        """:meth:`check_train_device` for the execution of ``--ray [ADDRESS]``, ``--workers N`` and
+        ``--gpus-per-training`` (the command line's and :func:`hwnas.start_search`'s)."""
+        from hwnas.cluster import uses_ray
+
+        self.check_train_device(ray_gpus=gpus_per_training, on_ray=uses_ray(
+            ray_address, workers=workers, gpus_per_task=gpus_per_training))
 
     def execution_device(self, *, ray_gpus: float = 0.0, on_ray: bool = False) -> str:
         """The device name each training is handed: ``cpu`` for ``auto`` on Ray without GPUs (whatever a node

@@ -188,9 +188,8 @@ def _train(folder: SupernetFolder, meta: dict, *, space: SearchSpace, dataset: D
 
 
 def _step(net: Supernet, inputs: torch.Tensor, labels: torch.Tensor, archs: list, *,
-          criterion: torch.nn.Module, distill: bool, precision: MixedPrecision | None = None) -> float:
+          criterion: torch.nn.Module, distill: bool, precision: MixedPrecision) -> float:
     """Accumulates the gradients of one step over ``archs``; returns the first (teacher) loss."""
-    precision = precision or MixedPrecision("off", inputs.device)
     teacher = None
     first = float("nan")
     for i, arch in enumerate(archs):

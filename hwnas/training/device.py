@@ -23,6 +23,7 @@ from hwnas.errors import HwnasError
 
 #: The names a training device may have (``cuda:N`` for any N).
 DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+#: The training device of every command and of ``RunConfig`` unless told otherwise.
 DEFAULT_DEVICE = "auto"
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -133,9 +134,3 @@ def kind(name: str, *, ray_gpus: float = 0.0) -> str:
         return "cuda" if ray_gpus > 0 else resolve(name).type
     return name.split(":", 1)[0]
 
-
-def describe(device: torch.device) -> str:
-    """``cpu``, or ``cuda:0 (NVIDIA H100 80GB HBM3)``: the device and, for a GPU, its name."""
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return str(device)
