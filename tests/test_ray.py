@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -133,7 +134,12 @@ def test_profiling_and_searching_through_the_device_node(cluster, cli, tmp_path)
     from hwnas.onnx_export import read_metadata
 
     metadata = read_metadata(tmp_path / "m.onnx")
-    assert metadata["latency_source"] == "measured at export on testdev (its Ray node)"
+    # measured there; a noisy first window (>10% above the profile) is re-measured by design and then noted
+    source = re.fullmatch(r"measured at export on testdev \(its Ray node(, fastest of (\d+) windows: ([^)]*))?\)",
+                          metadata["latency_source"])
+    assert source, metadata["latency_source"]
+    if source.group(1):
+        assert len(source.group(3).split(", ")) == int(source.group(2)) >= 2
     assert metadata["train_device"] == "cpu"  # --train-device auto without a GPU
     missing = cli("profile", "--device", "pi9", "--ray", address, "--samples", "3", "--profiles-dir",
                   tmp_path / "profiles")
