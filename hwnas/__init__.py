@@ -18,7 +18,7 @@ _API = {
     "RunConfig": "hwnas.search.config", "ConfigError": "hwnas.search.config",
     "SearchCallback": "hwnas.search.events", "Recipe": "hwnas.training.recipe", "Arch": "hwnas.arch",
     "Verified": "hwnas.search.state", "HwnasError": "hwnas.errors",
-    "SearchResult": "hwnas.api", "start_search": "hwnas.api", "resume_search": "hwnas.api",
+    "SearchResult": "hwnas.api", "Finalist": "hwnas.api", "start_search": "hwnas.api", "resume_search": "hwnas.api",
     "load_result": "hwnas.api", "profile": "hwnas.api", "latency_predictor": "hwnas.api",
     "accuracy_predictor": "hwnas.api", "export": "hwnas.api", "evaluate": "hwnas.api",
 }

@@ -37,6 +37,18 @@ logger = logging.getLogger("hwnas.api")
 
 
 @dataclass(frozen=True)
+class Finalist:
+    """A finalist of the search's finals: its validation accuracies over its seeds (the search's training
+    first), their mean and sample standard deviation."""
+
+    arch: str
+    latency_ms: float
+    accuracies: list[float]
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """The answer of a search (``result.json``, typed).
 
@@ -50,6 +62,8 @@ class SearchResult:
         measurements_used: Latency measurements spent.
         test_accuracy: The best's test accuracy, measured once at the end of its search training (None for a
             table or an accuracy function).
+        finalists: The finalists re-trained with other seeds (``--final-seeds``), best mean first (the answer
+            first); empty when there were no finals.
         document: ``result.json`` as written.
     """
 
@@ -62,6 +76,7 @@ class SearchResult:
     measurements_used: int
     test_accuracy: float | None
     document: Mapping[str, Any] = field(repr=False)
+    finalists: list[Finalist] = field(default_factory=list)
 
     @property
     def feasible(self) -> bool:
@@ -74,7 +89,10 @@ class SearchResult:
                    budget_ms=float(document["budget_ms"]), stop_reason=str(document.get("stop_reason", "")),
                    trainings_used=int(document.get("trainings_used", 0)),
                    measurements_used=int(document.get("measurements_used", 0)),
-                   test_accuracy=document.get("test_accuracy"), document=dict(document))
+                   test_accuracy=document.get("test_accuracy"), document=dict(document),
+                   finalists=[Finalist(arch=f["arch"], latency_ms=float(f["latency_ms"]),
+                                       accuracies=[float(a) for a in f["accuracies"]], mean=float(f["mean"]),
+                                       std=float(f["std"])) for f in document.get("finalists") or []])
 
 
 def _verified(entry: Mapping[str, Any] | None) -> Verified | None:

@@ -56,8 +56,13 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+def atomic_write_json(path: str | os.PathLike, obj: Any, *, compact: bool = False) -> None:
+    """Writes ``obj`` as JSON (sorted keys), indented for people to read, or ``compact`` for state a program
+    rewrites often: the standard library's C encoder serves only unindented JSON, ~10x faster on a long
+    run's state."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":")) if compact else json.dumps(obj, indent=2,
+                                                                                         sort_keys=True)
+    atomic_write_text(path, text + "\n")
 
 
 def read_json_object(path: str | os.PathLike, *, error: type[Exception], what: str) -> dict:

@@ -192,3 +192,24 @@ def test_mismatched_or_corrupt_loads_are_rejected(tmp_path):
         XGBPredictor.load(tmp_path / "acc")
     with pytest.raises(PredictorError, match="no predictor"):
         XGBPredictor.load(tmp_path / "missing")
+
+
+def test_both_predictors_satisfy_the_predictor_protocol(tmp_path):
+    """The loop asks only for :class:`~hwnas.predictors.base.Predictor`; both built-in predictors satisfy it,
+    fitted and reloaded alike, and predict a mean and a spread per architecture."""
+    import numpy as np
+
+    from hwnas.predictors import AccuracyPredictor, LatencyPredictor, Predictor
+    from hwnas.spaces import create_space
+
+    space = create_space("nb201")
+    archs = space.sample_distinct(12, np.random.default_rng(0))
+    for cls, y in ((LatencyPredictor, np.linspace(1.0, 2.0, 12)), (AccuracyPredictor, np.linspace(0.4, 0.6, 12))):
+        model = cls(space="nb201", ensemble_size=2, n_estimators=10)
+        assert isinstance(model, Predictor)
+        fitted = model.fit(archs, y, featurizer=model.shared_featurizer())
+        assert fitted is model and model.shared_featurizer() is cls(space="nb201").shared_featurizer()
+        loaded = cls.load(model.save(tmp_path / model.kind))
+        assert isinstance(loaded, Predictor) and loaded.kind == model.kind
+        mean, std = loaded.predict_dist(archs)
+        assert mean.shape == std.shape == (12,) and np.allclose(mean, model.predict(archs), rtol=1e-5)

@@ -11,6 +11,8 @@ import pytest
 from hwnas.predictors import AccuracyPredictor, LatencyPredictor
 from hwnas.search.controllers import create_controller
 from hwnas.search.loop import SearchLoop, SearchSettings
+from hwnas.search.planning import Planner
+from hwnas.search.verification import Verifier
 from hwnas.search.state import Verified
 from hwnas.search.reward import create_reward
 from hwnas.search.config import RunConfig
@@ -96,14 +98,15 @@ class FakeEstimates:
 
 
 def make_loop(path, accuracy, latency, *, controller="evolution", max_trainings=14, resume=False,
-              local_search_steps=3, estimator=None):
+              local_search_steps=3, estimator=None, **extra):
     space = create_space("nb201")
     config = {"space": "nb201", "input_shape": [1, 8, 8], "num_classes": 10, "dataset": "synthetic",
               "device": "fake", "budget_ms": 0.7, "max_trainings": max_trainings}
     run_dir = RunDir.open(path) if resume else RunDir.create(path, RunConfig.from_json(config))
     settings = SearchSettings(budget_ms=0.7, max_trainings=max_trainings, initial_trainings=6,
                               candidates_per_round=3, explore_per_round=1, archs_per_round=400, seed=1,
-                              local_search_steps=local_search_steps, initial_estimates=30, estimates_per_round=12)
+                              local_search_steps=local_search_steps, initial_estimates=30, estimates_per_round=12,
+                              **extra)
     if isinstance(controller, str):
         controller = create_controller(controller, space, seed=1)
     return SearchLoop(space=space, controller=controller,
@@ -175,8 +178,9 @@ def test_every_round_verifies_new_architectures_even_when_the_controller_has_col
 
 
 class TooSlowAfter(FakeLatency):
-    """A device whose candidates all turn out over the budget once the initial trainings are done (the prior
-    says otherwise): every round measures and trains nothing."""
+    """A device whose candidates all turn out over the budget once the initial trainings are done, except
+    those its profile (``known``) already holds: every candidate the acquisition or the exploration picks is
+    measured over the budget."""
 
     def __init__(self, feasible: int):
         super().__init__()
@@ -188,16 +192,48 @@ class TooSlowAfter(FakeLatency):
         return {"latency_ms": 5.0 if late else true_latency(arch.string), "measured": True}
 
 
-def test_rounds_that_train_nothing_stop_the_search_after_three_in_a_row(tmp_path):
-    from hwnas.search.loop import MAX_EMPTY_ROUNDS
-
-    loop = make_loop(tmp_path / "run", FakeAccuracy(), TooSlowAfter(feasible=12), max_trainings=30)
+def test_the_fallback_fills_every_round_when_the_picked_candidates_do_not_fit(tmp_path):
+    """Rounds whose proposals all turn out over the budget are filled from the fallback (here the profile's
+    untrained architectures within the budget): no round ends short, and the training budget is spent."""
+    latency = TooSlowAfter(feasible=12)
+    loop = make_loop(tmp_path / "run", FakeAccuracy(), latency, max_trainings=30)
     result = loop.run()
+    assert result["trainings_used"] == 30 and result["stop_reason"] == "training budget spent (30)"
     rows = loop.run_dir.history()
-    empty = [r for r in rows if r["new_verified"] == "0"]
-    assert len(empty) == MAX_EMPTY_ROUNDS == 3 and rows[-MAX_EMPTY_ROUNDS:] == empty  # three in a row, then stop
-    assert result["stop_reason"].startswith("no new candidate fit the budget in 3 rounds in a row")
-    assert result["trainings_used"] < 30
+    assert all(int(r["new_verified"]) == 4 for r in rows[:-1]) and int(rows[-1]["new_verified"]) > 0
+    prior = dict(latency.known())
+    later = [v for v in loop.state.verified if v.round > 0]
+    from_prior = [v for v in later if v.arch in prior]
+    assert len(from_prior) >= len(later) // 2 and all(v.latency_ms <= 0.7 for v in loop.state.verified)
+
+
+def test_a_search_with_a_tiny_feasible_set_trains_all_of_it_and_says_the_space_is_exhausted(tmp_path):
+    """Five equivalence classes fit the budget: the search trains all of them and stops early, saying why."""
+    space = create_space("nb201")
+    archs = list(space.enumerate())
+    keys = {}
+    for a in archs:
+        keys.setdefault(space.equivalence_key(a), a.string)
+    fast = set(list(keys.values())[::997][:5])  # one string of each of five classes
+
+    def latency_of(s):
+        return 0.1 if s in fast or space.equivalence_key(space.parse(s)) in {
+            space.equivalence_key(space.parse(f)) for f in fast} else 5.0
+
+    class Table(FakeLatency):
+        def measure(self, arch):
+            self.calls[arch.string] += 1
+            return {"latency_ms": latency_of(arch.string), "measured": True}
+
+        def known(self):
+            return [(a.string, latency_of(a.string)) for a in archs]
+
+    loop = make_loop(tmp_path / "run", FakeAccuracy(), Table(), max_trainings=20)
+    result = loop.run()
+    trained = {space.equivalence_key(space.parse(v.arch)) for v in loop.state.verified}
+    assert trained == {space.equivalence_key(space.parse(f)) for f in fast}
+    assert result["trainings_used"] == 5
+    assert result["stop_reason"].startswith("feasible space exhausted: every architecture within the budget is trained (5)")
 
 
 def test_a_search_that_has_verified_the_whole_space_stops_and_says_so(tmp_path):
@@ -230,7 +266,7 @@ def test_a_search_that_has_verified_the_whole_space_stops_and_says_so(tmp_path):
                       make_latency_predictor=lambda: LatencyPredictor(**common))
     result = loop.run()
     assert result["trainings_used"] == 8 and {v.arch for v in loop.state.verified} == everything
-    assert result["stop_reason"] == "no unverified architecture left to try"
+    assert result["stop_reason"].startswith("feasible space exhausted: every architecture within the budget is trained (8)")
 
 
 def test_infeasible_budget_is_said_plainly(tmp_path):
@@ -309,21 +345,21 @@ def test_a_time_budget_that_stops_a_rounds_trainings_keeps_them_for_the_resume(t
     and goes on to the training budget, nothing trained twice."""
     accuracy = FakeAccuracy()
     loop = make_loop(tmp_path / "run", accuracy, FakeLatency(), max_trainings=12)
-    real_train = SearchLoop._train_selected
+    real_train = Verifier.train_selected
     calls = {"n": 0}
 
     def out_of_time_in_round_1(self, round_index):
         if round_index == 1 and calls["n"] == 0:
             calls["n"] += 1
-            self.settings.time_budget_s = 1e-9  # spent: no training may start
+            self.ctx.settings.time_budget_s = 1e-9  # spent: no training may start
         real_train(self, round_index)
 
-    monkeypatch.setattr(SearchLoop, "_train_selected", out_of_time_in_round_1)
+    monkeypatch.setattr(Verifier, "train_selected", out_of_time_in_round_1)
     stopped = loop.run()
     assert stopped["stop_reason"].startswith("time budget spent")
     left = [t["arch"] for t in loop.state.training]
     assert left and stopped["trainings_used"] == 6  # the initial ones only
-    monkeypatch.setattr(SearchLoop, "_train_selected", real_train)
+    monkeypatch.setattr(Verifier, "train_selected", real_train)
     resumed = make_loop(tmp_path / "run", accuracy, FakeLatency(), max_trainings=12, resume=True)
     result = resumed.run()
     assert result["trainings_used"] == 12 and max(accuracy.calls.values()) == 1
@@ -361,7 +397,7 @@ def test_an_infeasible_budget_trains_nothing_and_names_the_fastest_measured(tmp_
     loop.settings.budget_ms = 0.01
     result = loop.run()
     assert not accuracy.calls and result["trainings_used"] == 0 and result["best"] is None
-    assert "fit the budget in 3 rounds in a row" in result["stop_reason"]
+    assert result["stop_reason"].startswith("feasible space exhausted: no architecture of the space fits the budget")
     assert [c["accuracy"] for c in result["closest"]] == [None] * 3
 
 
@@ -442,7 +478,7 @@ def test_a_kill_after_the_last_training_of_a_round_neither_redoes_nor_loses_the_
 def test_a_kill_around_the_controller_checkpoint_resumes_to_the_uninterrupted_answer(tmp_path, monkeypatch,
                                                                                      kill_point):
     reference = make_loop(tmp_path / "ref", FakeAccuracy(), FakeLatency(), controller="ppo").run()
-    real_plan = SearchLoop._plan_round
+    real_plan = Planner.plan_round
     fired = []
 
     def killed_plan(self, objective, round_index):
@@ -456,11 +492,11 @@ def test_a_kill_around_the_controller_checkpoint_resumes_to_the_uninterrupted_an
 
     path = tmp_path / "run"
     crashing_acc = FakeAccuracy()
-    monkeypatch.setattr(SearchLoop, "_plan_round", killed_plan)
+    monkeypatch.setattr(Planner, "plan_round", killed_plan)
     with pytest.raises(KeyboardInterrupt):
         make_loop(path, crashing_acc, FakeLatency(), controller="ppo").run()
     assert fired and (path / "controller.ckpt.next").exists()
-    monkeypatch.setattr(SearchLoop, "_plan_round", real_plan)
+    monkeypatch.setattr(Planner, "plan_round", real_plan)
     resumed_acc = FakeAccuracy()
     resumed_acc.calls.update(crashing_acc.calls)
     result = make_loop(path, resumed_acc, FakeLatency(), controller="ppo", resume=True).run()
@@ -504,8 +540,8 @@ def test_a_candidate_equivalent_to_a_trained_one_is_neither_measured_nor_trained
     loop.settings.skip_equivalent = skip
     loop.state.verified.append(Verified(arch=trained, accuracy=true_accuracy(trained), round=0,
                                         latency_ms=true_latency(trained)))
-    loop._set_queue([[twin, other]], [1])
-    loop._work_queue(round_index=1)
+    loop.planner.set_queue([[twin, other]], [1])
+    loop.verifier.work_queue(round_index=1)
     assert [v.arch for v in loop.state.verified[1:]] == [other if skip else twin]
     assert (twin in latency.calls) is not skip
 

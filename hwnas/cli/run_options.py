@@ -48,6 +48,7 @@ def _names(registry: str) -> Callable[[], list[str]]:
 
 controller_names = _names("hwnas.search.controllers.CONTROLLERS")
 acquisition_names = _names("hwnas.search.acquisition.ACQUISITIONS")
+exploration_names = _names("hwnas.search.acquisition.EXPLORATIONS")
 reward_names = _names("hwnas.search.reward.REWARDS")
 
 _D = RunConfig.default
@@ -83,6 +84,21 @@ def run_options(*, max_trainings: int | None = None) -> Callable:
                      show_default=True, help="Predicted evaluations the controller spends per round."),
         click.option("--explore", type=FiniteFloat(min=0), default=_D("explore"), show_default=True,
                      help="Weight of the accuracy predictor's uncertainty in the reward."),
+        click.option("--explore-per-round", type=click.IntRange(min=0), default=_D("explore_per_round"),
+                     show_default=True,
+                     help="Trainings per round spent on candidates chosen for information, not exploitation."),
+        click.option("--explore-by", type=click.Choice(exploration_names()), default=_D("explore_by"),
+                     show_default=True,
+                     help="How those are chosen among random candidates likely to fit the budget: distance "
+                          "(farthest from everything trained), uncertainty (the predictor's largest spread), "
+                          "acquisition (its best value)."),
+        click.option("--final-seeds", type=click.IntRange(min=0), default=None,
+                     help="Extra training seeds for each finalist before the search ends; the answer is the "
+                          "finalist with the best mean, reported with its spread (0: the single best training) "
+                          "[default: 2 when training, 0 with --accuracy-table]."),
+        click.option("--finalists", type=click.IntRange(min=1), default=_D("finalists"), show_default=True,
+                     help="How many of the best trained architectures --final-seeds re-trains (the finals take "
+                          "at most a quarter of --max-trainings)."),
         click.option("--local-search-steps", type=click.IntRange(min=0), default=_D("local_search_steps"),
                      show_default=True,
                      help="Greedy moves on the predicted reward from the best proposals before candidates are "
@@ -176,7 +192,7 @@ RUN_PARAMS = ("latency_budget", "device", "space_name", "space_option", "dataset
               "max_measurements", "acquisition", "initial_trainings", "candidates_per_round", "archs_per_round",
               "explore", "local_search_steps", "profile_samples", "measure_threads", "profiles_dir", "store_path",
               "train_threads", "train_device", "loader_workers", "accuracy_table", "latency_table", "mode",
-              "train_equivalent")
+              "train_equivalent", "explore_per_round", "explore_by", "final_seeds", "finalists")
 
 
 def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig:
@@ -206,6 +222,8 @@ def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig
         max_measurements=p["max_measurements"], initial_trainings=p["initial_trainings"],
         candidates_per_round=p["candidates_per_round"], archs_per_round=p["archs_per_round"],
         explore=p["explore"], local_search_steps=p["local_search_steps"], skip_equivalent=not p["train_equivalent"],
+        explore_per_round=p["explore_per_round"], explore_by=p["explore_by"], final_seeds=p["final_seeds"],
+        finalists=p["finalists"],
         store=_text(p["store_path"]), train_threads=p["train_threads"], train_device=p["train_device"],
         loader_workers=p["loader_workers"], accuracy_table=_text(p["accuracy_table"]),
         **settings)

@@ -162,6 +162,21 @@ def _attach_log(path: Path) -> None:
             other.setLevel(logging.WARNING)
 
 
+def finalist_lines(result: dict) -> list[str]:
+    """The finalists' lines: each one's validation accuracy mean +- spread over its seeds, the chosen first."""
+    from hwnas.units import format_latency
+
+    finalists = result.get("finalists") or []
+    if not finalists:
+        return []
+    lines = [f"  finalists (validation accuracy over {finalists[0]['seeds']} seeds: mean +- standard deviation; "
+             f"the answer is the best mean):"]
+    for i, f in enumerate(finalists):
+        lines.append(f"    {'*' if i == 0 else ' '} {f['mean']:.4f} +- {f['std']:.4f}  "
+                     f"{format_latency(f['latency_ms'])}  {f['arch']}")
+    return lines
+
+
 def _print_result(run, result: dict) -> None:
     from hwnas.units import format_latency
 
@@ -185,5 +200,7 @@ def _print_result(run, result: dict) -> None:
                + (f", test accuracy {result['test_accuracy']:.4f} (measured once at the end of its search "
                   f"training; never used to select)" if result.get("test_accuracy") is not None else ""))
     click.echo(f"  latency {format_latency(best['latency_ms'])} {measured} (budget {format_latency(budget)})")
+    for line in finalist_lines(result):
+        click.echo(line)
     click.echo(f"  Pareto front: {len(result['pareto_front'])} architectures; plot {run.path / 'pareto.png'}")
     click.echo(f"export it with: hwnas export {run.path} -o model.onnx")

@@ -1,9 +1,10 @@
 """Predictors of latency and accuracy: featurisation, XGBoost ensembles, quality metrics, persistence."""
 
+from hwnas.predictors.base import Predictor
 from hwnas.predictors.features import ArchFeaturizer
 from hwnas.predictors.model import (PREDICTORS, AccuracyPredictor, LatencyPredictor, PredictorError, XGBPredictor,
                                     read_meta)
 from hwnas.predictors.quality import assess
 
-__all__ = ["PREDICTORS", "AccuracyPredictor", "ArchFeaturizer", "LatencyPredictor", "PredictorError",
+__all__ = ["PREDICTORS", "AccuracyPredictor", "ArchFeaturizer", "LatencyPredictor", "Predictor", "PredictorError",
            "XGBPredictor", "assess", "read_meta"]

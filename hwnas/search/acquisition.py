@@ -16,6 +16,9 @@ Acquisitions (``--acquisition``), as compared by BANANAS (White et al. 2021) for
 - ``ei``: expected improvement over the best verified feasible accuracy (Gaussian ``mu, sigma``).
 - ``ts``: independent Thompson sampling: one draw from ``N(mu, sigma)`` per architecture.
 - ``greedy``: ``mu``.
+
+Explorations (``--explore-by``, :data:`EXPLORATIONS`) pick the round's exploration candidates, chosen for
+information rather than exploitation, among random samples likely to fit the budget.
 """
 
 from __future__ import annotations
@@ -132,3 +135,31 @@ def rank(candidates: Sequence[Candidate], *, acquisition: str, budget_ms: float,
     keep = [i for i in range(len(ordered)) if p_feasible[i] >= min_feasibility and p_feasible[i] > 0]
     keep.sort(key=lambda i: (-value[i], ordered[i].arch))
     return [ordered[i] for i in keep]
+
+
+#: ``fn(candidates, *, value, distance, rng) -> indices, most informative first``: how the exploration slots
+#: pick among the round's random samples likely to fit the budget. ``value`` is the acquisition's value of each,
+#: ``distance`` its number of differing decisions to the nearest trained architecture.
+EXPLORATIONS: Registry[Callable[..., list[int]]] = Registry("exploration")
+
+
+@EXPLORATIONS.register("acquisition")
+def by_acquisition(candidates: Sequence[Candidate], *, value: np.ndarray, distance: np.ndarray,
+                   rng: np.random.Generator) -> list[int]:
+    """The acquisition's best among the random samples (the exploitation rule on another pool)."""
+    return sorted(range(len(candidates)), key=lambda i: (-value[i], candidates[i].arch))
+
+
+@EXPLORATIONS.register("distance")
+def by_distance(candidates: Sequence[Candidate], *, value: np.ndarray, distance: np.ndarray,
+                rng: np.random.Generator) -> list[int]:
+    """Farthest from everything trained (in decisions), the acquisition breaking ties: a region no training
+    has looked at, and the best-looking candidate of it."""
+    return sorted(range(len(candidates)), key=lambda i: (-distance[i], -value[i], candidates[i].arch))
+
+
+@EXPLORATIONS.register("uncertainty")
+def by_uncertainty(candidates: Sequence[Candidate], *, value: np.ndarray, distance: np.ndarray,
+                   rng: np.random.Generator) -> list[int]:
+    """The accuracy predictor's largest ensemble spread: where its members disagree most."""
+    return sorted(range(len(candidates)), key=lambda i: (-candidates[i].accuracy_std, candidates[i].arch))

@@ -68,7 +68,11 @@ class RunConfig:
             training; no time limit).
         seed: Seed of the loop, the controller and the trainings.
         initial_trainings, candidates_per_round, archs_per_round, explore, local_search_steps,
-        skip_equivalent: The loop's knobs (:class:`~hwnas.search.state.SearchSettings`).
+        skip_equivalent, explore_per_round, explore_by: The loop's knobs
+            (:class:`~hwnas.search.state.SearchSettings`).
+        final_seeds, finalists: The finals (:mod:`hwnas.search.finals`): extra training seeds for each of the
+            ``finalists`` best trained architectures before the search ends (None: 2 where the run trains, 0
+            with an accuracy table).
 
     Accuracy:
         store: The evaluation store (None: ``$HWNAS_STORE`` or ``./evals.sqlite``).
@@ -119,6 +123,10 @@ class RunConfig:
     explore: float = _setting("explore")
     local_search_steps: int = _setting("local_search_steps")
     skip_equivalent: bool = _setting("skip_equivalent")
+    explore_per_round: int = _setting("explore_per_round")
+    explore_by: str = _setting("explore_by")
+    final_seeds: int | None = _setting("final_seeds")
+    finalists: int = _setting("finalists")
     store: str | None = None
     train_threads: int = 1
     train_device: str = DEFAULT_DEVICE
@@ -168,7 +176,7 @@ class RunConfig:
         if self.class_names is not None:
             set_(self, "class_names", tuple(str(c) for c in self.class_names))
         for name in ("space", "dataset", "device", "profiles_dir", "provider", "precision", "controller",
-                     "reward", "mode", "acquisition", "estimator", "supernet_sampling"):
+                     "reward", "mode", "acquisition", "estimator", "supernet_sampling", "explore_by"):
             if not (isinstance(getattr(self, name), str) and getattr(self, name)):
                 raise ConfigError(f"{name} must be text, got {getattr(self, name)!r}")
         if not _number(self.budget_ms, positive=True):
@@ -177,7 +185,8 @@ class RunConfig:
         for name, low in (("max_trainings", 1), ("measure_threads", 1), ("batch_size", 1), ("profile_samples", 1),
                           ("initial_trainings", 1), ("candidates_per_round", 1), ("archs_per_round", 1),
                           ("local_search_steps", 0), ("seed", 0), ("train_threads", 1), ("supernet_epochs", 1),
-                          ("initial_estimates", 1), ("estimates_per_round", 0)):
+                          ("initial_estimates", 1), ("estimates_per_round", 0), ("explore_per_round", 0),
+                          ("finalists", 1)):
             if not (_whole(getattr(self, name)) and getattr(self, name) >= low):
                 raise ConfigError(f"{name} must be a whole number of at least {low}, got {getattr(self, name)!r}")
         try:
@@ -194,6 +203,12 @@ class RunConfig:
             raise ConfigError(f"time_budget_s must be a positive number of seconds, got {self.time_budget_s!r}")
         if not (_number(self.explore) and self.explore >= 0):
             raise ConfigError(f"explore must be a number of at least 0, got {self.explore!r}")
+        if self.final_seeds is not None and not (_whole(self.final_seeds) and self.final_seeds >= 0):
+            raise ConfigError(f"final_seeds must be a whole number of at least 0, got {self.final_seeds!r}")
+        from hwnas.search.acquisition import EXPLORATIONS
+
+        if self.explore_by not in EXPLORATIONS:
+            raise ConfigError(f"explore_by must be one of {', '.join(EXPLORATIONS.names())}, got {self.explore_by!r}")
         if not isinstance(self.skip_equivalent, bool):
             raise ConfigError(f"skip_equivalent must be true or false, got {self.skip_equivalent!r}")
         if self.estimator not in ESTIMATORS:
@@ -274,7 +289,9 @@ class RunConfig:
                               candidates_per_round=self.candidates_per_round, archs_per_round=self.archs_per_round,
                               explore=self.explore, local_search_steps=self.local_search_steps,
                               initial_estimates=self.initial_estimates, estimates_per_round=self.estimates_per_round,
-                              skip_equivalent=self.skip_equivalent, seed=self.seed)
+                              skip_equivalent=self.skip_equivalent, seed=self.seed,
+                              explore_per_round=self.explore_per_round, explore_by=self.explore_by,
+                              final_seeds=self.final_seeds, finalists=self.finalists)
 
     def check_train_device(self, *, ray_gpus: float = 0.0, on_ray: bool = False) -> str | None:
         """Refuses, before any work, a training device this run cannot train on (one line), and says which

@@ -93,6 +93,26 @@ class Trained(SearchEvent):
 
 
 @dataclass(frozen=True)
+class FinalsStarted(SearchEvent):
+    """The finals start: each of ``finalists`` is trained ``seeds`` more times (:mod:`hwnas.search.finals`)."""
+
+    hook: ClassVar[str] = "on_finals"
+    finalists: tuple[str, ...]
+    seeds: int
+
+
+@dataclass(frozen=True)
+class FinalistTrained(SearchEvent):
+    """One extra-seed training of a finalist finished (``replica`` of ``seeds``)."""
+
+    hook: ClassVar[str] = "on_finalist_trained"
+    arch: str
+    replica: int
+    seeds: int
+    accuracy: float
+
+
+@dataclass(frozen=True)
 class RoundDone(SearchEvent):
     """A round finished; ``row`` is its ``history.csv`` row (trainings and measurements used, best so far,
     the predictors' quality on the round's new truth)."""
@@ -147,6 +167,12 @@ class SearchCallback:
 
     def on_trained(self, event: Trained) -> None:
         pass
+
+    def on_finals(self, event: FinalsStarted) -> None:
+        """The finals start."""
+
+    def on_finalist_trained(self, event: FinalistTrained) -> None:
+        """A finalist's extra-seed training finished."""
 
     def on_round_done(self, event: RoundDone) -> None:
         pass

@@ -240,6 +240,13 @@ def _answer_table(runs: Sequence[RunView]) -> str:
             return f"<code>{_e(best['arch'])}</code>" if best else "none under the budget"
         if what == "accuracy":
             return f"{best['accuracy']:.4f}" if best else "—"
+        if what == "finalists":
+            finalists = result.get("finalists") or []
+            if not finalists:
+                return "—"
+            return "<br>".join(f"{'<b>' if i == 0 else ''}{f['mean']:.4f} ± {f['std']:.4f} over {f['seeds']} seeds"
+                               f"{'</b>' if i == 0 else ''} <code>{_e(f['arch'])}</code>"
+                               for i, f in enumerate(finalists))
         if what == "test":
             test = result.get("test_accuracy")
             return f"{test:.4f}" if isinstance(test, (int, float)) else "—"
@@ -251,14 +258,15 @@ def _answer_table(runs: Sequence[RunView]) -> str:
                     f"({100 * best['latency_ms'] / run.budget_ms:.0f}%)")
         if what == "work":
             measured = result.get("measurements_used", len(run.measured) or None)
-            return (f"{len(run.verified)} trainings, {measured if measured is not None else '?'} measurements, "
+            return (f"{result.get('trainings_used', len(run.verified))} trainings, {measured if measured is not None else '?'} measurements, "
                     f"{len(run.history)} rounds, {float(result.get('elapsed_s', 0)) / 60:.1f} min")
         if what == "status":
             return _e(result.get("stop_reason", "running or interrupted (no result yet)"))
         return _e(result.get("warning", "")) or "—"
 
     rows = [row("chosen architecture", [cell(r, "arch") for r in runs]),
-            row("validation accuracy", [cell(r, "accuracy") for r in runs]),
+            row("validation accuracy (its search training)", [cell(r, "accuracy") for r in runs]),
+            row("finalists: mean ± standard deviation", [cell(r, "finalists") for r in runs]),
             row("test accuracy", [cell(r, "test") for r in runs]),
             row("measured latency / budget", [cell(r, "latency") for r in runs]),
             row("work", [cell(r, "work") for r in runs]),

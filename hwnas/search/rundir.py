@@ -165,7 +165,7 @@ class RunDir:
         data = {f.name: getattr(state, f.name) for f in fields(state)}
         data["verified"] = [dict(vars(v)) for v in state.verified]
         data["measured"] = [dict(vars(m)) for m in state.measured]
-        atomic_write_json(self.path / STATE_FILE, data)
+        atomic_write_json(self.path / STATE_FILE, data, compact=True)
 
     # -- outputs ---------------------------------------------------------------------------------------------
     def history(self) -> list[dict[str, str]]:

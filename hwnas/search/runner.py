@@ -11,8 +11,9 @@ from hwnas.predictors import AccuracyPredictor, LatencyPredictor
 from hwnas.profiling import ProfileStore, profile_space
 from hwnas.search.config import RunConfig
 from hwnas.search.controllers import create_controller
-from hwnas.search.events import (CallbackList, Estimating, InitialPhase, LatencyMeasured, Learning, RoundDone,
-                                 SearchCallback, SearchEvent, SearchFinished, SearchStarted, Trained)
+from hwnas.search.events import (CallbackList, Estimating, FinalistTrained, FinalsStarted, InitialPhase,
+                                 LatencyMeasured, Learning, RoundDone, SearchCallback, SearchEvent, SearchFinished,
+                                 SearchStarted, Trained)
 from hwnas.search.loop import SearchLoop
 from hwnas.search.reward import create_reward
 from hwnas.search.rundir import RunDir
@@ -195,6 +196,13 @@ class ProgressLines(SearchCallback):
                   f"{'' if record.latency_measured else ' (predicted)'} | {best_text} "
                   f"(budget {format_latency(self.budget_ms)}) | {per:.1f} s/training, "
                   f"{event.measurements} measurements")
+
+    def on_finals(self, event: FinalsStarted) -> None:
+        self.echo(f"finals: {len(event.finalists)} finalists, each trained {event.seeds} more time"
+                  f"{'s' if event.seeds > 1 else ''} with other seeds; the answer is the best mean")
+
+    def on_finalist_trained(self, event: FinalistTrained) -> None:
+        self.echo(f"  finalist {event.arch}: seed {event.replica + 1} of {event.seeds + 1}: acc {event.accuracy:.4f}")
 
     def on_round_done(self, event: RoundDone) -> None:
         row = event.row

@@ -19,6 +19,10 @@ class AccuracySource(Protocol):
     def known(self) -> list[tuple[str, float]]:
         """Every ``(arch string, accuracy)`` already evaluated under this source's conditions."""
 
+    # Optional: ``replica(index) -> AccuracySource | None``, the same evaluation with another training seed
+    # (``index`` >= 1), for the finalists' extra seeds (:mod:`hwnas.search.finals`); None, or no such method,
+    # where a repeat gives the same number (a table).
+
 
 class EstimateSource(Protocol):
     """Cheap accuracy estimates (a supernet's): many per round, never the answer."""
@@ -50,7 +54,11 @@ class SearchSettings:
         time_budget_s: Wall-clock limit over all sessions of the run (None: none).
         initial_trainings: Diverse real evaluations before the first round.
         candidates_per_round: Trainings per round picked by the acquisition.
-        explore_per_round: Extra trainings per round drawn at random among the rest of the round's pool.
+        explore_per_round: Trainings per round spent on candidates chosen for information, not exploitation
+            (see ``explore_by``).
+        explore_by: How those are chosen among the round's random samples likely to fit the budget
+            (:data:`~hwnas.search.acquisition.EXPLORATIONS`): ``distance`` (farthest from everything trained),
+            ``uncertainty`` (the predictor's largest spread) or ``acquisition`` (its best value).
         archs_per_round: Predicted evaluations the controller spends per round.
         explore: Weight of the accuracy uncertainty in the controller's reward and in the ``ucb`` acquisition.
         local_search_steps: Hill-climbing steps on the predicted reward from the best proposals before the
@@ -72,6 +80,10 @@ class SearchSettings:
         skip_equivalent: Never train an architecture equivalent to one trained already (the space's
             :meth:`~hwnas.spaces.base.SearchSpace.equivalence_key`): its accuracy differs only by training
             noise, and the training is better spent elsewhere.
+        final_seeds: Extra training seeds for each finalist before the search ends; the answer is the finalist
+            with the best mean (:mod:`hwnas.search.finals`). None: 2 where the accuracy source trains, 0 where
+            it looks accuracies up; 0: the single best training is the answer.
+        finalists: How many of the best trained architectures are finalists.
     """
 
     budget_ms: float
@@ -94,6 +106,9 @@ class SearchSettings:
     estimates_per_round: int = 20
     seed: int = 0
     skip_equivalent: bool = True
+    explore_by: str = "distance"
+    final_seeds: int | None = None
+    finalists: int = 3
 
     @property
     def measurement_cap(self) -> int:
@@ -136,8 +151,9 @@ class SearchState:
     """What a run has done; saved as ``state.json`` after every step.
 
     ``pending`` is the round's queue of candidates in the order they are measured, ``pending_group`` the
-    training-slot group of each (0: picked by the acquisition, 1: exploration) and ``slots`` the trainings
-    each group may still start this round; ``training`` the candidates measured within the budget and selected
+    training-slot group of each (0: picked by the acquisition, 1: exploration, 2: the fallback, which fills
+    any group's slots left when the others run out) and ``slots`` the trainings each group may still start
+    this round; ``training`` the candidates measured within the budget and selected
     for training, not trained yet (``{"arch", "latency_ms", "measured"}``); ``round_start`` the (trainings, measurements) counts when the
     round's queue was made, so that its history row counts the whole round even after a resume. A round's
     queue is cleared in the same state write that advances ``round``, after its history row is written:
@@ -155,13 +171,19 @@ class SearchState:
     round_start: list[int] = field(default_factory=list)
     learned_round: int = 0
     estimated: dict[str, float] = field(default_factory=dict)
+    latency_fit: list[int] = field(default_factory=list)
+    refilled_round: int = -1
+    finalists: list[str] = field(default_factory=list)
+    final_seeds: int = 0
+    finals: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
     finished: bool = False
     stop_reason: str = ""
 
     @property
     def trainings(self) -> int:
-        return len(self.verified)
+        """Trainings spent: the search's and the finalists' extra seeds."""
+        return len(self.verified) + len(self.finals)
 
     @property
     def measurements(self) -> int:

@@ -64,6 +64,14 @@ class StoreAccuracy:
         return _answer(self.store.record(self.space, arch, self.dataset, result, recipe=self.recipe,
                                          seed=self.seed, trainer=self.evaluator))
 
+    def replica(self, index: int) -> "StoreAccuracy | None":
+        """The same trainings with the ``index``-th extra seed (``seed + index``), for the finalists
+        (:mod:`hwnas.search.finals`); None for a table, whose repeats give the same number."""
+        if not isinstance(self.evaluator, Trainer):
+            return None
+        return StoreAccuracy(self.store, self.space, self.dataset, recipe=self.recipe, seed=self.seed + index,
+                             evaluator=self.evaluator, dataset_spec=self.dataset_spec)
+
     @property
     def validation_size(self) -> int | None:
         """Examples an accuracy is measured on (None for a table: its noise is unknown here)."""

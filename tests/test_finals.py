@@ -1,0 +1,94 @@
+"""The finals (issue 30): the best trained architectures trained again with other seeds, the answer chosen by
+the mean; resumable exactly; off where a repeat gives the same number."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import numpy as np
+import pytest
+
+from hwnas.search import finals
+from hwnas.search.state import SearchSettings
+from test_search_loop import FakeAccuracy, FakeLatency, make_loop, true_accuracy
+
+
+class NoisyAccuracy(FakeAccuracy):
+    """Training noise of 3 points: a fixed draw per (architecture, seed); ``replica(k)`` is seed k."""
+
+    def __init__(self, crash_after: int | None = None, seed: int = 0, calls=None):
+        super().__init__(crash_after)
+        self.seed = seed
+        if calls is not None:
+            self.calls = calls  # shared by the replicas: one count of trainings
+
+    def value(self, string: str) -> float:
+        draw = np.random.default_rng([self.seed, sum(map(ord, string))])
+        return true_accuracy(string) + 0.03 * float(draw.standard_normal())
+
+    def evaluate(self, arch):
+        if self.crash_after is not None and sum(self.calls.values()) >= self.crash_after:
+            raise KeyboardInterrupt
+        self.calls[(arch.string, self.seed)] += 1
+        return {"accuracy": self.value(arch.string)}
+
+    def known(self):
+        return [(s, self.value(s)) for s, seed in self.calls if seed == self.seed]
+
+    def replica(self, index: int):
+        return NoisyAccuracy(self.crash_after, seed=self.seed + index, calls=self.calls)
+
+
+def test_plan_takes_at_most_a_quarter_of_the_budget_and_nothing_from_a_table():
+    assert finals.plan(SearchSettings(budget_ms=1, max_trainings=100), repeatable=True) == (3, 2)
+    assert finals.plan(SearchSettings(budget_ms=1, max_trainings=12), repeatable=True) == (3, 1)
+    assert finals.plan(SearchSettings(budget_ms=1, max_trainings=100), repeatable=False) == (0, 0)
+    assert finals.plan(SearchSettings(budget_ms=1, max_trainings=11), repeatable=True) == (0, 0)  # all search
+    assert finals.plan(SearchSettings(budget_ms=1, max_trainings=4, final_seeds=1), repeatable=True) == (1, 1)
+    assert finals.plan(SearchSettings(budget_ms=1, max_trainings=100, final_seeds=0), repeatable=True) == (0, 0)
+    assert finals.plan(SearchSettings(budget_ms=1, max_trainings=100, final_seeds=5, finalists=4),
+                       repeatable=True) == (4, 5)
+
+
+def test_finalists_are_retrained_and_the_answer_is_the_best_mean(tmp_path):
+    accuracy = NoisyAccuracy()
+    loop = make_loop(tmp_path / "run", accuracy, FakeLatency(), max_trainings=24)
+    result = loop.run()
+    assert result["trainings_used"] == 24 and len(loop.state.verified) == 18 and len(loop.state.finals) == 6
+    assert max(accuracy.calls.values()) == 1  # every (architecture, seed) trained once
+    stats = result["finalists"]
+    assert len(stats) == 3 and all(f["seeds"] == 3 for f in stats)
+    by_arch = {v.arch: v for v in loop.state.verified}
+    feasible = sorted((v for v in loop.state.verified if v.latency_ms <= 0.7), key=lambda v: -v.accuracy)
+    assert {f["arch"] for f in stats} == {v.arch for v in feasible[:3]}  # the three best single trainings
+    for f in stats:
+        values = [by_arch[f["arch"]].accuracy] + [NoisyAccuracy(seed=k).value(f["arch"]) for k in (1, 2)]
+        assert f["accuracies"] == pytest.approx(values)
+        assert f["mean"] == pytest.approx(np.mean(values)) and f["std"] == pytest.approx(np.std(values, ddof=1))
+    assert [f["mean"] for f in stats] == sorted((f["mean"] for f in stats), reverse=True)
+    assert result["best"]["arch"] == stats[0]["arch"] and result["best"]["mean_accuracy"] == stats[0]["mean"]
+    assert "finalists: 3 trained 2 more times each" in result["stop_reason"]
+
+
+def test_a_kill_during_the_finals_resumes_exactly(tmp_path):
+    reference = make_loop(tmp_path / "ref", NoisyAccuracy(), FakeLatency(), max_trainings=24).run()
+    crashing = NoisyAccuracy(crash_after=18 + 2)  # two of the six finals trainings done
+    with pytest.raises(KeyboardInterrupt):
+        make_loop(tmp_path / "run", crashing, FakeLatency(), max_trainings=24).run()
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert len(state["verified"]) == 18 and len(state["finals"]) == 2 and state["finalists"]
+    resumed = NoisyAccuracy(calls=collections.Counter(crashing.calls))
+    before = dict(resumed.calls)
+    result = make_loop(tmp_path / "run", resumed, FakeLatency(), max_trainings=24, resume=True).run()
+    assert all(resumed.calls[k] == n for k, n in before.items()) and max(resumed.calls.values()) == 1
+    assert sum(resumed.calls.values()) == 24  # the four missing, nothing twice
+    assert result["finalists"] == reference["finalists"]
+    assert result["best"]["arch"] == reference["best"]["arch"]
+
+
+def test_no_finals_where_repeats_give_the_same_number(tmp_path, caplog):
+    loop = make_loop(tmp_path / "run", FakeAccuracy(), FakeLatency(), max_trainings=14, final_seeds=2)
+    result = loop.run()
+    assert result["trainings_used"] == 14 and result["finalists"] == [] and not loop.state.finals
+    assert "--final-seeds 2 ignored" in caplog.text
