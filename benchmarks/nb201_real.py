@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/nb201_real.py --controllers ppo,random,evolution,mcts,dynaq --seeds 2  # ~80 min
     .venv/bin/python benchmarks/nb201_real.py --quick                # smoke: cifar100, 2 devices, 2 budgets, 2 seeds
     .venv/bin/python benchmarks/nb201_real.py --controllers random -S acquisition=ei --tag ei   # an ablation
+    .venv/bin/python benchmarks/nb201_real.py --controllers ppo --noise 1.0   # 1 point of training noise
 
 Every configuration — table (``cifar100``, ``imagenet16-120`` in ``../shared/benchdata/nb201``) x device
 (``edgegpu``, ``raspi4``, ``pixel3``, ``fpga``) x latency budget (the 0.1 / 0.25 / 0.5 quantile of that
@@ -18,6 +19,14 @@ of trainings spent on architectures over the budget, budget violations of the an
 used. Beside them two exact baselines computed from the tables (no simulation): plain random search (uniform
 architectures, all trained) and random search among the *feasible* architectures (latency looked up first, the
 same number of trainings); their regret distributions are exact, pooled over the same configurations.
+
+``--noise SIGMA`` adds per-training Gaussian noise (in points, a new draw per seed and per extra seed) to the
+table's accuracies, as real trainings have; every answer is scored by its *true* (table) accuracy: the curve's
+by the single highest noisy value so far, the final ``answer`` by the loop's own choice (the finalists' best
+mean: ``--final-seeds`` is on with noise, as for real trainings). Also reported: runs that stopped before their
+training budget while untrained equivalence classes within the budget remained ("early stops"; the loop trains
+one architecture per class), and the configurations where a controller's median answer is worse than feasible
+random search's median there.
 
 Each run's curve is cached in ``benchmarks/results/nb201_real/<tag>/`` so an interrupted benchmark resumes;
 the summary goes to ``benchmarks/results/nb201_real[-<tag>].json``.
@@ -63,17 +72,34 @@ def load_table(name: str) -> dict:
 
 
 class Accuracy:
-    """Table accuracy (a fraction, as trainings report it); ``known`` is only what this run trained."""
+    """Table accuracy (a fraction, as trainings report it); ``known`` is only what this run trained.
 
-    def __init__(self, acc: dict[str, float]) -> None:
+    With ``noise`` (points), each training adds a Gaussian draw of that spread, a new one per run seed and per
+    replica (the finalists' extra seeds), as training noise would: ``replica(k)`` is the same table with the
+    k-th extra seed's draws (None without noise: a repeat gives the same number).
+    """
+
+    def __init__(self, acc: dict[str, float], *, noise: float = 0.0, seed: int = 0, replica: int = 0) -> None:
         self.acc, self.seen = acc, {}
+        self.noise, self.seed, self.index = noise, seed, replica
+        self.ids = {a: i for i, a in enumerate(sorted(acc))}
+
+    def value(self, string: str) -> float:
+        """The accuracy a training of ``string`` reports (a fraction)."""
+        draw = 0.0
+        if self.noise > 0:
+            draw = self.noise * float(np.random.default_rng([self.seed, self.index, self.ids[string]]).standard_normal())
+        return (self.acc[string] + draw) / 100
 
     def evaluate(self, arch):
-        self.seen[arch.string] = self.acc[arch.string] / 100
+        self.seen[arch.string] = self.value(arch.string)
         return {"accuracy": self.seen[arch.string]}
 
     def known(self):
         return list(self.seen.items())
+
+    def replica(self, index: int):
+        return None if self.noise <= 0 else Accuracy(self.acc, noise=self.noise, seed=self.seed, replica=index)
 
 
 class Latency:
@@ -93,6 +119,17 @@ class Latency:
 
     def known(self):
         return list(self.prior)
+
+
+@lru_cache(maxsize=None)
+def feasible_keys(table_name: str, device: str, quantile: float) -> frozenset:
+    """Equivalence keys of the architectures within the budget."""
+    from hwnas.spaces import create_space
+
+    space, table = create_space("nb201"), load_table(table_name)
+    limit = budget_of(table, device, quantile)
+    return frozenset(space.equivalence_key(space.parse(a)) for a, ms in zip(table["arch"], table[device])
+                     if ms <= limit)
 
 
 def budget_of(table: dict, device: str, quantile: float) -> float:
@@ -123,18 +160,24 @@ def run_one(job: dict) -> dict:
     space = create_space("nb201")
     settings = SearchSettings(budget_ms=budget, max_trainings=job["max_trainings"], seed=job["seed"],
                               initial_trainings=8, num_classes=classes, **job["settings"])
+    noise = float(job.get("noise", 0.0))
     common = dict(space="nb201", input_shape=shape, num_classes=classes, random_state=job["seed"])
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hwnas-nb201-") as tmp:
-        loop = SearchLoop(space=space, controller=create_controller(job["controller"], space, seed=job["seed"]),
-                          reward=create_reward("hard"), accuracy_source=Accuracy(acc), latency_source=Latency(lat),
+        controller = create_controller(job["controller"], space, seed=job["seed"],
+                                       **job.get("controller_options", {}))
+        loop = SearchLoop(space=space, controller=controller,
+                          reward=create_reward("hard"),
+                          accuracy_source=Accuracy(acc, noise=noise, seed=job["seed"]), latency_source=Latency(lat),
                           settings=settings, run_dir=RunDir.create(Path(tmp) / "run", RunConfig(
                               budget_ms=budget, space="nb201", input_shape=shape, num_classes=classes)),
                           make_accuracy_predictor=lambda: AccuracyPredictor(**common),
                           make_latency_predictor=lambda: LatencyPredictor(**common))
-        loop.run()
+        result = loop.run()
         verified = [vars(v) for v in loop.state.verified]
         measured = len(loop.state.measured)
+        answer = result["best"]["arch"] if result["best"] else None
+        finals = len(loop.state.finals)
     wall = time.perf_counter() - t0
     # How well the loop's accuracy predictor, fit on the loop's own trainings (concentrated near the top, unlike
     # the uniform draws of nb201_predictors.py), ranks the table's true top 10%.
@@ -145,17 +188,25 @@ def run_one(job: dict) -> dict:
     for pool in (np.arange(len(feasible)), np.flatnonzero(feasible)):  # all architectures; those under the budget
         top = pool[np.argsort(-table["acc"][pool], kind="stable")[:max(2, len(pool) // 10)]]
         taus.append(kendall(table["acc"][top], fitted.predict([table["arch"][i] for i in top])))
+    # Scored by the *true* accuracy of the answer so far (the single best reported value: with noise, that of
+    # the luckiest training), and of the loop's final answer (the finalists' best mean when it re-trained them).
     regret, running = [], None
     for v in verified:
-        if v["latency_ms"] <= budget:
-            running = max(running or 0.0, v["accuracy"] * 100)
-        regret.append(best - (running if running is not None else 0.0))
+        if v["latency_ms"] <= budget and (running is None or v["accuracy"] > running[0]):
+            running = (v["accuracy"], acc[v["arch"]])
+        regret.append(best - (running[1] if running is not None else 0.0))
+    answer_regret = best - acc[answer] if answer is not None else best
     out = {**{k: job[k] for k in ("table", "device", "quantile", "seed", "controller")}, "budget_ms": budget,
            "true_best": best, "regret": regret, "over_budget": [int(v["latency_ms"] > budget) for v in verified],
            "measurements": [v.get("measurements_used") for v in verified], "measurements_total": measured,
+           "max_trainings": job["max_trainings"], "noise": noise,
            "answer_over_budget": int(bool(verified) and running is None), "wall_s": wall,
            "trained_archs": [v["arch"] for v in verified], "top10_tau": taus[0],
-           "top10_feasible_tau": taus[1]}
+           "top10_feasible_tau": taus[1], "answer_regret": answer_regret, "finals": finals,
+           "stop_reason": result["stop_reason"], "trainings_used": result["trainings_used"],
+           # untrained equivalence classes within the budget (the loop never trains a twin of a trained one)
+           "feasible_left": len(feasible_keys(job["table"], job["device"], job["quantile"])
+                                - {space.equivalence_key(space.parse(v["arch"])) for v in verified})}
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp_file = cache.with_suffix(".tmp")
     tmp_file.write_text(json.dumps(out))
@@ -236,7 +287,34 @@ def summarize(runs: list[dict], marks) -> list[dict]:
                          "median_measurements": float(np.median([c for c in counts if c is not None] or [0])),
                          **{f"median_{key}": _median_of(sel, key) for key in ("top10_tau", "top10_feasible_tau")},
                          "median_wall_s": float(np.median([r["wall_s"] for r in sel]))})
+            if mark == marks[-1] and all("answer_regret" in r for r in sel):
+                answers = np.array([r["answer_regret"] for r in sel])
+                rows[-1].update(answer_median_regret=float(np.median(answers)),
+                                answer_p90_regret=float(np.quantile(answers, 0.9)),
+                                early_stops=sum(r["trainings_used"] < r["max_trainings"] and r["feasible_left"] > 0
+                                                for r in sel))
     return rows
+
+
+def worse_than_random(runs: list[dict], max_trainings: int) -> list[dict]:
+    """Configurations where a controller's median answer regret over seeds is worse than feasible random
+    search's median for that configuration."""
+    out = []
+    for controller in dict.fromkeys(r["controller"] for r in runs):
+        groups: dict = {}
+        for r in runs:
+            if r["controller"] == controller:
+                groups.setdefault((r["table"], r["device"], r["quantile"]), []).append(r)
+        for (t, d, q), sel in sorted(groups.items()):
+            table = load_table(t)
+            feasible = table[d] <= budget_of(table, d, q)
+            v, w = random_regret_distribution(table["acc"], feasible, max_trainings, only_feasible=True)
+            reference = weighted_quantile(v, w, 0.5)
+            median = float(np.median([r.get("answer_regret", r["regret"][-1]) for r in sel]))
+            if median > reference + 1e-9:
+                out.append({"controller": controller, "table": t, "device": d, "quantile": q,
+                            "median_regret": median, "feasible_random_median": reference})
+    return out
 
 
 def main() -> None:
@@ -252,7 +330,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("-S", "--setting", action="append", default=[], metavar="KEY=VALUE",
                         help="Override a SearchSettings field (e.g. acquisition=ei, explore_per_round=0).")
+    parser.add_argument("-C", "--controller-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="A keyword of the controllers' constructors (e.g. n_envs=128), for an ablation.")
     parser.add_argument("--tag", default="", help="Name of this variant (results and cache folder).")
+    parser.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+                        help="Per-training Gaussian noise (accuracy points) on the table's accuracies, a new draw per "
+                             "seed; answers are scored by their true accuracy. The finalists' extra seeds are on, as "
+                             "for real trainings, unless -S final_seeds=0.")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--summarize-only", action="store_true",
                         help="Summarize the runs already cached under --tag; run nothing (e.g. while the benchmark "
@@ -261,25 +345,31 @@ def main() -> None:
     if args.quick:
         args.tables, args.devices, args.quantiles, args.seeds = "cifar100", "edgegpu,raspi4", "0.1,0.5", 2
     settings = parse_options(args.setting)
+    controller_options = parse_options(args.controller_option)
     controllers = [c for c in args.controllers.split(",") if c]
     tables = [t for t in args.tables.split(",") if t]
     devices = [d for d in args.devices.split(",") if d]
     quantiles = [float(q) for q in args.quantiles.split(",") if q]
-    tag = args.tag or ("quick" if args.quick else "default")
+    tag = args.tag or ("quick" if args.quick else "default") + (f"-noise{args.noise:g}" if args.noise else "")
     cache_dir = RESULTS / "nb201_real" / tag
     configs = [(t, d, q) for t in tables for d in devices for q in quantiles]
     seeds_of = {c: int(n) for c, n in parse_options(args.seeds_per_controller).items()}
     jobs = [{"table": t, "device": d, "quantile": q, "seed": s, "controller": c, "settings": settings,
+             "noise": args.noise, "controller_options": controller_options,
              "max_trainings": args.max_trainings, "cache": str(cache_dir / f"{t}-{d}-{q}-{c}-s{s}.json")}
             for s in range(max([args.seeds, *seeds_of.values()])) for (t, d, q) in configs for c in controllers
             if s < seeds_of.get(c, args.seeds)]
     if cache_dir.exists():
         stored = json.loads((cache_dir / "settings.json").read_text()) if (cache_dir / "settings.json").exists() \
             else None
-        if stored not in (None, {"settings": settings, "max_trainings": args.max_trainings}):
+        wanted = {"settings": settings, "max_trainings": args.max_trainings, "noise": args.noise,
+                  "controller_options": controller_options}
+        if stored is not None and {"noise": 0.0, "controller_options": {}, **stored} != wanted:
             raise SystemExit(f"{cache_dir} holds runs with other settings ({stored}); use another --tag")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    (cache_dir / "settings.json").write_text(json.dumps({"settings": settings, "max_trainings": args.max_trainings}))
+    (cache_dir / "settings.json").write_text(json.dumps({"settings": settings, "max_trainings": args.max_trainings,
+                                                         "noise": args.noise,
+                                                         "controller_options": controller_options}))
     print(f"{len(jobs)} runs ({len(configs)} configurations x {args.seeds} seeds x {len(controllers)} controllers"
           f"{', ' + str(seeds_of) if seeds_of else ''}), "
           f"settings {settings or 'default'}, {args.workers} workers", flush=True)
@@ -299,11 +389,21 @@ def main() -> None:
                                        in common], marks)]
     print(f"\nregret in accuracy points over {len(configs)} configurations x {args.seeds} seeds "
           f"({time.perf_counter() - t0:.0f} s)")
-    print_table(["method", "trainings", "median", "p90", "mean", "trained over budget", "answers over budget",
-                 "measurements"],
+    print_table(["method", "trainings", "median", "p90", "mean", "answer median", "answer p90", "early stops",
+                 "trained over budget", "answers over budget", "measurements", "wall s"],
                 [[r["method"], r["trainings"], r["median_regret"], r["p90_regret"], r["mean_regret"],
+                  r.get("answer_median_regret", ""), r.get("answer_p90_regret", ""), r.get("early_stops", ""),
                   "" if r.get("share_trained_over_budget") is None else f"{100 * r['share_trained_over_budget']:.1f}%",
-                  r.get("answer_over_budget", ""), r.get("median_measurements", "")] for r in rows])
+                  r.get("answer_over_budget", ""), r.get("median_measurements", ""),
+                  "" if r.get("median_wall_s") is None else f"{r['median_wall_s']:.1f}"] for r in rows])
+    print("\n'median'/'p90': the single best value's answer so far (with --noise, the luckiest training's); 'answer': "
+          "the loop's final answer (the finalists' best mean where they were re-trained); both by true accuracy")
+    losing = worse_than_random(runs, args.max_trainings)
+    print(f"\nconfigurations where a controller's median answer is worse than feasible random search's median: "
+          f"{len(losing)}")
+    for row in losing:
+        print(f"  {row['controller']}: {row['table']} {row['device']} q={row['quantile']}: "
+              f"{row['median_regret']:.2f} vs {row['feasible_random_median']:.2f}")
     per_table = []
     for t in tables:
         sub = [r for r in runs if r["table"] == t]
@@ -315,7 +415,8 @@ def main() -> None:
                   *("" if r.get(f"median_{k}") is None else r[f"median_{k}"]
                     for k in ("top10_tau", "top10_feasible_tau"))] for r in per_table])
     name = "nb201_real" + ("" if tag == "default" else f"-{tag}")
-    path = write_result(name, {"settings": settings, "controllers": controllers, "configs": configs,
+    path = write_result(name, {"settings": settings, "noise": args.noise, "worse_than_feasible_random": losing,
+                               "controllers": controllers, "configs": configs,
                                "seeds": args.seeds, "max_trainings": args.max_trainings, "summary": rows,
                                "by_table": per_table, "runs": runs})
     print(f"\nwritten {path}")
