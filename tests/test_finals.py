@@ -92,3 +92,21 @@ def test_no_finals_where_repeats_give_the_same_number(tmp_path, caplog):
     result = loop.run()
     assert result["trainings_used"] == 14 and result["finalists"] == [] and not loop.state.finals
     assert "--final-seeds 2 ignored" in caplog.text
+
+
+def test_the_finalists_are_printed_and_reported_with_their_spread(tmp_path):
+    from hwnas.cli.search_cmds import finalist_lines
+    from hwnas.search.report import load_run, render
+
+    result = make_loop(tmp_path / "run", NoisyAccuracy(), FakeLatency(), max_trainings=24).run()
+    lines = finalist_lines(result)
+    assert len(lines) == 4 and "over 3 seeds" in lines[0]
+    best = result["finalists"][0]
+    assert lines[1].strip().startswith(f"* {best['mean']:.4f} +- {best['std']:.4f}") and best["arch"] in lines[1]
+    page = render([load_run(tmp_path / "run")])
+    assert f"{best['mean']:.4f} ± {best['std']:.4f} over 3 seeds" in page
+    from hwnas.api import SearchResult
+
+    typed = SearchResult.from_document(tmp_path / "run", result)
+    assert [f.arch for f in typed.finalists] == [f["arch"] for f in result["finalists"]]
+    assert typed.finalists[0].accuracies == best["accuracies"] and typed.best.arch == best["arch"]
