@@ -89,9 +89,9 @@ def run_options(*, max_trainings: int | None = None) -> Callable:
                      help="Trainings per round spent on candidates chosen for information, not exploitation."),
         click.option("--explore-by", type=click.Choice(exploration_names()), default=_D("explore_by"),
                      show_default=True,
-                     help="How those are chosen among random candidates likely to fit the budget: distance "
-                          "(farthest from everything trained), uncertainty (the predictor's largest spread), "
-                          "acquisition (its best value)."),
+                     help="How those are chosen among random candidates likely to fit the budget: acquisition "
+                          "(its best value), distance (farthest from everything trained), uncertainty (the "
+                          "predictor's largest spread)."),
         click.option("--final-seeds", type=click.IntRange(min=0), default=None,
                      help="Extra training seeds for each finalist before the search ends; the answer is the "
                           "finalist with the best mean, reported with its spread (0: the single best training) "

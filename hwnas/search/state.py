@@ -57,8 +57,9 @@ class SearchSettings:
         explore_per_round: Trainings per round spent on candidates chosen for information, not exploitation
             (see ``explore_by``).
         explore_by: How those are chosen among the round's random samples likely to fit the budget
-            (:data:`~hwnas.search.acquisition.EXPLORATIONS`): ``distance`` (farthest from everything trained),
-            ``uncertainty`` (the predictor's largest spread) or ``acquisition`` (its best value).
+            (:data:`~hwnas.search.acquisition.EXPLORATIONS`): ``acquisition`` (its best value among them: the
+            best measured on NAS-Bench-201), ``distance`` (farthest from everything trained) or ``uncertainty``
+            (the predictor's largest spread).
         archs_per_round: Predicted evaluations the controller spends per round.
         explore: Weight of the accuracy uncertainty in the controller's reward and in the ``ucb`` acquisition.
         local_search_steps: Hill-climbing steps on the predicted reward from the best proposals before the
@@ -106,7 +107,7 @@ class SearchSettings:
     estimates_per_round: int = 20
     seed: int = 0
     skip_equivalent: bool = True
-    explore_by: str = "distance"
+    explore_by: str = "acquisition"
     final_seeds: int | None = None
     finalists: int = 3
 
