@@ -110,3 +110,47 @@ def test_the_finalists_are_printed_and_reported_with_their_spread(tmp_path):
     typed = SearchResult.from_document(tmp_path / "run", result)
     assert [f.arch for f in typed.finalists] == [f["arch"] for f in result["finalists"]]
     assert typed.finalists[0].accuracies == best["accuracies"] and typed.best.arch == best["arch"]
+
+
+def test_a_kill_during_the_finals_of_an_exhausted_search_resumes_without_searching_on(tmp_path):
+    """The early stop is saved with the round that found it: a resume goes straight back to the finals."""
+    from test_search_loop import FakeLatency as Base
+    from hwnas.spaces import create_space
+
+    space = create_space("nb201")
+    fast = {a.string for a in space.sample_distinct(25, np.random.default_rng(3))}
+
+    class Table(Base):
+        def measure(self, arch):
+            return {"latency_ms": 0.1 if arch.string in fast else 5.0, "measured": True}
+
+        def known(self):
+            return [(a.string, 0.1 if a.string in fast else 5.0) for a in space.enumerate()]
+
+    options = dict(max_trainings=60, final_seeds=1, finalists=2)
+    reference = make_loop(tmp_path / "ref", NoisyAccuracy(), Table(), **options).run()
+    assert reference["stop_reason"].startswith("feasible space exhausted") and len(reference["finalists"]) == 2
+    trained = reference["trainings_used"] - 2
+    crashing = NoisyAccuracy(crash_after=trained + 1)
+    with pytest.raises(KeyboardInterrupt):
+        make_loop(tmp_path / "run", crashing, Table(), **options).run()
+    rows = (tmp_path / "run" / "history.csv").read_text()
+    resumed = NoisyAccuracy(calls=collections.Counter(crashing.calls))
+    result = make_loop(tmp_path / "run", resumed, Table(), resume=True, **options).run()
+    assert (tmp_path / "run" / "history.csv").read_text() == rows  # no round after the stop
+    assert result["finalists"] == reference["finalists"] and result["stop_reason"] == reference["stop_reason"]
+
+
+def test_a_finished_run_resumed_with_a_larger_budget_searches_on_and_holds_new_finals(tmp_path):
+    make_loop(tmp_path / "run", NoisyAccuracy(), FakeLatency(), max_trainings=24).run()
+    result = make_loop(tmp_path / "run", NoisyAccuracy(), FakeLatency(), max_trainings=32, resume=True).run()
+    assert result["trainings_used"] <= 32 and len(result["finalists"]) == 3
+    assert all(f["seeds"] == 3 for f in result["finalists"])
+
+
+def test_runs_made_before_the_finals_keep_ending_without_them():
+    from hwnas.search.config import RunConfig
+
+    old = {"space": "nb201", "dataset": "synthetic", "budget_ms": 1.0, "input_shape": [1, 8, 8], "num_classes": 10}
+    assert RunConfig.from_json(old).final_seeds == 0
+    assert RunConfig.from_json({**old, "final_seeds": None}).final_seeds is None

@@ -400,6 +400,7 @@ class RunConfig:
         known = {spec.name for spec in fields(cls)}
         values = {_RENAMED.get(k, k): v for k, v in data.items() if _RENAMED.get(k, k) in known}
         values.setdefault("train_device", "cpu")  # runs made before the setting trained on the CPU
+        values.setdefault("final_seeds", 0)  # runs made before the finals end as they began: without them
         if not values.get("recipe"):  # runs made before the recipe was stored: the default at their epochs
             values["recipe"] = DEFAULT_RECIPE.with_fidelity(epochs=data["epochs"]) if data.get("epochs") \
                 else DEFAULT_RECIPE

@@ -85,8 +85,10 @@ class RunContext:
 
     @property
     def search_trainings(self) -> int:
-        """Trainings the search itself may spend: the budget less what the finalists' extra seeds keep."""
-        return max(1, self.settings.max_trainings - self.final_reserve)
+        """Trainings the search itself may spend: the budget less what the finalists' extra seeds keep, and
+        less the extra-seed trainings already spent (by an earlier session's finals, before a resume with a
+        larger budget)."""
+        return max(1, self.settings.max_trainings - self.final_reserve - len(self.state.finals))
 
     def save(self) -> None:
         self.state.elapsed_s = self.elapsed()
@@ -127,14 +129,7 @@ class RunContext:
         """The round's latency predictor: refit when the run knows :data:`LATENCY_REFIT_GROWTH` more latencies
         than the last fit used, else that fit again. The fit is kept in the round's predictor snapshot and the
         state records which, so a resumed run reloads the very same model."""
-        held = self._latency_model
-        if held is None and self.state.latency_fit:
-            fit_round, records = self.state.latency_fit
-            folder = self.run_dir.predictor_snapshot(fit_round) / "latency"
-            try:
-                held = (records, type(self.make_latency_predictor()).load(folder))
-            except Exception:  # a snapshot lost or unreadable: refit (the run goes on, a little differently)
-                held = None
+        held = self._latency_model or self._reload_latency_model()
         if held is not None and len(known) < math.ceil(held[0] * (1 + LATENCY_REFIT_GROWTH)):
             self._latency_model = held
             return held[1]
@@ -145,10 +140,26 @@ class RunContext:
         return model
 
     def current_latency_model(self, known: dict[str, float]) -> Predictor:
-        """The latency predictor the run uses now (the last round's; fit on ``known`` if there is none yet)."""
-        if self._latency_model is None:
+        """The latency predictor the run uses now: the last fit (reloaded from its snapshot after a resume,
+        never refit here, so a resumed round decides with the model the uninterrupted one had); a first fit on
+        ``known`` if there is none yet."""
+        held = self._latency_model or self._reload_latency_model()
+        if held is None:
             return self.latency_model(max(self.state.round - 1, 0), known)
-        return self._latency_model[1]
+        self._latency_model = held
+        return held[1]
+
+    def _reload_latency_model(self) -> tuple[int, Predictor] | None:
+        """The fit ``state.latency_fit`` names, from its snapshot (None: none, or it cannot be read -- the run
+        then refits and goes on, a little differently)."""
+        if not self.state.latency_fit:
+            return None
+        fit_round, records = self.state.latency_fit
+        folder = self.run_dir.predictor_snapshot(fit_round) / "latency"
+        try:
+            return records, type(self.make_latency_predictor()).load(folder)
+        except Exception:
+            return None
 
     # -- features --------------------------------------------------------------------------------------------
     def featurizer(self, predictor: Predictor) -> ArchFeaturizer:

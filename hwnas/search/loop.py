@@ -130,21 +130,16 @@ class SearchLoop:
         self._settle_checkpoint()
         if self.run_dir.controller_checkpoint.exists():
             self.controller.load(self.run_dir.controller_checkpoint)
-        if self.state.finished and not self._out_of_budget():  # resumed with a larger budget
-            self.state.finished = False
+        if self.state.finished and (not self._search_over() or self._finals_pending()):
+            self.state.finished = False  # resumed with a larger budget, or finals a time budget cut short
         if self.state.finished and self.run_dir.result_file.exists():
             return self.run_dir.read_result()  # nothing left to do: the stored answer stands
         if not self.state.finished:
             self._initial()
             if self.state.slots and (not self.state.pending or not any(self.state.slots)):
                 self._round()  # a round killed after its last step but before it was recorded: record it
-            while not self._out_of_budget():
-                trained, queued, measured = self._round()
-                if trained == 0 and not self._out_of_budget():
-                    reason = self._early_stop(queued, measured)
-                    if reason:
-                        self.state.stop_reason = reason
-                        break
+            while not self._search_over():
+                self._round()
             self._finals()
             self.state.finished = True
             self.ctx.save()
@@ -160,9 +155,9 @@ class SearchLoop:
         self.verifier.work_queue(round_index=0)
         self._close_round(next_round=1)
 
-    def _round(self) -> tuple[int, int, int]:
-        """One round (resuming its queue if it was interrupted); returns how many candidates it trained, had
-        in its queue and measured."""
+    def _round(self) -> None:
+        """One round (resuming its queue if it was interrupted); one that trained nothing may end the search
+        (:meth:`_early_stop`)."""
         r = self.state.round
         if not self.state.pending and not self.state.slots:
             acc_model, lat_model = self._fit_predictors(r)
@@ -189,14 +184,28 @@ class SearchLoop:
         self.callback(RoundDone(round=r, trainings_used=row["trainings_used"],
                                 measurements_used=row["measurements_used"], new_measured=row["new_measured"],
                                 new_over_budget=row["new_over_budget"], row=row))
+        if not new and not self._out_of_budget():
+            # decided before the round is closed and saved with it: a resume never searches on after a stop
+            reason = self._early_stop(r, queued, len(new_measured))
+            if reason:
+                self.state.stop_reason, self.state.search_done = reason, True
         self._close_round(next_round=r + 1)
-        return len(new), queued, len(new_measured)
 
-    def _early_stop(self, queued: int, measured: int) -> str | None:
+    def _search_over(self) -> bool:
+        return self.state.search_done or self._out_of_budget()
+
+    def _finals_pending(self) -> bool:
+        """Whether finals the run should have are not complete (a time budget stopped them)."""
+        count, _ = self.final_plan
+        return count > 0 and bool(finals.choose(self.state, self.settings, self.ctx.key, count)) and (
+            not self.state.finalists or bool(finals.missing(self.state)))
+
+    def _early_stop(self, round_index: int, queued: int, measured: int) -> str | None:
         """Why the search stops after a round that trained nothing, or None to go on: it stops when the
-        feasible part of the space is exhausted, when nothing is left to try, or when nothing within the budget
-        has been found in :data:`MAX_EMPTY_ROUNDS` rounds in a row; never while it has found architectures
-        within the budget and untrained ones may remain."""
+        feasible part of the space is exhausted, when nothing is left to try, when nothing within the budget
+        has been found in :data:`MAX_EMPTY_ROUNDS` rounds in a row, or when as many rounds in a row neither
+        measured nor trained anything; never while it has found architectures within the budget and untrained
+        ones may remain and be reached."""
         left = self.planner.feasible_left()
         if left is False:
             within = len(self.ctx.feasible())
@@ -208,7 +217,9 @@ class SearchLoop:
             return "no untrained architecture left to try"
         if self.best() is None and self._empty_rounds() >= MAX_EMPTY_ROUNDS:
             return (f"no architecture within the budget found in {MAX_EMPTY_ROUNDS} rounds in a row "
-                    f"({measured} measured in round {self.state.round - 1})")
+                    f"({measured} measured in round {round_index})")
+        if self._empty_rounds(measured=True) >= MAX_EMPTY_ROUNDS:
+            return f"no new candidate could be measured or trained in {MAX_EMPTY_ROUNDS} rounds in a row"
         return None
 
     def _finals(self) -> None:
@@ -303,11 +314,12 @@ class SearchLoop:
             return True
         return self.ctx.time_spent()
 
-    def _empty_rounds(self) -> int:
-        """Rounds in a row, up to the last one, that trained nothing (from ``history.csv``)."""
+    def _empty_rounds(self, *, measured: bool = False) -> int:
+        """Rounds in a row, up to the last one, that trained nothing (and, with ``measured``, measured nothing),
+        from ``history.csv``."""
         count = 0
         for row in reversed(self.run_dir.history()):
-            if row.get("new_verified") not in ("0", 0):
+            if row.get("new_verified") not in ("0", 0) or (measured and row.get("new_measured") not in ("0", 0)):
                 break
             count += 1
         return count

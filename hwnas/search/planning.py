@@ -199,7 +199,7 @@ class Planner:
         seen = exclude | {ctx.key(c.arch) for c in likely}
         fits = sorted({ctx.key(a): a for a, ms in sorted(known.items())
                        if ms <= s.budget_ms and ctx.key(a) not in seen}.values())
-        fits = [fits[i] for i in rng.permutation(len(fits))]
+        fits = [fits[i] for i in rng.permutation(len(fits))][:s.measurements_per_round]  # a profile may hold many
         if fits:
             objective([ctx.space.parse(a) for a in fits])  # their predictions, for the round's history
         seen |= {ctx.key(a) for a in fits}

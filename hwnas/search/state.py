@@ -174,6 +174,7 @@ class SearchState:
     estimated: dict[str, float] = field(default_factory=dict)
     latency_fit: list[int] = field(default_factory=list)
     refilled_round: int = -1
+    search_done: bool = False
     finalists: list[str] = field(default_factory=list)
     final_seeds: int = 0
     finals: list[dict] = field(default_factory=list)
