@@ -154,3 +154,58 @@ def test_runs_made_before_the_finals_keep_ending_without_them():
     old = {"space": "nb201", "dataset": "synthetic", "budget_ms": 1.0, "input_shape": [1, 8, 8], "num_classes": 10}
     assert RunConfig.from_json(old).final_seeds == 0
     assert RunConfig.from_json({**old, "final_seeds": None}).final_seeds is None
+
+
+def test_a_predictor_of_ones_own_that_satisfies_the_protocol_drives_the_loop(tmp_path):
+    """A new predictor algorithm is one class satisfying :class:`Predictor` (here: the mean accuracy of the
+    trained architectures sharing each decision value, with their spread)."""
+    from hwnas.predictors import AccuracyPredictor, LatencyPredictor, Predictor
+    from hwnas.search.loop import SearchLoop
+    from test_search_loop import SearchSettings, RunDir, RunConfig, create_controller, create_reward, create_space
+
+    class PerChoice:
+        kind = "accuracy"
+
+        def __init__(self):
+            self.space, self.fits = create_space("nb201"), 0
+
+        @property
+        def task(self):
+            return ("nb201",)
+
+        def shared_featurizer(self):
+            return AccuracyPredictor(space="nb201").shared_featurizer()
+
+        def fit(self, archs, y, *, featurizer=None):
+            x = np.stack([self.space.encode(self.space.parse(a)) for a in archs])
+            self.mean_ = (x.T @ np.asarray(y)) / np.maximum(x.sum(0), 1)
+            self.fits += 1
+            return self
+
+        def predict_dist(self, archs):
+            x = np.stack([self.space.encode(self.space.parse(getattr(a, "string", a))) for a in archs])
+            values = x * self.mean_
+            return values.sum(1) / x.sum(1), values.std(1)
+
+        def predict(self, archs):
+            return self.predict_dist(archs)[0]
+
+        def save(self, directory, *, scores=None, source=None):
+            return directory
+
+        @classmethod
+        def load(cls, directory, *, space=None, input_shape=None):
+            return cls()
+
+    made = []
+    assert isinstance(PerChoice(), Predictor)
+    config = RunConfig(budget_ms=0.7, space="nb201", input_shape=(1, 8, 8), num_classes=10)
+    loop = SearchLoop(space=create_space("nb201"), controller=create_controller("random", create_space("nb201")),
+                      reward=create_reward("hard"), accuracy_source=FakeAccuracy(), latency_source=FakeLatency(),
+                      settings=SearchSettings(budget_ms=0.7, max_trainings=12, initial_trainings=6,
+                                              archs_per_round=200),
+                      run_dir=RunDir.create(tmp_path / "run", config),
+                      make_accuracy_predictor=lambda: made.append(PerChoice()) or made[-1],
+                      make_latency_predictor=lambda: LatencyPredictor(space="nb201", ensemble_size=1, n_estimators=50))
+    result = loop.run()
+    assert result["trainings_used"] == 12 and made and all(p.fits == 1 for p in made)

@@ -7,7 +7,7 @@ import time
 from typing import Callable
 
 from hwnas.errors import HwnasError
-from hwnas.predictors import AccuracyPredictor, LatencyPredictor
+from hwnas.predictors import PREDICTORS, LatencyPredictor
 from hwnas.profiling import ProfileStore, profile_space
 from hwnas.search.config import RunConfig
 from hwnas.search.controllers import create_controller
@@ -150,8 +150,9 @@ def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Calla
     loop = SearchLoop(space=space, controller=create_controller(config.controller, space, seed=settings.seed,
                                                                  mode=config.mode),
                       reward=create_reward(config.reward), accuracy_source=accuracy, latency_source=latency,
-                      settings=settings, run_dir=run, make_accuracy_predictor=lambda: AccuracyPredictor(**common),
-                      make_latency_predictor=lambda: LatencyPredictor(**common), callback=events,
+                      settings=settings, run_dir=run,
+                      make_accuracy_predictor=lambda: PREDICTORS.get("accuracy")(**common),
+                      make_latency_predictor=lambda: PREDICTORS.get("latency")(**common), callback=events,
                       estimator=estimates, result_extras=extras, executor=executor)
     events(SearchStarted(max_trainings=settings.max_trainings, trainings_done=loop.state.trainings,
                          budget_ms=settings.budget_ms))
