@@ -209,10 +209,12 @@ class Planner:
                          for c in [objective.cache[a] for a in fits] + fastest]
 
     def remaining(self) -> list[str] | None:
-        """One string per untrained equivalence class of the space that may still fit the budget -- known to
-        fit it, or not measured and at least :data:`EXHAUSTED_FEASIBILITY` likely to by the round's latency
-        predictor -- the ones not measured first, fastest predicted first; None when the space is too large to
-        enumerate (:data:`ENUMERABLE`)."""
+        """One string per untrained equivalence class of the space that may still fit the budget -- a member
+        known to fit it, or else the unmeasured member the round's latency predictor places fastest, if at
+        least :data:`EXHAUSTED_FEASIBILITY` likely to fit -- the unmeasured ones first, fastest predicted
+        first; None when the space is too large to enumerate (:data:`ENUMERABLE`). Members of a class compute
+        one function but may not run equally fast (a device that executes dead edges), so one member measured
+        over the budget does not rule out its class."""
         ctx = self.ctx
         if ctx.space.size() > ENUMERABLE:
             return None
@@ -224,23 +226,30 @@ class Planner:
         budget = ctx.settings.budget_ms
         known = ctx.known_latencies()
         trained = ctx.trained_keys()
-        within, unknown = [], []
-        for key, strings in self._classes.items():
+        within, members, owner = [], [], []
+        for index, (key, strings) in enumerate(self._classes.items()):
             if key in trained:
                 continue
-            measured = [known[a] for a in strings if a in known]
-            if not measured:
-                unknown.append(strings[0])
-            elif min(measured) <= budget:
-                within.append(next(a for a in strings if a in known and known[a] <= budget))
-        if unknown:
-            predicted = ctx.current_latency_model(known).predict(unknown)
-            sigma = max(acquisition.DEFAULT_LOG_SIGMA, acquisition.log_sigma(
-                [(m.predicted_latency_ms, m.latency_ms) for m in ctx.state.measured if m.measured]))
-            likely = acquisition.feasibility(predicted, budget, sigma) >= EXHAUSTED_FEASIBILITY
-            order = np.argsort(predicted, kind="stable")
-            unknown = [unknown[i] for i in order if likely[i]]
-        return unknown + within
+            fits = next((a for a in strings if a in known and known[a] <= budget), None)
+            if fits is not None:
+                within.append(fits)
+                continue
+            for string in strings:
+                if string not in known:
+                    members.append(string)
+                    owner.append(index)
+        if not members:
+            return within
+        predicted = ctx.current_latency_model(known).predict(members)
+        sigma = max(acquisition.DEFAULT_LOG_SIGMA, acquisition.log_sigma(
+            [(m.predicted_latency_ms, m.latency_ms) for m in ctx.state.measured if m.measured]))
+        likely = acquisition.feasibility(predicted, budget, sigma) >= EXHAUSTED_FEASIBILITY
+        fastest: dict[int, int] = {}
+        for i in np.argsort(predicted, kind="stable"):
+            if likely[i]:
+                fastest.setdefault(owner[i], int(i))
+        order = sorted(fastest.values(), key=lambda i: (predicted[i], members[i]))
+        return [members[i] for i in order] + within
 
     def refill(self, round_index: int) -> list[str]:
         """Candidates for a round whose queue ran out with slots left: up to ``measurements_per_round`` of
