@@ -78,15 +78,19 @@ class Planner:
         pool = ctx.space.sample_distinct(draws, rng, exclude={v.arch for v in ctx.state.verified})
         known = ctx.known_latencies()
         if len(known) >= 2:
-            predicted = ctx.latency_model(0, known).predict(pool)
-            latency = np.array([known.get(a.string, p) for a, p in zip(pool, predicted)])
-            p_feasible = acquisition.feasibility(latency, ctx.settings.budget_ms, acquisition.DEFAULT_LOG_SIGMA)
+            p_feasible = self._p_feasible(pool, ctx.latency_model(0, known), known)
             likely = [a for a, p in zip(pool, p_feasible) if p >= 0.5]
             if len(likely) < n:  # a budget near the fastest architectures: take the most likely ones
                 order = np.argsort(-p_feasible, kind="stable")
                 likely = [pool[i] for i in order[:max(n, len(likely))]]
             pool = likely
         return pool
+
+    def _p_feasible(self, pool: Sequence[Arch], model, known: dict[str, float]) -> np.ndarray:
+        """Probability that each architecture of ``pool`` fits the budget: its known latency where there is one,
+        else ``model``'s prediction, with the default log-scale error."""
+        latency = np.array([known.get(a.string, p) for a, p in zip(pool, model.predict(pool))])
+        return acquisition.feasibility(latency, self.ctx.settings.budget_ms, acquisition.DEFAULT_LOG_SIGMA)
 
     # -- a round ---------------------------------------------------------------------------------------------
     def plan_round(self, objective: PredictedObjective, round_index: int) -> None:
@@ -266,9 +270,7 @@ class Planner:
             known = ctx.known_latencies()
             if not pool:
                 return []
-            predicted = ctx.current_latency_model(known).predict(pool)
-            latency = np.array([known.get(a.string, p) for a, p in zip(pool, predicted)])
-            p = acquisition.feasibility(latency, s.budget_ms, acquisition.DEFAULT_LOG_SIGMA)
+            p = self._p_feasible(pool, ctx.current_latency_model(known), known)
             order = [i for i in np.argsort(-p, kind="stable") if p[i] >= FALLBACK_FEASIBILITY]
             left = [pool[i].string for i in order]
         return left[:s.measurements_per_round]
