@@ -19,6 +19,7 @@ from hwnas.predictors import ArchFeaturizer
 from hwnas.predictors.base import Predictor
 from hwnas.search.estimates import Calibration
 from hwnas.search.events import Estimating, SearchEvent
+from hwnas.search.finals import finalist_stats
 from hwnas.search.rundir import RunDir
 from hwnas.search.state import EstimateSource, LatencySource, SearchSettings, SearchState, Verified
 from hwnas.spaces.base import SearchSpace
@@ -102,8 +103,6 @@ class RunContext:
         """The answer: the finalist with the best mean accuracy over its seeds once every finalist has all its
         seeds (:mod:`hwnas.search.finals`), else the verified architecture with the best accuracy within the
         budget (None if none fits)."""
-        from hwnas.search.finals import finalist_stats
-
         stats = finalist_stats(self.state)
         if stats:
             chosen = stats[0]["arch"]
