@@ -33,7 +33,7 @@ from hwnas.data import create_dataset  # noqa: E402
 from hwnas.profiling.fingerprint import cpu_model  # noqa: E402
 from hwnas.profiling.measure import (DEFAULT_PROTOCOL, ArchTiming, Conditions,  # noqa: E402
                                      export_for_measurement, measure_latency, profile_arch)
-from hwnas.profiling.providers import create_session  # noqa: E402
+from hwnas.runtimes.onnxruntime import create_session  # noqa: E402
 from hwnas.profiling.sampling import macs_size_fn, stratified_sample  # noqa: E402
 from hwnas.spaces import create_space  # noqa: E402
 

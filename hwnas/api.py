@@ -192,23 +192,24 @@ def load_result(run_dir: str | os.PathLike) -> SearchResult:
 
 def profile(device: str = "host", *, space: str = "mobilenet", space_options: Mapping[str, Any] | None = None,
             dataset: str = "digits", samples: int = DEFAULT_PROFILE_SAMPLES, measure_threads: int = 1,
-            profiles_dir: str | os.PathLike = "profiles", seed: int = 0):
-    """Measures ``samples`` architectures of ``space`` on this machine into the profile ``device``
-    (``hwnas profile``); returns the run's summary (:class:`hwnas.profiling.RunSummary`). The input shape and
-    classes are the data set's."""
+            profiles_dir: str | os.PathLike = "profiles", seed: int = 0, runtime: str = "onnxruntime"):
+    """Measures ``samples`` architectures of ``space`` on this machine, in ``runtime``, into the profile
+    ``device`` (``<device>.<runtime>`` for a runtime other than onnxruntime; ``hwnas profile``); returns the
+    run's summary (:class:`hwnas.profiling.RunSummary`). The input shape and classes are the data set's."""
+    from hwnas.devices import open_device, profile_name
     from hwnas.profiling import Conditions, ProfileStore, profile_space
-    from hwnas.search.sources.latency import is_local_profile
     from hwnas.spaces import create_space
 
     built = create_space(space, **dict(space_options or {}))
     data = resolve_dataset(dataset)
-    conditions = Conditions(threads=measure_threads)
-    store = ProfileStore(profiles_dir, device)
-    if not is_local_profile(store, conditions):
-        raise HwnasError(f"device {device!r} is not this machine (or its profile was made under other conditions): "
-                         f"profile it on the device")
+    conditions = Conditions(threads=measure_threads, runtime=runtime)
+    where = open_device(device, profiles_dir=str(profiles_dir), conditions=conditions)
+    if not where.measurable:
+        raise HwnasError(f"device {device!r} cannot be measured here ({where.reason}): profile it on the device")
+    store = ProfileStore(profiles_dir, profile_name(device, runtime))
     return profile_space(store, built, samples=samples, input_shape=data.input_shape, num_classes=data.num_classes,
-                         conditions=conditions, space_options=dict(space_options or {}), seed=seed)
+                         conditions=conditions, space_options=dict(space_options or {}), seed=seed,
+                         measure_fn=where.measure_arch, fingerprint=where.fingerprint(conditions))
 
 
 def latency_predictor(device: str = "host", *, space: str = "mobilenet",

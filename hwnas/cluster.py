@@ -1,5 +1,5 @@
 """Where work runs: this process (:class:`SerialExecutor`), or a Ray cluster (:class:`RayExecutor`): trainings as
-Ray tasks side by side, and latency measurements on device nodes.
+Ray tasks side by side. A device node of the cluster measures latencies (:mod:`hwnas.devices.ray`).
 
 The search and the profiler hand an executor *jobs*: picklable callables (a
 :class:`~hwnas.training.job.TrainingJob`, a measurement) whose results come back to the driver, which alone
@@ -53,10 +53,6 @@ class SerialExecutor:
             if not may_start(index):
                 return
             yield index, job()
-
-    def device(self, name: str) -> "RayDevice | None":
-        """A cluster node measuring for device ``name`` (never, here)."""
-        return None
 
     def close(self) -> None:
         pass
@@ -150,7 +146,7 @@ class RayExecutor:
                 for ref in done:
                     index = running.pop(ref)
                     try:
-                        result = _ray_get(ray, ref, failure="Ray could not run a job")
+                        result = ray_get(ray, ref, failure="Ray could not run a job")
                     except BaseException:
                         yield from self._finished(running)  # nothing finished is lost to the error
                         raise
@@ -165,23 +161,17 @@ class RayExecutor:
         for ref in ready:
             index = running.pop(ref)
             try:
-                result = _ray_get(self.ray, ref, failure="Ray could not run a job")
+                result = ray_get(self.ray, ref, failure="Ray could not run a job")
             except BaseException:
                 continue
             yield index, result
-
-    def device(self, name: str) -> "RayDevice | None":
-        """The cluster's node for device ``name`` (advertising ``device:<name>``), or None."""
-        resource = DEVICE_RESOURCE.format(name)
-        alive = [n for n in self.ray.nodes() if n.get("Alive", True) and resource in n.get("Resources", {})]
-        return RayDevice(self.ray, name) if alive else None
 
     def close(self) -> None:
         if self._started and self.ray.is_initialized():
             self.ray.shutdown()
 
 
-def _ray_get(ray, ref, *, failure: str) -> Any:
+def ray_get(ray, ref, *, failure: str) -> Any:
     """A task's result; its own exception raised as itself, a worker lost beyond the retries or any other Ray
     error as one :class:`ClusterError` line (``failure`` says what failed), never Ray's traceback."""
     try:
@@ -200,77 +190,6 @@ def _ray_get(ray, ref, *, failure: str) -> Any:
 def _run_job(job: Callable[[], Any]) -> Any:
     """What a Ray task runs: the job itself."""
     return job()
-
-
-class RayDevice:
-    """Latency measurements on the cluster node of one device, one at a time, with the profiler's protocol.
-
-    Args:
-        ray: The ``ray`` module (initialised).
-        name: The device (``device:<name>`` resource).
-    """
-
-    def __init__(self, ray, name: str) -> None:
-        self.ray = ray
-        self.name = name
-        # each remote function is registered once, not at every measurement
-        options = dict(num_cpus=0, resources={DEVICE_RESOURCE.format(name): 1}, max_retries=TASK_RETRIES)
-        self._fingerprint, self._measure, self._measure_file = (
-            ray.remote(fn).options(**options) for fn in (_node_fingerprint, _measure_on_node, _measure_file_on_node))
-
-    def fingerprint(self, conditions) -> dict[str, Any]:
-        """The device node's own fingerprint under ``conditions`` (its provider is checked there)."""
-        return self._get(self._fingerprint.remote(self.name, conditions))
-
-    def measure(self, space, arch, input_shape, num_classes, **kwargs) -> dict[str, Any]:
-        """:func:`~hwnas.profiling.measure.profile_arch` on the device node; returns its record."""
-        string = arch if isinstance(arch, str) else arch.string
-        return self._get(self._measure.remote(space, string, tuple(input_shape), int(num_classes), kwargs))
-
-    def measure_file(self, model_bytes: bytes, input_shape, conditions, **protocol):
-        """An exported model's latency on the device node (:func:`hwnas.profiling.device.measure_file` there)."""
-        return self._get(self._measure_file.remote(model_bytes, tuple(input_shape), conditions, protocol))
-
-    def _get(self, ref):
-        return _ray_get(self.ray, ref, failure=f"the {self.name} node could not measure")
-
-
-def _node_fingerprint(device: str, conditions) -> dict[str, Any]:
-    from hwnas.profiling import check_provider, host_fingerprint
-
-    check_provider(conditions.provider)
-    return host_fingerprint(device, conditions)
-
-
-def _measure_on_node(space, arch: str, input_shape, num_classes: int, kwargs: dict) -> dict[str, Any]:
-    import ray
-
-    from hwnas.profiling.measure import profile_arch
-
-    record = profile_arch(space, space.parse(arch), input_shape, num_classes, **kwargs)
-    return {**record, "ray_node": ray.get_runtime_context().get_node_id()}  # which node measured it
-
-
-def _measure_file_on_node(model_bytes: bytes, input_shape, conditions, protocol: dict):
-    from hwnas.profiling.device import measure_file
-
-    return measure_file(model_bytes, input_shape, conditions, **protocol)
-
-
-def connect_device(ray_address: str, device: str) -> tuple[RayExecutor, RayDevice]:
-    """``(executor, node)``: the Ray cluster of ``--ray`` and its node advertising ``device:<device>``.
-
-    Raises:
-        ClusterError: no such node (the message gives the ``ray start`` line that makes one).
-    """
-    executor = make_executor(ray_address, workers=1)
-    node = executor.device(device)
-    if node is None:
-        executor.close()
-        resource = DEVICE_RESOURCE.format(device)
-        raise ClusterError(f"no node of the Ray cluster advertises {resource}: on the device run 'ray start "
-                           f"--address HEAD:PORT --num-cpus 0 --resources '{{\"{resource}\": 1}}''")
-    return executor, node
 
 
 def uses_ray(ray_address: str | None | bool, *, workers: int = 1, gpus_per_task: float = 0) -> bool:

@@ -10,7 +10,7 @@ import torch
 
 from hwnas.data import create_dataset
 from hwnas.deploy.device import budget_verdict, confirm_latency, windows_note
-from hwnas.profiling.device import locate_device
+from hwnas.devices import locate as locate_device
 from hwnas.deploy.evaluate import predict
 from hwnas.deploy.final import TrainPlusValidation, export_final, sibling
 from hwnas.deploy.target import EPOCH_FACTOR, DeployError, final_recipe, resolve_target

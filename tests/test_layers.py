@@ -21,8 +21,9 @@ LAYERS: list[set[str]] = [
     {"__init__", "errors", "io", "registry", "shapes", "units", "arch", "locks"},  # foundations
     {"nn", "data"},  # building blocks and data sets
     {"spaces"},  # search spaces
-    {"onnx_export", "training", "predictors"},  # one architecture: export, training, prediction
+    {"onnx_export", "runtimes", "training", "predictors"},  # one architecture: export, training, prediction
     {"profiling", "supernet", "cluster"},  # many architectures: device profiles, weight sharing, Ray
+    {"devices"},  # where latencies are measured: this machine, a Ray node, a device out of reach
     {"search"},  # the search
     {"deploy"},  # the answer, shipped
     {"api"},  # the Python API
@@ -115,4 +116,20 @@ def test_the_checks_are_not_vacuous():
     assert _layer("hwnas.search.loop") < _layer("hwnas.cli.search_cmds")
     graph = _imports()
     assert "hwnas.search.state" in graph["hwnas.search.loop"]  # module-level and from-imports are read
-    assert "hwnas.profiling.device" in graph["hwnas.search.sources.latency"]  # function-level ones too
+    assert "hwnas.devices.local" in graph["hwnas.devices.ray"]  # function-level ones too
+
+
+def test_cluster_keeps_only_executors():
+    """Where a latency is measured is :mod:`hwnas.devices`' business: the executors know nothing of profiles."""
+    assert not [t for t in _imports()["hwnas.cluster"] if t.startswith(("hwnas.profiling", "hwnas.devices"))]
+
+
+def test_no_code_outside_devices_asks_where_a_device_is():
+    """Search, deploy, the command line and the API talk to a Device; none branches on where it is."""
+    pattern = re.compile(r"\bnode is (not )?None|where\.local|\bdevice_node\b|\.where\s*[!=]=")
+    places = [*PACKAGE.glob("search/*.py"), *PACKAGE.glob("search/sources/*.py"), *PACKAGE.glob("deploy/*.py"),
+              *PACKAGE.glob("cli/*.py"), *PACKAGE.glob("profiling/*.py"), PACKAGE / "api.py", PACKAGE / "cluster.py"]
+    found = [f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}"
+             for path in places
+             for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, "\n".join(found)

@@ -82,7 +82,7 @@ def test_a_search_measuring_waits_for_the_profile_and_reads_what_was_measured_me
     source = sources.ProfileLatency(ProfileStore(tmp_path / "profiles", "host"), space, input_shape=(1, 8, 8),
                                     num_classes=10, conditions=conditions, measurable=True)
     source.records()  # the search has read the profile before the other process adds to it
-    monkeypatch.setattr(sources, "profile_arch", lambda *a, **k: pytest.fail("measured twice"))
+    monkeypatch.setattr(source.device, "measure_arch", lambda *a, **k: pytest.fail("measured twice"))
     held = threading.Event()
 
     def other_process():

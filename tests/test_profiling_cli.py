@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from hwnas.profiling import providers, runner
+from hwnas.devices import local as device_local
+from hwnas.profiling import runner
+from hwnas.runtimes import onnxruntime as providers
 from hwnas.profiling.fingerprint import host_fingerprint
 from hwnas.profiling.measure import Conditions, make_record
 from hwnas.profiling.store import ProfileStore
@@ -50,7 +52,7 @@ def test_profile_measures_resumes_and_shows(cli, tmp_path):
 
 def test_ctrl_c_keeps_finished_measurements(cli, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = runner.profile_arch
+    real = device_local.profile_arch
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -58,7 +60,7 @@ def test_ctrl_c_keeps_finished_measurements(cli, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return {**real(*args, **kwargs)}
 
-    monkeypatch.setattr(runner, "profile_arch", interrupted)
+    monkeypatch.setattr(device_local, "profile_arch", interrupted)  # this machine's Device measures
     result = profile(cli, tmp_path, "--device", "host", "--samples", "5")
     assert result.exit_code == 130 and "interrupted" in result.stderr
     assert "1 mobilenet architectures at 1x8x8 measured before the interruption are kept" in result.output

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from hwnas.profiling import providers
+from hwnas.runtimes import onnxruntime as providers
 from hwnas.profiling.errors import MeasurementError, ProviderError
 from hwnas.profiling.measure import (Conditions, LatencyStats, Protocol, export_for_measurement, median_ci,
                                      median_rel_ci, measure_latency, profile_arch, time_callable)

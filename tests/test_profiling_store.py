@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hwnas.profiling import runner
-from hwnas.profiling.errors import ProfileError
+from hwnas.profiling.errors import ProfileError, ProviderError
 from hwnas.profiling.fingerprint import SCHEMA_VERSION, host_fingerprint, mismatches, table_fingerprint
 from hwnas.profiling.measure import Conditions, make_record
 from hwnas.profiling.runner import RunSummary, import_table, profile_space
@@ -152,8 +152,13 @@ def test_mismatches_compare_conditions_only():
     base = host_fingerprint("a", Conditions())
     other = {**base, "device": "b", "created": "later", "os": "Other", "cpu_cores": 64}
     assert mismatches(base, other) == []
-    newer_runtime = {**base, "onnxruntime_version": "0.1"}
-    assert [k for k, _, _ in mismatches(base, newer_runtime)] == ["onnxruntime_version"]
+    newer_runtime = {**base, "runtime_version": "0.1"}
+    assert [k for k, _, _ in mismatches(base, newer_runtime)] == ["runtime_version"]
+    assert [k for k, _, _ in mismatches(base, {**base, "runtime": "openvino"})] == ["runtime"]
+    # a profile made before runtimes existed is onnxruntime's, at its onnxruntime_version
+    old = {k: v for k, v in base.items() if k not in ("runtime", "runtime_version")}
+    assert mismatches(old, base) == []
+    assert [k for k, _, _ in mismatches({**old, "onnxruntime_version": "0.1"}, base)] == ["runtime_version"]
     assert [k for k, _, _ in mismatches(base, {**base, "cpu_model": "Other CPU"})] == ["cpu_model"]
     assert "source" in [k for k, _, _ in mismatches(base, table_fingerprint("a", "t.csv"))]
 
@@ -298,8 +303,8 @@ def test_interrupted_run_keeps_finished_work(tmp_path, space, fake_measure):
 
 
 def test_provider_is_checked_before_anything_is_written(tmp_path, space, fake_measure, monkeypatch):
-    monkeypatch.setattr("hwnas.profiling.providers._available", lambda: ["CPUExecutionProvider"])
-    with pytest.raises(ProfileError, match="onnxruntime-gpu"):
+    monkeypatch.setattr("hwnas.runtimes.onnxruntime._available", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(ProviderError, match="onnxruntime-gpu"):
         profile_space(ProfileStore(tmp_path, "host"), space, samples=2, input_shape=SHAPE, num_classes=10,
                       conditions=Conditions(provider="cuda"), size_fn=cheap_size)
     assert list(tmp_path.iterdir()) == [] and fake_measure["n"] == 0

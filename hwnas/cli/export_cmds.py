@@ -6,6 +6,8 @@
     hwnas export -o m.onnx --arch "16:k3e1/..." --space mobilenet --dataset digits --epochs 30
     hwnas evaluate model.onnx                                # accuracy of the file over the test split
     hwnas evaluate model.onnx --latency-only --threads 4     # on the device: latency of the copied file
+    hwnas export runs/ov -o model.onnx                       # a run searched with --runtime openvino: + model.xml
+    hwnas evaluate model.xml                                 # the OpenVINO IR, run by OpenVINO
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ import click
 from hwnas.cli.common import INPUT_SHAPE, SEED, parse_space_options, print_json, stderr_echo
 from hwnas.cli.run_options import ray_option
 from hwnas.cli.train_cmds import THREADS_HELP, device_options
-from hwnas.profiling.providers import provider_names
+from hwnas.runtimes.onnxruntime import provider_names
 from hwnas.units import format_latency
+
+
+def _runtime_names() -> list[str]:
+    from hwnas.runtimes import RUNTIMES
+
+    return RUNTIMES.names()
 
 
 def _size(n: int) -> str:
@@ -57,12 +65,16 @@ def _size(n: int) -> str:
 @click.option("--from-supernet", "from_supernet", type=click.Path(file_okay=False, path_type=Path),
               help="Start the final training from this supernet's weights for the architecture (same space and "
                    "data set) instead of a fresh initialisation; usually with fewer --epochs.")
+@click.option("--runtime", type=click.Choice(_runtime_names()),
+              help="Runtime the model ships in: its own files are written beside the ONNX file (openvino: "
+                   "<name>.xml + <name>.bin), checked against PyTorch and re-measured in it [default: the run's, "
+                   "else onnxruntime].")
 @ray_option
 def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str | None,
                space_name: str | None, space_option: tuple[str, ...], dataset: str | None,
                dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, raw_input: bool,
                quantize: str | None, seed: int | None, threads: int | None, train_device: str,
-               loader_workers: int | None, as_json: bool, from_supernet: Path | None,
+               loader_workers: int | None, as_json: bool, from_supernet: Path | None, runtime: str | None,
                ray_address: str | None) -> None:
     """Train the chosen architecture with the final recipe and export it as a checked ONNX model.
 
@@ -76,13 +88,14 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
     hwnas export runs/digits -o model.onnx
     hwnas export -o m.onnx --arch "16:k3e1/24:k3e3/32:k5e3/48:k3e3" --dataset digits
     hwnas export runs/pi4 -o model.onnx --ray HEAD:6379     # re-measured on the pi4 node of the cluster
+    hwnas export -o m.onnx --arch "16:k3e1/..." --runtime openvino   # + m.xml/m.bin, measured in OpenVINO
     hwnas export runs/c -o model.onnx --from-supernet supernets/c --epochs 2   # fine-tune shared weights
     """
     import contextlib
 
     from hwnas.cli.train_cmds import dataset_spec_of
-    from hwnas.cluster import connect_device
     from hwnas.deploy.pipeline import export_target
+    from hwnas.devices import open_device
     from hwnas.deploy.target import resolve_target
     from hwnas.search.rundir import lock_run_folder
 
@@ -98,16 +111,17 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
         target = resolve_target(run_dir, arch=arch, space=space_name,
                                 space_options=parse_space_options(space_option), dataset=data, epochs=epochs,
                                 seed=seed)
-        executor, node = connect_device(ray_address, target.device) if ray_address else (None, None)
+        target = _with_runtime(target, runtime, from_run=run_dir is not None)
+        device = open_device(target.device, profiles_dir=target.profiles_dir, conditions=target.conditions,
+                             ray_address=ray_address)
         try:
             summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize,
                                     raw_input=raw_input, threads=threads,
-                                    echo=stderr_echo if as_json else click.echo, device_node=node,
+                                    echo=stderr_echo if as_json else click.echo, device=device,
                                     from_supernet=from_supernet, train_device=train_device,
                                     loader_workers=loader_workers)
         finally:
-            if executor is not None:
-                executor.close()
+            device.close()
     if as_json:
         print_json(_export_document(target, summary))
         return
@@ -120,18 +134,36 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
     if model.latency_ms is not None and target.budget_ms is not None and model.latency_ms > target.budget_ms:
         click.echo(f"Warning: the exported model's latency {format_latency(model.latency_ms)} is over the "
                    f"run's budget of {format_latency(target.budget_ms)}", err=True)
+    if summary.runtime_file is not None:
+        r = summary.runtime_file
+        click.echo(f"wrote {r.path} (+ its siblings, {_size(r.size_bytes)}) for {r.runtime}: test accuracy "
+                   f"{100 * r.test_accuracy:.2f}% in {r.runtime}; the latency above was measured in it")
     if summary.quantized is not None:
         q = summary.quantized
         q_latency = "not measured" if q.latency_ms is None else format_latency(q.latency_ms)
         click.echo(f"wrote {q.path} ({_size(q.size_bytes)}): int8 test accuracy "
                    f"{100 * q.test_accuracy:.2f}%, latency {q_latency}")
     if summary.remote_commands:
-        files = [summary.model] + ([summary.quantized] if summary.quantized is not None else [])
+        files = [summary.model] + [f for f in (summary.runtime_file, summary.quantized) if f is not None]
         names = " and ".join(f.path.name for f in files)
         click.echo(f"to measure the file on {target.device}, copy {names} there (with hwnas installed) "
                    f"and run:")
         for command in summary.remote_commands:
             click.echo(f"  {command}")
+
+
+def _with_runtime(target, runtime: str | None, *, from_run: bool):
+    """``target`` measured and shipped in ``runtime`` (``--runtime``); a run's own runtime by default, and only
+    that one (its budget and latencies are that runtime's)."""
+    import dataclasses
+
+    if runtime is None or runtime == target.conditions.runtime:
+        return target
+    if from_run:
+        raise click.UsageError(f"the run searched with runtime {target.conditions.runtime}: its latencies and budget "
+                               f"are that runtime's; export it with --runtime {target.conditions.runtime} (or "
+                               f"search again with --runtime {runtime})")
+    return dataclasses.replace(target, conditions=dataclasses.replace(target.conditions, runtime=runtime))
 
 
 def _file_document(exported) -> dict:
@@ -155,6 +187,9 @@ def _export_document(target, summary) -> dict:
         "parity_max_abs_error": summary.parity_max_abs_error,
         "preprocess": json.loads(model.metadata["preprocess"]),
         "remote_commands": list(summary.remote_commands),
+        "runtime": target.conditions.runtime,
+        "runtime_file": None if summary.runtime_file is None else {
+            **_file_document(summary.runtime_file), "parity_max_abs_error": summary.runtime_parity_max_abs_error},
         "from_supernet": model.metadata.get("from_supernet"),
     }
 
@@ -187,30 +222,44 @@ def _recorded_latency(metadata: dict, conditions) -> float | None:
                    "--threads is its old name.")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Batch of the latency measurement [default: the model's metadata, else 1].")
+@click.option("--runtime", type=click.Choice(_runtime_names()),
+              help="Runtime that runs the file [default: the file's: onnxruntime for .onnx, openvino for .xml]; "
+                   "openvino also runs an .onnx file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON document on stdout.")
 def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, latency: bool, latency_only: bool,
-                 provider: str | None, threads: int | None, batch_size: int | None, as_json: bool) -> None:
-    """Run an exported ONNX model with onnxruntime over a test split (and/or measure its latency).
+                 provider: str | None, threads: int | None, batch_size: int | None, runtime: str | None,
+                 as_json: bool) -> None:
+    """Run an exported model over a test split in its runtime (and/or measure its latency).
 
-    The test split is the one the exporter tested on (same data set and split seed, both in the model's
-    metadata), so the accuracy printed is comparable with the stored test accuracy.
+    MODEL is the ONNX file, or a runtime's own file written beside it by 'hwnas export --runtime' (model.xml:
+    OpenVINO), whose metadata its ONNX sibling holds. The test split is the one the exporter tested on (same
+    data set and split seed, both in the model's metadata), so the accuracy printed is comparable with the
+    stored test accuracy.
 
     \b
     hwnas evaluate model.onnx --dataset digits
     hwnas evaluate model.onnx --latency-only --threads 4
+    hwnas evaluate model.xml --latency-only          # OpenVINO IR, on the device
     """
     from hwnas.data.preprocess import Preprocess
     from hwnas.deploy.device import budget_verdict, conditions_from_metadata, confirm_latency, windows_note
-    from hwnas.profiling.device import measure_file
-    from hwnas.deploy.evaluate import evaluate_file, read_model
+    from hwnas.deploy.evaluate import evaluate_file, read_shipped
+    from hwnas.devices import LocalDevice
+    from hwnas.runtimes import get_runtime
     from hwnas.shapes import parse_input_shape
 
-    model_bytes, metadata = read_model(model)
+    files, metadata, file_runtime = read_shipped(model)
+    if runtime is not None and runtime != file_runtime and file_runtime != "onnxruntime":
+        raise click.UsageError(f"{model.name} is a {file_runtime} file; --runtime {runtime} cannot run it")
+    runtime = runtime or file_runtime
+    get_runtime(runtime).require(provider or "cpu")
+    model_bytes = files[".onnx"] if list(files) == [".onnx"] else files
     if latency_only and (dataset or split_seed is not None):
         raise click.UsageError("--latency-only measures no accuracy: drop --dataset/--split-seed")
-    document: dict = {"model": str(model), "accuracy": None, "latency": None}
+    document: dict = {"model": str(model), "runtime": runtime, "accuracy": None, "latency": None}
     if not latency_only:
-        evaluation, info = evaluate_file(model_bytes, metadata, dataset=dataset, split_seed=split_seed)
+        evaluation, info = evaluate_file(model_bytes, metadata, dataset=dataset, split_seed=split_seed,
+                                         runtime=runtime)
         stored = metadata.get("test_accuracy")
         comparable = bool(stored and info["same_data"])
         document["accuracy"] = {
@@ -223,7 +272,7 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
     if not latency_only and not as_json:
         click.echo(f"{model.name}: test accuracy {100 * evaluation.accuracy:.2f}% ({evaluation.correct}/"
                    f"{evaluation.total}) on {info['dataset_key']} (split seed {info['split_seed']}), "
-                   f"onnxruntime")
+                   f"{runtime}")
         if info["preprocess"]:
             p = info["preprocess"]
             scaling = "scaling in the graph" if p["scaling"] and p["scaling"]["in_graph"] else (
@@ -243,17 +292,19 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
         if not metadata.get("input_shape"):
             raise click.UsageError(f"{model} has no input_shape in its metadata (not an hwnas export)")
         conditions = conditions_from_metadata(metadata, provider=provider, threads=threads,
-                                              batch_size=batch_size)
+                                              batch_size=batch_size, runtime=runtime)
         preprocess = Preprocess.from_metadata(metadata)
         shape = preprocess.input_shape() if preprocess else parse_input_shape(metadata["input_shape"])
         budget = metadata.get("latency_budget_ms", "none")
         budget_ms = None if budget == "none" else float(budget)
-        stats, medians = confirm_latency(lambda: measure_file(model_bytes, shape, conditions),
+        here = LocalDevice(metadata.get("device") or "host")  # evaluate runs on the device itself
+        stats, medians = confirm_latency(lambda: here.measure_file(model_bytes, shape, conditions),
                                          expected_ms=_recorded_latency(metadata, conditions), budget_ms=budget_ms,
                                          echo=(lambda line: None) if as_json else click.echo)
         document["latency"] = {
             "median_ms": stats.median_ms, "p10_ms": stats.p10_ms, "p90_ms": stats.p90_ms, "runs": stats.runs,
-            "provider": conditions.provider, "threads": conditions.threads, "batch_size": conditions.batch_size,
+            "runtime": conditions.runtime, "provider": conditions.provider, "threads": conditions.threads,
+            "batch_size": conditions.batch_size,
             "latency_budget_ms": budget_ms, "windows_ms": medians,
             "within_budget": None if budget_ms is None else stats.median_ms <= budget_ms}
         if as_json:
@@ -261,7 +312,7 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
             return
         click.echo(f"{model.name}: latency {format_latency(stats.median_ms)} median (p10 "
                    f"{format_latency(stats.p10_ms)}, p90 {format_latency(stats.p90_ms)}, {stats.runs} runs"
-                   f"{windows_note(medians)}; {conditions.provider}, {conditions.threads} "
+                   f"{windows_note(medians)}; {conditions.runtime}, {conditions.provider}, {conditions.threads} "
                    f"thread(s), batch {conditions.batch_size}): "
                    f"{budget_verdict(stats.median_ms, budget_ms)}")
     elif as_json:

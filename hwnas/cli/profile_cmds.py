@@ -9,9 +9,9 @@ import click
 
 from hwnas.cli.common import (INPUT_SHAPE, NUM_CLASSES, SEED, make_space, parse_space_options,
                               space_options)
-from hwnas.cli.run_options import ray_option
+from hwnas.cli.run_options import ray_option, runtime_option
 from hwnas.profiling.measure import PRECISIONS
-from hwnas.profiling.providers import provider_names
+from hwnas.runtimes.onnxruntime import provider_names
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
 from hwnas.shapes import format_input_shape
 
@@ -22,7 +22,7 @@ DEFAULT_CLASSES = 10
 _RUN_OPTIONS = ("device", "space_name", "space_option", "samples", "dataset", "dataset_option", "input_shape",
                 "num_classes",
                 "threads", "batch_size", "provider", "precision", "seed", "latency_table", "no_progress",
-                "ray_address")
+                "ray_address", "runtime")
 
 
 def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_shape, num_classes: int | None, *,
@@ -71,6 +71,7 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
                    "--threads is its old name.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Inputs per run.")
+@runtime_option
 @click.option("--provider", type=click.Choice(provider_names()), default="cpu", show_default=True,
               help="onnxruntime execution provider (cuda/tensorrt need the onnxruntime-gpu package).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
@@ -88,12 +89,13 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
 def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_option: tuple[str, ...],
                 samples: int | None, dataset: str | None, dataset_option: tuple[str, ...], input_shape,
                 num_classes: int | None, threads: int,
-                batch_size: int, provider: str, precision: str, profiles_dir: Path, seed: int,
+                batch_size: int, runtime: str, provider: str, precision: str, profiles_dir: Path, seed: int,
                 latency_table: Path | None, no_progress: bool, ray_address: str | None) -> None:
     """Measure latency on this device and store it as a device profile.
 
     \b
     hwnas profile --device host --space mobilenet --dataset digits --samples 300
+    hwnas profile --device host --runtime openvino --dataset digits --samples 150   # -> profiles/host.openvino
     hwnas profile --device pixel7 --space nb201 --input-shape 3x32x32 --latency-table pixel7.csv
     hwnas profile --device pi4 --ray HEAD:6379 --space mobilenet --dataset digits --samples 300
     hwnas profile show host
@@ -109,6 +111,8 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
     if not device:
         raise click.UsageError("Missing option '--device' (the name of the device profile)")
     if latency_table is not None:
+        if ctx.get_parameter_source("runtime") not in (None, click.core.ParameterSource.DEFAULT):
+            raise click.UsageError("--runtime does not apply to --latency-table (a table's runtime is not known)")
         if samples is not None:
             raise click.UsageError("--samples does not apply to --latency-table (the table's rows are "
                                    "imported)")
@@ -119,33 +123,38 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
         raise click.UsageError("Missing option '--samples' (how many architectures to profile)")
     _measure(device=device, space_name=space_name, space_option=space_option, samples=samples,
              dataset=(dataset, dataset_option), input_shape=input_shape, num_classes=num_classes, threads=threads,
-             batch_size=batch_size, provider=provider, precision=precision, profiles_dir=profiles_dir,
-             seed=seed, no_progress=no_progress, ray_address=ray_address)
+             batch_size=batch_size, runtime=runtime, provider=provider, precision=precision,
+             profiles_dir=profiles_dir, seed=seed, no_progress=no_progress, ray_address=ray_address)
 
 
 def _measure(*, device, space_name, space_option, samples, dataset, input_shape, num_classes, threads,
-             batch_size, provider, precision, profiles_dir, seed, no_progress, ray_address=None) -> None:
+             batch_size, runtime, provider, precision, profiles_dir, seed, no_progress, ray_address=None) -> None:
+    from hwnas.devices import LocalDevice, open_device, profile_name
     from hwnas.profiling.measure import Conditions
     from hwnas.profiling.progress import make_progress
-    from hwnas.profiling.providers import check_provider
     from hwnas.profiling.runner import RunSummary, profile_space
     from hwnas.profiling.store import ProfileStore
 
     shape, classes = _resolve_input(*dataset, input_shape, num_classes, required=False)
     space = make_space(space_name, space_option)
-    store = ProfileStore(profiles_dir, device)
-    conditions = Conditions(provider=provider, threads=threads, batch_size=batch_size, precision=precision)
-    remote = _device_node(ray_address, device, conditions) if ray_address else None
-    if remote is None:
-        check_provider(provider)  # before anything is created: a clear line
+    store = ProfileStore(profiles_dir, profile_name(device, runtime))
+    conditions = Conditions(provider=provider, threads=threads, batch_size=batch_size, precision=precision,
+                            runtime=runtime)
+    # ``hwnas profile`` runs on the device itself (or reaches it on Ray): this machine is the device
+    measuring = (open_device(device, profiles_dir=str(profiles_dir), conditions=conditions, ray_address=ray_address)
+                 if ray_address else LocalDevice(device))
+    try:
+        fingerprint = measuring.fingerprint(conditions)  # before anything is created: a clear line
+    except BaseException:
+        measuring.close()
+        raise
     summary = RunSummary()
     progress = make_progress(None if not no_progress else False)
     where = f"{space.name} architectures at {format_input_shape(shape)}"
     try:
         profile_space(store, space, samples=samples, input_shape=shape, num_classes=classes,
                       conditions=conditions, space_options=parse_space_options(space_option), seed=seed,
-                      progress=progress, summary=summary,
-                      **({} if remote is None else {"measure_fn": remote[0].measure, "fingerprint": remote[1]}))
+                      progress=progress, summary=summary, measure_fn=measuring.measure_arch, fingerprint=fingerprint)
     except KeyboardInterrupt:
         progress.close()
         click.echo(f"profile {device!r} ({store.path}): {summary.measured} {where} measured before the "
@@ -153,8 +162,7 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
         raise
     finally:
         progress.close()
-        if remote is not None:
-            remote[2].close()
+        measuring.close()
     if summary.measured == 0:
         click.echo(f"profile {device!r} ({store.path}) already holds {summary.held_after} {where} "
                    f"(--samples {samples}); nothing to measure")
@@ -163,14 +171,6 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
               if summary.not_converged else "")
     click.echo(f"profile {device!r} ({store.path}): measured {summary.measured} {where} in "
                f"{summary.seconds:.1f} s{capped}; it now holds {summary.held_after}")
-
-
-def _device_node(ray_address: str, device: str, conditions):
-    """``(node, its fingerprint, executor)`` of ``--ray``: the cluster node advertising ``device:<device>``."""
-    from hwnas.cluster import connect_device
-
-    executor, node = connect_device(ray_address, device)
-    return node, node.fingerprint(conditions), executor
 
 
 def _import_table(device, space_name, space_option, latency_table, dataset, input_shape, num_classes,
@@ -205,6 +205,7 @@ def _fmt_ms(value) -> str:
 @click.pass_context
 def show_cmd(ctx: click.Context, device: str, profiles_dir: Path | None, as_json: bool) -> None:
     """Show a device profile: fingerprint, record counts, latency range and noise figures."""
+    from hwnas.profiling.fingerprint import runtime_of
     from hwnas.profiling.report import summarize_profile
     from hwnas.profiling.store import ProfileStore
 
@@ -221,7 +222,8 @@ def show_cmd(ctx: click.Context, device: str, profiles_dir: Path | None, as_json
         click.echo(f"cpu          {fp.get('cpu_model')} ({fp.get('cpu_cores')} cores, {fp.get('machine')})")
         click.echo(f"gpu          {fp.get('gpu_name') or 'none'}")
         click.echo(f"os           {fp.get('os')}, Python {fp.get('python_version')}")
-        click.echo(f"conditions   onnxruntime {fp.get('onnxruntime_version')}, "
+        runtime, version = runtime_of(fp)
+        click.echo(f"conditions   {runtime} {version}, "
                    f"provider {fp.get('provider')}, {fp.get('threads')} thread(s), "
                    f"batch {fp.get('batch_size')}, {fp.get('precision')}")
     click.echo(f"created      {fp.get('created')} (hwnas {fp.get('hwnas_version')}, schema "

@@ -113,6 +113,7 @@ def run_options(*, max_trainings: int | None = None) -> Callable:
                           "its old name."),
         click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=_D("profiles_dir"), show_default=True),
+        runtime_option,
         click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Evaluation store (SQLite) [default: $HWNAS_STORE or ./evals.sqlite; a benchmark's "
                           "<out>/evals.sqlite]."),
@@ -158,6 +159,16 @@ def ray_option(func):
                              "this command; auto or HOST:PORT: an existing cluster). Needs hwnas[ray].")(func)
 
 
+def runtime_option(func):
+    """``--runtime``: the runtime latencies are measured in (and the model ships in)."""
+    from hwnas.runtimes import DEFAULT_RUNTIME, RUNTIMES
+
+    return click.option("--runtime", type=click.Choice(RUNTIMES.names()), default=DEFAULT_RUNTIME,
+                        show_default=True,
+                        help="Runtime that measures latency and runs the shipped model (openvino needs "
+                             "hwnas[openvino]; 'hwnas runtimes' lists what is usable here).")(func)
+
+
 def execution_options(func):
     """How a search's trainings run (not settings of the run: a resume may change them)."""
     func = click.option("--gpus-per-training", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -192,7 +203,7 @@ RUN_PARAMS = ("latency_budget", "device", "space_name", "space_option", "dataset
               "max_measurements", "acquisition", "initial_trainings", "candidates_per_round", "archs_per_round",
               "explore", "local_search_steps", "profile_samples", "measure_threads", "profiles_dir", "store_path",
               "train_threads", "train_device", "loader_workers", "accuracy_table", "latency_table", "mode",
-              "train_equivalent", "explore_per_round", "explore_by", "final_seeds", "finalists")
+              "train_equivalent", "explore_per_round", "explore_by", "final_seeds", "finalists", "runtime")
 
 
 def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig:
@@ -217,7 +228,8 @@ def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig
         dataset_input_shape=tuple(p["input_shape"]) if p["input_shape"] else None,
         recipe=make_recipe(p["epochs"], p["data_fraction"], p["recipe_option"]), device=p["device"],
         profiles_dir=str(p["profiles_dir"]), latency_table=_text(p["latency_table"]),
-        measure_threads=p["measure_threads"], profile_samples=p["profile_samples"], reward=p["reward"],
+        measure_threads=p["measure_threads"], runtime=p["runtime"], profile_samples=p["profile_samples"],
+        reward=p["reward"],
         mode=p["mode"], acquisition=p["acquisition"], max_trainings=p["max_trainings"],
         max_measurements=p["max_measurements"], initial_trainings=p["initial_trainings"],
         candidates_per_round=p["candidates_per_round"], archs_per_round=p["archs_per_round"],

@@ -1,11 +1,9 @@
-"""Deploying to the run's device: the command that measures a copied model there, the budget verdict, and
-the conditions recorded in a model file. Whether the device is this machine is
-:func:`hwnas.profiling.device.locate_device`'s call.
+"""Deploying to the run's device: the budget verdict, re-measurement windows, and the conditions recorded in a
+model file. Where the device is, and the command that measures a copied file on it, is :mod:`hwnas.devices`'.
 """
 
 from __future__ import annotations
 
-import shlex
 from typing import Callable, Mapping
 
 from hwnas.profiling.measure import Conditions, LatencyStats
@@ -15,12 +13,6 @@ from hwnas.units import format_latency
 CONFIRM_WINDOWS = 3
 #: A window more than this share above the expected latency is re-measured.
 CONFIRM_TOLERANCE = 0.10
-
-
-def remote_command(model_name: str, conditions: Conditions) -> str:
-    """The command that measures the copied file on the device under the run's conditions."""
-    return (f"hwnas evaluate {shlex.quote(model_name)} --latency-only --provider {conditions.provider} "
-            f"--threads {conditions.threads} --batch-size {conditions.batch_size}")
 
 
 def budget_verdict(latency_ms: float, budget_ms: float | None) -> str:
@@ -71,7 +63,8 @@ def windows_note(medians: list[float]) -> str:
 
 
 def conditions_from_metadata(metadata: Mapping[str, str], *, provider: str | None = None,
-                             threads: int | None = None, batch_size: int | None = None) -> Conditions:
+                             threads: int | None = None, batch_size: int | None = None,
+                             runtime: str | None = None) -> Conditions:
     """The measurement conditions recorded in a model's metadata, with overrides.
 
     Raises:
@@ -90,4 +83,5 @@ def conditions_from_metadata(metadata: Mapping[str, str], *, provider: str | Non
             raise DeployError(f"the model's metadata has {key}={raw!r}, not a whole number in 1..1024; give "
                               f"--{key.replace('_', '-')}")
     return Conditions(provider=provider or metadata.get("provider", "cpu"), threads=counts["threads"],
-                      batch_size=counts["batch_size"], precision=metadata.get("precision", "fp32"))
+                      batch_size=counts["batch_size"], precision=metadata.get("precision", "fp32"),
+                      runtime=runtime or metadata.get("runtime", "onnxruntime"))

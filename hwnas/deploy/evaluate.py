@@ -1,4 +1,4 @@
-"""Accuracy of an exported ONNX file, run by onnxruntime over a data set's test split.
+"""Accuracy of an exported model file, run by its runtime (onnxruntime for ONNX) over a data set's test split.
 
 This is the proof that the *file* -- not the PyTorch model it came from -- has the accuracy claimed: the
 file's metadata names its data set and split seed, so :func:`evaluate_file` uses the very test images the
@@ -19,6 +19,7 @@ import numpy as np
 from hwnas.data.preprocess import Preprocess
 from hwnas.errors import HwnasError
 from hwnas.deploy.target import DeployError, load_dataset
+from hwnas.runtimes import DEFAULT_RUNTIME, ModelFiles, RuntimeFailure, as_files, get_runtime
 from hwnas.shapes import format_input_shape
 
 logger = logging.getLogger(__name__)
@@ -67,39 +68,96 @@ def read_model(path: str | os.PathLike) -> tuple[bytes, dict[str, str]]:
     return data, {p.key: p.value for p in proto.metadata_props}
 
 
-def predict(model_bytes: bytes, inputs, *, threads: int = 1) -> np.ndarray:
-    """Logits of ``inputs`` (an array, or a lazy one read chunk by chunk) from onnxruntime (CPU), batched as the
-    model's input allows.
+def file_digest(data: bytes) -> str:
+    """The SHA-256 of a shipped file, recorded in the ONNX file's ``runtime_files`` metadata."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_shipped(path: str | os.PathLike) -> tuple[dict[str, bytes], dict[str, str], str]:
+    """``(files, metadata, runtime)`` of a shipped model: an ONNX file (run by onnxruntime unless told
+    otherwise), or a runtime's own file (``model.xml`` of OpenVINO), whose metadata is its ONNX sibling's
+    (``model.onnx``, written beside it by ``hwnas export --runtime``; its ``runtime_files`` entry vouches for
+    the runtime's files by their SHA-256).
+
+    Raises:
+        DeployError: a file is missing, unreadable, or not the one the ONNX file's metadata names.
+    """
+    from hwnas.runtimes import runtime_for_file
+
+    target = Path(path)
+    if target.suffix == ".onnx":
+        data, metadata = read_model(target)
+        return {".onnx": data}, metadata, DEFAULT_RUNTIME
+    runtime = runtime_for_file(target.suffix)
+    if runtime is None:
+        raise DeployError(f"{target}: not a model file hwnas ships (.onnx, or a runtime's: "
+                          f"{', '.join(_shipped_suffixes())})")
+    onnx_file = target.with_suffix(".onnx")
+    if not onnx_file.is_file():
+        raise DeployError(f"{target} needs its ONNX sibling {onnx_file.name} (written beside it by hwnas export), "
+                          f"which holds its metadata")
+    _, metadata = read_model(onnx_file)
+    try:
+        recorded = json.loads(metadata.get("runtime_files") or "{}")
+    except ValueError:
+        recorded = None
+    if metadata.get("runtime") != runtime or not isinstance(recorded, dict) or not recorded:
+        raise DeployError(f"{onnx_file.name} was not exported for {runtime} (its metadata names no {runtime} "
+                          f"files): export with --runtime {runtime}")
+    files = {}
+    for suffix, digest in recorded.items():
+        part = target.with_suffix(suffix)
+        try:
+            files[suffix] = part.read_bytes()
+        except OSError as exc:
+            raise DeployError(f"cannot read {part}: {exc.strerror or exc}") from None
+        if file_digest(files[suffix]) != digest:
+            raise DeployError(f"{part.name} is not the file exported with {onnx_file.name} (its SHA-256 differs "
+                              f"from the one recorded there)")
+    return files, metadata, runtime
+
+
+def _shipped_suffixes() -> list[str]:
+    from hwnas.runtimes import RUNTIMES
+
+    return sorted({s for name in RUNTIMES.names() for s in RUNTIMES.get(name).ship_suffixes if s != ".onnx"})
+
+
+def predict(model_bytes: bytes | ModelFiles, inputs, *, threads: int = 1,
+            runtime: str = DEFAULT_RUNTIME) -> np.ndarray:
+    """Logits of ``inputs`` (an array, or a lazy one read chunk by chunk) from ``runtime`` on the CPU (ONNX
+    bytes or the runtime's files), batched as the model's input allows.
 
     A model exported with a fixed batch size ``B`` gets chunks of ``B``; the last chunk is padded with
     zeros and the padding's outputs are dropped (each image is classified independently in eval mode).
     """
-    from hwnas.onnx_export import INPUT_NAME, cpu_session
-
-    session = cpu_session(model_bytes, threads=threads)
-    declared = session.get_inputs()[0]
-    name = declared.name if declared.name else INPUT_NAME
-    batch = declared.shape[0] if declared.shape else None
+    try:
+        session = get_runtime(runtime).load(as_files(model_bytes), threads=threads)
+    except RuntimeFailure as exc:
+        raise DeployError(str(exc)) from None
+    batch = session.input_shape[0] if session.input_shape else None
     step = batch if isinstance(batch, int) and batch > 0 else CHUNK
-    dtype = {"tensor(float16)": np.float16, "tensor(uint8)": np.uint8}.get(declared.type, np.float32)
+    dtype = session.input_dtype
     outputs = []
     for begin in range(0, len(inputs), step):  # chunk by chunk: a streamed split is read as it is scored
         chunk = np.ascontiguousarray(inputs[begin:begin + step], dtype=dtype)
         real = len(chunk)
         if isinstance(batch, int) and real < step:
             chunk = np.concatenate([chunk, np.zeros((step - real, *chunk.shape[1:]), dtype=dtype)])
-        outputs.append(np.asarray(session.run(None, {name: chunk})[0])[:real])
+        outputs.append(np.asarray(session.run(chunk))[:real])
     if not outputs:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(outputs).astype(np.float32)
 
 
-def accuracy_of(model_bytes: bytes, inputs: np.ndarray, labels: np.ndarray, *,
-                threads: int = 1) -> Evaluation:
-    """Top-1 accuracy of the ONNX model on ``(inputs, labels)``."""
+def accuracy_of(model_bytes: bytes | ModelFiles, inputs: np.ndarray, labels: np.ndarray, *,
+                threads: int = 1, runtime: str = DEFAULT_RUNTIME) -> Evaluation:
+    """Top-1 accuracy of the model (ONNX, or ``runtime``'s files) on ``(inputs, labels)``."""
     if len(labels) == 0:
         raise DeployError("no images to evaluate (the test split is empty)")
-    predictions = predict(model_bytes, inputs, threads=threads).argmax(axis=1)
+    predictions = predict(model_bytes, inputs, threads=threads, runtime=runtime).argmax(axis=1)
     correct = int((predictions == np.asarray(labels)).sum())
     return Evaluation(accuracy=correct / len(labels), correct=correct, total=int(len(labels)),
                       predictions=predictions)
@@ -129,9 +187,11 @@ def recorded_dataset(metadata: Mapping[str, str]):
     return DatasetSpec(str(metadata["dataset"]), options, shape)
 
 
-def evaluate_file(model_bytes: bytes, metadata: Mapping[str, str], *, dataset: str | None = None,
-                  split_seed: int | None = None, threads: int = 1) -> tuple[Evaluation, dict[str, Any]]:
-    """Runs the ONNX model over the test split of ``dataset`` (default: the one in its metadata).
+def evaluate_file(model_bytes: bytes | ModelFiles, metadata: Mapping[str, str], *, dataset: str | None = None,
+                  split_seed: int | None = None, threads: int = 1,
+                  runtime: str = DEFAULT_RUNTIME) -> tuple[Evaluation, dict[str, Any]]:
+    """Runs the model (ONNX, or ``runtime``'s files) over the test split of ``dataset`` (default: the one in
+    its metadata).
 
     The inputs are fed as the model's ``preprocess`` metadata says (float NCHW, or uint8 NHWC pixels for a
     raw-input model); a file without that entry (exported before it existed) takes float NCHW.
@@ -167,7 +227,7 @@ def evaluate_file(model_bytes: bytes, metadata: Mapping[str, str], *, dataset: s
                           f"({given.source})")
     splits = data.splits(seed)
     inputs = (preprocess or given).model_inputs(splits.x_test)
-    evaluation = accuracy_of(model_bytes, inputs, splits.y_test, threads=threads)
+    evaluation = accuracy_of(model_bytes, inputs, splits.y_test, threads=threads, runtime=runtime)
     same = (metadata.get("dataset_key", data.key) == data.key and split_seed_of(metadata) == seed
             and _class_names(metadata) in (None, list(data.class_names)))
     return evaluation, {"dataset": spec, "dataset_key": data.key, "split_seed": seed, "same_data": same,

@@ -140,6 +140,39 @@ def shipped_module(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     return model.eval()
 
 
+def graph_module(model: torch.nn.Module, preprocess: Preprocess, precision: str) -> torch.nn.Module:
+    """The module whose graph ships: :func:`shipped_module`, behind the input scaling of a raw-input model."""
+    module = shipped_module(model, precision)
+    if preprocess.raw_input:
+        module = RawInput(module, float(preprocess.pixel_max)).eval()
+    return module
+
+
+@torch.no_grad()
+def runtime_parity(runtime, files: Mapping[str, bytes], module: torch.nn.Module, inputs: np.ndarray, *,
+                   atol: float, rtol: float) -> tuple[float, float]:
+    """``(max abs error, tolerance)`` of ``runtime`` running ``files`` against PyTorch's ``module`` on
+    ``inputs`` (real test inputs), batch by batch as the files take them; the tolerance is ``atol + rtol *
+    max|PyTorch output|``.
+
+    Raises:
+        DeployError: the error exceeds the tolerance, or the runtime cannot run the files.
+    """
+    from hwnas.deploy.evaluate import predict
+
+    if len(inputs) == 0:
+        raise DeployError("no test inputs for the parity check")
+    inputs = np.ascontiguousarray(inputs)
+    expected = module.eval()(torch.from_numpy(inputs)).float().numpy()
+    got = predict(files, inputs, runtime=runtime.name)
+    error = float(np.max(np.abs(got - expected)))
+    tolerance = atol + rtol * float(np.max(np.abs(expected)))
+    if not error <= tolerance:
+        raise DeployError(f"{runtime.name}'s output differs from PyTorch by {error:.3g} (tolerance "
+                          f"{tolerance:.3g}) on {len(inputs)} test inputs")
+    return error, tolerance
+
+
 def export_final(model: torch.nn.Module, preprocess: Preprocess, test_inputs: np.ndarray, *,
                  metadata: Mapping[str, str], batch_size: int = 1, dynamic_batch: bool = False,
                  precision: str = "fp32") -> tuple[bytes, ExportReport]:
@@ -159,9 +192,7 @@ def export_final(model: torch.nn.Module, preprocess: Preprocess, test_inputs: np
     if len(parity_inputs) == 0:
         raise DeployError(f"the test split has {len(test_inputs)} input(s): too few for a parity check at "
                           f"batch size {batch_size}")
-    module = shipped_module(model, precision)
-    if preprocess.raw_input:
-        module = RawInput(module, float(preprocess.pixel_max)).eval()
+    module = graph_module(model, preprocess, precision)
     return export_model(module, preprocess.input_shape(), None, metadata=metadata,
                         batch_size=batch_size, dynamic_batch=dynamic_batch, parity_inputs=parity_inputs,
                         atol=atol, rtol=rtol, input_dtype=preprocess.dtype)

@@ -6,12 +6,15 @@
 2. train on train+validation with the final recipe, test once (:mod:`hwnas.deploy.final`); from scratch, or
    from a supernet's weights for the architecture (``from_supernet``);
 3. export with ``onnx.checker`` and parity on real test inputs, and run the *file* over the test split with
-   onnxruntime (its accuracy is printed beside PyTorch's);
-4. re-measure the file with the profiler's protocol under the run's conditions when the run's device is this
-   machine; elsewhere take the latency the search measured on the device and print the command that
-   re-measures the file there (:mod:`hwnas.deploy.device`);
+   onnxruntime (its accuracy is printed beside PyTorch's); for another runtime (``--runtime openvino``), convert
+   to its own files (OpenVINO's IR), check their parity with PyTorch on the same inputs and run them over the
+   test split too;
+4. re-measure the shipped file in the run's runtime, under its conditions, on the run's device
+   (:mod:`hwnas.devices`: this machine or its Ray node); for a device out of reach take the latency the search
+   measured there and print the command that re-measures the file on it;
 5. with ``quantize="int8"``, quantize, then measure the quantized file's accuracy and latency the same way;
-6. write ``model.onnx``, ``model.pt`` (and ``model.int8.onnx``) as one group of atomic renames.
+6. write ``model.onnx``, ``model.pt`` (the runtime's files, and ``model.int8.onnx``) as one group of atomic
+   renames.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hwnas.deploy.device import budget_verdict, confirm_latency, remote_command, windows_note
-from hwnas.profiling.device import DeviceCheck, locate_device, measure_file
-from hwnas.deploy.evaluate import accuracy_of
-from hwnas.deploy.final import (PARITY_INPUTS, check_output_path, export_final, shipped_module, sibling,
-                                train_final, weights_bytes, write_outputs)
+from hwnas.deploy.device import budget_verdict, confirm_latency, windows_note
+from hwnas.deploy.evaluate import accuracy_of, file_digest
+from hwnas.deploy.final import (PARITY_INPUTS, TOLERANCES, check_output_path, export_final, graph_module,
+                                runtime_parity, shipped_module, sibling, train_final, weights_bytes,
+                                write_outputs)
+from hwnas.devices import Device, open_device
+from hwnas.runtimes import DEFAULT_RUNTIME, get_runtime
 from hwnas.deploy.target import DeployError, ExportTarget, load_dataset
 from hwnas.onnx_export import arch_metadata, set_metadata
 from hwnas.shapes import format_input_shape
@@ -37,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ExportedFile:
-    """One written ONNX file and what was measured of it."""
+    """One written model (an ONNX file, or a runtime's files) and what was measured of it."""
 
     path: Path
     size_bytes: int
@@ -45,6 +50,7 @@ class ExportedFile:
     latency_ms: float | None
     latency_source: str
     metadata: dict[str, str]
+    runtime: str = DEFAULT_RUNTIME
 
 
 @dataclass
@@ -53,10 +59,12 @@ class ExportSummary:
 
     model: ExportedFile
     weights_path: Path
-    device: DeviceCheck
+    device: Device
     torch_test_accuracy: float
     parity_max_abs_error: float
     quantized: ExportedFile | None = None
+    runtime_file: ExportedFile | None = None
+    runtime_parity_max_abs_error: float | None = None
     agreement: float | None = None
     remote_commands: list[str] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
@@ -69,7 +77,7 @@ def _fmt_acc(value: float) -> str:
 def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bool = False,
                   quantize: str | None = None, raw_input: bool = False, threads: int | None = None,
                   echo: Callable[[str], None] = logger.info, protocol: dict[str, Any] | None = None,
-                  device_node=None, from_supernet: str | Path | None = None, train_device: str = "auto",
+                  device: Device | None = None, from_supernet: str | Path | None = None, train_device: str = "auto",
                   loader_workers: int | None = None) -> ExportSummary:
     """Trains, exports, measures and writes the final model of ``target`` (see the module docstring).
 
@@ -87,8 +95,8 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         loader_workers: DataLoader workers of a streamed data set (None: the trainer's default).
         echo: Where progress lines go (``click.echo`` on the command line).
         protocol: Overrides of the latency protocol (tests use a short one).
-        device_node: The device's node of a Ray cluster (:meth:`hwnas.cluster.RayExecutor.device`): the file
-            is re-measured there.
+        device: Where the shipped file is re-measured (:func:`hwnas.devices.open_device`; None: opened here
+            from the target's device and profiles, never a Ray node).
         from_supernet: A finished supernet folder of the same space and data set: the final training starts
             from its weights for the architecture instead of a fresh initialisation.
 
@@ -100,11 +108,16 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
     from hwnas.training.trainer import training_device
 
     out = check_output_path(output)
-    device = training_device(train_device)  # an unusable device is one line before any work
+    train_on = training_device(train_device)  # an unusable device is one line before any work
+    conditions = target.conditions
+    runtime = get_runtime(conditions.runtime)
+    runtime.require("cpu", conditions.precision)  # its files are made and checked here, before any training
     if quantize not in (None, "int8"):
         raise DeployError(f"unknown quantization {quantize!r} (known: int8)")
     if quantize and raw_input:
         raise DeployError("--raw-input and --quantize do not go together yet: quantize a float-input model")
+    if quantize and not runtime.runs_int8_onnx:
+        raise DeployError(f"--quantize int8 writes an int8 ONNX file, which runtime {runtime.name} does not run")
     if quantize and target.conditions.precision != "fp32":
         raise DeployError("--quantize int8 needs a float32 model; this run measured at precision "
                           f"{target.conditions.precision}")
@@ -126,9 +139,7 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
     splits = dataset.splits(target.recipe.split_seed)
     test_inputs = preprocess.model_inputs(splits.x_test)  # read batch by batch when the split is streamed
     test_inputs[:PARITY_INPUTS]  # checked before training: a raw model needs whole pixels
-    where = locate_device(target.device, target.profiles_dir, target.conditions)
-    conditions = target.conditions
-    node = device_node  # the device's own node, when given, measures (even if this machine looks the same)
+    device = device or open_device(target.device, profiles_dir=target.profiles_dir, conditions=conditions)
 
     recipe = target.recipe
     step = max(1, recipe.epochs // 10)  # about ten progress lines
@@ -147,9 +158,9 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
 
     start = f" from supernet {from_supernet}" if from_supernet is not None else ""
     echo(f"training {arch.string} ({target.space}) on {dataset.key} train+validation{start}: {recipe.epochs} "
-         f"epoch(s), seed {target.seed}, on {device}")
+         f"epoch(s), seed {target.seed}, on {train_on}")
     final = train_final(space, arch, dataset, recipe=recipe, seed=target.seed, threads=threads,
-                        on_epoch=on_epoch, initial_state=initial_state, device=device,
+                        on_epoch=on_epoch, initial_state=initial_state, device=train_on,
                         loader_workers=loader_workers)
     echo(f"trained on {final.train_samples} images in {final.wall_time_s:.1f} s; test accuracy (PyTorch) "
          f"{_fmt_acc(final.test_accuracy)} on {final.test_samples} images")
@@ -171,10 +182,17 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
     echo(f"test accuracy of the ONNX file (onnxruntime): {_fmt_acc(onnx_eval.accuracy)} "
          f"({onnx_eval.correct}/{onnx_eval.total})")
 
-    latency, source = _latency(model_bytes, shape, target, where, protocol, space=space, label="model",
-                               echo=echo, graph_shape=preprocess.input_shape(), node=node)
+    shipped, runtime_meta, runtime_file = {".onnx": model_bytes}, {}, None
+    if runtime.name != DEFAULT_RUNTIME:
+        shipped, runtime_meta, runtime_file, runtime_error = _runtime_files(
+            runtime, graph_module(final.model, preprocess, conditions.precision), model_bytes, test_inputs,
+            splits.y_test, conditions, out=out, input_shape=preprocess.input_shape(), dtype=preprocess.dtype,
+            dynamic_batch=dynamic_batch, echo=echo)
+    latency, source = _latency(shipped, shape, target, device, protocol, space=space, label="model",
+                               echo=echo, graph_shape=preprocess.input_shape())
     files: dict[Path, bytes] = {}
-    model_meta = {**meta, "test_accuracy": repr(float(torch_acc)), **_latency_meta(latency, source)}
+    model_meta = {**meta, "test_accuracy": repr(float(torch_acc)), **_latency_meta(latency, source),
+                  **runtime_meta}
     model_bytes = _with_metadata(model_bytes, model_meta)
     files[out] = model_bytes
     weights_path = sibling(out, ".pt")
@@ -186,20 +204,54 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         "recipe": recipe.to_dict(), "seed": target.seed, "train_device": final.device, **origin})
     summary = ExportSummary(
         model=ExportedFile(out, len(model_bytes), float(torch_acc), latency, source, model_meta),
-        weights_path=weights_path, device=where, torch_test_accuracy=final.test_accuracy,
+        weights_path=weights_path, device=device, torch_test_accuracy=final.test_accuracy,
         parity_max_abs_error=parity.max_abs_error)
+    if runtime_file is not None:
+        runtime_file.latency_ms, runtime_file.latency_source, runtime_file.metadata = latency, source, model_meta
+        summary.runtime_file, summary.runtime_parity_max_abs_error = runtime_file, runtime_error
+        files.update({sibling(out, suffix): data for suffix, data in shipped.items()})
 
     if quantize == "int8":
         q_bytes, summary.quantized, summary.agreement = _quantized(
-            model_bytes, model_meta, splits, onnx_eval, shape, target, where, protocol, space,
-            sibling(out, ".int8.onnx"), echo, node=node)
+            model_bytes, model_meta, splits, onnx_eval, shape, target, device, protocol, space,
+            sibling(out, ".int8.onnx"), echo)
         files[summary.quantized.path] = q_bytes
 
-    if not where.local and node is None:
-        summary.remote_commands = [remote_command(path.name, conditions) for path in files
-                                   if path.suffix == ".onnx"]
+    if not device.measurable:
+        measured = [sibling(out, runtime.ship_suffixes[0])] + ([summary.quantized.path] if summary.quantized else [])
+        summary.remote_commands = [device.command(path.name, conditions) for path in measured]
     summary.paths = write_outputs(files)
     return summary
+
+
+def _runtime_files(runtime, module, model_bytes: bytes, test_inputs, labels, conditions, *, out: Path, input_shape,
+                   dtype: str, dynamic_batch: bool, echo):
+    """The runtime's own files of the model, their parity with PyTorch and their test accuracy:
+    ``(files, metadata entries, ExportedFile, parity error)``."""
+    from hwnas.runtimes import RuntimeFailure
+
+    try:
+        files = runtime.ship(module, model_bytes, input_shape=input_shape, batch_size=conditions.batch_size,
+                             input_dtype=dtype)
+    except RuntimeFailure as exc:
+        raise DeployError(f"cannot convert the model for {runtime.name}: {exc}") from None
+    atol, rtol = TOLERANCES[conditions.precision]
+    count = len(test_inputs) if dynamic_batch else (len(test_inputs) // conditions.batch_size) * conditions.batch_size
+    error, tolerance = runtime_parity(runtime, files, module, test_inputs[: min(PARITY_INPUTS, count)], atol=atol,
+                                      rtol=rtol)
+    names = " + ".join(sibling(out, suffix).name for suffix in files)
+    echo(f"converted for {runtime.name} {runtime.version()}: {names}; {runtime.name} vs PyTorch max abs error "
+         f"{error:.2g} (tolerance {tolerance:.2g})")
+    evaluation = accuracy_of(files, test_inputs, labels, runtime=runtime.name)
+    echo(f"test accuracy of the {runtime.name} file: {_fmt_acc(evaluation.accuracy)} "
+         f"({evaluation.correct}/{evaluation.total})")
+    meta = {"runtime": runtime.name, "runtime_version": str(runtime.version()),
+            "runtime_files": json.dumps({suffix: file_digest(data) for suffix, data in files.items()}),
+            "runtime_test_accuracy": repr(float(evaluation.accuracy))}
+    path = sibling(out, runtime.ship_suffixes[0])
+    exported = ExportedFile(path, sum(len(d) for d in files.values()), evaluation.accuracy, None, "", {},
+                            runtime=runtime.name)
+    return files, meta, exported, error
 
 
 def _base_metadata(target: ExportTarget, space, arch, dataset, final, *,
@@ -236,22 +288,22 @@ def _with_metadata(model_bytes: bytes, metadata: dict[str, str]) -> bytes:
     return proto.SerializeToString()
 
 
-def _latency(model_bytes: bytes, shape, target: ExportTarget, where: DeviceCheck, protocol, *, space,
-             label: str, echo, graph_shape=None, node=None) -> tuple[float | None, str]:
-    """Re-measures here when the device is this machine, or on its Ray node (``node``); else the search's
-    measurement on the device.
+def _latency(model, shape, target: ExportTarget, device: Device, protocol, *, space, label: str, echo,
+             graph_shape=None) -> tuple[float | None, str]:
+    """Re-measures ``model`` (ONNX bytes or the runtime's files) on ``device`` when it can measure; else the
+    search's measurement on the device.
 
     ``shape`` is the data's ``(C, H, W)``; ``graph_shape`` one input of the graph when it differs (raw input).
     """
     c = target.conditions
     precision = "int8" if label.startswith("int8") else c.precision
-    conditions = f"{c.provider}, {c.threads} thread(s), batch {c.batch_size}, {precision}"
-    if where.local or node is not None:
-        measure = node.measure_file if node is not None else measure_file
-        stats, medians = confirm_latency(lambda: measure(model_bytes, graph_shape or shape, c, **(protocol or {})),
-                                         expected_ms=_searched_latency(target) if label == "model" else None,
-                                         budget_ms=target.budget_ms, echo=echo)
-        here = "its Ray node" if node is not None else "this machine"
+    conditions = f"{c.runtime}, {c.provider}, {c.threads} thread(s), batch {c.batch_size}, {precision}"
+    if device.measurable:
+        stats, medians = confirm_latency(
+            lambda: device.measure_file(model, graph_shape or shape, c, **(protocol or {})),
+            expected_ms=_searched_latency(target) if label == "model" else None, budget_ms=target.budget_ms,
+            echo=echo)
+        here = device.where
         echo(f"latency of the {label} on {target.device} ({here}; {conditions}): "
              f"{format_latency(stats.median_ms)} median (p10 {format_latency(stats.p10_ms)}, p90 "
              f"{format_latency(stats.p90_ms)}, "
@@ -262,8 +314,8 @@ def _latency(model_bytes: bytes, shape, target: ExportTarget, where: DeviceCheck
     if label != "model":
         echo(f"the {label} was not re-measured either ({target.device!r} is not this machine)")
         return None, not_measured
-    echo(f"device {target.device!r} is not this machine ({where.reason}): the {label} was not re-measured "
-         f"here")
+    echo(f"device {target.device!r} cannot be measured from here ({device.reason}): the {label} was not "
+         f"re-measured")
     known = _profile_latency(target, space, shape)
     if known is None:
         known = _searched_latency(target)
@@ -299,8 +351,7 @@ def _profile_latency(target: ExportTarget, space, shape) -> float | None:
     return None
 
 
-def _quantized(model_bytes, model_meta, splits, onnx_eval, shape, target, where, protocol, space, path, echo, *,
-               node=None):
+def _quantized(model_bytes, model_meta, splits, onnx_eval, shape, target, device, protocol, space, path, echo):
     from hwnas.deploy.quantize import calibration_inputs, quantize_int8
 
     echo("quantizing to int8 (static, QDQ, per-channel weights; calibrated on training images)")
@@ -309,8 +360,8 @@ def _quantized(model_bytes, model_meta, splits, onnx_eval, shape, target, where,
     agreement = float((q_eval.predictions == onnx_eval.predictions).mean())
     echo(f"int8 test accuracy (onnxruntime): {_fmt_acc(q_eval.accuracy)} ({q_eval.correct}/{q_eval.total}); "
          f"{_fmt_acc(agreement)} of its predictions equal the float model's")
-    latency, source = _latency(q_bytes, shape, target, where, protocol, space=space, label="int8 model",
-                               echo=echo, node=node)
+    latency, source = _latency(q_bytes, shape, target, device, protocol, space=space, label="int8 model",
+                               echo=echo)
     meta = {**model_meta, "quantization": "int8", "test_accuracy": repr(float(q_eval.accuracy)),
             "float_test_accuracy": model_meta["test_accuracy"], "float_agreement": repr(agreement),
             **_latency_meta(latency, source)}

@@ -12,10 +12,10 @@ from hwnas.profiling.errors import MeasurementError, ProfileError, ProviderError
 from hwnas.profiling.fingerprint import SCHEMA_VERSION, host_fingerprint
 from hwnas.profiling.measure import (DEFAULT_PROTOCOL, Conditions, LatencyStats, Protocol,
                                      export_for_measurement, measure_latency, profile_arch, time_callable)
-from hwnas.profiling.providers import check_provider, create_session, provider_names
 from hwnas.profiling.runner import RunSummary, import_table, profile_space
 from hwnas.profiling.sampling import stratified_sample
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR, ProfileStore, list_devices
+from hwnas.runtimes.onnxruntime import check_provider, create_session, provider_names
 
 __all__ = [
     "DEFAULT_PROFILES_DIR", "DEFAULT_PROTOCOL", "SCHEMA_VERSION", "Conditions", "LatencyStats",

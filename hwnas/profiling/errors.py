@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from hwnas.errors import HwnasError
+from hwnas.runtimes.base import ProviderError as _RuntimeProviderError
 
 
 class ProfileError(HwnasError):
     """A device profile is missing, unreadable, corrupt, or measured under other conditions."""
 
 
-class ProviderError(ProfileError):
-    """The requested onnxruntime execution provider is unknown or not usable here."""
+ProviderError = _RuntimeProviderError  # the runtime or its provider is unknown or not usable here
 
 
 class MeasurementError(ProfileError):

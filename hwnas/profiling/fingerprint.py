@@ -2,9 +2,10 @@
 
 Two kinds of fields:
 
-- *conditions* (:data:`CONDITION_KEYS`) decide whether two measurements are comparable: onnxruntime version,
-  provider, threads, batch size, precision, CPU model (and the GPU for GPU providers). Measurements are only
-  ever appended to a profile whose conditions equal the current ones (:func:`mismatches`);
+- *conditions* (:data:`CONDITION_KEYS`) decide whether two measurements are comparable: the runtime and its
+  version, provider, threads, batch size, precision, CPU model (and the GPU for GPU providers). Measurements are
+  only ever appended to a profile whose conditions equal the current ones (:func:`mismatches`). A profile made
+  before runtimes existed has no ``runtime``: it is onnxruntime, at its ``onnxruntime_version``;
 - *description* fields (core count, OS, Python, hwnas version, creation time) are informative only.
 
 Nothing in a fingerprint refers to the machine that later *reads* the profile: a profile made on a
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 #: Fields that must be equal for measurements to go into the same profile.
-CONDITION_KEYS = ("source", "onnxruntime_version", "provider", "threads", "batch_size", "precision",
+CONDITION_KEYS = ("source", "runtime", "runtime_version", "provider", "threads", "batch_size", "precision",
                   "cpu_model")
 #: Also compared when the provider runs on a GPU.
 GPU_CONDITION_KEYS = ("gpu_name",)
@@ -80,8 +81,10 @@ def _now() -> str:
 
 
 def host_fingerprint(device: str, conditions: Conditions) -> dict[str, Any]:
-    """The fingerprint of a profile measured on this machine under ``conditions``."""
+    """The fingerprint of a profile measured on this machine under ``conditions`` (its runtime installed)."""
     import onnxruntime as ort
+
+    from hwnas.runtimes import get_runtime
 
     return {
         "schema_version": SCHEMA_VERSION,
@@ -94,6 +97,7 @@ def host_fingerprint(device: str, conditions: Conditions) -> dict[str, Any]:
         "machine": platform.machine(),
         "python_version": platform.python_version(),
         "onnxruntime_version": ort.__version__,
+        "runtime_version": get_runtime(conditions.runtime).version(),
         **conditions.to_dict(),
         "hwnas_version": __version__,
         "created": _now(),
@@ -118,6 +122,8 @@ def table_fingerprint(device: str, table_name: str) -> dict[str, Any]:
         "machine": None,
         "python_version": None,
         "onnxruntime_version": None,
+        "runtime": None,
+        "runtime_version": None,
         "provider": None,
         "threads": None,
         "batch_size": None,
@@ -134,7 +140,23 @@ def condition_keys(fingerprint: Mapping[str, Any]) -> tuple[str, ...]:
     return CONDITION_KEYS
 
 
+def runtime_of(fingerprint: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(runtime, its version)`` of a fingerprint; one made before runtimes existed is onnxruntime's (a
+    table's is ``(None, None)``)."""
+    if fingerprint.get("source") == "table":
+        return fingerprint.get("runtime"), fingerprint.get("runtime_version")
+    if "runtime" not in fingerprint:
+        return "onnxruntime", fingerprint.get("onnxruntime_version")
+    return fingerprint.get("runtime"), fingerprint.get("runtime_version")
+
+
+def _conditions(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    runtime, version = runtime_of(fingerprint)
+    return {**fingerprint, "runtime": runtime, "runtime_version": version}
+
+
 def mismatches(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """``(key, stored value, current value)`` for each measurement condition that differs."""
+    stored, current = _conditions(stored), _conditions(current)
     keys = dict.fromkeys(condition_keys(stored) + condition_keys(current))
     return [(key, stored.get(key), current.get(key)) for key in keys if stored.get(key) != current.get(key)]

@@ -4,8 +4,8 @@ One latency figure is made like this:
 
 1. the architecture is exported with the project's one exporter (:mod:`hwnas.onnx_export`, weights from a seed),
    checked with ``onnx.checker``;
-2. one onnxruntime session is opened for it (:func:`~hwnas.profiling.providers.create_session`: fixed
-   intra/inter-op thread counts, all graph optimisations, the requested provider or an error) and reused for
+2. one session of the run's runtime (:mod:`hwnas.runtimes`; onnxruntime by default: fixed intra/inter-op
+   thread counts, all graph optimisations, the requested provider or an error) is opened for it and reused for
    every run;
 3. ``warmup`` untimed runs absorb first-run costs (allocation, kernel selection, caches);
 4. timed runs follow, each timed on its own, with Python's garbage collector paused: at least ``min_runs``,
@@ -32,6 +32,7 @@ import torch
 
 from hwnas.arch import Arch
 from hwnas.profiling.errors import MeasurementError
+from hwnas.runtimes import DEFAULT_RUNTIME, RUNTIMES, ModelFiles, RuntimeFailure, as_files, get_runtime
 from hwnas.spaces.base import SearchSpace
 
 PRECISIONS = ("fp32", "fp16")
@@ -79,21 +80,25 @@ class Conditions:
 
     Attributes:
         provider: ``cpu``, ``cuda`` or ``tensorrt``.
-        threads: onnxruntime intra-op threads.
+        threads: The runtime's CPU threads (onnxruntime's intra-op threads).
         batch_size: Inputs per run.
         precision: ``fp32``, or ``fp16`` (weights and arithmetic in half precision, float32 input/output).
+        runtime: The runtime that runs the model (:mod:`hwnas.runtimes`).
     """
 
     provider: str = "cpu"
     threads: int = 1
     batch_size: int = 1
     precision: str = "fp32"
+    runtime: str = "onnxruntime"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise MeasurementError(f"unknown precision {self.precision!r} (known: {', '.join(PRECISIONS)})")
         if int(self.threads) < 1 or int(self.batch_size) < 1:
             raise MeasurementError("threads and batch size must be at least 1")
+        if self.runtime not in RUNTIMES:
+            raise MeasurementError(f"unknown runtime {self.runtime!r} (known: {', '.join(RUNTIMES.names())})")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -237,25 +242,23 @@ def time_callable(fn: Callable[[], Any], *, warmup: int = DEFAULT_PROTOCOL.warmu
                      warmup_s=float(warm - start), timed_s=float(end - warm))
 
 
-def _numpy_dtype(onnx_type: str) -> type:
-    return {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-            "tensor(uint8)": np.uint8}.get(onnx_type, np.float32)
-
-
-def measure_latency(model_bytes: bytes, input_shape: Sequence[int], *, batch_size: int = 1,
-                    provider: str = "cpu", threads: int = 1, warmup: int = DEFAULT_PROTOCOL.warmup,
+def measure_latency(model_bytes: bytes | ModelFiles, input_shape: Sequence[int], *, batch_size: int = 1,
+                    provider: str = "cpu", threads: int = 1, runtime: str = DEFAULT_RUNTIME,
+                    warmup: int = DEFAULT_PROTOCOL.warmup,
                     min_runs: int = DEFAULT_PROTOCOL.min_runs, max_runs: int = DEFAULT_PROTOCOL.max_runs,
                     max_seconds: float = DEFAULT_PROTOCOL.max_seconds,
                     target_rel_ci: float = DEFAULT_PROTOCOL.target_rel_ci,
                     timer: Callable[[], float] = time.perf_counter, seed: int = 0) -> LatencyStats:
-    """Latency of a serialised ONNX model under the measurement protocol.
+    """Latency of a serialised model under the measurement protocol, in ``runtime``.
 
     Args:
-        model_bytes: The ONNX model (one input of shape ``(batch_size, *input_shape)``).
+        model_bytes: The ONNX model, or the runtime's files (:data:`hwnas.runtimes.ModelFiles`); one input of
+            shape ``(batch_size, *input_shape)``.
         input_shape: One input of the graph: ``(C, H, W)``, or ``(H, W, C)`` for a raw-input (uint8) model.
         batch_size: Inputs per run.
         provider: ``cpu``, ``cuda`` or ``tensorrt`` (never a silent CPU fallback).
-        threads: onnxruntime intra-op threads.
+        threads: The runtime's CPU threads.
+        runtime: The runtime (:mod:`hwnas.runtimes`; ``onnxruntime`` by default).
         warmup: Untimed runs first.
         min_runs: Timed runs always taken.
         max_runs: Cap on timed runs.
@@ -268,32 +271,31 @@ def measure_latency(model_bytes: bytes, input_shape: Sequence[int], *, batch_siz
         ProviderError: the provider is not usable.
         MeasurementError: the model's input does not match ``(batch_size, *input_shape)`` or a run fails.
     """
-    from hwnas.profiling.providers import create_session
-
+    engine = get_runtime(runtime)
     t0 = time.perf_counter()
-    session = create_session(model_bytes, provider=provider, threads=threads)
+    try:
+        session = engine.load(as_files(model_bytes), provider=provider, threads=threads)
+    except RuntimeFailure as exc:
+        raise MeasurementError(str(exc)) from exc
     session_s = time.perf_counter() - t0
-    inputs = session.get_inputs()
-    if len(inputs) != 1:
-        raise MeasurementError(f"the model has {len(inputs)} inputs; latency measurement needs exactly one")
     expected = (int(batch_size), *[int(d) for d in input_shape])
-    declared = inputs[0].shape
+    declared = session.input_shape
     fixed_mismatch = any(isinstance(d, int) and d != e for d, e in zip(declared, expected, strict=False))
     if len(declared) != len(expected) or fixed_mismatch:
         raise MeasurementError(f"the model's input shape {list(declared)} does not match batch {batch_size} "
                                f"x {'x'.join(map(str, input_shape))}")
     rng = np.random.default_rng(seed)
-    dtype = _numpy_dtype(inputs[0].type)
+    dtype = session.input_dtype
     values = rng.integers(0, 256, expected) if dtype == np.uint8 else rng.standard_normal(expected)
-    feed = {inputs[0].name: values.astype(dtype)}
+    feed = np.ascontiguousarray(values.astype(dtype))
 
     def run() -> None:
-        session.run(None, feed)
+        session.run(feed)
 
     try:
         run()  # fail early and clearly rather than inside the timing loop
     except Exception as exc:
-        raise MeasurementError(f"onnxruntime failed to run the model: {type(exc).__name__}: {exc}"
+        raise MeasurementError(f"{runtime} failed to run the model: {type(exc).__name__}: {exc}"
                                .splitlines()[0]) from exc
     stats = time_callable(run, warmup=warmup, min_runs=min_runs, max_runs=max_runs, max_seconds=max_seconds,
                           target_rel_ci=target_rel_ci, timer=timer)
@@ -329,11 +331,13 @@ class _HalfPrecision(torch.nn.Module):
 
 
 def export_for_measurement(space: SearchSpace, arch: Arch, input_shape: Sequence[int], num_classes: int, *,
-                           batch_size: int = 1, precision: str = "fp32", seed: int = 0) -> bytes:
-    """Builds ``arch`` and exports it with the project's exporter (checked with ``onnx.checker``).
+                           batch_size: int = 1, precision: str = "fp32", seed: int = 0,
+                           runtime: str = DEFAULT_RUNTIME) -> bytes | dict[str, bytes]:
+    """Builds ``arch`` and exports it with the project's exporter (checked with ``onnx.checker``): the ONNX
+    bytes, or for a runtime that does not read ONNX its own files (:data:`hwnas.runtimes.ModelFiles`).
 
-    No PyTorch-vs-onnxruntime parity check here: it does not change the latency and would double the cost of
-    profiling; every exported file that ships is checked by :func:`hwnas.onnx_export.export_model`.
+    No PyTorch-vs-runtime parity check here: it does not change the latency and would double the cost of
+    profiling; every exported file that ships is checked at export.
     """
     from hwnas.onnx_export import arch_metadata, check_onnx, seeded_model, to_onnx_bytes
 
@@ -345,8 +349,10 @@ def export_for_measurement(space: SearchSpace, arch: Arch, input_shape: Sequence
             model = _HalfPrecision(model)
         metadata = {**arch_metadata(space, arch, input_shape, num_classes), "precision": precision}
         model_bytes = to_onnx_bytes(model, input_shape, batch_size=batch_size, metadata=metadata)
-    check_onnx(model_bytes)
-    return model_bytes
+        check_onnx(model_bytes)
+        files = get_runtime(runtime).measured_files(model, model_bytes, input_shape=input_shape,
+                                                    batch_size=batch_size)
+    return files[".onnx"] if list(files) == [".onnx"] else files
 
 
 def make_record(*, space: str, arch: Arch, input_shape: Sequence[int], num_classes: int,
@@ -394,10 +400,11 @@ def profile_arch(space: SearchSpace, arch: Arch | str, input_shape: Sequence[int
     t0 = time.perf_counter()
     model_bytes = export_for_measurement(space, arch, input_shape, num_classes,
                                          batch_size=conditions.batch_size, precision=conditions.precision,
-                                         seed=seed)
+                                         seed=seed, runtime=conditions.runtime)
     export_s = time.perf_counter() - t0
     stats = measure_latency(model_bytes, input_shape, batch_size=conditions.batch_size,
-                            provider=conditions.provider, threads=conditions.threads, warmup=protocol.warmup,
+                            provider=conditions.provider, threads=conditions.threads, runtime=conditions.runtime,
+                            warmup=protocol.warmup,
                             min_runs=protocol.min_runs, max_runs=protocol.max_runs,
                             max_seconds=protocol.max_seconds, target_rel_ci=protocol.target_rel_ci,
                             timer=timer, seed=seed)

@@ -20,10 +20,10 @@ from hwnas.profiling.fingerprint import host_fingerprint, table_fingerprint
 from hwnas.profiling.measure import (DEFAULT_CONDITIONS, DEFAULT_PROTOCOL, Conditions, Protocol,
                                      make_record, profile_arch)
 from hwnas.profiling.progress import ProfileProgress
-from hwnas.profiling.providers import check_provider
 from hwnas.profiling.sampling import SizeFn, macs_size_fn, stratified_sample
 from hwnas.profiling.store import ProfileStore, normalize_space_options
 from hwnas.profiling.tables import TableProblem, read_latency_table, table_record_stats
+from hwnas.runtimes import get_runtime
 from hwnas.spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -74,19 +74,20 @@ def profile_space(store: ProfileStore, space: SearchSpace, *, samples: int, inpu
         progress: Progress display (silent when None).
         size_fn: Size of an architecture for stratification; MACs at ``input_shape`` when None.
         summary: Filled in as the run goes (so a caller still has the figures after Ctrl-C).
-        measure_fn: Measures one architecture, called like :func:`profile_arch` (a device node's, on a Ray
-            cluster: :meth:`hwnas.cluster.RayDevice.measure`; None: :func:`profile_arch` here).
-        fingerprint: The measuring machine's fingerprint when it is not this one (its provider checked there).
+        measure_fn: Measures one architecture, called like :func:`profile_arch`: a device's
+            (:meth:`hwnas.devices.Device.measure_arch`); None: :func:`profile_arch` here.
+        fingerprint: The measuring device's fingerprint (:meth:`hwnas.devices.Device.fingerprint`); None: this
+            machine's.
 
     Raises:
-        ProviderError: the provider is not usable here (checked before anything is written).
+        ProviderError: the runtime or provider is not usable here (checked before anything is written).
         ProfileError: the profile is corrupt, locked, or was measured under other conditions.
     """
     progress = progress or ProfileProgress()
     summary = summary if summary is not None else RunSummary()
     start = time.perf_counter()
     if fingerprint is None:
-        check_provider(conditions.provider)
+        get_runtime(conditions.runtime).require(conditions.provider, conditions.precision)
         fingerprint = host_fingerprint(store.device, conditions)
     options = normalize_space_options(space.name, space_options)
     if store.exists or store.measurements_file.exists():

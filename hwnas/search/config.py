@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from hwnas import __version__
 from hwnas.errors import HwnasError
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
+from hwnas.runtimes import DEFAULT_RUNTIME
 from hwnas.search.state import SearchSettings
 from hwnas.training.device import DEFAULT_DEVICE, DeviceError, check_name
 from hwnas.training.recipe import DEFAULT_RECIPE, Recipe, RecipeError
@@ -58,8 +59,10 @@ class RunConfig:
     Latency:
         device: The device profile under ``profiles_dir`` (``host``: this machine, profiled when needed).
         latency_table: A CSV of ``arch,latency_ms`` replacing the device (device ``table-<stem>``).
-        measure_threads: onnxruntime threads of latency measurements (``--measure-threads``, alias
-            ``--threads``); ``provider``, ``batch_size`` and ``precision`` complete the conditions.
+        measure_threads: The runtime's threads in latency measurements (``--measure-threads``, alias
+            ``--threads``); ``runtime`` (``--runtime``: onnxruntime, openvino, ...), ``provider``, ``batch_size``
+            and ``precision`` complete the conditions. A runtime other than onnxruntime has its own profile,
+            ``<device>.<runtime>``.
         profile_samples: Architectures profiled when the device has no profile yet.
 
     Search:
@@ -106,6 +109,7 @@ class RunConfig:
     latency_table: str | None = None
     measure_threads: int = 1
     provider: str = "cpu"
+    runtime: str = DEFAULT_RUNTIME
     batch_size: int = 1
     precision: str = "fp32"
     profile_samples: int = DEFAULT_PROFILE_SAMPLES
@@ -175,7 +179,7 @@ class RunConfig:
                 set_(self, name, tuple(int(d) for d in value))
         if self.class_names is not None:
             set_(self, "class_names", tuple(str(c) for c in self.class_names))
-        for name in ("space", "dataset", "device", "profiles_dir", "provider", "precision", "controller",
+        for name in ("space", "dataset", "device", "profiles_dir", "provider", "runtime", "precision", "controller",
                      "reward", "mode", "acquisition", "estimator", "supernet_sampling", "explore_by"):
             if not (isinstance(getattr(self, name), str) and getattr(self, name)):
                 raise ConfigError(f"{name} must be text, got {getattr(self, name)!r}")
@@ -240,12 +244,13 @@ class RunConfig:
         from pathlib import Path
 
         from hwnas.data.resolve import short_name
+        from hwnas.runtimes import RUNTIMES
         from hwnas.search.acquisition import ACQUISITIONS
         from hwnas.search.controllers import CONTROLLERS
         from hwnas.search.reward import REWARDS
 
         for what, registry, name in (("controller", CONTROLLERS, self.controller), ("reward", REWARDS, self.reward),
-                                     ("acquisition", ACQUISITIONS, self.acquisition)):
+                                     ("acquisition", ACQUISITIONS, self.acquisition), ("runtime", RUNTIMES, self.runtime)):
             if name not in registry:
                 raise ConfigError(f"unknown {what} {name!r} (known: {', '.join(registry.names())})")
         self.create_space()  # its options checked
@@ -345,7 +350,7 @@ class RunConfig:
         from hwnas.profiling.measure import Conditions
 
         return Conditions(provider=self.provider, threads=self.measure_threads, batch_size=self.batch_size,
-                          precision=self.precision)
+                          precision=self.precision, runtime=self.runtime)
 
     def dataset_spec(self):
         """The data set as a :class:`~hwnas.data.resolve.DatasetSpec`."""

@@ -8,7 +8,10 @@ from typing import Callable
 
 from hwnas.errors import HwnasError
 from hwnas.predictors import PREDICTORS, LatencyPredictor
+from hwnas.devices import open_device, profile_name
 from hwnas.profiling import ProfileStore, profile_space
+from hwnas.profiling.fingerprint import mismatches
+from hwnas.runtimes import DEFAULT_RUNTIME
 from hwnas.search.config import RunConfig
 from hwnas.search.controllers import create_controller
 from hwnas.search.events import (CallbackList, Estimating, FinalistTrained, FinalsStarted, InitialPhase,
@@ -18,7 +21,7 @@ from hwnas.search.loop import SearchLoop
 from hwnas.search.reward import create_reward
 from hwnas.search.rundir import RunDir
 from hwnas.search.state import SearchSettings
-from hwnas.search.sources.latency import ProfileLatency, is_local_profile
+from hwnas.search.sources.latency import ProfileLatency
 from hwnas.units import format_latency
 
 logger = logging.getLogger(__name__)
@@ -27,54 +30,60 @@ MIN_PROFILE_RECORDS = 10
 
 
 def latency_source(config: RunConfig, space, *, echo: Callable[[str], None], executor=None) -> ProfileLatency:
-    """The device's latency source; profiles the host (or the device's node of a Ray cluster) on the spot when
-    it has no profile yet.
+    """The device's latency source (:func:`hwnas.devices.open_device`: this machine, its node of the
+    executor's Ray cluster, or a device out of reach); profiles a device that can measure on the spot when it
+    has no profile yet.
 
     With ``config.latency_table`` the source is that table (:class:`~hwnas.search.sources.tables.TableLatency`).
 
     Raises:
-        HwnasError: a device other than this machine has no (or too small a) profile.
+        HwnasError: a device that cannot measure from here has no (or too small a) profile.
     """
     if config.latency_table:
         from hwnas.search.sources.tables import TableLatency
 
         return TableLatency(config.latency_table, space, prior_samples=config.profile_samples)
     conditions = config.conditions()
-    store = ProfileStore(config.profiles_dir, config.device)
-    node = executor.device(config.device) if executor is not None else None
-    fingerprint = None
-    if node is not None:  # the device's own node of a Ray cluster measures: the profile is that node's
-        fingerprint = node.fingerprint(conditions)
-        if store.exists:
-            store.ensure(fingerprint)  # a profile measured under other conditions is refused, as on the device
-    local = node is not None or is_local_profile(store, conditions)
+    device = open_device(config.device, profiles_dir=config.profiles_dir, conditions=conditions, executor=executor)
+    store = ProfileStore(config.profiles_dir, profile_name(config.device, config.runtime))
+    fingerprint, why = None, device.reason
+    if device.measurable:
+        fingerprint = device.fingerprint(conditions)
+        diffs = mismatches(store.fingerprint, fingerprint) if store.exists else []
+        if diffs:  # measurements are never mixed: this profile is read, not added to
+            fingerprint = None
+            why = "its profile was measured under other conditions (" + "; ".join(
+                f"{key} {old!r}, now {new!r}" for key, old, new in diffs) + ")"
+    measurable = fingerprint is not None
     shape, classes, options = list(config.input_shape), config.num_classes, config.space_options
     held = len(store.records(space.name, shape, options)) if store.exists else 0
     if held < MIN_PROFILE_RECORDS:
-        if not local:
+        if not measurable:
             raise HwnasError(f"device {config.device!r} has {held} {space.name} measurements at input "
-                             f"{'x'.join(map(str, shape))} under {store.root} and is not this machine: run "
-                             f"'hwnas profile --device {config.device} --space {space.name} --input-shape "
-                             f"{'x'.join(map(str, shape))}' on the device and copy the profile folder here")
+                             f"{'x'.join(map(str, shape))} in {store.path} and cannot be measured from here "
+                             f"({why}): run 'hwnas profile --device {config.device} --space {space.name} "
+                             f"--input-shape {'x'.join(map(str, shape))}"
+                             f"{'' if config.runtime == DEFAULT_RUNTIME else ' --runtime ' + config.runtime}' on "
+                             f"the device and copy the profile folder here")
         samples = config.profile_samples
-        where = "its Ray node" if node is not None else "this machine"
-        echo(f"profiling {where} as {config.device!r}: {samples} architectures (once; kept in {store.path})")
+        echo(f"profiling {config.device!r} on {device.where} in {config.runtime}: {samples} architectures (once; "
+             f"kept in {store.path})")
         profile_space(store, space, samples=samples, input_shape=shape, num_classes=classes,
                       conditions=conditions, space_options=options, seed=config.seed,
-                      measure_fn=node.measure if node is not None else None, fingerprint=fingerprint)
+                      measure_fn=device.measure_arch, fingerprint=fingerprint)
     fallback = None
-    if node is not None:
-        echo(f"device {config.device!r} measures on its Ray node")
-    elif not local:
+    if not measurable:
         records = store.records(space.name, shape, options)
         fallback = LatencyPredictor(space=space.name, space_options=options, input_shape=shape,
                                     num_classes=classes).fit([r["arch"] for r in records],
                                                              [r["median_ms"] for r in records]).predict
-        echo(f"device {config.device!r} is not this machine: candidates outside its profile get predicted "
-             f"latencies, flagged as such; confirm the final model's latency on the device")
+        echo(f"device {config.device!r} cannot be measured from here ({why}): candidates outside its profile "
+             f"get predicted latencies, flagged as such; confirm the final model's latency on the device")
+    else:
+        echo(f"device {config.device!r} measures on {device.where} ({config.runtime}, profile {store.path})")
     return ProfileLatency(store, space, input_shape=shape, num_classes=classes, space_options=options,
-                          conditions=conditions, measurable=local, fallback=fallback, seed=config.seed,
-                          measure_fn=node.measure if node is not None else None, fingerprint=fingerprint)
+                          conditions=conditions, device=device, measurable=measurable, fallback=fallback,
+                          seed=config.seed, fingerprint=fingerprint)
 
 
 def run_search(run: RunDir, *, echo: Callable[[str], None] = print, wrap_sources: Callable | None = None,

@@ -12,29 +12,14 @@ import logging
 from typing import Any, Mapping, Sequence
 
 from hwnas.arch import Arch
-from hwnas.profiling import Conditions, ProfileStore, host_fingerprint, profile_arch
-from hwnas.profiling.fingerprint import mismatches
+from hwnas.devices import Device, LocalDevice
+from hwnas.profiling import Conditions, ProfileStore
 from hwnas.spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
 
 #: How long a search waits for another process measuring into the same device profile.
 PROFILE_LOCK_WAIT_S = 1800.0
-
-
-def is_local_profile(store: ProfileStore, conditions: Conditions) -> bool:
-    """Whether candidates can be measured here and added to ``store``'s profile.
-
-    The device must be this machine (:func:`hwnas.profiling.device.locate_device`: same CPU, provider installed,
-    not a table) and, for an existing profile, its measurement conditions must be this machine's now (same
-    onnxruntime version, threads, batch, precision), since measurements are never mixed.
-    """
-    from hwnas.profiling.device import locate_device
-
-    if not locate_device(store.device, str(store.root), conditions).local:
-        return False
-    stored = store.fingerprint
-    return stored is None or not mismatches(stored, host_fingerprint(store.device, conditions))
 
 
 class ProfileLatency:
@@ -47,18 +32,18 @@ class ProfileLatency:
         num_classes: Number of classes.
         space_options: The space's constructor options.
         conditions: Measurement conditions (those of the profile).
-        measurable: Whether candidates can be measured on this machine.
+        device: Where candidates are measured (:mod:`hwnas.devices`; this machine when None).
+        measurable: Whether candidates can be measured into this profile.
         fallback: Predicts latency for candidates that cannot be measured (a fitted latency predictor's
             ``predict``), or None.
         seed: Seed of measurement weights and inputs.
-        measure_fn: Measures one architecture, called like :func:`~hwnas.profiling.measure.profile_arch` (a
-            device node's on a Ray cluster).
-        fingerprint: The measuring machine's fingerprint when it is not this one.
+        fingerprint: The measuring device's fingerprint (:meth:`hwnas.devices.Device.fingerprint`; asked when
+            the first measurement is stored, when None).
     """
 
     def __init__(self, store: ProfileStore, space: SearchSpace, *, input_shape: Sequence[int], num_classes: int,
                  space_options: Mapping[str, Any] | None = None, conditions: Conditions = Conditions(),
-                 measurable: bool = True, fallback=None, seed: int = 0, measure_fn=None,
+                 device: Device | None = None, measurable: bool = True, fallback=None, seed: int = 0,
                  fingerprint: Mapping[str, Any] | None = None) -> None:
         self.store = store
         self.space = space
@@ -69,7 +54,7 @@ class ProfileLatency:
         self.measurable = measurable
         self.fallback = fallback
         self.seed = seed
-        self.measure_fn = measure_fn
+        self.device: Device = device if device is not None else LocalDevice(store.device)
         self.fingerprint = fingerprint
 
     def records(self) -> list[dict]:
@@ -93,10 +78,12 @@ class ProfileLatency:
                 for record in self.records():
                     if record["arch"] == arch.string:
                         return {"latency_ms": float(record["median_ms"]), "measured": True}
-                measure = self.measure_fn or profile_arch
-                record = measure(self.space, arch, self.input_shape, self.num_classes, conditions=self.conditions,
-                                 space_options=self.space_options, seed=self.seed)
-                self.store.ensure(self.fingerprint or host_fingerprint(self.store.device, self.conditions))
+                record = self.device.measure_arch(self.space, arch, self.input_shape, self.num_classes,
+                                                  conditions=self.conditions, space_options=self.space_options,
+                                                  seed=self.seed)
+                if self.fingerprint is None:
+                    self.fingerprint = self.device.fingerprint(self.conditions)
+                self.store.ensure(self.fingerprint)
                 self.store.add(record)
             return {"latency_ms": float(record["median_ms"]), "measured": True}
         if self.fallback is None:

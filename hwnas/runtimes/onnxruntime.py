@@ -1,4 +1,4 @@
-"""Execution providers: ``cpu``/``cuda``/``tensorrt`` -> onnxruntime provider lists, and sessions on them.
+"""onnxruntime, hwnas's default runtime, and its execution providers: ``cpu``/``cuda``/``tensorrt``.
 
 A profile is labelled with the provider it was measured on, so a session that silently fell back to the CPU
 would mislabel every number in it. :func:`create_session` therefore checks twice: before creating the session
@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from hwnas.profiling.errors import ProviderError
+import numpy as np
+
+from hwnas.runtimes.base import RUNTIMES, ModelFiles, ProviderError, Runtime, RuntimeFailure, Session
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +34,12 @@ _HOW_TO_GET = {
                 "with an NVIDIA GPU",
 }
 
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+                "tensor(uint8)": np.uint8}
+
 
 def provider_names() -> list[str]:
-    """The provider names ``--provider`` accepts."""
+    """The provider names ``--provider`` accepts (those of every runtime)."""
     return list(PROVIDERS)
 
 
@@ -118,3 +123,50 @@ def create_session(model_bytes: bytes, *, provider: str = "cpu", threads: int = 
             f"another provider and mislabel the profile")
     logger.debug("session providers: %s", got)
     return session
+
+
+class OrtSession(Session):
+    """An onnxruntime session behind the :class:`Session` interface."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            raise RuntimeFailure(f"the model has {len(inputs)} inputs; hwnas runs models with exactly one")
+        self.input_name = inputs[0].name
+        self.input_shape = list(inputs[0].shape)
+        self.input_dtype = _NUMPY_TYPES.get(inputs[0].type, np.float32)
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: inputs})[0]
+
+
+@RUNTIMES.register("onnxruntime")
+class OnnxRuntime(Runtime):
+    """onnxruntime (always installed): the ONNX file itself, on the CPU, CUDA or TensorRT provider."""
+
+    name = "onnxruntime"
+    package = "onnxruntime"
+    providers = tuple(PROVIDERS)
+    runs_int8_onnx = True
+
+    def version(self) -> str | None:
+        import onnxruntime as ort
+
+        return str(ort.__version__)
+
+    def available_providers(self) -> list[str]:
+        found = set(_available())
+        return [name for name, chain in PROVIDERS.items() if chain[0] in found]
+
+    def provider_install_line(self, provider: str) -> str:
+        return _HOW_TO_GET.get(provider, self.install_line())
+
+    def require(self, provider: str = "cpu", precision: str = "fp32") -> None:
+        super().require(provider, precision)
+        check_provider(provider)
+
+    def load(self, files: ModelFiles, *, provider: str = "cpu", threads: int = 1) -> Session:
+        if ".onnx" not in files:
+            raise RuntimeFailure(f"onnxruntime runs an ONNX file, not {', '.join(files)}")
+        return OrtSession(create_session(files[".onnx"], provider=provider, threads=threads))

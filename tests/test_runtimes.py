@@ -1,0 +1,165 @@
+"""Runtimes: each installed one profiles, searches, exports its own checked file and evaluates it; the runtime is
+part of a profile's fingerprint; a missing one is one line naming its extra."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hwnas.profiling import Conditions, ProfileStore
+from hwnas.profiling.errors import ProfileError
+from hwnas.runtimes import RUNTIMES, get_runtime
+from deploy_helpers import TINY
+
+INSTALLED = [name for name in RUNTIMES.names() if get_runtime(name).version() is not None]
+OTHERS = [name for name in INSTALLED if name != "onnxruntime"]
+
+
+def one_error_line(result, *needles):
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code != 0 and len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_the_runtimes_listed_are_the_installed_ones(cli):
+    result = cli("runtimes", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = {row["runtime"]: row for row in json.loads(result.output)["runtimes"]}
+    assert set(rows) == set(RUNTIMES.names()) and rows["onnxruntime"]["default"]
+    for name, row in rows.items():
+        assert row["installed"] == (name in INSTALLED)
+        assert (row["version"] is not None) == row["installed"] and row["install"]
+        assert "cpu" in row["providers"] or not row["installed"]
+    import onnxruntime
+
+    assert rows["onnxruntime"]["version"] == onnxruntime.__version__
+    text = cli("runtimes").output
+    assert all(name in text for name in rows)
+
+
+def test_a_missing_runtime_is_one_line_naming_its_extra(cli, tmp_path, monkeypatch):
+    from hwnas.runtimes import openvino
+
+    monkeypatch.setattr(openvino, "_openvino", lambda: None)  # as on a machine without the extra
+    listed = {r["runtime"]: r for r in json.loads(cli("runtimes", "--json").output)["runtimes"]}
+    assert not listed["openvino"]["installed"] and listed["openvino"]["install"] == "pip install 'hwnas[openvino]'"
+    profiled = cli("profile", "--device", "host", "--runtime", "openvino", "--samples", "2", "--input-shape",
+                   "1x8x8", "--profiles-dir", tmp_path / "profiles")
+    one_error_line(profiled, "runtime openvino is not installed", "hwnas[openvino]")
+    assert not (tmp_path / "profiles").exists()
+    exported = cli("export", "-o", tmp_path / "m.onnx", "--arch", TINY, "--dataset", "digits", "--epochs", "1",
+                   "--runtime", "openvino")
+    one_error_line(exported, "hwnas[openvino]")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_an_unknown_runtime_is_refused_by_the_configuration():
+    with pytest.raises(Exception, match="unknown runtime 'tflite2'"):
+        Conditions(runtime="tflite2")
+
+
+@pytest.mark.parametrize("runtime", INSTALLED)
+def test_profile_five_architectures_in_each_runtime(cli, tmp_path, runtime):
+    profiles = tmp_path / "profiles"
+    result = cli("profile", "--device", "host", "--runtime", runtime, "--samples", "5", "--input-shape", "1x8x8",
+                 "--profiles-dir", profiles, "--no-progress")
+    assert result.exit_code == 0, result.stderr
+    name = "host" if runtime == "onnxruntime" else f"host.{runtime}"
+    store = ProfileStore.open(profiles, name)
+    assert len(store.records()) == 5 and all(r["median_ms"] > 0 for r in store.records())
+    assert store.fingerprint["runtime"] == runtime
+    assert store.fingerprint["runtime_version"] == get_runtime(runtime).version()
+    shown = cli("profile", "--profiles-dir", profiles, "show", name)
+    assert f"conditions   {runtime} {get_runtime(runtime).version()}" in shown.output
+
+
+@pytest.mark.skipif(not OTHERS, reason="only onnxruntime is installed")
+def test_the_fingerprint_differs_between_runtimes_and_profiles_are_never_mixed(tmp_path):
+    from hwnas.devices import LocalDevice, profile_name
+    from hwnas.profiling.fingerprint import mismatches
+
+    other = OTHERS[0]
+    ort = LocalDevice("host").fingerprint(Conditions())
+    alt = LocalDevice("host").fingerprint(Conditions(runtime=other))
+    assert {k for k, _, _ in mismatches(ort, alt)} >= {"runtime", "runtime_version"}
+    assert profile_name("host", other) == f"host.{other}" and profile_name("host") == "host"
+    store = ProfileStore(tmp_path, "host")
+    store.ensure(ort)
+    with pytest.raises(ProfileError, match="runtime"):
+        store.ensure(alt)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", OTHERS)
+def test_a_search_measures_in_its_runtime_without_a_table(cli, tmp_path, runtime):
+    common = ["--profiles-dir", tmp_path / "profiles", "--store", tmp_path / "evals.sqlite"]
+    result = cli("search", "--latency-budget", "10ms", "--max-trainings", "3", "--initial-trainings", "2",
+                 "--epochs", "1", "--archs-per-round", "200", "--profile-samples", "10", "--candidates-per-round",
+                 "1", "--runtime", runtime, "--run-dir", tmp_path / "run", *common)
+    assert result.exit_code == 0, result.stderr
+    assert f"measures on this machine ({runtime}" in result.output
+    outcome = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert outcome["feasible"] and outcome["best"]["latency_ms"] <= 10
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["runtime"] == runtime
+    profile = ProfileStore.open(tmp_path / "profiles", f"host.{runtime}")
+    assert profile.fingerprint["runtime"] == runtime and len(profile.records()) >= 10
+    assert not (tmp_path / "profiles" / "host").exists()  # onnxruntime's profile is another one
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", OTHERS)
+def test_export_ships_the_runtime_file_checked_and_evaluate_runs_it(cli, tmp_path, runtime):
+    from hwnas.deploy.evaluate import read_shipped
+    from hwnas.onnx_export import read_metadata
+
+    out = tmp_path / "m.onnx"
+    result = cli("export", "-o", out, "--arch", TINY, "--dataset", "digits", "--epochs", "1", "--runtime", runtime,
+                 "--json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    shipped = document["runtime_file"]
+    assert document["runtime"] == runtime and shipped is not None
+    assert shipped["parity_max_abs_error"] < 1e-3 and 0 < shipped["test_accuracy"] <= 1
+    suffixes = get_runtime(runtime).ship_suffixes
+    assert all((tmp_path / f"m{suffix}").is_file() for suffix in suffixes)
+    meta = read_metadata(out)
+    assert meta["runtime"] == runtime and float(meta["latency_ms"]) == document["model"]["latency_ms"]
+    files, metadata, found = read_shipped(tmp_path / f"m{suffixes[0]}")
+    assert found == runtime and set(files) == set(suffixes) and metadata["arch"] == TINY
+
+    evaluated = cli("evaluate", tmp_path / f"m{suffixes[0]}", "--latency", "--json")
+    assert evaluated.exit_code == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout)
+    assert report["runtime"] == runtime and report["latency"]["runtime"] == runtime
+    assert report["accuracy"]["test_accuracy"] == pytest.approx(shipped["test_accuracy"])
+    assert report["latency"]["median_ms"] > 0
+
+    # a runtime file that is not the one exported with the ONNX file is refused in one line
+    damaged = tmp_path / f"m{suffixes[-1]}"
+    damaged.write_bytes(damaged.read_bytes()[:-8] + b"\0" * 8)
+    one_error_line(cli("evaluate", tmp_path / f"m{suffixes[0]}"), "SHA-256")
+
+
+def test_every_runtime_runs_the_same_onnx_model_to_the_same_logits():
+    """The measured model is the same function in every runtime that reads ONNX (what its latency is of)."""
+    import torch
+
+    from hwnas.onnx_export import seeded_model, to_onnx_bytes
+    from hwnas.spaces import create_space
+
+    space = create_space("mobilenet")
+    model = seeded_model(space, space.parse(TINY), (1, 8, 8), 10, seed=0).eval()
+    onnx_bytes = to_onnx_bytes(model, (1, 8, 8))
+    x = np.random.default_rng(0).standard_normal((1, 1, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    for name in INSTALLED:
+        runtime = get_runtime(name)
+        files = runtime.measured_files(model, onnx_bytes, input_shape=(1, 8, 8), batch_size=1)
+        got = runtime.load(files, threads=1).run(x)
+        assert np.abs(got - expected).max() < 1e-4, name
