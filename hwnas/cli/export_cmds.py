@@ -135,8 +135,11 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
         click.echo(f"Warning: the exported model's latency {format_latency(model.latency_ms)} is over the "
                    f"run's budget of {format_latency(target.budget_ms)}", err=True)
     if summary.runtime_file is not None:
+        from hwnas.runtimes import get_runtime
+
         r = summary.runtime_file
-        click.echo(f"wrote {r.path} (+ its siblings, {_size(r.size_bytes)}) for {r.runtime}: test accuracy "
+        names = " + ".join(r.path.with_suffix(suffix).name for suffix in get_runtime(r.runtime).ship_suffixes)
+        click.echo(f"wrote {names} ({_size(r.size_bytes)}) for {r.runtime}: test accuracy "
                    f"{100 * r.test_accuracy:.2f}% in {r.runtime}; the latency above was measured in it")
     if summary.quantized is not None:
         q = summary.quantized

@@ -157,19 +157,19 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
                       progress=progress, summary=summary, measure_fn=measuring.measure_arch, fingerprint=fingerprint)
     except KeyboardInterrupt:
         progress.close()
-        click.echo(f"profile {device!r} ({store.path}): {summary.measured} {where} measured before the "
+        click.echo(f"profile {store.device!r} ({store.path}): {summary.measured} {where} measured before the "
                    f"interruption are kept; it holds {summary.held_after}; run the same command to resume")
         raise
     finally:
         progress.close()
         measuring.close()
     if summary.measured == 0:
-        click.echo(f"profile {device!r} ({store.path}) already holds {summary.held_after} {where} "
+        click.echo(f"profile {store.device!r} ({store.path}) already holds {summary.held_after} {where} "
                    f"(--samples {samples}); nothing to measure")
         return
     capped = (f"; {summary.not_converged} hit a cap before their median was stable"
               if summary.not_converged else "")
-    click.echo(f"profile {device!r} ({store.path}): measured {summary.measured} {where} in "
+    click.echo(f"profile {store.device!r} ({store.path}): measured {summary.measured} {where} in "
                f"{summary.seconds:.1f} s{capped}; it now holds {summary.held_after}")
 
 
@@ -188,7 +188,7 @@ def _import_table(device, space_name, space_option, latency_table, dataset, inpu
     skipped = (f"{len(summary.problems)} row(s) skipped (listed above)" if summary.problems
                else "no row skipped")
     already = f", {summary.already} already in the profile" if summary.already else ""
-    click.echo(f"profile {device!r} ({store.path}): imported {summary.measured} {space.name} latencies at "
+    click.echo(f"profile {store.device!r} ({store.path}): imported {summary.measured} {space.name} latencies at "
                f"{format_input_shape(shape)} from {latency_table.name} ({skipped}{already}); it now holds "
                f"{summary.held_after}")
 
