@@ -205,7 +205,7 @@ def profile(device: str = "host", *, space: str = "mobilenet", space_options: Ma
     conditions = Conditions(threads=measure_threads, runtime=runtime)
     where = open_device(device, profiles_dir=str(profiles_dir), conditions=conditions)
     if not where.measurable:
-        raise HwnasError(f"device {device!r} cannot be measured here ({where.reason}): profile it on the device")
+        raise HwnasError(f"device {device!r} cannot be measured here: {where.reason}")
     store = ProfileStore(profiles_dir, profile_name(device, runtime))
     return profile_space(store, built, samples=samples, input_shape=data.input_shape, num_classes=data.num_classes,
                          conditions=conditions, space_options=dict(space_options or {}), seed=seed,
@@ -214,15 +214,16 @@ def profile(device: str = "host", *, space: str = "mobilenet", space_options: Ma
 
 def latency_predictor(device: str = "host", *, space: str = "mobilenet",
                       space_options: Mapping[str, Any] | None = None, dataset: str = "digits",
-                      profiles_dir: str | os.PathLike = "profiles", seed: int = 0):
+                      profiles_dir: str | os.PathLike = "profiles", seed: int = 0, runtime: str = "onnxruntime"):
     """A latency predictor (:class:`hwnas.predictors.LatencyPredictor`, XGBoost) fit on the profile of ``device``
-    at the data set's input shape: ``.predict([arch strings])`` in milliseconds."""
+    in ``runtime`` at the data set's input shape: ``.predict([arch strings])`` in milliseconds."""
+    from hwnas.devices import profile_name
     from hwnas.predictors import LatencyPredictor
     from hwnas.profiling import ProfileStore
 
     options = dict(space_options or {})
     data = resolve_dataset(dataset)
-    store = ProfileStore.open(profiles_dir, device)
+    store = ProfileStore.open(profiles_dir, profile_name(device, runtime))
     records = store.records(space, list(data.input_shape), options)
     if len(records) < 2:
         raise HwnasError(f"profile {device!r} holds {len(records)} {space} measurements at this input shape; "
@@ -260,10 +261,11 @@ def export(run_dir: str | os.PathLike | None, output: str | os.PathLike, *, arch
 
 
 def evaluate(model: str | os.PathLike, *, dataset: str | None = None, measure_threads: int = 1):
-    """Test-split accuracy of an exported ONNX file (``hwnas evaluate``) on the data set in its metadata (or
-    ``dataset``); returns :class:`hwnas.deploy.evaluate.Evaluation`."""
-    from hwnas.deploy.evaluate import evaluate_file, read_model
+    """Test-split accuracy of an exported model (``hwnas evaluate``): the ONNX file, or a runtime's file beside
+    it (``model.xml``, ``model.tflite``) run in that runtime, on the data set in its metadata (or ``dataset``);
+    returns :class:`hwnas.deploy.evaluate.Evaluation`."""
+    from hwnas.deploy.evaluate import evaluate_file, read_shipped
 
-    model_bytes, metadata = read_model(model)
-    evaluation, _ = evaluate_file(model_bytes, metadata, dataset=dataset, threads=measure_threads)
+    files, metadata, runtime = read_shipped(model)
+    evaluation, _ = evaluate_file(files, metadata, dataset=dataset, threads=measure_threads, runtime=runtime)
     return evaluation

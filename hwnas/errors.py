@@ -20,6 +20,11 @@ class RegistryError(HwnasError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ProfileError(HwnasError):
+    """A device profile is missing, unreadable, corrupt, or measured under other conditions (also the base of
+    :class:`hwnas.runtimes.ProviderError`: a runtime or provider not usable for measuring)."""
+
+
 class ExportError(HwnasError):
     """ONNX export, checking or parity verification failed."""
 

@@ -158,3 +158,80 @@ def test_every_runtime_runs_the_same_onnx_model_to_the_same_logits():
         files = runtime.measured_files(model, onnx_bytes, input_shape=(1, 8, 8), batch_size=1)
         got = runtime.load(files, threads=1).run(x)
         assert np.abs(got - expected).max() < 1e-4, name
+
+
+@pytest.mark.skipif("litert" not in INSTALLED, reason="LiteRT is not installed")
+def test_litert_without_its_converter_runs_copied_files_only(cli, tmp_path, monkeypatch):
+    from hwnas.runtimes import litert
+
+    real = litert._version
+    monkeypatch.setattr(litert, "_version", lambda name: None if name == "litert-torch" else real(name))
+    listed = {r["runtime"]: r for r in json.loads(cli("runtimes", "--json").stdout)["runtimes"]}
+    assert listed["litert"]["installed"] and "hwnas[mobile]" in listed["litert"]["converter_missing"]
+    one_error_line(cli("profile", "--device", "host", "--runtime", "litert", "--samples", "2", "--input-shape",
+                       "1x8x8", "--profiles-dir", tmp_path / "profiles"), "litert-torch", "hwnas[mobile]")
+    one_error_line(cli("export", "-o", tmp_path / "m.onnx", "--arch", TINY, "--dataset", "digits", "--runtime",
+                       "litert"), "litert-torch")  # before any training
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_what_a_runtime_cannot_ship_is_refused_before_training(cli, tmp_path):
+    common = ["--arch", TINY, "--dataset", "digits", "--epochs", "1"]
+    if "litert" in INSTALLED:
+        one_error_line(cli("export", "-o", tmp_path / "m.onnx", *common, "--runtime", "litert", "--dynamic-batch"),
+                       "--dynamic-batch", "one batch size")
+        one_error_line(cli("export", "-o", tmp_path / "m.onnx", *common, "--runtime", "litert", "--quantize",
+                           "int8"), "int8")
+    if "openvino" in INSTALLED:
+        one_error_line(cli("export", "-o", tmp_path / "model", *common, "--runtime", "openvino"), "ending in .onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tampered_runtime_file_list_is_one_line(cli, tmp_path):
+    import onnx
+
+    from hwnas.deploy.evaluate import read_shipped
+
+    plain = tmp_path / "m.onnx"
+    assert cli("onnx", TINY, "--input-shape", "1x8x8", "-o", plain).exit_code == 0
+    copy = tmp_path / "model"  # an ONNX file is read whatever its name
+    copy.write_bytes(plain.read_bytes())
+    assert read_shipped(copy)[2] == "onnxruntime"
+    model = onnx.load(str(plain))
+    for key, value in (("runtime", "openvino"), ("runtime_files", json.dumps({"/x": "0", "bin": "1"}))):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(plain))
+    (tmp_path / "m.xml").write_bytes(b"<net/>")
+    one_error_line(cli("evaluate", tmp_path / "m.xml"), "tampered or foreign")
+    one_error_line(cli("evaluate", tmp_path / "none.xml"), "does not exist")
+
+
+def test_the_default_run_folder_names_another_runtime():
+    from hwnas.search.config import RunConfig
+
+    assert "-openvino-" in RunConfig(budget_ms=2.0, runtime="openvino").run_name()
+    assert "onnxruntime" not in RunConfig(budget_ms=2.0).run_name()
+
+
+@pytest.mark.skipif("openvino" not in INSTALLED, reason="OpenVINO is not installed")
+def test_another_runtime_is_timed_in_its_own_process_which_is_restarted_when_it_dies():
+    from hwnas.onnx_export import seeded_model, to_onnx_bytes
+    from hwnas.profiling import isolation
+    from hwnas.profiling.measure import measure_latency
+    from hwnas.spaces import create_space
+
+    space = create_space("mobilenet")
+    model_bytes = to_onnx_bytes(seeded_model(space, space.parse(TINY), (1, 8, 8), 10, seed=0), (1, 8, 8))
+    short = dict(min_runs=20, max_runs=20, warmup=2)
+    first = measure_latency(model_bytes, (1, 8, 8), runtime="openvino", **short)
+    child = isolation._CHILDREN["openvino"]
+    assert first.runs == 20 and first.median_ms > 0 and child.poll() is None and child.pid != __import__("os").getpid()
+    child.kill()
+    child.wait()
+    again = measure_latency(model_bytes, (1, 8, 8), runtime="openvino", **short)  # a new child takes over
+    assert again.median_ms > 0 and isolation._CHILDREN["openvino"].pid != child.pid
+    with pytest.raises(Exception, match="does not match"):  # the child's own errors come back as themselves
+        measure_latency(model_bytes, (3, 8, 8), runtime="openvino", **short)
+    isolation.shutdown()
+    assert not isolation._CHILDREN

@@ -60,7 +60,7 @@ def _size(n: int) -> str:
               help="Also write <name>.int8.onnx (static int8), its accuracy and latency measured.")
 @click.option("--seed", type=SEED, help="Seed of the final training [default: the run's seed, else 0].")
 @click.option("--train-threads", "threads", type=click.IntRange(min=1),
-              help=f"{THREADS_HELP}; latency is measured with the run's onnxruntime threads.")
+              help=f"{THREADS_HELP}; latency is measured with the run's runtime threads.")
 @device_options
 @click.option("--from-supernet", "from_supernet", type=click.Path(file_okay=False, path_type=Path),
               help="Start the final training from this supernet's weights for the architecture (same space and "
@@ -81,7 +81,8 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
     The final recipe is the search's, at full data, for 3x its epochs (--epochs overrides), trained on
     train+validation and tested once on the test split. The file is checked with onnx.checker, compared with
     PyTorch on real test images, run over the test split by onnxruntime, re-measured with the profiler's
-    protocol under the run's conditions (when the run's device is this machine) and carries the
+    protocol under the run's conditions and runtime (on this machine or the device's Ray node, when it can
+    measure there; else the command that measures it on the device is printed) and carries the
     architecture, data set, class names, test accuracy, latency, device and budget in its metadata.
 
     \b
@@ -147,8 +148,13 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
         click.echo(f"wrote {q.path} ({_size(q.size_bytes)}): int8 test accuracy "
                    f"{100 * q.test_accuracy:.2f}%, latency {q_latency}")
     if summary.remote_commands:
-        files = [summary.model] + [f for f in (summary.runtime_file, summary.quantized) if f is not None]
-        names = " and ".join(f.path.name for f in files)
+        from hwnas.runtimes import get_runtime
+
+        paths = [summary.model.path] + ([summary.model.path.with_suffix(s) for s in
+                                         get_runtime(summary.runtime_file.runtime).ship_suffixes]
+                                        if summary.runtime_file is not None else [])
+        paths += [summary.quantized.path] if summary.quantized is not None else []
+        names = ", ".join(p.name for p in paths)
         click.echo(f"to measure the file on {target.device}, copy {names} there (with hwnas installed) "
                    f"and run:")
         for command in summary.remote_commands:
@@ -221,13 +227,13 @@ def _recorded_latency(metadata: dict, conditions) -> float | None:
 @click.option("--provider", type=click.Choice(provider_names()),
               help="Provider of the latency measurement [default: the model's metadata, else cpu].")
 @click.option("--measure-threads", "--threads", "threads", type=click.IntRange(min=1),
-              help="onnxruntime threads of the latency measurement [default: the model's metadata, else 1]; "
+              help="The runtime's threads in the latency measurement [default: the model's metadata, else 1]; "
                    "--threads is its old name.")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Batch of the latency measurement [default: the model's metadata, else 1].")
 @click.option("--runtime", type=click.Choice(_runtime_names()),
-              help="Runtime that runs the file [default: the file's: onnxruntime for .onnx, openvino for .xml]; "
-                   "openvino also runs an .onnx file.")
+              help="Runtime that runs the file [default: the file's: onnxruntime for .onnx, openvino for .xml/.bin, "
+                   "litert for .tflite]; openvino also runs an .onnx file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON document on stdout.")
 def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, latency: bool, latency_only: bool,
                  provider: str | None, threads: int | None, batch_size: int | None, runtime: str | None,
@@ -253,7 +259,7 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
 
     files, metadata, file_runtime = read_shipped(model)
     if runtime is not None and runtime != file_runtime and file_runtime != "onnxruntime":
-        raise click.UsageError(f"{model.name} is a {file_runtime} file; --runtime {runtime} cannot run it")
+        raise click.UsageError(f"{model.name} is a file of runtime {file_runtime}; --runtime {runtime} cannot run it")
     runtime = runtime or file_runtime
     get_runtime(runtime).require(provider or "cpu")
     model_bytes = files[".onnx"] if list(files) == [".onnx"] else files

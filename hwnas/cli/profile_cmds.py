@@ -51,7 +51,8 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
 
 
 @click.group("profile", invoke_without_command=True, subcommand_metavar="[show DEVICE]")
-@click.option("--device", help="Name of the device profile: the folder <profiles-dir>/<device>.")
+@click.option("--device", help="Name of the device profile: the folder <profiles-dir>/<device> "
+                                "(<device>.<runtime> with another --runtime than onnxruntime).")
 @space_options
 @click.option("--samples", type=click.IntRange(min=1),
               help="Architectures the profile should hold for the space at the input shape; a re-run "
@@ -67,13 +68,15 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
 @click.option("--num-classes", type=NUM_CLASSES,
               help=f"Output classes [default: the data set's, or {DEFAULT_CLASSES}].")
 @click.option("--measure-threads", "--threads", "threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="onnxruntime intra-op threads (1 gives the steadiest numbers; use your deployment's); "
+              help="The runtime's threads, onnxruntime's intra-op threads (1 gives the steadiest numbers; use "
+                   "your deployment's); "
                    "--threads is its old name.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Inputs per run.")
 @runtime_option
 @click.option("--provider", type=click.Choice(provider_names()), default="cpu", show_default=True,
-              help="onnxruntime execution provider (cuda/tensorrt need the onnxruntime-gpu package).")
+              help="onnxruntime execution provider (cuda/tensorrt need the onnxruntime-gpu package; the other "
+                   "runtimes run on cpu).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp16: half-precision weights and arithmetic (float32 input and output).")
 @click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path),

@@ -60,7 +60,8 @@ def run_options(*, max_trainings: int | None = None) -> Callable:
         click.option("--latency-budget", callback=parse_budget, metavar="LATENCY",
                      help="Latency budget with a unit: 2ms, 1.5 ms, 800us."),
         click.option("--device", default=_D("device"), show_default=True,
-                     help="Device profile (<profiles-dir>/<device>); 'host' is this machine, profiled on the spot "
+                     help="Device profile (<profiles-dir>/<device>, or <device>.<runtime> with --runtime); 'host' "
+                          "is this machine, profiled on the spot "
                           "if needed."),
         space_options, dataset_options, recipe_options,
         click.option("--reward", type=click.Choice(reward_names()), default=_D("reward"), show_default=True,
@@ -109,7 +110,7 @@ def run_options(*, max_trainings: int | None = None) -> Callable:
                           "as the prior with --latency-table)."),
         click.option("--measure-threads", "--threads", "measure_threads", type=click.IntRange(min=1),
                      default=_D("measure_threads"), show_default=True,
-                     help="onnxruntime threads of latency measurements (must match the profile); --threads is "
+                     help="The runtime's threads in latency measurements (must match the profile); --threads is "
                           "its old name."),
         click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=_D("profiles_dir"), show_default=True),

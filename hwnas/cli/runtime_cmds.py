@@ -20,6 +20,7 @@ def runtime_rows() -> list[dict]:
                      "version": version, "providers": usable,
                      "missing_providers": [{"provider": p, "install": runtime.provider_install_line(p)}
                                            for p in runtime.providers if p not in usable],
+                     "converter_missing": runtime.converter_missing() if version is not None else None,
                      "ships": list(runtime.ship_suffixes), "install": runtime.install_line()})
     return rows
 
@@ -46,5 +47,7 @@ def runtimes_cmd(as_json: bool) -> None:
         default = " (default)" if row["default"] else ""
         click.echo(f"{name}  {row['version']}{default}: providers {', '.join(row['providers']) or 'none'}; ships "
                    f"{' + '.join(row['ships'])}")
+        if row["converter_missing"]:
+            click.echo(f"{' ' * width}    runs copied files only: {row['converter_missing']}")
         for missing in row["missing_providers"]:
             click.echo(f"{' ' * width}    provider {missing['provider']} not here: {missing['install']}")

@@ -86,14 +86,15 @@ def read_shipped(path: str | os.PathLike) -> tuple[dict[str, bytes], dict[str, s
     """
     from hwnas.runtimes import runtime_for_file
 
+    from hwnas.runtimes import get_runtime
+
     target = Path(path)
-    if target.suffix == ".onnx":
+    runtime = runtime_for_file(target.suffix)
+    if runtime is None:  # an ONNX file, whatever its name
         data, metadata = read_model(target)
         return {".onnx": data}, metadata, DEFAULT_RUNTIME
-    runtime = runtime_for_file(target.suffix)
-    if runtime is None:
-        raise DeployError(f"{target}: not a model file hwnas ships (.onnx, or a runtime's: "
-                          f"{', '.join(_shipped_suffixes())})")
+    if not target.is_file():
+        raise DeployError(f"model file {target} does not exist")
     onnx_file = target.with_suffix(".onnx")
     if not onnx_file.is_file():
         raise DeployError(f"{target} needs its ONNX sibling {onnx_file.name} (written beside it by hwnas export), "
@@ -106,6 +107,10 @@ def read_shipped(path: str | os.PathLike) -> tuple[dict[str, bytes], dict[str, s
     if metadata.get("runtime") != runtime or not isinstance(recorded, dict) or not recorded:
         raise DeployError(f"{onnx_file.name} was not exported for {runtime} (its metadata names no {runtime} "
                           f"files): export with --runtime {runtime}")
+    suffixes = get_runtime(runtime).ship_suffixes
+    if set(recorded) != set(suffixes) or not all(isinstance(d, str) for d in recorded.values()):
+        raise DeployError(f"{onnx_file.name}'s metadata lists {runtime} files {sorted(recorded)}, not "
+                          f"{list(suffixes)}: a tampered or foreign file")
     files = {}
     for suffix, digest in recorded.items():
         part = target.with_suffix(suffix)
@@ -117,12 +122,6 @@ def read_shipped(path: str | os.PathLike) -> tuple[dict[str, bytes], dict[str, s
             raise DeployError(f"{part.name} is not the file exported with {onnx_file.name} (its SHA-256 differs "
                               f"from the one recorded there)")
     return files, metadata, runtime
-
-
-def _shipped_suffixes() -> list[str]:
-    from hwnas.runtimes import RUNTIMES
-
-    return sorted({s for name in RUNTIMES.names() for s in RUNTIMES.get(name).ship_suffixes if s != ".onnx"})
 
 
 def predict(model_bytes: bytes | ModelFiles, inputs, *, threads: int = 1,

@@ -116,6 +116,13 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         raise DeployError(f"unknown quantization {quantize!r} (known: int8)")
     if quantize and raw_input:
         raise DeployError("--raw-input and --quantize do not go together yet: quantize a float-input model")
+    runtime.require_converter()
+    if dynamic_batch and not runtime.dynamic_batch:
+        raise DeployError(f"--dynamic-batch: runtime {runtime.name} converts the model for one batch size (the run's "
+                          f"--batch-size {conditions.batch_size})")
+    if runtime.name != DEFAULT_RUNTIME and out.suffix != ".onnx":
+        raise DeployError(f"cannot write {out}: with runtime {runtime.name} the output is the ONNX file its files "
+                          f"go beside; give a name ending in .onnx")
     if quantize and not runtime.runs_int8_onnx:
         raise DeployError(f"--quantize int8 writes an int8 ONNX file, which runtime {runtime.name} does not run")
     if quantize and target.conditions.precision != "fp32":
@@ -218,7 +225,8 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         files[summary.quantized.path] = q_bytes
 
     if not device.measurable:
-        measured = [sibling(out, runtime.ship_suffixes[0])] + ([summary.quantized.path] if summary.quantized else [])
+        shipped_path = out if runtime.name == DEFAULT_RUNTIME else sibling(out, runtime.ship_suffixes[0])
+        measured = [shipped_path] + ([summary.quantized.path] if summary.quantized else [])
         summary.remote_commands = [device.command(path.name, conditions) for path in measured]
     summary.paths = write_outputs(files)
     return summary
@@ -310,9 +318,9 @@ def _latency(model, shape, target: ExportTarget, device: Device, protocol, *, sp
              f"{stats.runs} runs{windows_note(medians)}): "
              f"{budget_verdict(stats.median_ms, target.budget_ms)}")
         return stats.median_ms, f"measured at export on {target.device} ({here}{windows_note(medians)})"
-    not_measured = f"not measured (device {target.device} is not the exporting machine)"
+    not_measured = f"not measured (device {target.device} cannot be measured from here)"
     if label != "model":
-        echo(f"the {label} was not re-measured either ({target.device!r} is not this machine)")
+        echo(f"the {label} was not re-measured either ({device.reason})")
         return None, not_measured
     echo(f"device {target.device!r} cannot be measured from here ({device.reason}): the {label} was not "
          f"re-measured")
@@ -337,10 +345,11 @@ def _searched_latency(target: ExportTarget) -> float | None:
 
 
 def _profile_latency(target: ExportTarget, space, shape) -> float | None:
+    from hwnas.devices import profile_name
     from hwnas.profiling.store import ProfileStore
 
     try:
-        store = ProfileStore(target.profiles_dir, target.device)
+        store = ProfileStore(target.profiles_dir, profile_name(target.device, target.conditions.runtime))
         if not store.exists:
             return None
         for record in store.records(space.name, shape, target.space_options):
@@ -356,12 +365,15 @@ def _quantized(model_bytes, model_meta, splits, onnx_eval, shape, target, device
 
     echo("quantizing to int8 (static, QDQ, per-channel weights; calibrated on training images)")
     q_bytes = quantize_int8(model_bytes, calibration_inputs(splits.x_train, seed=target.seed))
-    q_eval = accuracy_of(q_bytes, splits.x_test, splits.y_test)
+    runtime = target.conditions.runtime
+    q_eval = accuracy_of(q_bytes, splits.x_test, splits.y_test, runtime=runtime)
     agreement = float((q_eval.predictions == onnx_eval.predictions).mean())
-    echo(f"int8 test accuracy (onnxruntime): {_fmt_acc(q_eval.accuracy)} ({q_eval.correct}/{q_eval.total}); "
+    echo(f"int8 test accuracy ({runtime}): {_fmt_acc(q_eval.accuracy)} ({q_eval.correct}/{q_eval.total}); "
          f"{_fmt_acc(agreement)} of its predictions equal the float model's")
     latency, source = _latency(q_bytes, shape, target, device, protocol, space=space, label="int8 model",
                                echo=echo)
+    float_only = ("runtime_files", "runtime_test_accuracy")  # the runtime's files are the float model's
+    model_meta = {k: v for k, v in model_meta.items() if k not in float_only}
     meta = {**model_meta, "quantization": "int8", "test_accuracy": repr(float(q_eval.accuracy)),
             "float_test_accuracy": model_meta["test_accuracy"], "float_agreement": repr(agreement),
             **_latency_meta(latency, source)}

@@ -1,4 +1,6 @@
-""":func:`open_device`: the one place that decides which kind of :class:`~hwnas.devices.base.Device` a name is."""
+""":func:`open_device`: the one place that decides which kind of :class:`~hwnas.devices.base.Device` a run's
+device is (``hwnas profile`` and ``hwnas evaluate`` run on the device itself: they measure on
+:class:`~hwnas.devices.local.LocalDevice`, unless ``profile --ray`` reaches it)."""
 
 from __future__ import annotations
 

@@ -47,8 +47,9 @@ class RayNodeDevice:
         self.owns_executor = owns_executor
         # each remote function is registered once, not at every measurement
         options = dict(num_cpus=0, resources={DEVICE_RESOURCE.format(name): 1}, max_retries=TASK_RETRIES)
-        self._fingerprint, self._measure, self._measure_file = (
-            self.ray.remote(fn).options(**options) for fn in (_node_fingerprint, _measure_on_node, _measure_file_on_node))
+        functions = (_node_fingerprint, _measure_on_node, _measure_file_on_node)
+        self._fingerprint, self._measure, self._measure_file = (self.ray.remote(fn).options(**options)
+                                                                for fn in functions)
 
     @classmethod
     def connect(cls, ray_address: str, name: str) -> "RayNodeDevice":
@@ -60,7 +61,12 @@ class RayNodeDevice:
         from hwnas.cluster import make_executor
 
         executor = make_executor(ray_address, workers=1)
-        if not node_advertising(executor, name):
+        try:
+            found = node_advertising(executor, name)
+        except BaseException:
+            executor.close()
+            raise
+        if not found:
             executor.close()
             resource = DEVICE_RESOURCE.format(name)
             raise ClusterError(f"no node of the Ray cluster advertises {resource}: on the device run 'ray start "

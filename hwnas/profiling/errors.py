@@ -1,16 +1,15 @@
-"""Errors of the profiler: each message is one line meant for the user."""
+"""Errors of the profiler: each message is one line meant for the user.
+
+:class:`ProfileError` is defined with the foundations (:mod:`hwnas.errors`) and :class:`ProviderError` with the
+runtimes (:mod:`hwnas.runtimes.base`), which raise it; both are named here as before.
+"""
 
 from __future__ import annotations
 
-from hwnas.errors import HwnasError
-from hwnas.runtimes.base import ProviderError as _RuntimeProviderError
+from hwnas.errors import ProfileError
+from hwnas.runtimes.base import ProviderError
 
-
-class ProfileError(HwnasError):
-    """A device profile is missing, unreadable, corrupt, or measured under other conditions."""
-
-
-ProviderError = _RuntimeProviderError  # the runtime or its provider is unknown or not usable here
+__all__ = ["MeasurementError", "ProfileError", "ProviderError"]
 
 
 class MeasurementError(ProfileError):

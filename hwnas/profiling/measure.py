@@ -248,8 +248,12 @@ def measure_latency(model_bytes: bytes | ModelFiles, input_shape: Sequence[int],
                     min_runs: int = DEFAULT_PROTOCOL.min_runs, max_runs: int = DEFAULT_PROTOCOL.max_runs,
                     max_seconds: float = DEFAULT_PROTOCOL.max_seconds,
                     target_rel_ci: float = DEFAULT_PROTOCOL.target_rel_ci,
-                    timer: Callable[[], float] = time.perf_counter, seed: int = 0) -> LatencyStats:
+                    timer: Callable[[], float] = time.perf_counter, seed: int = 0,
+                    isolated: bool | None = None) -> LatencyStats:
     """Latency of a serialised model under the measurement protocol, in ``runtime``.
+
+    A runtime other than onnxruntime is timed in a process of its own (:mod:`hwnas.profiling.isolation`:
+    onnxruntime in the same process slows it down), unless ``isolated`` is False or a fake ``timer`` is given.
 
     Args:
         model_bytes: The ONNX model, or the runtime's files (:data:`hwnas.runtimes.ModelFiles`); one input of
@@ -266,12 +270,22 @@ def measure_latency(model_bytes: bytes | ModelFiles, input_shape: Sequence[int],
         target_rel_ci: Stop once the median's relative 95% confidence half-width is below this.
         timer: Clock in seconds.
         seed: Seed of the random input.
+        isolated: Time in a child process (None: for every runtime but onnxruntime).
 
     Raises:
         ProviderError: the provider is not usable.
         MeasurementError: the model's input does not match ``(batch_size, *input_shape)`` or a run fails.
     """
     engine = get_runtime(runtime)
+    if isolated is None:
+        isolated = runtime != DEFAULT_RUNTIME and timer is time.perf_counter
+    if isolated:
+        from hwnas.profiling.isolation import measure_isolated
+
+        engine.require(provider)  # a missing runtime is this process's one line
+        return measure_isolated(as_files(model_bytes), input_shape, runtime=runtime, batch_size=batch_size,
+                                provider=provider, threads=threads, warmup=warmup, min_runs=min_runs,
+                                max_runs=max_runs, max_seconds=max_seconds, target_rel_ci=target_rel_ci, seed=seed)
     t0 = time.perf_counter()
     try:
         session = engine.load(as_files(model_bytes), provider=provider, threads=threads)
@@ -388,7 +402,7 @@ def profile_arch(space: SearchSpace, arch: Arch | str, input_shape: Sequence[int
         arch: An architecture of it, or its canonical string.
         input_shape: ``(C, H, W)`` of one input.
         num_classes: Number of output logits.
-        conditions: Provider, threads, batch size and precision.
+        conditions: Runtime, provider, threads, batch size and precision.
         space_options: The space's constructor options (recorded with the measurement).
         protocol: Warm-up and stopping rule.
         seed: Seed of the weights and the input.

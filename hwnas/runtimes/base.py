@@ -16,14 +16,14 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, ProfileError
 from hwnas.registry import Registry
 
 #: A model in one runtime's format: file suffix -> bytes.
 ModelFiles = Mapping[str, bytes]
 
 
-class ProviderError(HwnasError):
+class ProviderError(ProfileError):
     """The runtime or its execution provider is unknown, not installed, or not usable here."""
 
 
@@ -64,6 +64,8 @@ class Runtime(ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")
     #: Whether the int8 (QDQ) ONNX file of ``--quantize int8`` runs in it.
     runs_int8_onnx: ClassVar[bool] = False
+    #: Whether its files can take any batch size (``--dynamic-batch``).
+    dynamic_batch: ClassVar[bool] = True
 
     @abstractmethod
     def version(self) -> str | None:
@@ -95,6 +97,21 @@ class Runtime(ABC):
         if precision not in self.precisions:
             raise ProviderError(f"runtime {self.name} measures precision(s) {', '.join(self.precisions)}, not "
                                 f"{precision!r}")
+
+    def converter_missing(self) -> str | None:
+        """What converting a model to this runtime's files needs and is not installed here (None: nothing).
+        Measuring an architecture converts it; running a copied file does not."""
+        return None
+
+    def require_converter(self) -> None:
+        """Checks that models can be converted here (:meth:`converter_missing`); one line if not.
+
+        Raises:
+            ProviderError: the converter is missing.
+        """
+        missing = self.converter_missing()
+        if missing:
+            raise ProviderError(missing)
 
     def measured_files(self, module: Any, onnx_bytes: bytes, *, input_shape: Sequence[int],
                        batch_size: int, input_dtype: str = "float32") -> dict[str, bytes]:

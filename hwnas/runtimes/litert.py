@@ -82,9 +82,16 @@ class LiteRt(Runtime):
     extra = "mobile"
     ship_suffixes = (".tflite",)
     precisions = ("fp32",)
+    dynamic_batch = False
 
     def version(self) -> str | None:
         return _version("ai-edge-litert")
+
+    def converter_missing(self) -> str | None:
+        if _version("litert-torch") is None:
+            return ("runtime litert converts models with litert-torch, which is not installed: pip install "
+                    "'hwnas[mobile]' (a device that only runs copied .tflite files needs ai-edge-litert alone)")
+        return None
 
     def load(self, files: ModelFiles, *, provider: str = "cpu", threads: int = 1) -> Session:
         self.require(provider)

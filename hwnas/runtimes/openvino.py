@@ -45,6 +45,7 @@ class OpenVino(Runtime):
     package = "openvino"
     extra = "openvino"
     ship_suffixes = (".xml", ".bin")
+    precisions = ("fp32",)  # compiled with f32 inference precision: an fp16 file would be measured as f32
     runs_int8_onnx = True
 
     def version(self) -> str | None:

@@ -250,7 +250,8 @@ class RunConfig:
         from hwnas.search.reward import REWARDS
 
         for what, registry, name in (("controller", CONTROLLERS, self.controller), ("reward", REWARDS, self.reward),
-                                     ("acquisition", ACQUISITIONS, self.acquisition), ("runtime", RUNTIMES, self.runtime)):
+                                     ("acquisition", ACQUISITIONS, self.acquisition),
+                                     ("runtime", RUNTIMES, self.runtime)):
             if name not in registry:
                 raise ConfigError(f"unknown {what} {name!r} (known: {', '.join(registry.names())})")
         self.create_space()  # its options checked
@@ -365,12 +366,14 @@ class RunConfig:
         return create_space(self.space, **self.space_options)
 
     def run_name(self) -> str:
-        """The default run folder's name, ``<space>-<data set>-<device>-<budget>-s<seed>`` (the budget as
-        hwnas prints it: ``400us``, ``2ms``): one folder name, never a path."""
+        """The default run folder's name, ``<space>-<data set>-<device>[-<runtime>]-<budget>-s<seed>`` (the
+        runtime unless onnxruntime; the budget as hwnas prints it: ``400us``, ``2ms``): one folder name, never a
+        path."""
         from hwnas.data.resolve import safe_name
         from hwnas.units import format_latency
 
-        return safe_name(f"{self.space}-{self.dataset_name or self.dataset}-{self.device}-"
+        runtime = "" if self.runtime == DEFAULT_RUNTIME else f"-{self.runtime}"
+        return safe_name(f"{self.space}-{self.dataset_name or self.dataset}-{self.device}{runtime}-"
                          f"{format_latency(self.budget_ms)}-s{self.seed}", limit=120)
 
     # -- JSON ------------------------------------------------------------------------------------------------

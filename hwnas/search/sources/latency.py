@@ -1,8 +1,8 @@
 """Sources of truth for the search loop: real latency (device profile or table) and real accuracy.
 
-A latency source *measures* a candidate when the device is this machine (the measurement is added to the
-device's profile), looks it up when its profile or table holds it, and otherwise — for a device that is not
-this host, whose profile was brought back from it — falls back to the latency predictor fit on that profile,
+A latency source *measures* a candidate when its device can (this machine or its Ray node; the measurement
+is added to the device's profile), looks it up when its profile or table holds it, and otherwise — for a device
+out of reach, whose profile was brought back from it — falls back to the latency predictor fit on that profile,
 flagging the value as predicted so the result never passes it off as a measurement.
 """
 
@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 from hwnas.arch import Arch
 from hwnas.devices import Device, LocalDevice
 from hwnas.profiling import Conditions, ProfileStore
+from hwnas.runtimes import DEFAULT_RUNTIME
 from hwnas.spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,13 @@ class ProfileLatency:
         self.measurable = measurable
         self.fallback = fallback
         self.seed = seed
-        self.device: Device = device if device is not None else LocalDevice(store.device)
+        if device is None:  # this machine, under the device name the profile's name was made from
+            suffix = f".{conditions.runtime}"
+            name = store.device
+            if conditions.runtime != DEFAULT_RUNTIME and name.endswith(suffix):
+                name = name[: -len(suffix)]
+            device = LocalDevice(name)
+        self.device: Device = device
         self.fingerprint = fingerprint
 
     def records(self) -> list[dict]:
