@@ -8,7 +8,7 @@ import json
 import pytest
 
 import hwnas
-from hwnas.search.config import SCHEMA_VERSION, ConfigError, RunConfig
+from hwnas.search.config import ONNXRUNTIME_SCHEMA_VERSION, SCHEMA_VERSION, ConfigError, RunConfig
 from hwnas.search.rundir import RunDir, RunDirError
 from hwnas.search.state import SearchSettings
 
@@ -64,8 +64,14 @@ def test_json_round_trip_and_old_files():
     config = RunConfig(budget_ms=0.4, dataset="digits", measure_threads=2, input_shape=(1, 8, 8), num_classes=10,
                        recipe=hwnas.Recipe(epochs=3), space_options={})
     document = config.to_json()
-    assert document["schema_version"] == SCHEMA_VERSION and document["epochs"] == 3
+    assert document["schema_version"] == ONNXRUNTIME_SCHEMA_VERSION and document["epochs"] == 3
     assert RunConfig.from_json(json.loads(json.dumps(document))) == config
+    # a run in another runtime writes a schema that hwnas versions without runtimes refuse to resume
+    other = RunConfig(budget_ms=0.4, runtime="openvino", input_shape=(1, 8, 8), num_classes=10).to_json()
+    assert other["schema_version"] == SCHEMA_VERSION > ONNXRUNTIME_SCHEMA_VERSION
+    assert RunConfig.from_json(other).runtime == "openvino"
+    # a config.json written before runtimes existed measures in onnxruntime
+    assert RunConfig.from_json({k: v for k, v in document.items() if k != "runtime"}).runtime == "onnxruntime"
     # a config.json of hwnas 0.1 (schema 1): 'threads' was the measurement threads, no recipe before epochs
     old = {"schema_version": 1, "space": "mobilenet", "dataset": "digits", "budget_ms": 0.4, "threads": 4,
            "input_shape": [1, 8, 8], "num_classes": 10, "epochs": 7, "some_old_key": True}

@@ -235,3 +235,16 @@ def test_another_runtime_is_timed_in_its_own_process_which_is_restarted_when_it_
         measure_latency(model_bytes, (3, 8, 8), runtime="openvino", **short)
     isolation.shutdown()
     assert not isolation._CHILDREN
+
+
+def test_a_published_table_of_a_runtime_is_that_runtimes_profile(cli, tmp_path, latency_table):
+    profiles = tmp_path / "profiles"
+    common = ["--space", "nb201", "--input-shape", "3x32x32", "--latency-table", latency_table,
+              "--profiles-dir", profiles]
+    imported = cli("profile", "--device", "pixel7", "--runtime", "litert", *common)
+    assert imported.exit_code == 0, imported.stderr
+    store = ProfileStore.open(profiles, "pixel7.litert")  # where a search with --runtime litert looks
+    assert store.fingerprint["source"] == "table" and store.fingerprint["runtime"] == "litert"
+    plain = cli("profile", "--device", "pixel7", *common)  # no runtime named: unknown, as before
+    assert plain.exit_code == 0 and ProfileStore.open(profiles, "pixel7").fingerprint["runtime"] is None
+    one_error_line(cli("profile", "--device", "pixel7.litert", *common), "other conditions", "runtime")

@@ -114,13 +114,12 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
     if not device:
         raise click.UsageError("Missing option '--device' (the name of the device profile)")
     if latency_table is not None:
-        if ctx.get_parameter_source("runtime") not in (None, click.core.ParameterSource.DEFAULT):
-            raise click.UsageError("--runtime does not apply to --latency-table (a table's runtime is not known)")
         if samples is not None:
             raise click.UsageError("--samples does not apply to --latency-table (the table's rows are "
                                    "imported)")
+        named = ctx.get_parameter_source("runtime") not in (None, click.core.ParameterSource.DEFAULT)
         _import_table(device, space_name, space_option, latency_table, (dataset, dataset_option), input_shape,
-                      num_classes, profiles_dir)
+                      num_classes, profiles_dir, runtime if named else None)
         return
     if samples is None:
         raise click.UsageError("Missing option '--samples' (how many architectures to profile)")
@@ -140,7 +139,7 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
 
     shape, classes = _resolve_input(*dataset, input_shape, num_classes, required=False)
     space = make_space(space_name, space_option)
-    store = ProfileStore(profiles_dir, profile_name(device, runtime))
+    store = ProfileStore(profiles_dir, profile_name(device, runtime or DEFAULT_RUNTIME))
     conditions = Conditions(provider=provider, threads=threads, batch_size=batch_size, precision=precision,
                             runtime=runtime)
     # ``hwnas profile`` runs on the device itself (or reaches it on Ray): this machine is the device
@@ -177,14 +176,20 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
 
 
 def _import_table(device, space_name, space_option, latency_table, dataset, input_shape, num_classes,
-                  profiles_dir) -> None:
+                  profiles_dir, runtime) -> None:
+    """A published table into the profile of ``device`` in ``runtime`` (the runtime the table was measured in,
+    when the user says so, None otherwise: the profile is then ``<device>.<runtime>``, where a search in that
+    runtime looks)."""
+    from hwnas.devices import profile_name
     from hwnas.profiling.runner import import_table
+    from hwnas.runtimes import DEFAULT_RUNTIME
     from hwnas.profiling.store import ProfileStore
 
     shape, classes = _resolve_input(*dataset, input_shape, num_classes, required=True)
     space = make_space(space_name, space_option)
-    store = ProfileStore(profiles_dir, device)
+    store = ProfileStore(profiles_dir, profile_name(device, runtime or DEFAULT_RUNTIME))
     summary = import_table(store, space, str(latency_table), input_shape=shape, num_classes=classes,
+                           runtime=runtime,
                            space_options=parse_space_options(space_option),
                            report=lambda problem: click.echo(f"Warning: {latency_table}: {problem}; skipped",
                                                              err=True))

@@ -104,11 +104,11 @@ def host_fingerprint(device: str, conditions: Conditions) -> dict[str, Any]:
     }
 
 
-def table_fingerprint(device: str, table_name: str) -> dict[str, Any]:
+def table_fingerprint(device: str, table_name: str, *, runtime: str | None = None) -> dict[str, Any]:
     """The fingerprint of a profile imported from a published latency table.
 
-    The table's measurement conditions are not known to hwnas, so they are recorded as null; only other
-    tables can be added to such a profile.
+    The table's measurement conditions are not known to hwnas, so they are recorded as null (but the runtime
+    when the user names it); only other tables (of that runtime) can be added to such a profile.
     """
     return {
         "schema_version": SCHEMA_VERSION,
@@ -122,7 +122,7 @@ def table_fingerprint(device: str, table_name: str) -> dict[str, Any]:
         "machine": None,
         "python_version": None,
         "onnxruntime_version": None,
-        "runtime": None,
+        "runtime": runtime,
         "runtime_version": None,
         "provider": None,
         "threads": None,

@@ -124,8 +124,9 @@ def profile_space(store: ProfileStore, space: SearchSpace, *, samples: int, inpu
 
 def import_table(store: ProfileStore, space: SearchSpace, path: str, *, input_shape: Sequence[int],
                  num_classes: int, space_options: Mapping[str, Any] | None = None,
-                 report: Callable[[TableProblem], None] | None = None) -> RunSummary:
-    """Adds the rows of a published ``arch,latency_ms`` table to a (table-sourced) device profile.
+                 report: Callable[[TableProblem], None] | None = None, runtime: str | None = None) -> RunSummary:
+    """Adds the rows of a published ``arch,latency_ms`` table to a (table-sourced) device profile (``runtime``:
+    the runtime the table was measured in, when known; recorded, and compared with the profile's).
 
     Rows that do not parse are skipped, passed to ``report`` (before anything else happens) and returned in
     :attr:`RunSummary.problems`, with their line numbers; rows the profile already holds are counted in
@@ -147,7 +148,7 @@ def import_table(store: ProfileStore, space: SearchSpace, path: str, *, input_sh
                            f"nothing imported")
     options = normalize_space_options(space.name, space_options)
     with store.lock():
-        store.ensure(table_fingerprint(store.device, Path(path).name))
+        store.ensure(table_fingerprint(store.device, Path(path).name, runtime=runtime))
         summary.held_before = summary.held_after = len(store.records(space.name, input_shape, options))
         for row in rows:
             record = make_record(space=space.name, arch=row.arch, input_shape=input_shape,

@@ -26,8 +26,11 @@ from hwnas.training.device import DEFAULT_DEVICE, DeviceError, check_name
 from hwnas.training.recipe import DEFAULT_RECIPE, Recipe, RecipeError
 
 #: Version of ``config.json``. 1: untyped (hwnas 0.1; ``threads`` for the measurement threads);
-#: 2: written from :class:`RunConfig`.
-SCHEMA_VERSION = 2
+#: 2: written from :class:`RunConfig`; 3: the same, with a ``runtime`` other than onnxruntime.
+SCHEMA_VERSION = 3
+#: The version a run measured in onnxruntime still writes: hwnas versions that read schema 2 resume it. A run in
+#: another runtime writes 3, so that they refuse it rather than measure it in onnxruntime.
+ONNXRUNTIME_SCHEMA_VERSION = 2
 #: Architectures profiled when the device has no profile yet (and latency-table rows taken as the prior).
 DEFAULT_PROFILE_SAMPLES = 120
 ESTIMATORS = ("train", "supernet")
@@ -379,7 +382,8 @@ class RunConfig:
     # -- JSON ------------------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """The ``config.json`` document (versioned; ``epochs`` repeats the recipe's for readers of old files)."""
-        data: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        version = ONNXRUNTIME_SCHEMA_VERSION if self.runtime == DEFAULT_RUNTIME else SCHEMA_VERSION
+        data: dict[str, Any] = {"schema_version": version}
         for spec in fields(self):
             value = getattr(self, spec.name)
             if isinstance(value, Recipe):
@@ -392,7 +396,7 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "RunConfig":
-        """Reads a ``config.json`` document (schema 1 or 2; unknown keys of a newer hwnas are refused by
+        """Reads a ``config.json`` document (schema 1 to 3; unknown keys of a newer hwnas are refused by
         version, other unknown keys ignored).
 
         Raises:

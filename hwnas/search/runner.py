@@ -58,6 +58,9 @@ def latency_source(config: RunConfig, space, *, echo: Callable[[str], None], exe
     shape, classes, options = list(config.input_shape), config.num_classes, config.space_options
     held = len(store.records(space.name, shape, options)) if store.exists else 0
     if held < MIN_PROFILE_RECORDS:
+        if not measurable and device.measurable:  # reachable, but its profile was measured otherwise
+            raise HwnasError(f"device {config.device!r} cannot add to {store.path}: {why}; measurements are never "
+                             f"mixed: search with another --device name, or remove {store.path}")
         if not measurable:
             raise HwnasError(f"device {config.device!r} has {held} {space.name} measurements at input "
                              f"{'x'.join(map(str, shape))} in {store.path} and cannot be measured from here "
