@@ -248,14 +248,15 @@ def accuracy_predictor(archs: Sequence[str], accuracies: Sequence[float], *, spa
 def export(run_dir: str | os.PathLike | None, output: str | os.PathLike, *, arch: str | None = None,
            epochs: int | None = None, quantize: str | None = None, raw_input: bool = False,
            train_threads: int | None = None, echo: Callable[[str], None] | None = None,
-           from_supernet: str | os.PathLike | None = None):
+           from_supernet: str | os.PathLike | None = None, runtime: str | None = None):
     """Trains the run's best architecture (or ``arch``) with the final recipe (from a supernet's weights with
-    ``from_supernet``), exports it to ``output`` as a checked ONNX file and measures its latency again
-    (``hwnas export``); returns :class:`hwnas.deploy.pipeline.ExportSummary`."""
+    ``from_supernet``), exports it to ``output`` as a checked ONNX file (and the run's runtime's files beside
+    it; ``runtime`` picks one for an ``arch`` export) and measures its latency again (``hwnas export``); returns
+    :class:`hwnas.deploy.pipeline.ExportSummary`."""
     from hwnas.deploy.pipeline import export_target
     from hwnas.deploy.target import resolve_target
 
-    target = resolve_target(run_dir, arch=arch, epochs=epochs)
+    target = resolve_target(run_dir, arch=arch, epochs=epochs).in_runtime(runtime)
     return export_target(target, output, quantize=quantize, raw_input=raw_input, threads=train_threads,
                          echo=echo or logger.info, from_supernet=from_supernet)
 

@@ -248,3 +248,13 @@ def test_a_published_table_of_a_runtime_is_that_runtimes_profile(cli, tmp_path, 
     plain = cli("profile", "--device", "pixel7", *common)  # no runtime named: unknown, as before
     assert plain.exit_code == 0 and ProfileStore.open(profiles, "pixel7").fingerprint["runtime"] is None
     one_error_line(cli("profile", "--device", "pixel7.litert", *common), "other conditions", "runtime")
+
+
+@pytest.mark.skipif(not OTHERS, reason="only onnxruntime is installed")
+def test_a_run_is_exported_in_its_own_runtime_only(cli, tmp_path):
+    from deploy_helpers import make_run
+
+    run = make_run(tmp_path)
+    refused = cli("export", run.path, "-o", tmp_path / "m.onnx", "--runtime", OTHERS[0])
+    one_error_line(refused, "searched with runtime onnxruntime", f"--runtime {OTHERS[0]}")
+    assert not (tmp_path / "m.onnx").exists()

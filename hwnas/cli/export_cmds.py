@@ -112,7 +112,7 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
         target = resolve_target(run_dir, arch=arch, space=space_name,
                                 space_options=parse_space_options(space_option), dataset=data, epochs=epochs,
                                 seed=seed)
-        target = _with_runtime(target, runtime, from_run=run_dir is not None)
+        target = target.in_runtime(runtime)
         device = open_device(target.device, profiles_dir=target.profiles_dir, conditions=target.conditions,
                              ray_address=ray_address)
         try:
@@ -161,20 +161,6 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
             click.echo(f"  {command}")
 
 
-def _with_runtime(target, runtime: str | None, *, from_run: bool):
-    """``target`` measured and shipped in ``runtime`` (``--runtime``); a run's own runtime by default, and only
-    that one (its budget and latencies are that runtime's)."""
-    import dataclasses
-
-    if runtime is None or runtime == target.conditions.runtime:
-        return target
-    if from_run:
-        raise click.UsageError(f"the run searched with runtime {target.conditions.runtime}: its latencies and budget "
-                               f"are that runtime's; export it with --runtime {target.conditions.runtime} (or "
-                               f"search again with --runtime {runtime})")
-    return dataclasses.replace(target, conditions=dataclasses.replace(target.conditions, runtime=runtime))
-
-
 def _file_document(exported) -> dict:
     return {"path": str(exported.path), "size_bytes": exported.size_bytes, "test_accuracy": exported.test_accuracy,
             "latency_ms": exported.latency_ms, "latency_source": exported.latency_source}
@@ -206,12 +192,12 @@ def _export_document(target, summary) -> dict:
 def _recorded_latency(metadata: dict, conditions) -> float | None:
     """The latency recorded in the file at export, when it was measured under ``conditions``."""
     from hwnas.deploy.device import conditions_from_metadata
-    from hwnas.deploy.target import DeployError
+    from hwnas.errors import HwnasError
 
     try:
         recorded = float(metadata.get("latency_ms", "none"))
         same = conditions_from_metadata(metadata) == conditions
-    except (ValueError, DeployError):  # none recorded, or recorded conditions the overrides replaced
+    except (ValueError, HwnasError):  # none recorded, or unreadable recorded conditions
         return None
     return recorded if same and recorded > 0 else None
 

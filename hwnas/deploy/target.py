@@ -91,6 +91,23 @@ class ExportTarget:
 
         return DatasetSpec(self.dataset, dict(self.dataset_options), self.dataset_input_shape)
 
+    def in_runtime(self, runtime: str | None) -> "ExportTarget":
+        """This target measured and shipped in ``runtime`` (None: its own). A run's target stays in the run's
+        runtime, whose latencies and budget it has.
+
+        Raises:
+            DeployError: another runtime than the run's.
+        """
+        import dataclasses
+
+        if runtime is None or runtime == self.conditions.runtime:
+            return self
+        if self.run_dir:
+            raise DeployError(f"the run searched with runtime {self.conditions.runtime}: its latencies and budget are "
+                              f"that runtime's; export it with --runtime {self.conditions.runtime} (or search again "
+                              f"with --runtime {runtime})")
+        return dataclasses.replace(self, conditions=dataclasses.replace(self.conditions, runtime=runtime))
+
 
 def final_recipe(search_recipe: Recipe, epochs: int | None = None) -> Recipe:
     """The search's recipe at full data with ``epochs`` (default :data:`EPOCH_FACTOR` x the search's)."""
