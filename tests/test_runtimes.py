@@ -258,3 +258,31 @@ def test_a_run_is_exported_in_its_own_runtime_only(cli, tmp_path):
     refused = cli("export", run.path, "-o", tmp_path / "m.onnx", "--runtime", OTHERS[0])
     one_error_line(refused, "searched with runtime onnxruntime", f"--runtime {OTHERS[0]}")
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.skipif("openvino" not in INSTALLED, reason="OpenVINO is not installed")
+def test_an_interrupted_isolated_measurement_leaves_no_reply_for_the_next(monkeypatch):
+    import pickle
+
+    from hwnas.onnx_export import seeded_model, to_onnx_bytes
+    from hwnas.profiling import isolation
+    from hwnas.profiling.measure import measure_latency
+    from hwnas.spaces import create_space
+
+    space = create_space("mobilenet")
+    model_bytes = to_onnx_bytes(seeded_model(space, space.parse(TINY), (1, 8, 8), 10, seed=0), (1, 8, 8))
+    short = dict(min_runs=20, max_runs=20, warmup=2)
+    measure_latency(model_bytes, (1, 8, 8), runtime="openvino", **short)
+    interrupted = isolation._CHILDREN["openvino"]
+    real_load = pickle.load
+
+    def ctrl_c(stream):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pickle, "load", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        measure_latency(model_bytes, (1, 8, 8), runtime="openvino", **short)
+    monkeypatch.setattr(pickle, "load", real_load)
+    assert interrupted.poll() is not None and "openvino" not in isolation._CHILDREN
+    assert measure_latency(model_bytes, (1, 8, 8), runtime="openvino", **short).runs == 20
+    isolation.shutdown()

@@ -53,6 +53,11 @@ def measure_isolated(files: Mapping[str, bytes], input_shape: Sequence[int], *, 
     except (EOFError, OSError, pickle.UnpicklingError):
         _CHILDREN.pop(runtime, None)
         raise MeasurementError(f"the process measuring in {runtime} died (out of memory, or killed)") from None
+    except BaseException:  # Ctrl-C mid-exchange: its reply would answer the next request; start afresh
+        _CHILDREN.pop(runtime, None)
+        child.kill()
+        child.wait()
+        raise
     if status == "ok":
         return value
     if isinstance(value, HwnasError):
