@@ -248,12 +248,11 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
         raise click.UsageError(f"{model.name} is a file of runtime {file_runtime}; --runtime {runtime} cannot run it")
     runtime = runtime or file_runtime
     get_runtime(runtime).require(provider or "cpu")
-    model_bytes = files[".onnx"] if list(files) == [".onnx"] else files
     if latency_only and (dataset or split_seed is not None):
         raise click.UsageError("--latency-only measures no accuracy: drop --dataset/--split-seed")
     document: dict = {"model": str(model), "runtime": runtime, "accuracy": None, "latency": None}
     if not latency_only:
-        evaluation, info = evaluate_file(model_bytes, metadata, dataset=dataset, split_seed=split_seed,
+        evaluation, info = evaluate_file(files, metadata, dataset=dataset, split_seed=split_seed,
                                          runtime=runtime)
         stored = metadata.get("test_accuracy")
         comparable = bool(stored and info["same_data"])
@@ -293,7 +292,7 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
         budget = metadata.get("latency_budget_ms", "none")
         budget_ms = None if budget == "none" else float(budget)
         here = LocalDevice(metadata.get("device") or "host")  # evaluate runs on the device itself
-        stats, medians = confirm_latency(lambda: here.measure_file(model_bytes, shape, conditions),
+        stats, medians = confirm_latency(lambda: here.measure_file(files, shape, conditions),
                                          expected_ms=_recorded_latency(metadata, conditions), budget_ms=budget_ms,
                                          echo=(lambda line: None) if as_json else click.echo)
         document["latency"] = {

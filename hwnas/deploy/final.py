@@ -34,7 +34,7 @@ from hwnas.data.base import Dataset, Splits
 from hwnas.data.lazy import concatenate, take
 from hwnas.deploy.target import DeployError
 from hwnas.data.preprocess import Preprocess
-from hwnas.onnx_export import ExportReport, RawInput, export_model
+from hwnas.onnx_export import ExportReport, ParityReport, RawInput, export_model
 from hwnas.io import file_mode
 from hwnas.spaces.base import SearchSpace
 from hwnas.training.recipe import Recipe
@@ -150,27 +150,25 @@ def graph_module(model: torch.nn.Module, preprocess: Preprocess, precision: str)
 
 @torch.no_grad()
 def runtime_parity(runtime, files: Mapping[str, bytes], module: torch.nn.Module, inputs: np.ndarray, *,
-                   atol: float, rtol: float) -> tuple[float, float]:
-    """``(max abs error, tolerance)`` of ``runtime`` running ``files`` against PyTorch's ``module`` on
-    ``inputs`` (real test inputs), batch by batch as the files take them; the tolerance is ``atol + rtol *
-    max|PyTorch output|``.
+                   precision: str) -> ParityReport:
+    """``runtime`` running ``files`` against PyTorch's ``module`` on ``inputs`` (:func:`parity_inputs`), batch
+    by batch as the files take them, with the ONNX export's tolerance (:data:`TOLERANCES`: ``atol + rtol *
+    max|PyTorch output|``).
 
     Raises:
         DeployError: the error exceeds the tolerance, or the runtime cannot run the files.
     """
     from hwnas.deploy.evaluate import predict
 
-    if len(inputs) == 0:
-        raise DeployError("no test inputs for the parity check")
-    inputs = np.ascontiguousarray(inputs)
+    atol, rtol = TOLERANCES[precision]
     expected = module.eval()(torch.from_numpy(inputs)).float().numpy()
     got = predict(files, inputs, runtime=runtime.name)
-    error = float(np.max(np.abs(got - expected)))
-    tolerance = atol + rtol * float(np.max(np.abs(expected)))
-    if not error <= tolerance:
-        raise DeployError(f"{runtime.name}'s output differs from PyTorch by {error:.3g} (tolerance "
-                          f"{tolerance:.3g}) on {len(inputs)} test inputs")
-    return error, tolerance
+    report = ParityReport(max_abs_error=float(np.max(np.abs(got - expected))),
+                          tolerance=atol + rtol * float(np.max(np.abs(expected))), num_inputs=len(inputs))
+    if not report.ok:
+        raise DeployError(f"{runtime.name}'s output differs from PyTorch by {report.max_abs_error:.3g} (tolerance "
+                          f"{report.tolerance:.3g}) on {len(inputs)} test inputs")
+    return report
 
 
 def export_final(model: torch.nn.Module, preprocess: Preprocess, test_inputs: np.ndarray, *,
@@ -187,15 +185,26 @@ def export_final(model: torch.nn.Module, preprocess: Preprocess, test_inputs: np
         The serialised ONNX model (metadata included) and the exporter's report.
     """
     atol, rtol = TOLERANCES[precision]
-    count = len(test_inputs) if dynamic_batch else (len(test_inputs) // batch_size) * batch_size
-    parity_inputs = np.ascontiguousarray(test_inputs[: min(PARITY_INPUTS, count)])
-    if len(parity_inputs) == 0:
-        raise DeployError(f"the test split has {len(test_inputs)} input(s): too few for a parity check at "
-                          f"batch size {batch_size}")
     module = graph_module(model, preprocess, precision)
     return export_model(module, preprocess.input_shape(), None, metadata=metadata,
-                        batch_size=batch_size, dynamic_batch=dynamic_batch, parity_inputs=parity_inputs,
+                        batch_size=batch_size, dynamic_batch=dynamic_batch,
+                        parity_inputs=parity_inputs(test_inputs, batch_size=batch_size, dynamic_batch=dynamic_batch),
                         atol=atol, rtol=rtol, input_dtype=preprocess.dtype)
+
+
+def parity_inputs(test_inputs, *, batch_size: int, dynamic_batch: bool) -> np.ndarray:
+    """The real test inputs a parity check runs: up to :data:`PARITY_INPUTS`, a whole number of batches of a
+    fixed-batch model.
+
+    Raises:
+        DeployError: too few for one batch.
+    """
+    count = len(test_inputs) if dynamic_batch else (len(test_inputs) // batch_size) * batch_size
+    inputs = np.ascontiguousarray(test_inputs[: min(PARITY_INPUTS, count)])
+    if len(inputs) == 0:
+        raise DeployError(f"the test split has {len(test_inputs)} input(s): too few for a parity check at "
+                          f"batch size {batch_size}")
+    return inputs
 
 
 def weights_bytes(model: torch.nn.Module, info: Mapping[str, Any]) -> bytes:

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from hwnas.deploy.device import budget_verdict, confirm_latency, windows_note
 from hwnas.deploy.evaluate import accuracy_of, file_digest
-from hwnas.deploy.final import (PARITY_INPUTS, TOLERANCES, check_output_path, export_final, graph_module,
+from hwnas.deploy.final import (PARITY_INPUTS, check_output_path, export_final, graph_module, parity_inputs,
                                 runtime_parity, shipped_module, sibling, train_final, weights_bytes,
                                 write_outputs)
 from hwnas.devices import Device, open_device
@@ -243,13 +243,12 @@ def _runtime_files(runtime, module, model_bytes: bytes, test_inputs, labels, con
                              input_dtype=dtype)
     except RuntimeFailure as exc:
         raise DeployError(f"cannot convert the model for {runtime.name}: {exc}") from None
-    atol, rtol = TOLERANCES[conditions.precision]
-    count = len(test_inputs) if dynamic_batch else (len(test_inputs) // conditions.batch_size) * conditions.batch_size
-    error, tolerance = runtime_parity(runtime, files, module, test_inputs[: min(PARITY_INPUTS, count)], atol=atol,
-                                      rtol=rtol)
+    parity = runtime_parity(runtime, files, module, parity_inputs(test_inputs, batch_size=conditions.batch_size,
+                                                                  dynamic_batch=dynamic_batch),
+                            precision=conditions.precision)
     names = " + ".join(sibling(out, suffix).name for suffix in files)
     echo(f"converted for {runtime.name} {runtime.version()}: {names}; {runtime.name} vs PyTorch max abs error "
-         f"{error:.2g} (tolerance {tolerance:.2g})")
+         f"{parity.max_abs_error:.2g} (tolerance {parity.tolerance:.2g})")
     evaluation = accuracy_of(files, test_inputs, labels, runtime=runtime.name)
     echo(f"test accuracy of the {runtime.name} file: {_fmt_acc(evaluation.accuracy)} "
          f"({evaluation.correct}/{evaluation.total})")
@@ -259,7 +258,7 @@ def _runtime_files(runtime, module, model_bytes: bytes, test_inputs, labels, con
     path = sibling(out, runtime.ship_suffixes[0])
     exported = ExportedFile(path, sum(len(d) for d in files.values()), evaluation.accuracy, None, "", {},
                             runtime=runtime.name)
-    return files, meta, exported, error
+    return files, meta, exported, parity.max_abs_error
 
 
 def _base_metadata(target: ExportTarget, space, arch, dataset, final, *,

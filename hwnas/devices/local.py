@@ -75,9 +75,7 @@ def locate(device: str, profiles_dir: str, conditions: Conditions) -> Location:
 
 def _usable(conditions: Conditions, *, profile_found: bool) -> Location:
     try:
-        runtime = get_runtime(conditions.runtime)
-        runtime.require(conditions.provider, conditions.precision)
-        runtime.require_converter()  # measuring an architecture converts it here
+        get_runtime(conditions.runtime).require_measuring(conditions.provider, conditions.precision)
     except ProviderError as exc:
         return Location(False, str(exc), profile_found=profile_found)
     return Location(True, profile_found=profile_found)
@@ -118,9 +116,7 @@ def checked_fingerprint(profile: str, conditions: Conditions) -> dict[str, Any]:
     known to be usable here (a :class:`ProviderError` otherwise)."""
     from hwnas.profiling.fingerprint import host_fingerprint
 
-    runtime = get_runtime(conditions.runtime)
-    runtime.require(conditions.provider, conditions.precision)
-    runtime.require_converter()  # a device measuring architectures converts them
+    get_runtime(conditions.runtime).require_measuring(conditions.provider, conditions.precision)
     return host_fingerprint(profile, conditions)
 
 

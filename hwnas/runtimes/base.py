@@ -43,6 +43,12 @@ class Session(ABC):
     def run(self, inputs: np.ndarray) -> np.ndarray:
         """The model's output for one batch of ``inputs``."""
 
+    @staticmethod
+    def check_one_input(count: int) -> None:
+        """Refuses a model with other than one input (:class:`RuntimeFailure`): hwnas feeds exactly one."""
+        if count != 1:
+            raise RuntimeFailure(f"the model has {count} inputs; hwnas runs models with exactly one")
+
 
 class Runtime(ABC):
     """An inference runtime (see the module).
@@ -102,6 +108,12 @@ class Runtime(ABC):
         """What converting a model to this runtime's files needs and is not installed here (None: nothing).
         Measuring an architecture converts it; running a copied file does not."""
         return None
+
+    def require_measuring(self, provider: str = "cpu", precision: str = "fp32") -> None:
+        """Checks that architectures can be measured here: :meth:`require`, and a model can be converted
+        (measuring an architecture converts it; running a copied file does not)."""
+        self.require(provider, precision)
+        self.require_converter()
 
     def require_converter(self) -> None:
         """Checks that models can be converted here (:meth:`converter_missing`); one line if not.

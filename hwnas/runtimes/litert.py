@@ -60,8 +60,7 @@ class LiteRtSession(Session):
     def __init__(self, interpreter) -> None:
         self.interpreter = interpreter
         inputs = interpreter.get_input_details()
-        if len(inputs) != 1:
-            raise RuntimeFailure(f"the model has {len(inputs)} inputs; hwnas runs models with exactly one")
+        self.check_one_input(len(inputs))
         self.input_index = inputs[0]["index"]
         self.input_shape = [int(d) for d in inputs[0]["shape"]]
         self.input_dtype = np.dtype(inputs[0]["dtype"]).type

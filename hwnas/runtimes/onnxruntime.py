@@ -131,8 +131,7 @@ class OrtSession(Session):
     def __init__(self, session) -> None:
         self.session = session
         inputs = session.get_inputs()
-        if len(inputs) != 1:
-            raise RuntimeFailure(f"the model has {len(inputs)} inputs; hwnas runs models with exactly one")
+        self.check_one_input(len(inputs))
         self.input_name = inputs[0].name
         self.input_shape = list(inputs[0].shape)
         self.input_dtype = _NUMPY_TYPES.get(inputs[0].type, np.float32)

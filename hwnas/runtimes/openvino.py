@@ -25,8 +25,7 @@ def _openvino():
 
 class OpenVinoSession(Session):
     def __init__(self, compiled) -> None:
-        if len(compiled.inputs) != 1:
-            raise RuntimeFailure(f"the model has {len(compiled.inputs)} inputs; hwnas runs models with exactly one")
+        self.check_one_input(len(compiled.inputs))
         port = compiled.inputs[0]
         self.input_shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
         self.input_dtype = _NUMPY_TYPES.get(port.get_element_type().get_type_name(), np.float32)
