@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from hwnas.cli.common import INPUT_SHAPE, SEED, make_space, space_options
+from hwnas.cli.run_options import transfer_options
 from hwnas.errors import HwnasError
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
 
@@ -49,16 +50,21 @@ def _print_scores(scores: dict) -> None:
 
 
 def fit_and_save(kind: str, archs: list[str], y, *, space, space_options: dict, input_shape, num_classes: int,
-                 directory: Path, source: dict, seed: int) -> dict:
-    """Assesses (held-out split + 5-fold CV), fits on everything, saves; returns the scores."""
+                 directory: Path, source: dict, seed: int, sources: list | None = None) -> dict:
+    """Assesses (held-out split + 5-fold CV), fits on everything, saves; returns the scores. A latency predictor
+    with ``sources`` transfers from them (:mod:`hwnas.predictors.transfer`)."""
     from hwnas.predictors import PREDICTORS, assess
+    from hwnas.predictors.transfer import TransferLatencyPredictor
 
     if len(archs) < MIN_RECORDS:
         raise HwnasError(f"only {len(archs)} records to fit a {kind} predictor; at least {MIN_RECORDS} are needed")
 
     def make():
-        return PREDICTORS.create(kind, space=space.name, space_options=space_options, input_shape=input_shape,
-                                 num_classes=num_classes, random_state=seed)
+        common = dict(space=space.name, space_options=space_options, input_shape=input_shape,
+                      num_classes=num_classes, random_state=seed)
+        if sources:
+            return TransferLatencyPredictor(sources, **common)
+        return PREDICTORS.create(kind, **common)
 
     scores = assess(make, archs, y, seed=seed)
     make().fit(archs, y).save(directory, scores=scores, source=source)
@@ -85,9 +91,14 @@ def fit_cmd() -> None:
 @predictors_dir_option
 @click.option("--name", help="Folder name under --predictors-dir [default: latency-<device>-<space>-<shape>].")
 @click.option("--seed", type=SEED, default=0, show_default=True)
+@transfer_options
 def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_shape, profiles_dir: Path,
-                    predictors_dir: Path, name: str | None, seed: int) -> None:
-    """Fit the latency predictor of DEVICE from its profile."""
+                    predictors_dir: Path, name: str | None, seed: int, transfer_from: tuple[str, ...] | None,
+                    no_transfer: bool) -> None:
+    """Fit the latency predictor of DEVICE from its profile, transferring from the other profiles of the same
+    task (space, input shape, batch size, precision) unless --no-transfer."""
+    if no_transfer and transfer_from:
+        raise click.UsageError("--transfer-from and --no-transfer contradict each other; give one")
     if name is not None:
         predictor_dir(predictors_dir, name)  # a bad name is refused before any work
     from hwnas.cli.common import parse_space_options
@@ -104,11 +115,22 @@ def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_s
                          f"{format_input_shape(shape)}; run 'hwnas profile --device {device} --space {space.name}'")
     classes = int(records[0].get("num_classes", classes))
     name = name or default_name(f"latency-{device}-{space.name}-{format_input_shape(shape)}")
+    sources = []
+    if not no_transfer:
+        from hwnas.profiling.transfer import SourceTask, find_sources
+
+        fingerprint = store.fingerprint or {}
+        task = SourceTask(space.name, tuple(shape), options, fingerprint.get("batch_size"),
+                          fingerprint.get("precision"))
+        sources = find_sources(profiles_dir, task, target=device, names=transfer_from, space_size=space.size(),
+                               report=lambda line: click.echo(f"Warning: {line}", err=True))
     scores = fit_and_save("latency", [r["arch"] for r in records], [r["median_ms"] for r in records],
                           space=space, space_options=options, input_shape=shape, num_classes=classes,
-                          directory=predictor_dir(predictors_dir, name), seed=seed,
+                          directory=predictor_dir(predictors_dir, name), seed=seed, sources=sources,
                           source={"device": device, "fingerprint": store.fingerprint, "records": len(records)})
-    click.echo(f"fitted latency predictor {name} on {len(records)} measurements of {device!r}")
+    how = f", transferred from {len(sources)} other profile(s)" if sources else ""
+    click.echo(f"fitted latency predictor {name} on {len(records)} measurements of {device!r}{how}")
+    _print_sources(sources_of(predictor_dir(predictors_dir, name)))
     _print_scores(scores)
 
 
@@ -194,6 +216,25 @@ def _task_shape(dataset: str | None, input_shape) -> tuple[tuple[int, int, int],
     return tuple(ds.input_shape), ds.num_classes
 
 
+def sources_of(directory: Path) -> list[dict]:
+    from hwnas.predictors import read_meta
+
+    return read_meta(directory).get("sources") or []
+
+
+def _print_sources(sources: list[dict], *, own: int | None = None) -> None:
+    """A transfer predictor's sources, with their weights (nothing for a predictor without transfer)."""
+    if not sources:
+        return
+    mine = f" on {own} own measurements" if own is not None else ""
+    click.echo(f"  transfer from {len(sources)} profile(s){mine} (ridge on their log-latencies; weight, records):")
+    for entry in sorted(sources, key=lambda e: -abs(float(e.get("weight", 0.0)))):
+        info = entry.get("info") or {}
+        where = info.get("runtime") or ("table" if info.get("source") == "table" else "")
+        click.echo(f"    {entry['name']:24s} {float(entry.get('weight', 0.0)):+.3f}  {entry.get('records')}"
+                   f"{'  ' + where if where else ''}")
+
+
 @predictors_cmd.command("show")
 @click.argument("name")
 @predictors_dir_option
@@ -215,6 +256,7 @@ def show_cmd(name: str, predictors_dir: Path, as_json: bool) -> None:
         click.echo(f"  device   {source['device']}")
     if "dataset" in source:
         click.echo(f"  dataset  {source['dataset']}")
+    _print_sources(meta.get("sources") or [], own=meta["n_train"])
     _print_scores(meta.get("scores", {}))
 
 
@@ -233,7 +275,8 @@ def list_cmd(predictors_dir: Path) -> None:
         except HwnasError as exc:
             click.echo(f"{folder.name}  (unreadable: {exc})")
             continue
-        click.echo(f"{folder.name}  {meta['kind']}  {meta['space']}  n={meta['n_train']}")
+        transfer = f"  transfer from {len(meta['sources'])}" if meta.get("sources") else ""
+        click.echo(f"{folder.name}  {meta['kind']}  {meta['space']}  n={meta['n_train']}{transfer}")
 
 
 @click.command("predict")

@@ -9,7 +9,7 @@ import click
 
 from hwnas.cli.common import (INPUT_SHAPE, NUM_CLASSES, SEED, make_space, parse_space_options,
                               space_options)
-from hwnas.cli.run_options import ray_option, runtime_option
+from hwnas.cli.run_options import ray_option, runtime_option, transfer_options
 from hwnas.profiling.measure import PRECISIONS
 from hwnas.runtimes.onnxruntime import provider_names
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
@@ -22,7 +22,7 @@ DEFAULT_CLASSES = 10
 _RUN_OPTIONS = ("device", "space_name", "space_option", "samples", "dataset", "dataset_option", "input_shape",
                 "num_classes",
                 "threads", "batch_size", "provider", "precision", "seed", "latency_table", "no_progress",
-                "ray_address", "runtime")
+                "ray_address", "runtime", "columns", "device_prefix", "transfer_from", "no_transfer")
 
 
 def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_shape, num_classes: int | None, *,
@@ -85,6 +85,12 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
               help="Seed of the sampler, weights and inputs.")
 @click.option("--latency-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Build the profile from a CSV of arch,latency_ms rows instead of measuring.")
+@click.option("--columns", metavar="all|DEVICE,DEVICE...",
+              help="With --latency-table: the table has a column per device (arch,<device>,<device>...); import "
+                   "these columns ('all': every one), each into its own profile named after it.")
+@click.option("--device-prefix", default="", metavar="TEXT",
+              help="With --columns: prefix of the profiles' names (e.g. help- gives help-pixel3).")
+@transfer_options
 @click.option("--no-progress", is_flag=True,
               help="No progress bar (it is also off when stderr is no terminal).")
 @ray_option
@@ -93,13 +99,20 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
                 samples: int | None, dataset: str | None, dataset_option: tuple[str, ...], input_shape,
                 num_classes: int | None, threads: int,
                 batch_size: int, runtime: str, provider: str, precision: str, profiles_dir: Path, seed: int,
-                latency_table: Path | None, no_progress: bool, ray_address: str | None) -> None:
+                latency_table: Path | None, columns: str | None, device_prefix: str,
+                transfer_from: tuple[str, ...] | None, no_transfer: bool, no_progress: bool,
+                ray_address: str | None) -> None:
     """Measure latency on this device and store it as a device profile.
+
+    After measuring, it prints the latency predictor's estimated quality (cross-validated on this device's own
+    measurements; transferred from the other profiles of the same task unless --no-transfer) and how many more
+    measurements would help.
 
     \b
     hwnas profile --device host --space mobilenet --dataset digits --samples 300
     hwnas profile --device host --runtime openvino --dataset digits --samples 150   # -> profiles/host.openvino
     hwnas profile --device pixel7 --space nb201 --input-shape 3x32x32 --latency-table pixel7.csv
+    hwnas profile --space nb201 --input-shape 3x32x32 --latency-table latency.csv --columns all --device-prefix help-
     hwnas profile --device pi4 --ray HEAD:6379 --space mobilenet --dataset digits --samples 300
     hwnas profile show host
     """
@@ -111,6 +124,21 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
                                    f"'profile {ctx.invoked_subcommand}'")
         ctx.obj = {"profiles_dir": profiles_dir}
         return
+    if columns is not None:
+        if latency_table is None:
+            raise click.UsageError("--columns applies to a --latency-table with a column per device")
+        if device:
+            raise click.UsageError("--device does not apply to --columns: each column is imported into the "
+                                   "profile named after it (with --device-prefix in front)")
+        if samples is not None:
+            raise click.UsageError("--samples does not apply to --latency-table (the table's rows are imported)")
+        named = ctx.get_parameter_source("runtime") not in (None, click.core.ParameterSource.DEFAULT)
+        _import_device_table(space_name, space_option, latency_table, columns, device_prefix,
+                             (dataset, dataset_option), input_shape, num_classes, profiles_dir,
+                             runtime if named else None)
+        return
+    if device_prefix:
+        raise click.UsageError("--device-prefix applies to --columns")
     if not device:
         raise click.UsageError("Missing option '--device' (the name of the device profile)")
     if latency_table is not None:
@@ -126,11 +154,13 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
     _measure(device=device, space_name=space_name, space_option=space_option, samples=samples,
              dataset=(dataset, dataset_option), input_shape=input_shape, num_classes=num_classes, threads=threads,
              batch_size=batch_size, runtime=runtime, provider=provider, precision=precision,
-             profiles_dir=profiles_dir, seed=seed, no_progress=no_progress, ray_address=ray_address)
+             profiles_dir=profiles_dir, seed=seed, no_progress=no_progress, ray_address=ray_address,
+             transfer=None if no_transfer else transfer_from or ())
 
 
 def _measure(*, device, space_name, space_option, samples, dataset, input_shape, num_classes, threads,
-             batch_size, runtime, provider, precision, profiles_dir, seed, no_progress, ray_address=None) -> None:
+             batch_size, runtime, provider, precision, profiles_dir, seed, no_progress, ray_address=None,
+             transfer: tuple[str, ...] | None = ()) -> None:
     from hwnas.devices import LocalDevice, open_device, profile_name
     from hwnas.profiling.measure import Conditions
     from hwnas.profiling.progress import make_progress
@@ -168,11 +198,30 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
     if summary.measured == 0:
         click.echo(f"profile {store.device!r} ({store.path}) already holds {summary.held_after} {where} "
                    f"(--samples {samples}); nothing to measure")
-        return
-    capped = (f"; {summary.not_converged} hit a cap before their median was stable"
-              if summary.not_converged else "")
-    click.echo(f"profile {store.device!r} ({store.path}): measured {summary.measured} {where} in "
-               f"{summary.seconds:.1f} s{capped}; it now holds {summary.held_after}")
+    else:
+        capped = (f"; {summary.not_converged} hit a cap before their median was stable"
+                  if summary.not_converged else "")
+        click.echo(f"profile {store.device!r} ({store.path}): measured {summary.measured} {where} in "
+                   f"{summary.seconds:.1f} s{capped}; it now holds {summary.held_after}")
+    _print_quality(store, space, shape=shape, classes=classes, options=parse_space_options(space_option),
+                   conditions=conditions, transfer=transfer, seed=seed)
+
+
+def _print_quality(store, space, *, shape, classes, options, conditions, transfer, seed) -> None:
+    """The latency predictor's cross-validated quality on the profile's own records, and what more would do."""
+    from hwnas.profiling.transfer import SourceTask, estimate_quality, find_sources
+
+    records = store.records(space.name, shape, options)
+    sources = []
+    if transfer is not None:
+        task = SourceTask(space.name, tuple(shape), options, conditions.batch_size, conditions.precision)
+        sources = find_sources(store.root, task, target=store.device, names=list(transfer) or None,
+                               space_size=space.size(), report=lambda line: click.echo(f"Warning: {line}",
+                                                                                       err=True))
+    quality = estimate_quality(records, sources, space=space.name, space_options=options, input_shape=shape,
+                               num_classes=classes, seed=seed)
+    if quality is not None:
+        click.echo(quality.summary())
 
 
 def _import_table(device, space_name, space_option, latency_table, dataset, input_shape, num_classes,
@@ -199,6 +248,28 @@ def _import_table(device, space_name, space_option, latency_table, dataset, inpu
     click.echo(f"profile {store.device!r} ({store.path}): imported {summary.measured} {space.name} latencies at "
                f"{format_input_shape(shape)} from {latency_table.name} ({skipped}{already}); it now holds "
                f"{summary.held_after}")
+
+
+def _import_device_table(space_name, space_option, latency_table, columns, prefix, dataset, input_shape,
+                         num_classes, profiles_dir, runtime) -> None:
+    """Each column of a table of several devices into its own table-sourced profile."""
+    from hwnas.profiling.runner import import_device_table
+
+    shape, classes = _resolve_input(*dataset, input_shape, num_classes, required=True)
+    space = make_space(space_name, space_option)
+    wanted = None if columns.strip().lower() == "all" else [c.strip() for c in columns.split(",") if c.strip()]
+    if wanted == []:
+        raise click.UsageError("--columns names no column: give 'all' or DEVICE,DEVICE...")
+    summaries = import_device_table(
+        profiles_dir, space, str(latency_table), input_shape=shape, num_classes=classes, columns=wanted,
+        prefix=prefix, space_options=parse_space_options(space_option), runtime=runtime,
+        report=lambda problem: click.echo(f"Warning: {latency_table}: {problem}; skipped", err=True))
+    for name, summary in summaries.items():
+        already = f", {summary.already} already in it" if summary.already else ""
+        click.echo(f"profile {name!r} ({Path(profiles_dir) / name}): imported {summary.measured} {space.name} "
+                   f"latencies at {format_input_shape(shape)}{already}; it now holds {summary.held_after}")
+    click.echo(f"{len(summaries)} profile(s) from {latency_table.name}: they serve as transfer sources for any "
+               f"device profiled for {space.name} at {format_input_shape(shape)}")
 
 
 def _fmt_ms(value) -> str:

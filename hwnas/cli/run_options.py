@@ -114,7 +114,7 @@ def run_options(*, max_trainings: int | None = None) -> Callable:
                           "its old name."),
         click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=_D("profiles_dir"), show_default=True),
-        runtime_option,
+        runtime_option, transfer_options,
         click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Evaluation store (SQLite) [default: $HWNAS_STORE or ./evals.sqlite; a benchmark's "
                           "<out>/evals.sqlite]."),
@@ -170,6 +170,26 @@ def runtime_option(func):
                              "hwnas[openvino]; 'hwnas runtimes' lists what is usable here).")(func)
 
 
+def _device_list(ctx, param, value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    if not names:
+        raise click.BadParameter("names no profile: give DEVICE,DEVICE...")
+    return names
+
+
+def transfer_options(func):
+    """``--transfer-from A,B`` and ``--no-transfer``: which other device profiles the latency predictor of a
+    device with few measurements learns from (:mod:`hwnas.predictors.transfer`)."""
+    func = click.option("--no-transfer", is_flag=True,
+                        help="Fit the latency predictor on this device's own measurements only (as before "
+                             "transfer existed).")(func)
+    return click.option("--transfer-from", callback=_device_list, metavar="DEVICE,DEVICE...",
+                        help="Profiles the latency predictor transfers from [default: every profile under "
+                             "--profiles-dir of the same space, input shape, batch size and precision].")(func)
+
+
 def execution_options(func):
     """How a search's trainings run (not settings of the run: a resume may change them)."""
     func = click.option("--gpus-per-training", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -204,7 +224,8 @@ RUN_PARAMS = ("latency_budget", "device", "space_name", "space_option", "dataset
               "max_measurements", "acquisition", "initial_trainings", "candidates_per_round", "archs_per_round",
               "explore", "local_search_steps", "profile_samples", "measure_threads", "profiles_dir", "store_path",
               "train_threads", "train_device", "loader_workers", "accuracy_table", "latency_table", "mode",
-              "train_equivalent", "explore_per_round", "explore_by", "final_seeds", "finalists", "runtime")
+              "train_equivalent", "explore_per_round", "explore_by", "final_seeds", "finalists", "runtime",
+              "transfer_from", "no_transfer")
 
 
 def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig:
@@ -222,6 +243,8 @@ def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig
     ctx = click.get_current_context()
     if p["latency_table"] is not None and ctx.get_parameter_source("device") == click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--device and --latency-table both give the latency; use one")
+    if p["no_transfer"] and p["transfer_from"]:
+        raise click.UsageError("--transfer-from and --no-transfer contradict each other; give one")
     config = RunConfig(
         budget_ms=p["latency_budget"], space=p["space_name"], space_options=parse_space_options(p["space_option"]),
         dataset=p["dataset_spec"],
@@ -239,7 +262,7 @@ def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig
         finalists=p["finalists"],
         store=_text(p["store_path"]), train_threads=p["train_threads"], train_device=p["train_device"],
         loader_workers=p["loader_workers"], accuracy_table=_text(p["accuracy_table"]),
-        **settings)
+        transfer=not p["no_transfer"], transfer_from=p["transfer_from"], **settings)
     return config.resolved()
 
 

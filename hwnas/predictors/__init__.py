@@ -5,6 +5,7 @@ from hwnas.predictors.features import ArchFeaturizer
 from hwnas.predictors.model import (PREDICTORS, AccuracyPredictor, LatencyPredictor, PredictorError, XGBPredictor,
                                     read_meta)
 from hwnas.predictors.quality import assess
+from hwnas.predictors.transfer import LatencySource, TransferLatencyPredictor
 
 __all__ = ["PREDICTORS", "AccuracyPredictor", "ArchFeaturizer", "LatencyPredictor", "Predictor", "PredictorError",
-           "XGBPredictor", "assess", "read_meta"]
+           "LatencySource", "TransferLatencyPredictor", "XGBPredictor", "assess", "read_meta"]

@@ -22,7 +22,7 @@ import numpy as np
 from hwnas import __version__
 from hwnas.arch import Arch
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_bytes, atomic_write_json, read_json_object
+from hwnas.io import atomic_write_bytes, atomic_write_json, finite_number, read_json_object
 from hwnas.predictors.features import ArchFeaturizer
 from hwnas.registry import Registry
 
@@ -265,6 +265,9 @@ class XGBPredictor:
         from xgboost import XGBRegressor
 
         meta = read_meta(directory)
+        other = ALGORITHMS.get(meta.get("algorithm", "xgboost"))
+        if other is not None and cls in (XGBPredictor, PREDICTORS.get(meta["kind"])):
+            return other.load(directory, space=space, input_shape=input_shape)
         predictor_cls = PREDICTORS.get(meta["kind"]) if cls is XGBPredictor else cls
         if meta["kind"] != predictor_cls.kind:
             raise PredictorError(f"{directory} holds a {meta['kind']} predictor, not a {predictor_cls.kind} one")
@@ -344,9 +347,14 @@ def read_meta(directory: str | os.PathLike) -> dict:
     if meta["kind"] not in PREDICTORS:
         raise PredictorError(f"{path}: unknown predictor kind {meta['kind']!r}")
     models = meta["models"]
+    algorithm = meta.get("algorithm", "xgboost")
+    if algorithm == "transfer":  # its files are fixed names (hwnas.predictors.transfer), never paths
+        _check_transfer_meta(path, meta)
+    elif algorithm != "xgboost":
+        raise PredictorError(f"{path}: unknown predictor algorithm {algorithm!r}")
     # Every file named in meta.json must be a model file inside this folder: never a path to elsewhere.
-    if not (isinstance(models, list) and models and all(isinstance(m, str) and _MODEL_FILE_RE.match(m)
-                                                           for m in models)):
+    elif not (isinstance(models, list) and models and all(isinstance(m, str) and _MODEL_FILE_RE.match(m)
+                                                             for m in models)):
         raise PredictorError(f"{path} is corrupt: 'models' must list files named model_<n>.json in its folder")
     shape = meta["input_shape"]
     if not (isinstance(shape, list) and len(shape) == 3
@@ -356,6 +364,21 @@ def read_meta(directory: str | os.PathLike) -> dict:
             or not isinstance(meta["features"], list):
         raise PredictorError(f"{path} is corrupt: n_train, params or features has the wrong type")
     return meta
+
+
+def _check_transfer_meta(path: Path, meta: dict) -> None:
+    """A transfer predictor's meta.json: a latency predictor with a list of sources and one coefficient each."""
+    sources, coef = meta.get("sources"), meta.get("coef")
+    if meta["kind"] != "latency":
+        raise PredictorError(f"{path} is corrupt: a transfer predictor predicts latency, not {meta['kind']!r}")
+    if not (isinstance(sources, list) and sources and all(isinstance(s, dict) and isinstance(s.get("name"), str)
+                                                           for s in sources)):
+        raise PredictorError(f"{path} is corrupt: 'sources' must list the source devices")
+    numbers = [meta.get("intercept"), meta.get("alpha"), meta.get("rmse_log")]
+    if not (isinstance(coef, list) and len(coef) == len(sources)
+            and all(finite_number(c) for c in coef + numbers)):
+        raise PredictorError(f"{path} is corrupt: 'coef', 'intercept', 'alpha' or 'rmse_log' is not a number "
+                             f"per source")
 
 
 def _interp_extrapolate(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -396,6 +419,10 @@ def _replace_dir(staging: Path, target: Path) -> None:
 
 
 PREDICTORS: Registry[XGBPredictor] = Registry("predictor kind")
+#: Saved predictors of another algorithm than these XGBoost ensembles (``meta.json``'s ``algorithm``), by name:
+#: :meth:`XGBPredictor.load` hands their folders to the class registered here (``transfer``:
+#: :class:`~hwnas.predictors.transfer.TransferLatencyPredictor`, registered when its module is imported).
+ALGORITHMS: dict[str, Any] = {}
 
 
 @PREDICTORS.register("latency")

@@ -9,8 +9,10 @@ measurement is stored at once, so Ctrl-C loses at most the architecture being me
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -22,7 +24,8 @@ from hwnas.profiling.measure import (DEFAULT_CONDITIONS, DEFAULT_PROTOCOL, Condi
 from hwnas.profiling.progress import ProfileProgress
 from hwnas.profiling.sampling import SizeFn, macs_size_fn, stratified_sample
 from hwnas.profiling.store import ProfileStore, normalize_space_options
-from hwnas.profiling.tables import TableProblem, read_latency_table, table_record_stats
+from hwnas.profiling.tables import (TableProblem, TableRow, parse_device_table, read_latency_table,
+                                    read_table_text, table_record_stats)
 from hwnas.runtimes import get_runtime
 from hwnas.spaces.base import SearchSpace
 
@@ -136,28 +139,69 @@ def import_table(store: ProfileStore, space: SearchSpace, path: str, *, input_sh
         ProfileError: the table has no usable row, the profile holds real measurements (tables and
             measurements are never mixed), or it is corrupt.
     """
-    from pathlib import Path
-
     start = time.perf_counter()
     rows, problems = read_latency_table(path, space)
     for problem in problems if report is not None else ():
         report(problem)
-    summary = RunSummary(problems=problems)
     if not rows:
         raise ProfileError(f"{path}: no usable arch,latency_ms row ({len(problems)} skipped); "
                            f"nothing imported")
+    summary = _import_rows(store, space, rows, Path(path).name, input_shape=input_shape, num_classes=num_classes,
+                           space_options=space_options, runtime=runtime)
+    summary.problems = problems
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def import_device_table(root: str | os.PathLike, space: SearchSpace, path: str, *, input_shape: Sequence[int],
+                        num_classes: int, columns: Sequence[str] | None = None, prefix: str = "",
+                        space_options: Mapping[str, Any] | None = None,
+                        report: Callable[[TableProblem], None] | None = None,
+                        runtime: str | None = None) -> dict[str, RunSummary]:
+    """Imports each device column of a table ``arch,<device>,<device>...`` into its own table-sourced profile
+    ``<root>/<prefix><device>`` (one command for a published release such as HELP's 20 devices).
+
+    Returns:
+        The summary of each profile written, by profile name; a column without a usable cell is skipped (with a
+        problem reported) and is not among them.
+
+    Raises:
+        ProfileError: the table has no header naming its columns, a column asked for is missing, a profile name
+            is not usable, or a profile holds real measurements.
+    """
+    start = time.perf_counter()
+    per_column, problems = parse_device_table(read_table_text(path), space, columns)
+    names = {column: ProfileStore(root, f"{prefix}{column}").device for column in per_column}  # names checked
+    for problem in problems if report is not None else ():
+        report(problem)
+    summaries: dict[str, RunSummary] = {}
+    for column, rows in per_column.items():
+        if not rows:
+            if report is not None:
+                report(TableProblem(0, f"column {column!r} has no usable latency: not imported"))
+            continue
+        summary = _import_rows(ProfileStore(root, names[column]), space, rows, f"{Path(path).name}#{column}",
+                               input_shape=input_shape, num_classes=num_classes, space_options=space_options,
+                               runtime=runtime)
+        summary.problems = [p for p in problems if p.message.startswith(f"{column}: ")]
+        summary.seconds = time.perf_counter() - start
+        summaries[names[column]] = summary
+    return summaries
+
+
+def _import_rows(store: ProfileStore, space: SearchSpace, rows: Sequence[TableRow], table_name: str, *,
+                 input_shape: Sequence[int], num_classes: int, space_options: Mapping[str, Any] | None,
+                 runtime: str | None) -> RunSummary:
+    """Adds a table's rows to a table-sourced profile, in one durable append."""
+    summary = RunSummary()
     options = normalize_space_options(space.name, space_options)
     with store.lock():
-        store.ensure(table_fingerprint(store.device, Path(path).name, runtime=runtime))
-        summary.held_before = summary.held_after = len(store.records(space.name, input_shape, options))
-        for row in rows:
-            record = make_record(space=space.name, arch=row.arch, input_shape=input_shape,
-                                 num_classes=num_classes, stats=table_record_stats(row.latency_ms),
-                                 space_options=options, source="table")
-            if store.add(record):
-                summary.measured += 1
-                summary.held_after += 1
-            else:
-                summary.already += 1
-    summary.seconds = time.perf_counter() - start
+        store.ensure(table_fingerprint(store.device, table_name, runtime=runtime))
+        summary.held_before = len(store.records(space.name, input_shape, options))
+        records = [make_record(space=space.name, arch=row.arch, input_shape=input_shape, num_classes=num_classes,
+                               stats=table_record_stats(row.latency_ms), space_options=options, source="table")
+                   for row in rows]
+        summary.measured = store.add_many(records)
+        summary.already = len(records) - summary.measured
+        summary.held_after = summary.held_before + summary.measured
     return summary

@@ -287,16 +287,31 @@ class ProfileStore:
             ProfileError: the profile does not exist yet (call :meth:`ensure`), is corrupt, or cannot be
                 written.
         """
+        return self.add_many([record]) == 1
+
+    def add_many(self, records: Sequence[Mapping[str, Any]]) -> int:
+        """Appends the records whose keys are not stored yet with one write and one ``fsync`` (a published
+        table's 15,625 rows would otherwise take one ``fsync`` each); returns how many were added. A crash
+        during the write leaves at most a torn final line, which readers ignore.
+
+        Raises:
+            ProfileError: as :meth:`add`.
+        """
         if not self.exists:
             raise ProfileError(f"profile {self.path} has no {DEVICE_FILE}; create it first")
-        missing = [k for k in REQUIRED_KEYS if k not in record]
-        if missing:
-            raise ValueError(f"record lacks {', '.join(missing)}")
+        for record in records:
+            missing = [k for k in REQUIRED_KEYS if k not in record]
+            if missing:
+                raise ValueError(f"record lacks {', '.join(missing)}")
         self._load()
-        key = self._key_of(record)
-        if key in self._keys:
-            return False
-        line = (json.dumps(dict(record), sort_keys=False, allow_nan=False) + "\n").encode("utf-8")
+        fresh: dict[tuple, dict[str, Any]] = {}
+        for record in records:
+            key = self._key_of(record)
+            if key not in self._keys and key not in fresh:
+                fresh[key] = dict(record)
+        if not fresh:
+            return 0
+        data = "".join(json.dumps(r, sort_keys=False, allow_nan=False) + "\n" for r in fresh.values())
         path = self.measurements_file
         try:
             if self._torn_at is not None:
@@ -306,15 +321,15 @@ class ProfileStore:
                 if self._needs_newline:
                     handle.write(b"\n")
                     self._needs_newline = False
-                handle.write(line)
+                handle.write(data.encode("utf-8"))
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
             raise ProfileError(f"cannot append to {path}: {exc.strerror or exc}") from None
         assert self._records is not None
-        self._records.append(dict(record))
-        self._keys.add(key)
-        return True
+        self._records.extend(fresh.values())
+        self._keys.update(fresh)
+        return len(fresh)
 
     @contextlib.contextmanager
     def lock(self, *, timeout: float = 0.0, on_wait=None) -> Iterator[None]:

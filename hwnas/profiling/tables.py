@@ -1,7 +1,8 @@
-"""Importing published latency tables: CSV rows of ``arch,latency_ms`` (canonical architecture strings).
+"""Importing published latency tables: CSV rows of ``arch,latency_ms`` (canonical architecture strings), or
+one ``arch`` column and one column per device (``arch,pixel3,raspi4,...``, as in the HELP release).
 
 Users can start a profile from published per-device measurements (HW-NAS-Bench-style tables for edge
-devices) instead of measuring. Every row that cannot be used is reported with its line number and skipped;
+devices) instead of measuring, and use other devices' tables as transfer sources. Every row that cannot be used is reported with its line number and skipped;
 none is dropped silently.
 """
 
@@ -13,6 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from hwnas.arch import Arch
 from hwnas.errors import HwnasError
@@ -20,6 +22,8 @@ from hwnas.profiling.errors import ProfileError
 from hwnas.spaces.base import SearchSpace
 
 HEADER = ("arch", "latency_ms")
+#: A column suffix of several-device tables that is not part of the device's name.
+DEVICE_SUFFIX = "_latency_ms"
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,34 @@ class TableProblem:
         return f"line {self.line}: {self.message}"
 
 
+def _csv_rows(text: str, problems: list[TableProblem]):
+    """``(line number, stripped cells)`` of each CSV row that is not blank or a ``#`` comment; rows that are
+    not CSV are added to ``problems``."""
+    reader = csv.reader(io.StringIO(text))
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.append(TableProblem(reader.line_num, f"not CSV ({exc})"))
+            continue
+        if not fields or not "".join(fields).strip() or fields[0].lstrip().startswith("#"):
+            continue
+        yield reader.line_num, [f.strip() for f in fields]
+
+
+def _latency(cell: str) -> tuple[float | None, str | None]:
+    """The latency in a cell, or the reason it is not one."""
+    try:
+        latency = float(cell)
+    except ValueError:
+        return None, f"latency {cell!r} is not a number"
+    if not math.isfinite(latency) or latency <= 0:
+        return None, f"latency {cell!r} is not a positive finite number"
+    return latency, None
+
+
 def parse_latency_table(text: str, space: SearchSpace) -> tuple[list[TableRow], list[TableProblem]]:
     """Parses the text of a latency table.
 
@@ -57,26 +89,15 @@ def parse_latency_table(text: str, space: SearchSpace) -> tuple[list[TableRow], 
     rows: list[TableRow] = []
     problems: list[TableProblem] = []
     seen: dict[str, int] = {}
-    reader = csv.reader(io.StringIO(text))
     first = True
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(TableProblem(reader.line_num, f"not CSV ({exc})"))
-            continue
-        line = reader.line_num
-        if not fields or not "".join(fields).strip() or fields[0].lstrip().startswith("#"):
-            continue
-        cells = [f.strip() for f in fields]
+    for line, cells in _csv_rows(text, problems):
         is_first, first = first, False
         if is_first and tuple(c.lower() for c in cells) == HEADER:
             continue
         if is_first and cells and cells[0].lower() == "arch":  # a header of another table (e.g. accuracies)
             raise ProfileError(f"the table's header names the columns {','.join(cells)!r}, not "
-                               f"'arch,latency_ms': it is not a latency table")
+                               f"'arch,latency_ms': it is not a latency table (a table of several devices' "
+                               f"latencies is imported with --columns)")
         if len(cells) != 2:
             problems.append(TableProblem(line, f"expected 2 fields (arch,latency_ms), got {len(cells)}"))
             continue
@@ -85,13 +106,9 @@ def parse_latency_table(text: str, space: SearchSpace) -> tuple[list[TableRow], 
         except HwnasError as exc:
             problems.append(TableProblem(line, f"architecture does not parse: {exc}"))
             continue
-        try:
-            latency = float(cells[1])
-        except ValueError:
-            problems.append(TableProblem(line, f"latency {cells[1]!r} is not a number"))
-            continue
-        if not math.isfinite(latency) or latency <= 0:
-            problems.append(TableProblem(line, f"latency {cells[1]!r} is not a positive finite number"))
+        latency, problem = _latency(cells[1])
+        if problem:
+            problems.append(TableProblem(line, problem))
             continue
         if arch.string in seen:
             problems.append(TableProblem(line, f"architecture repeats line {seen[arch.string]}"))
@@ -101,6 +118,86 @@ def parse_latency_table(text: str, space: SearchSpace) -> tuple[list[TableRow], 
     return rows, problems
 
 
+def device_column(name: str) -> str:
+    """The device a column of a several-device table names: ``pixel3_latency_ms`` and ``pixel3`` are ``pixel3``."""
+    return name[: -len(DEVICE_SUFFIX)] if name.endswith(DEVICE_SUFFIX) and name != DEVICE_SUFFIX else name
+
+
+def parse_device_table(text: str, space: SearchSpace, columns: Sequence[str] | None = None
+                       ) -> tuple[dict[str, list[TableRow]], list[TableProblem]]:
+    """Parses a table of several devices' latencies: a header ``arch,<device>,<device>...`` then one row per
+    architecture (the HELP release's NAS-Bench-201 table is one; a column ``<device>_latency_ms`` is
+    ``<device>``'s).
+
+    Args:
+        text: The table's text.
+        space: The space its architectures belong to.
+        columns: The device columns to read (None: all).
+
+    Returns:
+        The usable rows of each column asked for (in the table's order) and the problems (a cell that is not a
+        positive latency is skipped for its column only; a row whose architecture does not parse, or repeats,
+        for all).
+
+    Raises:
+        ProfileError: no header naming ``arch`` first, a column asked for is not in it, or it repeats a column.
+    """
+    problems: list[TableProblem] = []
+    rows = _csv_rows(text, problems)
+    first = next(rows, None)
+    if first is None or not first[1] or first[1][0].lower() != "arch" or len(first[1]) < 2:
+        raise ProfileError("a table of several devices starts with a header 'arch,<device>,<device>...'")
+    if tuple(c.lower() for c in first[1]) == HEADER:
+        raise ProfileError("the table holds one device's latencies (arch,latency_ms), not a column per device: "
+                           "import it with --device NAME instead of --columns")
+    header = [device_column(c) for c in first[1][1:]]
+    if len(set(header)) != len(header) or not all(header):
+        raise ProfileError(f"the table's header repeats a column or has an empty one: {','.join(first[1])!r}")
+    wanted = list(header) if columns is None else list(dict.fromkeys(device_column(c) for c in columns))
+    unknown = [c for c in wanted if c not in header]
+    if unknown:
+        raise ProfileError(f"no column {unknown[0]!r} in the table (it has: {', '.join(header)})")
+    index = {c: header.index(c) + 1 for c in wanted}
+    out: dict[str, list[TableRow]] = {c: [] for c in wanted}
+    seen: dict[str, int] = {}
+    for line, cells in rows:
+        if len(cells) != len(header) + 1:
+            problems.append(TableProblem(line, f"expected {len(header) + 1} fields, got {len(cells)}"))
+            continue
+        try:
+            arch = space.parse(cells[0])
+        except HwnasError as exc:
+            problems.append(TableProblem(line, f"architecture does not parse: {exc}"))
+            continue
+        if arch.string in seen:
+            problems.append(TableProblem(line, f"architecture repeats line {seen[arch.string]}"))
+            continue
+        seen[arch.string] = line
+        for column in wanted:
+            latency, problem = _latency(cells[index[column]])
+            if problem:
+                problems.append(TableProblem(line, f"{column}: {problem}"))
+            else:
+                out[column].append(TableRow(line, arch, latency))
+    return out, problems
+
+
+def read_table_text(path: str | os.PathLike) -> str:
+    """A table file's text (UTF-8).
+
+    Raises:
+        ProfileError: the file cannot be read or is not UTF-8 text.
+    """
+    file = Path(path)
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ProfileError(f"{file}: not UTF-8 text; a latency table is a CSV of arch,latency_ms "
+                           f"rows") from None
+    except OSError as exc:
+        raise ProfileError(f"cannot read {file}: {exc.strerror or exc}") from None
+
+
 def read_latency_table(path: str | os.PathLike,
                        space: SearchSpace) -> tuple[list[TableRow], list[TableProblem]]:
     """Reads and parses a latency table file (UTF-8); see :func:`parse_latency_table`.
@@ -108,15 +205,7 @@ def read_latency_table(path: str | os.PathLike,
     Raises:
         ProfileError: the file cannot be read or is not UTF-8 text.
     """
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ProfileError(f"{file}: not UTF-8 text; a latency table is a CSV of arch,latency_ms "
-                           f"rows") from None
-    except OSError as exc:
-        raise ProfileError(f"cannot read {file}: {exc.strerror or exc}") from None
-    return parse_latency_table(text, space)
+    return parse_latency_table(read_table_text(path), space)
 
 
 def table_record_stats(latency_ms: float) -> dict:

@@ -67,6 +67,10 @@ class RunConfig:
             and ``precision`` complete the conditions. A runtime other than onnxruntime has its own profile,
             ``<device>.<runtime>``.
         profile_samples: Architectures profiled when the device has no profile yet.
+        transfer, transfer_from: Whether the latency predictor transfers from other device profiles of the same
+            task (:mod:`hwnas.predictors.transfer`), and from which (None: every compatible one under
+            ``profiles_dir``). ``transfer_sources``: the profiles it used, recorded when the run starts (a resume
+            uses the same). Runs made before transfer existed read as ``transfer=False``.
 
     Search:
         controller, reward, mode, acquisition: Registered names (see ``hwnas search --help``).
@@ -149,6 +153,9 @@ class RunConfig:
     initial_estimates: int = _setting("initial_estimates")
     estimates_per_round: int = _setting("estimates_per_round")
     predictor_options: Mapping[str, Any] = field(default_factory=dict)
+    transfer: bool = True
+    transfer_from: tuple[str, ...] | None = None
+    transfer_sources: tuple[str, ...] | None = None
     dataset_name: str | None = None
     dataset_key: str | None = None
     input_shape: tuple[int, int, int] | None = None
@@ -182,6 +189,17 @@ class RunConfig:
                 set_(self, name, tuple(int(d) for d in value))
         if self.class_names is not None:
             set_(self, "class_names", tuple(str(c) for c in self.class_names))
+        if not isinstance(self.transfer, bool):
+            raise ConfigError(f"transfer must be true or false, got {self.transfer!r}")
+        for name in ("transfer_from", "transfer_sources"):
+            value = getattr(self, name)
+            if value is not None:
+                if isinstance(value, str) or not isinstance(value, (list, tuple)) \
+                        or not all(isinstance(v, str) and v for v in value):
+                    raise ConfigError(f"{name} must be a list of profile names, got {value!r}")
+                set_(self, name, tuple(value))
+        if self.transfer_from is not None and not self.transfer:
+            raise ConfigError("transfer_from names sources but transfer is off; give one of them")
         for name in ("space", "dataset", "device", "profiles_dir", "provider", "runtime", "precision", "controller",
                      "reward", "mode", "acquisition", "estimator", "supernet_sampling", "explore_by"):
             if not (isinstance(getattr(self, name), str) and getattr(self, name)):
@@ -413,6 +431,7 @@ class RunConfig:
         values = {_RENAMED.get(k, k): v for k, v in data.items() if _RENAMED.get(k, k) in known}
         values.setdefault("train_device", "cpu")  # runs made before the setting trained on the CPU
         values.setdefault("final_seeds", 0)  # runs made before the finals end as they began: without them
+        values.setdefault("transfer", False)  # runs made before transfer fit latency on their own records
         if not values.get("recipe"):  # runs made before the recipe was stored: the default at their epochs
             values["recipe"] = DEFAULT_RECIPE.with_fidelity(epochs=data["epochs"]) if data.get("epochs") \
                 else DEFAULT_RECIPE

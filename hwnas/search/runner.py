@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from hwnas.errors import HwnasError
-from hwnas.predictors import PREDICTORS, LatencyPredictor
+from hwnas.predictors import PREDICTORS, Predictor
 from hwnas.devices import open_device, profile_name
 from hwnas.profiling import ProfileStore, profile_space
 from hwnas.profiling.fingerprint import mismatches
@@ -29,12 +29,52 @@ logger = logging.getLogger(__name__)
 MIN_PROFILE_RECORDS = 10
 
 
-def latency_source(config: RunConfig, space, *, echo: Callable[[str], None], executor=None) -> ProfileLatency:
+def transfer_sources(run: RunDir, space, *, echo: Callable[[str], None]) -> list:
+    """The other device profiles the run's latency predictor transfers from (:mod:`hwnas.predictors.transfer`):
+    found when the run starts (every compatible profile, or ``transfer_from``'s) and recorded in
+    ``config.json`` as ``transfer_sources``; a resume uses the recorded ones."""
+    from hwnas.profiling.transfer import SourceTask, find_sources
+
+    config = run.config
+    if not config.transfer:
+        return []
+    table = config.latency_table is not None
+    target = config.device if table else profile_name(config.device, config.runtime)
+    task = SourceTask(space.name, tuple(config.input_shape), dict(config.space_options),
+                      None if table else config.batch_size, None if table else config.precision)
+    recorded = config.transfer_sources is not None
+    sources = find_sources(config.profiles_dir, task, target=target, space_size=space.size(), missing_ok=recorded,
+                           names=config.transfer_sources if recorded else config.transfer_from,
+                           report=lambda line: echo(f"Warning: {line}"))
+    if not recorded:
+        run.update_config(transfer_sources=[s.name for s in sources])
+    if sources:
+        names = ", ".join(s.name for s in sources[:6]) + (f" and {len(sources) - 6} more" if len(sources) > 6 else "")
+        echo(f"latency predictor: transfers from {len(sources)} other device profile(s) ({names})")
+    return sources
+
+
+def latency_predictor_factory(config: RunConfig, space, sources: Sequence = ()) -> Callable[[], Predictor]:
+    """Makes the run's unfitted latency predictor: the transfer one when there are sources, else the
+    registered ``latency`` predictor."""
+    common = dict(space=space.name, space_options=config.space_options, input_shape=list(config.input_shape),
+                  num_classes=config.num_classes, random_state=config.seed, **config.predictor_options)
+    if sources:
+        from hwnas.predictors.transfer import TransferLatencyPredictor
+
+        return lambda: TransferLatencyPredictor(sources, **common)
+    return lambda: PREDICTORS.get("latency")(**common)
+
+
+def latency_source(config: RunConfig, space, *, echo: Callable[[str], None], executor=None,
+                   sources: Sequence = ()) -> ProfileLatency:
     """The device's latency source (:func:`hwnas.devices.open_device`: this machine, its node of the
     executor's Ray cluster, or a device out of reach); profiles a device that can measure on the spot when it
     has no profile yet.
 
     With ``config.latency_table`` the source is that table (:class:`~hwnas.search.sources.tables.TableLatency`).
+    A device out of reach predicts what its profile lacks with the run's latency predictor (transferred from
+    ``sources`` when there are some).
 
     Raises:
         HwnasError: a device that cannot measure from here has no (or too small a) profile.
@@ -77,9 +117,8 @@ def latency_source(config: RunConfig, space, *, echo: Callable[[str], None], exe
     fallback = None
     if not measurable:
         records = store.records(space.name, shape, options)
-        fallback = LatencyPredictor(space=space.name, space_options=options, input_shape=shape,
-                                    num_classes=classes).fit([r["arch"] for r in records],
-                                                             [r["median_ms"] for r in records]).predict
+        fallback = latency_predictor_factory(config, space, sources)().fit(
+            [r["arch"] for r in records], [r["median_ms"] for r in records]).predict
         echo(f"device {config.device!r} cannot be measured from here ({why}): candidates outside its profile "
              f"get predicted latencies, flagged as such; confirm the final model's latency on the device")
     else:
@@ -133,7 +172,9 @@ def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Calla
     _check_train_device(run, ray_gpus=ray_gpus, on_ray=on_ray)  # before anything is measured or trained
     config = run.config
     space = config.create_space()
-    latency = latency_source(config, space, echo=echo, executor=executor)
+    sources = transfer_sources(run, space, echo=echo)
+    config = run.config
+    latency = latency_source(config, space, echo=echo, executor=executor, sources=sources)
     accuracy = accuracy_source(config, space, accuracy_fn=accuracy_fn, ray_gpus=ray_gpus, on_ray=on_ray)
     estimates = None
     if config.estimator == "supernet":
@@ -164,7 +205,7 @@ def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Calla
                       reward=create_reward(config.reward), accuracy_source=accuracy, latency_source=latency,
                       settings=settings, run_dir=run,
                       make_accuracy_predictor=lambda: PREDICTORS.get("accuracy")(**common),
-                      make_latency_predictor=lambda: PREDICTORS.get("latency")(**common), callback=events,
+                      make_latency_predictor=latency_predictor_factory(config, space, sources), callback=events,
                       estimator=estimates, result_extras=extras, executor=executor)
     events(SearchStarted(max_trainings=settings.max_trainings, trainings_done=loop.state.trainings,
                          budget_ms=settings.budget_ms))

@@ -1,0 +1,310 @@
+"""Latency-predictor transfer (issue 32): the ridge on other devices' latencies, its sources, its file, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwnas.predictors import LatencyPredictor, XGBPredictor
+from hwnas.predictors.metrics import spearman, within
+from hwnas.predictors.transfer import LatencySource, TransferLatencyPredictor
+from hwnas.profiling.fingerprint import host_fingerprint
+from hwnas.profiling.measure import Conditions, make_record
+from hwnas.profiling.store import ProfileStore
+from hwnas.profiling.tables import device_column
+from hwnas.profiling.transfer import SourceTask, estimate_quality, find_sources
+from hwnas.spaces import create_space
+
+HELP = Path("/work/shared/benchdata/help-nb201/latency.csv")
+SHAPE = (3, 32, 32)
+NB201 = dict(space="nb201", input_shape=list(SHAPE), num_classes=10)
+
+
+def device_latency(strings, *, base, conv3, conv1, pool, noise=0.0, seed=0):
+    """A synthetic device: a fixed cost plus a cost per operation, with multiplicative noise."""
+    rng = np.random.default_rng(seed)
+    values = np.array([base + conv3 * s.count("nor_conv_3x3") + conv1 * s.count("nor_conv_1x1")
+                       + pool * s.count("avg_pool_3x3") for s in strings])
+    return values * np.exp(rng.normal(0, noise, len(values)))
+
+
+DEVICES = {"a": (0.5, 0.30, 0.08, 0.05), "b": (2.0, 1.10, 0.40, 0.30), "c": (0.1, 0.02, 0.01, 0.04),
+           "target": (0.8, 0.45, 0.14, 0.12)}
+
+
+@pytest.fixture(scope="module")
+def strings():
+    return [a.string for a in create_space("nb201").enumerate()]
+
+
+@pytest.fixture(scope="module")
+def synthetic(strings):
+    return {name: dict(zip(strings, device_latency(strings, base=b, conv3=c3, conv1=c1, pool=p, noise=0.01,
+                                                   seed=i)))
+            for i, (name, (b, c3, c1, p)) in enumerate(DEVICES.items())}
+
+
+def sources_of(tables, names, *, complete=True):
+    return [LatencySource(n, tables[n], info={"source": "test"}, complete=complete) for n in names]
+
+
+def test_transfer_predicts_a_new_device_from_20_measurements(strings, synthetic):
+    rng = np.random.default_rng(0)
+    own = [strings[i] for i in rng.choice(len(strings), 20, replace=False)]
+    target = synthetic["target"]
+    model = TransferLatencyPredictor(sources_of(synthetic, "abc"), **NB201).fit(own, [target[a] for a in own])
+    truth = np.array([target[s] for s in strings])
+    predicted = model.predict(strings)
+    assert within(truth, predicted, 0.10) >= 0.95 and spearman(truth, predicted) >= 0.95
+    alone = LatencyPredictor(**NB201).fit(own, [target[a] for a in own]).predict(strings)
+    assert within(truth, predicted, 0.10) > within(truth, alone, 0.10) + 0.2  # the sources are what helps
+    mean, std = model.predict_dist(strings[:5])
+    assert np.all(std > 0) and np.allclose(mean, predicted[:5])
+    assert set(model.weights()) == {"a", "b", "c"}
+
+
+@pytest.mark.skipif(not HELP.is_file(), reason="the HELP table of the shared benchmark data is not here")
+def test_transfer_on_published_latencies_of_20_devices():
+    import csv
+
+    with HELP.open() as handle:
+        rows = list(csv.reader(handle))
+    header, body = rows[0], rows[1:]
+    archs = [r[0] for r in body]
+    table = {device_column(name): dict(zip(archs, (float(r[j]) for r in body))) for j, name in enumerate(header) if j}
+    target = "titanx_1"
+    sources = [LatencySource(n, t, complete=True) for n, t in table.items() if n != target]
+    own = [archs[i] for i in np.random.default_rng(0).permutation(len(archs))[:20]]
+    model = TransferLatencyPredictor(sources, **NB201).fit(own, [table[target][a] for a in own])
+    truth = np.array([table[target][a] for a in archs])
+    predicted = model.predict(archs)
+    # benchmarks/fewshot_latency.py: 0.98 / 98% for this device at N=20 (mean of 10 draws)
+    assert spearman(truth, predicted) >= 0.96 and within(truth, predicted, 0.10) >= 0.90
+
+
+def test_incomplete_source_stands_in_with_its_own_predictor(strings, synthetic):
+    rng = np.random.default_rng(1)
+    held = {s: synthetic["a"][s] for s in (strings[i] for i in rng.choice(len(strings), 300, replace=False))}
+    source = LatencySource("a", held)
+    own = list(held)[:20]
+    model = TransferLatencyPredictor([source], **NB201).fit(own, [synthetic["target"][s] for s in own])
+    outside = [s for s in strings if s not in held][:400]
+    assert source.fallback is None  # not needed for the fit: its records cover the own ones
+    truth = np.array([synthetic["target"][s] for s in outside])
+    assert spearman(truth, model.predict(outside)) > 0.9
+    assert source.fallback is not None and source.fallback.n_train_ == 300
+
+
+def test_saved_predictor_records_its_sources_and_loads_without_them(tmp_path, strings, synthetic):
+    own = strings[:: len(strings) // 25][:25]
+    partial = LatencySource("c", {s: synthetic["c"][s] for s in strings[:400]}, info={"runtime": "openvino"})
+    model = TransferLatencyPredictor([*sources_of(synthetic, "ab"), partial], **NB201).fit(
+        own, [synthetic["target"][s] for s in own])
+    model.save(tmp_path / "p", scores={"cv": {"within_10pct": 0.9}})
+    meta = json.loads((tmp_path / "p" / "meta.json").read_text())
+    assert meta["algorithm"] == "transfer" and meta["n_train"] == 25
+    assert [s["name"] for s in meta["sources"]] == ["a", "b", "c"]
+    assert meta["sources"][2]["info"] == {"runtime": "openvino"} and meta["sources"][2]["records"] == 400
+    assert (tmp_path / "p" / "source_2" / "meta.json").is_file()  # the partial source's stand-in travels too
+    del synthetic  # nothing of the sources is used below but the predictor's own folder
+    for loader in (XGBPredictor.load, LatencyPredictor.load, TransferLatencyPredictor.load):
+        loaded = loader(tmp_path / "p")
+        assert isinstance(loaded, TransferLatencyPredictor)
+        probe = strings[500:520] + strings[-20:]
+        assert np.allclose(loaded.predict(probe), model.predict(probe), rtol=1e-9)
+
+
+def test_corrupt_transfer_meta_is_one_error(tmp_path, strings, synthetic):
+    from hwnas.predictors import PredictorError
+
+    own = strings[:: len(strings) // 20][:20]
+    TransferLatencyPredictor(sources_of(synthetic, "ab"), **NB201).fit(
+        own, [synthetic["target"][s] for s in own]).save(tmp_path / "p")
+    meta_file = tmp_path / "p" / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta["coef"] = ["x", 1]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(PredictorError, match="coef"):
+        XGBPredictor.load(tmp_path / "p")
+    meta["coef"] = [1.0, 2.0]
+    meta_file.write_text(json.dumps(meta))
+    (tmp_path / "p" / "sources.npz").write_bytes(b"not a zip")
+    with pytest.raises(PredictorError, match="sources.npz"):
+        XGBPredictor.load(tmp_path / "p")
+
+
+# -- sources from profiles -----------------------------------------------------------------------------------
+def write_profile(root, name, latencies, *, shape=SHAPE, threads=1, batch_size=1, precision="fp32"):
+    space = create_space("nb201")
+    store = ProfileStore(root, name)
+    store.ensure(host_fingerprint(name, Conditions(threads=threads, batch_size=batch_size, precision=precision)))
+    store.add_many([make_record(space="nb201", arch=space.parse(a), input_shape=shape, num_classes=10,
+                                stats={"median_ms": float(v)}) for a, v in latencies.items()])
+    return store
+
+
+def test_only_compatible_sources_are_used(tmp_path, strings, synthetic):
+    root = tmp_path / "profiles"
+    some = dict(list(synthetic["a"].items())[:60])
+    write_profile(root, "same", some)
+    write_profile(root, "batch8", some, batch_size=8)
+    write_profile(root, "half", some, precision="fp16")
+    write_profile(root, "other-shape", some, shape=(3, 16, 16))
+    write_profile(root, "few", dict(list(some.items())[:5]))
+    write_profile(root, "target", dict(list(synthetic["target"].items())[:20]))
+    (root / "broken").mkdir()
+    (root / "broken" / "device.json").write_text("{not json")
+    task = SourceTask("nb201", SHAPE, {}, 1, "fp32")
+    lines = []
+    found = find_sources(root, task, target="target", report=lines.append)
+    assert [s.name for s in found] == ["same"]
+    assert found[0].info["threads"] == 1 and found[0].info["runtime"] == "onnxruntime"
+    text = "\n".join(lines)
+    assert "'batch8' skipped: measured at batch size 8, not 1" in text
+    assert "'half' skipped: measured at precision fp16, not fp32" in text
+    assert "'few' skipped: holds 5 nb201 latencies" in text and "'broken' skipped" in text
+    assert "other-shape" not in text  # it holds no record of this task: not worth a line
+    assert len(lines) == 4
+    named = []
+    assert find_sources(root, task, target="target", names=["other-shape", "same"], report=named.append)[0].name \
+        == "same"
+    assert named == ["transfer source 'other-shape' skipped: holds 0 nb201 latencies at 3x32x32 (a source needs 20)"]
+    from hwnas.errors import HwnasError
+
+    with pytest.raises(HwnasError, match="no profile 'nope'"):
+        find_sources(root, task, target="target", names=["nope"])
+    with pytest.raises(HwnasError, match="its own transfer source"):
+        find_sources(root, task, target="target", names=["target"])
+    assert find_sources(root, task, target="target", names=["nope", "same"], missing_ok=True,
+                        report=named.append)[0].name == "same"
+    # a published table records neither batch size nor precision: it is not refused on them
+    assert find_sources(root, SourceTask("nb201", SHAPE, {}, None, None), target="target",
+                        names=["batch8", "half"]) != []
+
+
+def test_quality_estimate_and_its_suggestion(strings, synthetic):
+    records = [{"arch": s, "median_ms": synthetic["target"][s]} for s in strings[::400][:30]]
+    transferred = estimate_quality(records, sources_of(synthetic, "ab"), space="nb201", space_options={},
+                                   input_shape=SHAPE, num_classes=10)
+    alone = estimate_quality(records, [], space="nb201", space_options={}, input_shape=SHAPE, num_classes=10)
+    assert transferred.n == alone.n == 30 and transferred.sources == ("a", "b") and alone.sources == ()
+    assert transferred.within_10pct > alone.within_10pct
+    assert "transferred from 2 profile(s)" in transferred.summary() and "more measurements refine little" in \
+        transferred.summary()
+    assert "no transfer source" in alone.summary()
+    from hwnas.profiling.transfer import QualityEstimate
+
+    growing = QualityEstimate(n=20, sources=(), within_10pct=0.6, spearman=0.9, half_within_10pct=0.45)
+    assert growing.suggestion().startswith("about 60 more measurements")  # 0.6 + 0.15 x 2 doublings >= 0.9
+    flat = QualityEstimate(n=200, sources=("a",), within_10pct=0.7, spearman=0.9, half_within_10pct=0.69)
+    assert "help little" in flat.suggestion()
+    assert estimate_quality(records[:4], [], space="nb201", space_options={}, input_shape=SHAPE,
+                            num_classes=10) is None
+
+
+# -- command line --------------------------------------------------------------------------------------------
+@pytest.fixture()
+def device_table(tmp_path, strings, synthetic):
+    """A table of three devices' latencies (arch,a,b,c) over 300 nb201 cells, and the target's 20 own rows."""
+    chosen = strings[::50][:300]
+    wide = tmp_path / "devices.csv"
+    wide.write_text("arch,a,b,c\n" + "".join(f"{s},{synthetic['a'][s]:.6f},{synthetic['b'][s]:.6f},"
+                                              f"{synthetic['c'][s]:.6f}\n" for s in chosen))
+    own = tmp_path / "target.csv"
+    own.write_text("arch,latency_ms\n" + "".join(f"{s},{synthetic['target'][s]:.6f}\n" for s in chosen[:20]))
+    return wide, own, chosen
+
+
+def test_a_device_table_imports_as_profiles_and_transfers(cli, tmp_path, device_table, synthetic):
+    wide, own, chosen = device_table
+    profiles = tmp_path / "profiles"
+    common = ["--space", "nb201", "--input-shape", "3x32x32", "--profiles-dir", profiles]
+    result = cli("profile", "--latency-table", wide, "--columns", "all", "--device-prefix", "pub-", *common)
+    assert result.exit_code == 0, result.stderr
+    assert "profile 'pub-a'" in result.output and "imported 300 nb201 latencies at 3x32x32" in result.output
+    assert sorted(p.name for p in profiles.iterdir()) == ["pub-a", "pub-b", "pub-c"]
+    again = cli("profile", "--latency-table", wide, "--columns", "b", "--device-prefix", "pub-", *common)
+    assert again.exit_code == 0 and "300 already in it" in again.output
+    assert cli("profile", "--device", "tgt", "--latency-table", own, *common).exit_code == 0
+
+    predictors = ["--predictors-dir", tmp_path / "predictors"]
+    fitted = cli("predictors", "fit", "latency", "--device", "tgt", "--space", "nb201", "--input-shape", "3x32x32",
+                 "--profiles-dir", profiles, *predictors, "--name", "tl")
+    assert fitted.exit_code == 0, fitted.stderr
+    assert "on 20 measurements of 'tgt', transferred from 3 other profile(s)" in fitted.output
+    shown = cli("predictors", "show", "tl", *predictors)
+    assert "transfer from 3 profile(s) on 20 own measurements" in shown.output
+    assert all(f"pub-{d}" in shown.output for d in "abc")
+    meta = json.loads((tmp_path / "predictors" / "tl" / "meta.json").read_text())
+    assert [s["name"] for s in meta["sources"]] == ["pub-a", "pub-b", "pub-c"] and meta["n_train"] == 20
+    assert "transfer from 3" in cli("predictors", "list", *predictors).output
+
+    some = cli("predictors", "fit", "latency", "--device", "tgt", "--space", "nb201", "--input-shape", "3x32x32",
+               "--profiles-dir", profiles, *predictors, "--name", "t2", "--transfer-from", "pub-b")
+    assert some.exit_code == 0 and "transferred from 1 other profile(s)" in some.output
+    predicted = json.loads(cli("predict", chosen[100], "--predictor", "t2", *predictors, "--json").output)
+    assert predicted["predictions"][0]["prediction"] == pytest.approx(synthetic["target"][chosen[100]], rel=0.15)
+
+    # --no-transfer is the predictor as it was before transfer: the same fit of the device's own records
+    alone = cli("predictors", "fit", "latency", "--device", "tgt", "--space", "nb201", "--input-shape", "3x32x32",
+                "--profiles-dir", profiles, *predictors, "--name", "t3", "--no-transfer")
+    assert alone.exit_code == 0 and "transferred" not in alone.output
+    loaded = XGBPredictor.load(tmp_path / "predictors" / "t3")
+    records = ProfileStore(profiles, "tgt").records("nb201", SHAPE)
+    reference = LatencyPredictor(**NB201, space_options={}).fit([r["arch"] for r in records],
+                                                                [r["median_ms"] for r in records])
+    assert type(loaded) is LatencyPredictor
+    assert np.array_equal(loaded.predict(chosen), reference.predict(chosen))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--columns", "all"], "--columns applies to a --latency-table"),
+    (["--latency-table", "{wide}", "--columns", "all", "--device", "x"], "--device does not apply to --columns"),
+    (["--latency-table", "{wide}", "--columns", "zz"], "no column 'zz' in the table (it has: a, b, c)"),
+    (["--latency-table", "{wide}", "--columns", ","], "--columns names no column"),
+    (["--latency-table", "{own}", "--columns", "all"], "import it with --device NAME"),
+    (["--device", "x", "--latency-table", "{wide}"], "imported with --columns"),
+    (["--device", "x", "--samples", "3", "--device-prefix", "p-"], "--device-prefix applies to --columns"),
+    (["--latency-table", "{wide}", "--columns", "all", "--device-prefix", "../"], "device name"),
+])
+def test_device_table_errors(cli, tmp_path, device_table, args, message):
+    wide, own, _ = device_table
+    args = [str(a).format(wide=wide, own=own) for a in args]
+    result = cli("profile", "--space", "nb201", "--input-shape", "3x32x32", "--profiles-dir", tmp_path / "p", *args)
+    assert result.exit_code != 0 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_contradicting_transfer_flags_are_refused(cli, tmp_path):
+    result = cli("predictors", "fit", "latency", "--device", "x", "--transfer-from", "a", "--no-transfer",
+                 "--profiles-dir", tmp_path)
+    assert result.exit_code == 2 and "contradict" in result.stderr
+    result = cli("search", "--latency-budget", "1ms", "--transfer-from", "a", "--no-transfer")
+    assert result.exit_code == 2 and "contradict" in result.stderr
+
+
+def test_profile_prints_the_predictors_quality(cli, tmp_path, monkeypatch, synthetic, strings):
+    """After measuring, ``hwnas profile`` says how good the device's latency predictor is and what more would
+    do (measurements stubbed: the synthetic target device)."""
+    from hwnas.devices import local as device_local
+
+    def fake(space, arch, input_shape, num_classes, **kwargs):
+        arch = space.parse(arch) if isinstance(arch, str) else arch
+        return make_record(space=space.name, arch=arch, input_shape=input_shape, num_classes=num_classes,
+                           stats={"median_ms": float(synthetic["target"][arch.string]), "converged": True})
+
+    monkeypatch.setattr(device_local, "profile_arch", fake)
+    profiles = tmp_path / "profiles"
+    write_profile(profiles, "pub-a", dict(list(synthetic["a"].items())[:2000]))
+    args = ["profile", "--device", "new", "--space", "nb201", "--input-shape", "3x32x32", "--profiles-dir", profiles,
+            "--samples", "20", "--no-progress"]
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    assert "measured 20 nb201 architectures" in result.output
+    assert "latency predictor transferred from 1 profile(s), cross-validated on 20 own measurements" in result.output
+    alone = cli(*args, "--no-transfer")
+    assert alone.exit_code == 0 and "nothing to measure" in alone.output
+    assert "on its own measurements (no transfer source)" in alone.output
