@@ -308,3 +308,99 @@ def test_profile_prints_the_predictors_quality(cli, tmp_path, monkeypatch, synth
     alone = cli(*args, "--no-transfer")
     assert alone.exit_code == 0 and "nothing to measure" in alone.output
     assert "on its own measurements (no transfer source)" in alone.output
+
+
+def test_a_search_transfers_and_records_its_sources(cli, tmp_path, strings, synthetic):
+    """A table-latency search whose device has 20 rows: its latency predictor transfers from the profiles of the
+    same task, config.json records them, a resume uses the recorded ones (a removed one skipped with a line),
+    and --no-transfer searches as before."""
+    chosen = strings
+    (tmp_path / "acc.csv").write_text("arch,accuracy\n" + "".join(
+        f"{s},{0.5 + 0.07 * s.count('conv_3x3') + 0.03 * s.count('conv_1x1')}\n" for s in chosen))
+    (tmp_path / "lat.csv").write_text("arch,latency_ms\n" + "".join(
+        f"{s},{synthetic['target'][s]:.6f}\n" for s in chosen))
+    (tmp_path / "wide.csv").write_text("arch,a,b\n" + "".join(
+        f"{s},{synthetic['a'][s]:.6f},{synthetic['b'][s]:.6f}\n" for s in chosen))
+    profiles = tmp_path / "profiles"
+    imported = cli("profile", "--latency-table", tmp_path / "wide.csv", "--columns", "all", "--space", "nb201",
+                   "--input-shape", "3x32x32", "--profiles-dir", profiles)
+    assert imported.exit_code == 0, imported.stderr
+    elsewhere = cli("search", "--space", "nb201", "--accuracy-table", tmp_path / "acc.csv", "--latency-table",
+                    tmp_path / "lat.csv", "--latency-budget", "1.2ms", "--max-trainings", "1", "--initial-trainings",
+                    "1", "--profile-samples", "20", "--profiles-dir", profiles, "--store", tmp_path / "evals.sqlite",
+                    "--run-dir", tmp_path / "digits")  # the digits task: 1x8x8
+    assert elsewhere.exit_code == 0, elsewhere.stderr
+    assert "no transfer: a, b hold nb201 latencies at other input shapes or space options than 1x8x8" in \
+        elsewhere.output
+    again = cli("profile", "--latency-table", tmp_path / "wide.csv", "--columns", "all", "--space", "nb201",
+                "--dataset", "digits", "--profiles-dir", profiles)  # now at the digits task's shape too
+    assert again.exit_code == 0, again.stderr
+    args = ["search", "--space", "nb201", "--accuracy-table", tmp_path / "acc.csv", "--latency-table",
+            tmp_path / "lat.csv", "--latency-budget", "1.2ms", "--initial-trainings", "3", "--candidates-per-round",
+            "2", "--archs-per-round", "60", "--profile-samples", "20", "--profiles-dir", profiles,
+            "--store", tmp_path / "evals.sqlite"]
+    result = cli(*args, "--max-trainings", "5", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    assert "latency predictor: transfers from 2 other device profile(s) (a, b)" in result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["transfer"] is True and config["transfer_sources"] == ["a", "b"]
+    snapshots = sorted((tmp_path / "run").rglob("latency/meta.json"))
+    assert snapshots and json.loads(snapshots[-1].read_text())["algorithm"] == "transfer"
+
+    import shutil
+
+    shutil.rmtree(profiles / "b")
+    resumed = cli("search", "--resume", tmp_path / "run", "--max-trainings", "7")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "transfer source 'b' skipped: no such profile" in resumed.output
+    assert "transfers from 1 other device profile(s) (a)" in resumed.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["transfer_sources"] == ["a", "b"]
+
+    alone = cli(*args, "--max-trainings", "5", "--run-dir", tmp_path / "alone", "--no-transfer")
+    assert alone.exit_code == 0, alone.stderr and "transfers from" not in alone.output
+    config = json.loads((tmp_path / "alone" / "config.json").read_text())
+    assert config["transfer"] is False and config["transfer_sources"] is None
+    snapshots = sorted((tmp_path / "alone").rglob("latency/meta.json"))
+    assert snapshots and "algorithm" not in json.loads(snapshots[-1].read_text())
+
+
+def test_runs_made_before_transfer_resume_without_it():
+    from hwnas.search.config import RunConfig
+
+    old = RunConfig(budget_ms=1.0, input_shape=(1, 8, 8), num_classes=10).to_json()
+    for key in ("transfer", "transfer_from", "transfer_sources"):
+        old.pop(key)
+    assert RunConfig.from_json(old).transfer is False
+    with pytest.raises(Exception, match="transfer_from must be a list"):
+        RunConfig(budget_ms=1.0, transfer_from="a,b")
+
+
+def test_a_device_out_of_reach_with_20_measurements_predicts_by_transfer(cli, tmp_path, strings, synthetic):
+    """A phone whose profile holds 20 measurements (brought back from it) and published tables of two other
+    devices: the search predicts the phone's latencies of unmeasured candidates by transfer."""
+    (tmp_path / "acc.csv").write_text("arch,accuracy\n" + "".join(
+        f"{s},{0.5 + 0.07 * s.count('conv_3x3') + 0.03 * s.count('conv_1x1')}\n" for s in strings))
+    (tmp_path / "wide.csv").write_text("arch,a,b\n" + "".join(
+        f"{s},{synthetic['a'][s]:.6f},{synthetic['b'][s]:.6f}\n" for s in strings[::5]))
+    own = strings[3::700][:20]
+    (tmp_path / "phone.csv").write_text("arch,latency_ms\n" + "".join(
+        f"{s},{synthetic['target'][s]:.6f}\n" for s in own))
+    profiles = tmp_path / "profiles"
+    for table, extra in ((tmp_path / "wide.csv", ["--columns", "all"]), (tmp_path / "phone.csv", ["--device", "phone"])):
+        result = cli("profile", "--latency-table", table, *extra, "--space", "nb201", "--dataset", "digits",
+                     "--profiles-dir", profiles)
+        assert result.exit_code == 0, result.stderr
+    result = cli("search", "--space", "nb201", "--accuracy-table", tmp_path / "acc.csv", "--device", "phone",
+                 "--latency-budget", "1.2ms", "--max-trainings", "4", "--initial-trainings", "3",
+                 "--candidates-per-round", "2", "--archs-per-round", "60", "--profiles-dir", profiles,
+                 "--store", tmp_path / "evals.sqlite", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    assert "transfers from 2 other device profile(s) (a, b)" in result.output
+    assert "cannot be measured from here" in result.output
+    import csv
+
+    with (tmp_path / "run" / "verified.csv").open() as handle:
+        predicted = [row for row in csv.DictReader(handle) if row["latency_measured"] == "False"]
+    assert predicted  # candidates outside the 20 got transferred predictions, close to the phone's truth
+    for row in predicted:
+        assert float(row["latency_ms"]) == pytest.approx(synthetic["target"][row["arch"]], rel=0.15)

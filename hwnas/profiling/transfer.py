@@ -83,7 +83,8 @@ def find_sources(profiles_dir: str | os.PathLike, task: SourceTask, *, target: s
                              f"{', '.join(known) or 'none'})")
         if target in names:
             raise HwnasError(f"{target!r} cannot be its own transfer source")
-    sources = []
+    sources: list[LatencySource] = []
+    elsewhere: list[str] = []  # profiles of the space at other input shapes or space options
     for name in (list(dict.fromkeys(names)) if names is not None else [n for n in known if n != target]):
         try:
             store = ProfileStore.open(profiles_dir, name)
@@ -95,6 +96,8 @@ def find_sources(profiles_dir: str | os.PathLike, task: SourceTask, *, target: s
         if why:
             if records or names is not None:  # a profile of other tasks only is not worth a line
                 report(f"transfer source {name!r} skipped: {why}")
+            elif store.records(task.space):
+                elsewhere.append(name)
             continue
         latencies = {r["arch"]: float(r["median_ms"]) for r in records}
         fingerprint = store.fingerprint or {}
@@ -103,6 +106,10 @@ def find_sources(profiles_dir: str | os.PathLike, task: SourceTask, *, target: s
         info.update(runtime=runtime, runtime_version=version, created=fingerprint.get("created"))
         complete = space_size is not None and len(latencies) >= space_size
         sources.append(LatencySource(name, latencies, info=info, complete=complete))
+    if not sources and elsewhere:
+        shape = "x".join(map(str, task.input_shape))
+        report(f"no transfer: {', '.join(elsewhere[:5])}{' ...' if len(elsewhere) > 5 else ''} hold {task.space} "
+               f"latencies at other input shapes or space options than {shape}, not this task's")
     return sources
 
 
