@@ -164,7 +164,8 @@ def run_shared(args) -> dict:
         devices_table.append([d, "yes" if d in subset else "no"]
                              + [f"{mean_of(rows, 'transfer', n, 'spearman'):.3f}/"
                                 f"{mean_of(rows, 'transfer', n, 'within_10pct'):.2f}" for n in NS]
-                             + [f"{mean_of(rows, 'own', 20, 'spearman'):.3f}/{mean_of(rows, 'own', 20, 'within_10pct'):.2f}",
+                             + [f"{mean_of(rows, 'own', 20, 'spearman'):.3f}/"
+                                f"{mean_of(rows, 'own', 20, 'within_10pct'):.2f}",
                                 f"{mean_of(rows, 'own', FULL, 'spearman'):.3f}/{full[d]:.2f}"])
     print("\nper device: transfer Spearman/+-10% at N = " + ", ".join(map(str, NS)) + f"; own at 20 and {FULL}")
     print_table(["device", "subset"] + [f"N={n}" for n in NS] + ["own N=20", f"own N={FULL}"], devices_table)
@@ -236,9 +237,9 @@ def run_machine(args) -> dict:
                     rows.append({"method": "own", "n": n, "group": group, "draw": draw,
                                  **scores(truth, alone.predict(archs))})
         ratio = np.array([target[a] / source[a] for a in inside])
-        out["targets"][target_name] = {"rows": rows, "ratio_p10_median_p90": np.percentile(ratio, [10, 50, 90]).tolist(),
-                                       "spearman_source_target": scores(np.array([target[a] for a in inside]),
-                                                                        np.array([source[a] for a in inside]))["spearman"]}
+        agreement = scores(np.array([target[a] for a in inside]), np.array([source[a] for a in inside]))
+        out["targets"][target_name] = {"rows": rows, "spearman_source_target": agreement["spearman"],
+                                       "ratio_p10_median_p90": np.percentile(ratio, [10, 50, 90]).tolist()}
         table = []
         for n in NS:
             cells = [n]
@@ -320,7 +321,8 @@ def search_job(job: dict) -> dict:
 
 def run_search(args) -> dict:
     devices = SEARCH_DEVICES[:2] if args.quick else SEARCH_DEVICES
-    arms = {"20 rows + transfer": dict(prior=20, transfer=True), "120 rows, no transfer": dict(prior=120, transfer=False),
+    arms = {"20 rows + transfer": dict(prior=20, transfer=True),
+            "120 rows, no transfer": dict(prior=120, transfer=False),
             "20 rows, no transfer": dict(prior=20, transfer=False)}
     jobs = [{"device": d, "seed": s, "arm": arm, "max_trainings": args.max_trainings, **spec}
             for d in devices for s in range(args.seeds) for arm, spec in arms.items()]

@@ -214,12 +214,23 @@ def profile(device: str = "host", *, space: str = "mobilenet", space_options: Ma
 
 def latency_predictor(device: str = "host", *, space: str = "mobilenet",
                       space_options: Mapping[str, Any] | None = None, dataset: str = "digits",
-                      profiles_dir: str | os.PathLike = "profiles", seed: int = 0, runtime: str = "onnxruntime"):
-    """A latency predictor (:class:`hwnas.predictors.LatencyPredictor`, XGBoost) fit on the profile of ``device``
-    in ``runtime`` at the data set's input shape: ``.predict([arch strings])`` in milliseconds."""
+                      profiles_dir: str | os.PathLike = "profiles", seed: int = 0, runtime: str = "onnxruntime",
+                      transfer: bool | Sequence[str] = True):
+    """A latency predictor fit on the profile of ``device`` in ``runtime`` at the data set's input shape:
+    ``.predict([arch strings])`` in milliseconds.
+
+    With ``transfer`` (the default) it is the best by cross-validation on the device's own measurements of the
+    transfer from the other profiles of the same task under ``profiles_dir``
+    (:class:`hwnas.predictors.TransferLatencyPredictor`: a device with 20 measurements predicts about as well as
+    one with a thousand), the additive per-operator model and the XGBoost ensemble
+    (:class:`hwnas.predictors.select.SelectedLatencyPredictor`); a list of profile names picks the sources;
+    ``False`` fits the XGBoost ensemble on the device's own measurements, as before transfer existed."""
     from hwnas.devices import profile_name
     from hwnas.predictors import LatencyPredictor
+    from hwnas.predictors.select import SelectedLatencyPredictor
     from hwnas.profiling import ProfileStore
+    from hwnas.profiling.transfer import SourceTask, find_sources
+    from hwnas.spaces import create_space
 
     options = dict(space_options or {})
     data = resolve_dataset(dataset)
@@ -228,8 +239,19 @@ def latency_predictor(device: str = "host", *, space: str = "mobilenet",
     if len(records) < 2:
         raise HwnasError(f"profile {device!r} holds {len(records)} {space} measurements at this input shape; "
                          f"profile it first (hwnas.profile)")
-    model = LatencyPredictor(space=space, space_options=options, input_shape=list(data.input_shape),
-                             num_classes=data.num_classes, random_state=seed)
+    if isinstance(transfer, str):
+        raise HwnasError("transfer must be True, False or a list of profile names, not a string")
+    sources = []
+    if transfer is not False:
+        fingerprint = store.fingerprint or {}
+        task = SourceTask(space, tuple(data.input_shape), options, fingerprint.get("batch_size"),
+                          fingerprint.get("precision"))
+        sources = find_sources(profiles_dir, task, target=store.device,
+                               space_size=create_space(space, **options).size(),
+                               names=None if transfer is True else list(transfer), report=logger.warning)
+    common = dict(space=space, space_options=options, input_shape=list(data.input_shape),
+                  num_classes=data.num_classes, random_state=seed)
+    model = LatencyPredictor(**common) if transfer is False else SelectedLatencyPredictor(sources, **common)
     return model.fit([r["arch"] for r in records], [r["median_ms"] for r in records])
 
 

@@ -31,8 +31,7 @@ def device_latency(strings, *, base, conv3, conv1, pool, noise=0.0, seed=0):
     return values * np.exp(rng.normal(0, noise, len(values)))
 
 
-DEVICES = {"a": (0.5, 0.30, 0.08, 0.05), "b": (2.0, 1.10, 0.40, 0.30), "c": (0.1, 0.02, 0.01, 0.04),
-           "target": (0.8, 0.45, 0.14, 0.12)}
+DEVICES = {"a": (0.5, 0.30, 0.08, 0.05), "b": (2.0, 1.10, 0.40, 0.30), "c": (0.1, 0.02, 0.01, 0.04)}
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +41,14 @@ def strings():
 
 @pytest.fixture(scope="module")
 def synthetic(strings):
-    return {name: dict(zip(strings, device_latency(strings, base=b, conv3=c3, conv1=c1, pool=p, noise=0.01,
-                                                   seed=i)))
-            for i, (name, (b, c3, c1, p)) in enumerate(DEVICES.items())}
+    """Three devices whose latency adds up per operation, and a target that does not: a power of device a's
+    (its log-latency is linear in a's, so transfer fits it; a sum of operation costs cannot)."""
+    devices = {name: dict(zip(strings, device_latency(strings, base=b, conv3=c3, conv1=c1, pool=p, noise=0.01,
+                                                      seed=i)))
+               for i, (name, (b, c3, c1, p)) in enumerate(DEVICES.items())}
+    noise = np.exp(np.random.default_rng(9).normal(0, 0.01, len(strings)))
+    devices["target"] = {s: 0.3 * devices["a"][s] ** 2.5 * e for s, e in zip(strings, noise)}
+    return devices
 
 
 def sources_of(tables, names, *, complete=True):
@@ -191,10 +195,14 @@ def test_quality_estimate_and_its_suggestion(strings, synthetic):
                                    input_shape=SHAPE, num_classes=10)
     alone = estimate_quality(records, [], space="nb201", space_options={}, input_shape=SHAPE, num_classes=10)
     assert transferred.n == alone.n == 30 and transferred.sources == ("a", "b") and alone.sources == ()
+    assert transferred.model == "transfer" and alone.model in ("additive", "xgboost")
     assert transferred.within_10pct > alone.within_10pct
     assert "transferred from 2 profile(s)" in transferred.summary() and "more measurements refine little" in \
         transferred.summary()
-    assert "no transfer source" in alone.summary()
+    assert "on its own measurements" in alone.summary()
+    xgb = estimate_quality(records, sources_of(synthetic, "ab"), space="nb201", space_options={},
+                           input_shape=SHAPE, num_classes=10, transfer=False)
+    assert xgb.model == "xgboost" and "no transfer source" in xgb.summary()
     from hwnas.profiling.transfer import QualityEstimate
 
     growing = QualityEstimate(n=20, sources=(), within_10pct=0.6, spearman=0.9, half_within_10pct=0.45)
@@ -214,7 +222,7 @@ def device_table(tmp_path, strings, synthetic):
     wide.write_text("arch,a,b,c\n" + "".join(f"{s},{synthetic['a'][s]:.6f},{synthetic['b'][s]:.6f},"
                                               f"{synthetic['c'][s]:.6f}\n" for s in chosen))
     own = tmp_path / "target.csv"
-    own.write_text("arch,latency_ms\n" + "".join(f"{s},{synthetic['target'][s]:.6f}\n" for s in chosen[:20]))
+    own.write_text("arch,latency_ms\n" + "".join(f"{s},{synthetic['target'][s]:.6f}\n" for s in chosen[::15][:20]))
     return wide, own, chosen
 
 
@@ -243,8 +251,10 @@ def test_a_device_table_imports_as_profiles_and_transfers(cli, tmp_path, device_
     assert "transfer from 3" in cli("predictors", "list", *predictors).output
 
     some = cli("predictors", "fit", "latency", "--device", "tgt", "--space", "nb201", "--input-shape", "3x32x32",
-               "--profiles-dir", profiles, *predictors, "--name", "t2", "--transfer-from", "pub-b")
-    assert some.exit_code == 0 and "transferred from 1 other profile(s)" in some.output
+               "--profiles-dir", profiles, *predictors, "--name", "t2", "--transfer-from", "pub-a")
+    assert some.exit_code == 0 and "t2 (transfer) on 20 measurements of 'tgt', transferred from 1 other" in some.output
+    assert "chosen by 5-fold CV on the device's own measurements (within +-10%): additive " in some.output
+    assert "transfer 100%, xgboost " in some.output
     predicted = json.loads(cli("predict", chosen[100], "--predictor", "t2", *predictors, "--json").output)
     assert predicted["predictions"][0]["prediction"] == pytest.approx(synthetic["target"][chosen[100]], rel=0.15)
 
@@ -307,7 +317,7 @@ def test_profile_prints_the_predictors_quality(cli, tmp_path, monkeypatch, synth
     assert "latency predictor transferred from 1 profile(s), cross-validated on 20 own measurements" in result.output
     alone = cli(*args, "--no-transfer")
     assert alone.exit_code == 0 and "nothing to measure" in alone.output
-    assert "on its own measurements (no transfer source)" in alone.output
+    assert "on its own measurements (XGBoost, no transfer source)" in alone.output
 
 
 def test_a_search_transfers_and_records_its_sources(cli, tmp_path, strings, synthetic):
@@ -386,7 +396,8 @@ def test_a_device_out_of_reach_with_20_measurements_predicts_by_transfer(cli, tm
     (tmp_path / "phone.csv").write_text("arch,latency_ms\n" + "".join(
         f"{s},{synthetic['target'][s]:.6f}\n" for s in own))
     profiles = tmp_path / "profiles"
-    for table, extra in ((tmp_path / "wide.csv", ["--columns", "all"]), (tmp_path / "phone.csv", ["--device", "phone"])):
+    for table, extra in ((tmp_path / "wide.csv", ["--columns", "all"]),
+                         (tmp_path / "phone.csv", ["--device", "phone"])):
         result = cli("profile", "--latency-table", table, *extra, "--space", "nb201", "--dataset", "digits",
                      "--profiles-dir", profiles)
         assert result.exit_code == 0, result.stderr
@@ -404,3 +415,59 @@ def test_a_device_out_of_reach_with_20_measurements_predicts_by_transfer(cli, tm
     assert predicted  # candidates outside the 20 got transferred predictions, close to the phone's truth
     for row in predicted:
         assert float(row["latency_ms"]) == pytest.approx(synthetic["target"][row["arch"]], rel=0.15)
+
+
+# -- the additive model and the selection ---------------------------------------------------------------------
+def test_operator_terms_count_what_the_block_runs():
+    from hwnas.nn.analysis import op_terms
+    from hwnas.nn.blocks import InvertedResidual
+
+    block = InvertedResidual(24, 24, kernel=5, expand=3, stride=1, se=True)  # 1x1 expand, 5x5 dw, SE, 1x1 project
+    terms = op_terms(block, (24, 8, 8))
+    assert terms["conv_n"] == 3 and terms["dw_n"] == 1 and terms["se_n"] == 1
+    assert terms["pw_macs"] == 24 * 72 * 64 * 2 and terms["pw_macs_p16"] == 32 * 80 * 64 * 2  # 24->32, 72->80
+    assert terms["dw_macs"] == 72 * 25 * 64 and terms["dw_macs_p16"] == 80 * 25 * 64
+    assert terms["se_elems"] == 72 * 64 and terms["se_macs"] == 2 * 72 * 18  # gate; its two 1x1 convolutions
+    plain = op_terms(InvertedResidual(24, 32, kernel=3, expand=1, stride=2, se=False), (24, 8, 8))
+    assert plain["conv_n"] == 2 and plain["se_n"] == 0 and plain["dw_macs"] == 24 * 9 * 16
+
+
+def test_additive_model_fits_a_sum_of_operator_costs(tmp_path, strings, synthetic):
+    from hwnas.predictors import AdditiveLatencyPredictor, PredictorError
+
+    own = strings[5::400][:30]
+    model = AdditiveLatencyPredictor(**NB201).fit(own, [synthetic["b"][s] for s in own])
+    truth = np.array([synthetic["b"][s] for s in strings])
+    assert within(truth, model.predict(strings), 0.10) >= 0.99  # device b adds up per operation
+    costs = model.costs()
+    assert costs["const"] > 0 and all(v >= 0 for v in costs.values())
+    model.save(tmp_path / "add")
+    loaded = XGBPredictor.load(tmp_path / "add")
+    assert isinstance(loaded, AdditiveLatencyPredictor)
+    assert np.allclose(loaded.predict(strings[:50]), model.predict(strings[:50]))
+    meta = json.loads((tmp_path / "add" / "meta.json").read_text())
+    meta["coef"][0][1] = -1.0
+    (tmp_path / "add" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(PredictorError, match="non-negative costs"):
+        XGBPredictor.load(tmp_path / "add")
+
+
+def test_selection_keeps_the_candidate_that_cross_validates_best(tmp_path, strings, synthetic):
+    from hwnas.predictors import AdditiveLatencyPredictor
+    from hwnas.predictors.select import SelectedLatencyPredictor
+
+    own = strings[5::400][:30]
+    sources = sources_of(synthetic, "ab")
+    for device, expected in (("b", AdditiveLatencyPredictor), ("target", TransferLatencyPredictor)):
+        selector = SelectedLatencyPredictor(sources if device == "target" else [], **NB201).fit(
+            own, [synthetic[device][s] for s in own])
+        assert isinstance(selector.model_, expected), selector.selection_
+        best = selector.selection_[selector.chosen_]["within_10pct"]
+        assert best == max(score["within_10pct"] for score in selector.selection_.values())
+    selector.save(tmp_path / "sel")
+    meta = json.loads((tmp_path / "sel" / "meta.json").read_text())
+    assert meta["algorithm"] == "transfer" and meta["scores"]["selection"]["chosen"] == "transfer"
+    assert set(meta["scores"]["selection"]["candidates"]) == {"transfer", "additive", "xgboost"}
+    assert isinstance(SelectedLatencyPredictor.load(tmp_path / "sel"), TransferLatencyPredictor)
+    few = SelectedLatencyPredictor([], **NB201).fit(own[:4], [synthetic["b"][s] for s in own[:4]])
+    assert few.chosen_ == "xgboost" and few.selection_ == {}  # too few to cross-validate: as before

@@ -43,6 +43,7 @@ def _fmt(value) -> str:
 
 
 def _print_scores(scores: dict) -> None:
+    """The held-out and cross-validated scores."""
     for split in ("holdout", "cv"):
         if split in scores:
             line = "  ".join(f"{k}={_fmt(v)}" for k, v in scores[split].items())
@@ -51,10 +52,11 @@ def _print_scores(scores: dict) -> None:
 
 def fit_and_save(kind: str, archs: list[str], y, *, space, space_options: dict, input_shape, num_classes: int,
                  directory: Path, source: dict, seed: int, sources: list | None = None) -> dict:
-    """Assesses (held-out split + 5-fold CV), fits on everything, saves; returns the scores. A latency predictor
-    with ``sources`` transfers from them (:mod:`hwnas.predictors.transfer`)."""
+    """Assesses (held-out split + 5-fold CV), fits on everything, saves; returns the scores. With ``sources`` (a
+    list, perhaps empty) a latency predictor is the best of transfer from them, the additive model and XGBoost
+    (:mod:`hwnas.predictors.select`); with None it is the registered one (XGBoost)."""
     from hwnas.predictors import PREDICTORS, assess
-    from hwnas.predictors.transfer import TransferLatencyPredictor
+    from hwnas.predictors.select import SelectedLatencyPredictor
 
     if len(archs) < MIN_RECORDS:
         raise HwnasError(f"only {len(archs)} records to fit a {kind} predictor; at least {MIN_RECORDS} are needed")
@@ -62,8 +64,8 @@ def fit_and_save(kind: str, archs: list[str], y, *, space, space_options: dict, 
     def make():
         common = dict(space=space.name, space_options=space_options, input_shape=input_shape,
                       num_classes=num_classes, random_state=seed)
-        if sources:
-            return TransferLatencyPredictor(sources, **common)
+        if sources is not None:
+            return SelectedLatencyPredictor(sources, **common)
         return PREDICTORS.create(kind, **common)
 
     scores = assess(make, archs, y, seed=seed)
@@ -102,6 +104,7 @@ def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_s
     if name is not None:
         predictor_dir(predictors_dir, name)  # a bad name is refused before any work
     from hwnas.cli.common import parse_space_options
+    from hwnas.predictors import read_meta
     from hwnas.profiling import ProfileStore
     from hwnas.shapes import format_input_shape
 
@@ -115,7 +118,7 @@ def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_s
                          f"{format_input_shape(shape)}; run 'hwnas profile --device {device} --space {space.name}'")
     classes = int(records[0].get("num_classes", classes))
     name = name or default_name(f"latency-{device}-{space.name}-{format_input_shape(shape)}")
-    sources = []
+    sources = None
     if not no_transfer:
         from hwnas.profiling.transfer import SourceTask, find_sources
 
@@ -128,9 +131,12 @@ def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_s
                           space=space, space_options=options, input_shape=shape, num_classes=classes,
                           directory=predictor_dir(predictors_dir, name), seed=seed, sources=sources,
                           source={"device": device, "fingerprint": store.fingerprint, "records": len(records)})
-    how = f", transferred from {len(sources)} other profile(s)" if sources else ""
-    click.echo(f"fitted latency predictor {name} on {len(records)} measurements of {device!r}{how}")
-    _print_sources(sources_of(predictor_dir(predictors_dir, name)))
+    meta = read_meta(predictor_dir(predictors_dir, name))
+    how = f", transferred from {len(meta['sources'])} other profile(s)" if meta.get("sources") else ""
+    click.echo(f"fitted latency predictor {name} ({_algorithm(meta)}) on {len(records)} measurements of "
+               f"{device!r}{how}")
+    _print_selection(meta)
+    _print_sources(meta.get("sources") or [])
     _print_scores(scores)
 
 
@@ -173,7 +179,8 @@ def fit_accuracy_cmd(space_name: str, space_option, dataset_spec: str, accuracy_
     name = name or default_name(f"accuracy-{space.name}-{label}")
     scores = fit_and_save("accuracy", archs, values, space=space, space_options=options,
                           input_shape=dataset.input_shape, num_classes=dataset.num_classes,
-                          directory=predictor_dir(predictors_dir, name), seed=seed, source={**source, "records": len(archs)})
+                          directory=predictor_dir(predictors_dir, name), seed=seed,
+                          source={**source, "records": len(archs)})
     click.echo(f"fitted accuracy predictor {name} on {len(archs)} architectures")
     _print_scores(scores)
 
@@ -216,10 +223,17 @@ def _task_shape(dataset: str | None, input_shape) -> tuple[tuple[int, int, int],
     return tuple(ds.input_shape), ds.num_classes
 
 
-def sources_of(directory: Path) -> list[dict]:
-    from hwnas.predictors import read_meta
+def _algorithm(meta: dict) -> str:
+    return {"transfer": "transfer", "additive": "additive per-operator model"}.get(meta.get("algorithm"),
+                                                                                   "XGBoost ensemble")
 
-    return read_meta(directory).get("sources") or []
+
+def _print_selection(meta: dict) -> None:
+    """Which candidate latency models were cross-validated, and how each did."""
+    selection = (meta.get("scores") or {}).get("selection") or {}
+    if selection.get("candidates"):
+        click.echo("  chosen by 5-fold CV on the device's own measurements (within +-10%): " + ", ".join(
+            f"{name} {100 * score['within_10pct']:.0f}%" for name, score in selection["candidates"].items()))
 
 
 def _print_sources(sources: list[dict], *, own: int | None = None) -> None:
@@ -247,7 +261,8 @@ def show_cmd(name: str, predictors_dir: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(meta, indent=2))
         return
-    click.echo(f"{name}: {meta['kind']} predictor, space {meta['space']}, input "
+    algorithm = f" ({_algorithm(meta)})" if meta["kind"] == "latency" else ""
+    click.echo(f"{name}: {meta['kind']} predictor{algorithm}, space {meta['space']}, input "
                f"{'x'.join(map(str, meta['input_shape']))}, {meta['n_train']} training records, "
                f"{len(meta['features'])} features (schema {meta.get('feature_schema')}), "
                f"hwnas {meta.get('hwnas_version')}")
@@ -256,6 +271,7 @@ def show_cmd(name: str, predictors_dir: Path, as_json: bool) -> None:
         click.echo(f"  device   {source['device']}")
     if "dataset" in source:
         click.echo(f"  dataset  {source['dataset']}")
+    _print_selection(meta)
     _print_sources(meta.get("sources") or [], own=meta["n_train"])
     _print_scores(meta.get("scores", {}))
 

@@ -124,6 +124,8 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
                                    f"'profile {ctx.invoked_subcommand}'")
         ctx.obj = {"profiles_dir": profiles_dir}
         return
+    if no_transfer and transfer_from:
+        raise click.UsageError("--transfer-from and --no-transfer contradict each other; give one")
     if columns is not None:
         if latency_table is None:
             raise click.UsageError("--columns applies to a --latency-table with a column per device")
@@ -219,7 +221,7 @@ def _print_quality(store, space, *, shape, classes, options, conditions, transfe
                                space_size=space.size(), report=lambda line: click.echo(f"Warning: {line}",
                                                                                        err=True))
     quality = estimate_quality(records, sources, space=space.name, space_options=options, input_shape=shape,
-                               num_classes=classes, seed=seed)
+                               num_classes=classes, seed=seed, transfer=transfer is not None)
     if quality is not None:
         click.echo(quality.summary())
 

@@ -1,5 +1,6 @@
 """Predictors of latency and accuracy: featurisation, XGBoost ensembles, quality metrics, persistence."""
 
+from hwnas.predictors.additive import AdditiveLatencyPredictor
 from hwnas.predictors.base import Predictor
 from hwnas.predictors.features import ArchFeaturizer
 from hwnas.predictors.model import (PREDICTORS, AccuracyPredictor, LatencyPredictor, PredictorError, XGBPredictor,
@@ -7,5 +8,5 @@ from hwnas.predictors.model import (PREDICTORS, AccuracyPredictor, LatencyPredic
 from hwnas.predictors.quality import assess
 from hwnas.predictors.transfer import LatencySource, TransferLatencyPredictor
 
-__all__ = ["PREDICTORS", "AccuracyPredictor", "ArchFeaturizer", "LatencyPredictor", "Predictor", "PredictorError",
+__all__ = ["PREDICTORS", "AccuracyPredictor", "AdditiveLatencyPredictor", "ArchFeaturizer", "LatencyPredictor", "Predictor", "PredictorError",
            "LatencySource", "TransferLatencyPredictor", "XGBPredictor", "assess", "read_meta"]

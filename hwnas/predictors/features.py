@@ -19,7 +19,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from hwnas.arch import Arch
-from hwnas.nn.analysis import analyse
+from hwnas.nn.analysis import OP_TERMS, analyse, op_terms
 from hwnas.spaces import SearchSpace, Unit, create_space
 
 TOTAL_STATS = ("params", "macs", "macs_pointwise", "macs_depthwise", "macs_dense", "activation_elems",
@@ -175,3 +175,56 @@ class ArchFeaturizer(TransformerMixin, BaseEstimator):
         stages = np.zeros((self.num_stages_ + 2, len(STAGE_STATS) + 1))
         np.add.at(stages, stage_index, np.column_stack([vectors[:, _STAGE_COLUMNS], np.ones(len(units))]))
         return np.concatenate([totals, [len(units)], stages.ravel()])
+
+
+class OpFeaturizer:
+    """Per-operator terms of architectures (:data:`hwnas.nn.analysis.OP_TERMS`, plus ``const`` = 1), the
+    features of :class:`~hwnas.predictors.additive.AdditiveLatencyPredictor`: computed per unit (stem, block,
+    cell, head) on the meta device, cached, and summed over the architecture's units.
+
+    Args:
+        space: Name of the registered search space.
+        space_options: Keyword arguments of the space's constructor.
+        input_shape: ``(C, H, W)`` of the task's inputs.
+        num_classes: Number of classes of the task.
+    """
+
+    def __init__(self, space: str = "mobilenet", space_options: Mapping[str, Any] | None = None,
+                 input_shape: Sequence[int] = (1, 8, 8), num_classes: int = 10) -> None:
+        self.space_ = create_space(space, **dict(space_options or {}))
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.num_classes = int(num_classes)
+        self.feature_names_ = ["const", *OP_TERMS]
+        self._units: dict[Unit, np.ndarray] = {}
+        self._rows: dict[str, np.ndarray] = {}
+
+    def _unit(self, unit: Unit) -> np.ndarray:
+        terms = self._units.get(unit)
+        if terms is None:
+            parts = self.space_.unit_parts(unit)
+            if parts is None:
+                with torch.device("meta"):
+                    module = self.space_.build_unit(unit)
+                counted = op_terms(module, unit.in_shape, device="meta")
+                terms = np.array([0.0] + [counted[name] for name in OP_TERMS])
+            else:
+                terms = np.sum([self._unit(part) for part in parts], axis=0)
+            self._units[unit] = terms
+        return terms
+
+    def _row(self, arch: str | Arch) -> np.ndarray:
+        key = arch.string if isinstance(arch, Arch) else arch
+        row = self._rows.get(key)
+        if row is None:
+            parsed = arch if isinstance(arch, Arch) else self.space_.parse(arch)
+            units = self.space_.units(parsed, self.input_shape, self.num_classes)
+            row = np.sum([self._unit(u) for u in units], axis=0)
+            row[0] = 1.0
+            if len(self._rows) < 1_000_000:
+                self._rows[key] = row
+        return row
+
+    def transform(self, archs: Iterable[str | Arch]) -> np.ndarray:
+        """Feature matrix of shape ``(len(archs), len(feature_names_))`` (float64)."""
+        rows = [self._row(a) for a in archs]
+        return np.stack(rows) if rows else np.zeros((0, len(self.feature_names_)))

@@ -350,6 +350,9 @@ def read_meta(directory: str | os.PathLike) -> dict:
     algorithm = meta.get("algorithm", "xgboost")
     if algorithm == "transfer":  # its files are fixed names (hwnas.predictors.transfer), never paths
         _check_transfer_meta(path, meta)
+    elif algorithm == "additive":  # its coefficients are in meta.json (checked on load)
+        if meta["kind"] != "latency" or not isinstance(meta.get("coef"), list):
+            raise PredictorError(f"{path} is corrupt: an additive predictor predicts latency from 'coef'")
     elif algorithm != "xgboost":
         raise PredictorError(f"{path}: unknown predictor algorithm {algorithm!r}")
     # Every file named in meta.json must be a model file inside this folder: never a path to elsewhere.

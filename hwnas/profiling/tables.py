@@ -2,7 +2,8 @@
 one ``arch`` column and one column per device (``arch,pixel3,raspi4,...``, as in the HELP release).
 
 Users can start a profile from published per-device measurements (HW-NAS-Bench-style tables for edge
-devices) instead of measuring, and use other devices' tables as transfer sources. Every row that cannot be used is reported with its line number and skipped;
+devices) instead of measuring, and use other devices' tables as transfer sources. Every row that cannot be
+used is reported with its line number and skipped;
 none is dropped silently.
 """
 

@@ -126,7 +126,8 @@ class QualityEstimate:
         sources: The transfer sources (empty: no transfer).
         within_10pct: Share of held-out architectures predicted within +-10%, at ``n`` (trained on 4/5 of them).
         spearman: Rank correlation of held-out predictions, at ``n``.
-        half_within_10pct: The same share with half the training records (None below 10 measurements).
+        half_within_10pct: The same share cross-validated on half the records (None below 10 measurements).
+        model: The candidate chosen (``transfer``, ``additive``, ``xgboost``).
     """
 
     n: int
@@ -134,6 +135,7 @@ class QualityEstimate:
     within_10pct: float
     spearman: float
     half_within_10pct: float | None
+    model: str = "xgboost"
 
     def suggestion(self) -> str:
         """How many more measurements would help, from the gain of the last doubling."""
@@ -151,40 +153,38 @@ class QualityEstimate:
                 f"gained {100 * gain:.0f} points)")
 
     def summary(self) -> str:
-        how = (f"transferred from {len(self.sources)} profile(s)" if self.sources
-               else "on its own measurements (no transfer source)")
+        how = (f"transferred from {len(self.sources)} profile(s)" if self.sources else
+               f"on its own measurements ({'additive per-operator model' if self.model == 'additive' else 'XGBoost'}"
+               f"{'' if self.model != 'xgboost' else ', no transfer source'})")
         return (f"latency predictor {how}, cross-validated on {self.n} own measurements: "
                 f"{100 * self.within_10pct:.0f}% within +-10%, Spearman {self.spearman:.3f}; {self.suggestion()}")
 
 
 def estimate_quality(records: Sequence[Mapping[str, Any]], sources: Sequence[LatencySource], *, space: str,
                      space_options: Mapping[str, Any], input_shape: Sequence[int], num_classes: int,
-                     seed: int = 0, folds: int = 5) -> QualityEstimate | None:
+                     seed: int = 0, folds: int = 5, transfer: bool = True) -> QualityEstimate | None:
     """Cross-validates the latency predictor a search would fit on ``records`` (a profile's own, with
-    ``sources`` to transfer from): at all of them and at half (None: fewer than 5 records)."""
-    from sklearn.model_selection import KFold
-
+    ``sources`` to transfer from; :class:`~hwnas.predictors.select.SelectedLatencyPredictor`; XGBoost alone
+    without ``transfer``): the candidate it chooses, at all of the records and at half of them (None: fewer
+    than 5 records)."""
     from hwnas.predictors.metrics import spearman, within
-    from hwnas.predictors.model import LatencyPredictor
-    from hwnas.predictors.transfer import TransferLatencyPredictor
+    from hwnas.predictors.select import SelectedLatencyPredictor, cross_validate
 
     archs = [r["arch"] for r in records]
     y = np.array([float(r["median_ms"]) for r in records])
     if len(archs) < 5:
         return None
-    common = dict(space=space, space_options=dict(space_options), input_shape=list(input_shape),
-                  num_classes=num_classes, random_state=seed)
-
-    def make():
-        return TransferLatencyPredictor(sources, **common) if sources else LatencyPredictor(**common)
-
-    rng = np.random.default_rng(seed)
-    full = np.empty(len(y))
-    half = np.empty(len(y))
-    for train, test in KFold(min(folds, len(y)), shuffle=True, random_state=seed).split(archs):
-        full[test] = make().fit([archs[i] for i in train], y[train]).predict([archs[i] for i in test])
-        subset = rng.choice(train, size=max(2, len(train) // 2), replace=False)
-        half[test] = make().fit([archs[i] for i in subset], y[subset]).predict([archs[i] for i in test])
-    return QualityEstimate(n=len(y), sources=tuple(s.name for s in sources), within_10pct=within(y, full, 0.10),
-                           spearman=spearman(y, full),
-                           half_within_10pct=within(y, half, 0.10) if len(y) >= 10 else None)
+    selector = SelectedLatencyPredictor(sources, space=space, space_options=dict(space_options),
+                                        input_shape=list(input_shape), num_classes=num_classes, random_state=seed,
+                                        candidates=None if transfer else ["xgboost"])
+    selector.fit(archs, y)
+    make = selector.factories(scoring=True)[selector.chosen_]
+    full = cross_validate(make, archs, y, folds=folds, seed=seed)
+    half_score = None
+    if len(y) >= 10:
+        subset = np.random.default_rng(seed).choice(len(y), size=len(y) // 2, replace=False)
+        half = cross_validate(make, [archs[i] for i in subset], y[subset], folds=folds, seed=seed)
+        half_score = within(y[subset], half, 0.10)
+    return QualityEstimate(n=len(y), sources=tuple(s.name for s in sources) if selector.chosen_ == "transfer"
+                           else (), within_10pct=within(y, full, 0.10), spearman=spearman(y, full),
+                           half_within_10pct=half_score, model=selector.chosen_)

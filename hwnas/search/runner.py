@@ -55,14 +55,15 @@ def transfer_sources(run: RunDir, space, *, echo: Callable[[str], None]) -> list
 
 
 def latency_predictor_factory(config: RunConfig, space, sources: Sequence = ()) -> Callable[[], Predictor]:
-    """Makes the run's unfitted latency predictor: the transfer one when there are sources, else the
-    registered ``latency`` predictor."""
+    """Makes the run's unfitted latency predictor: the best by cross-validation of the transfer from ``sources``,
+    the additive model and the XGBoost ensemble (:class:`~hwnas.predictors.select.SelectedLatencyPredictor`);
+    the registered ``latency`` predictor alone (XGBoost, as before transfer existed) without transfer."""
     common = dict(space=space.name, space_options=config.space_options, input_shape=list(config.input_shape),
                   num_classes=config.num_classes, random_state=config.seed, **config.predictor_options)
-    if sources:
-        from hwnas.predictors.transfer import TransferLatencyPredictor
+    if config.transfer:
+        from hwnas.predictors.select import SelectedLatencyPredictor
 
-        return lambda: TransferLatencyPredictor(sources, **common)
+        return lambda: SelectedLatencyPredictor(sources, **common)
     return lambda: PREDICTORS.get("latency")(**common)
 
 
