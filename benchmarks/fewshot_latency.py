@@ -21,12 +21,16 @@
    task's shape 1x32x32, each ``--machine-targets`` condition (openvino at 1 thread, onnxruntime at 2 threads)
    the same 300 plus 100 others. For N own latencies of a target (10 draws), the transfer predictor with the
    300 as its source is scored on the target's other latencies: those the source measured (``held-in``) and the
-   100 it did not (``outside``: the source's own predictor stands in), beside ``own`` at N. Profiles are kept in
+   100 it did not (``outside``: the source's own predictor stands in), beside ``own`` (XGBoost), ``additive``
+   and ``selected`` (what a search fits: the candidate that cross-validates best) at N. Then the full-data
+   predictor: 5-fold cross-validation over 200 of the source condition's architectures (3 subsets), XGBoost
+   (the predictor before) against the additive model and the selection. Profiles are kept in
    ``benchmarks/results/fewshot_latency/profiles`` (a rerun measures only what is missing).
 3. **search**: the real search loop on NAS-Bench-201 (CIFAR-100 accuracies of ``../shared/benchdata/nb201``,
    a look-up per training) with a HELP device's latencies (a look-up per measurement) under the budget at that
-   device's 0.25 quantile, ``--seeds`` seeds: a device with 20 profiled rows and transfer from the other 19
-   against the same device fully profiled (120 rows, as ``nb201_real.py``) without transfer. Reported: the
+   device's 0.25 quantile, ``--seeds`` seeds: a device with 20 profiled rows and the selected predictor with
+   transfer from the other 19 against the same device fully profiled (120 rows, as ``nb201_real.py``) with the
+   XGBoost predictor, and 20 rows with XGBoost. Reported: the
    answer's regret (points below the table's best under the budget), over-budget answers, measurements the
    loop made, and the profiling rows each needed first.
 
@@ -113,12 +117,14 @@ def shared_job(job: dict) -> dict:
             rows.append({"method": "single", "n": n, "draw": draw,
                          **scores(truth, single_source(others, own, truth[own]))})
             t0 = time.perf_counter()
-            alone = LatencyPredictor(**TASK, random_state=draw).fit(picked, truth[own]).predict(archs)
+            xgb = LatencyPredictor(**TASK, random_state=draw)
+            alone = xgb.fit(picked, truth[own], featurizer=xgb.shared_featurizer()).predict(archs)
             rows.append({"method": "own", "n": n, "draw": draw, **scores(truth, alone),
                          "seconds": time.perf_counter() - t0})
     for draw in range(job["full_draws"]):
         own = np.random.default_rng(100 + draw).permutation(len(archs))[:FULL]
-        alone = LatencyPredictor(**TASK, random_state=draw).fit([archs[i] for i in own], truth[own]).predict(archs)
+        xgb = LatencyPredictor(**TASK, random_state=draw)
+        alone = xgb.fit([archs[i] for i in own], truth[own], featurizer=xgb.shared_featurizer()).predict(archs)
         rows.append({"method": "own", "n": FULL, "draw": draw, **scores(truth, alone)})
     return {"device": target, "rows": rows}
 
@@ -205,7 +211,8 @@ def measure_condition(profiles: Path, name: str, archs: list[str]) -> dict[str, 
 
 
 def run_machine(args) -> dict:
-    from hwnas.predictors import LatencyPredictor
+    from hwnas.predictors import AdditiveLatencyPredictor, LatencyPredictor
+    from hwnas.predictors.select import SelectedLatencyPredictor
     from hwnas.predictors.transfer import LatencySource, TransferLatencyPredictor
     from hwnas.spaces import create_space
 
@@ -227,41 +234,82 @@ def run_machine(args) -> dict:
                 own = [inside[i] for i in order[:n]]
                 held_in = [inside[i] for i in order[n:]]
                 y = [target[a] for a in own]
-                model = TransferLatencyPredictor([LatencySource(args.machine_source, source)], **MACHINE_TASK).fit(
-                    own, y)
-                alone = LatencyPredictor(**MACHINE_TASK, random_state=draw).fit(own, y)
-                for group, archs in (("held-in", held_in), ("outside", outside)):
-                    truth = np.array([target[a] for a in archs])
-                    rows.append({"method": "transfer", "n": n, "group": group, "draw": draw,
-                                 **scores(truth, model.predict(archs))})
-                    rows.append({"method": "own", "n": n, "group": group, "draw": draw,
-                                 **scores(truth, alone.predict(archs))})
+                sources = [LatencySource(args.machine_source, source)]
+                models = {"transfer": TransferLatencyPredictor(sources, **MACHINE_TASK),
+                          "own": LatencyPredictor(**MACHINE_TASK, random_state=draw),  # fit below, shared rows
+                          "additive": AdditiveLatencyPredictor(**MACHINE_TASK, random_state=draw),
+                          "selected": SelectedLatencyPredictor(sources, **MACHINE_TASK, random_state=draw)}
+                for method, model in models.items():
+                    model.fit(own, y, featurizer=model.shared_featurizer())
+                    for group, archs in (("held-in", held_in), ("outside", outside)):
+                        truth = np.array([target[a] for a in archs])
+                        rows.append({"method": method, "n": n, "group": group, "draw": draw,
+                                     **scores(truth, model.predict(archs)),
+                                     **({"chosen": model.chosen_} if method == "selected" else {})})
         ratio = np.array([target[a] / source[a] for a in inside])
         agreement = scores(np.array([target[a] for a in inside]), np.array([source[a] for a in inside]))
         out["targets"][target_name] = {"rows": rows, "spearman_source_target": agreement["spearman"],
                                        "ratio_p10_median_p90": np.percentile(ratio, [10, 50, 90]).tolist()}
         table = []
+        methods = ("transfer", "selected", "additive", "own")
         for n in NS:
             cells = [n]
-            for method in ("transfer", "own"):
+            for method in methods:
                 for group in ("held-in", "outside"):
                     sel = [r for r in rows if r["method"] == method and r["n"] == n and r["group"] == group]
                     cells.append(f"{np.mean([r['spearman'] for r in sel]):.3f}/"
                                  f"{np.mean([r['within_10pct'] for r in sel]):.2f}")
+            chosen = [r["chosen"] for r in rows
+                      if r["method"] == "selected" and r["n"] == n and r["group"] == "held-in"]
+            cells.append(", ".join(f"{c} {chosen.count(c)}" for c in sorted(set(chosen))))
             table.append(cells)
         lo, mid, hi = out["targets"][target_name]["ratio_p10_median_p90"]
         print(f"\nthis machine: {args.machine_source} ({n_source} profiled) -> {target_name}; latency ratio target/"
               f"source p10 {lo:.2f}, median {mid:.2f}, p90 {hi:.2f}; Spearman between them "
               f"{out['targets'][target_name]['spearman_source_target']:.3f}")
-        print_table(["N own", "transfer held-in (Sp/+-10%)", "transfer outside", "own held-in", "own outside"], table)
+        print_table(["N own"] + [f"{m} {g}" for m in methods for g in ("held-in", "outside")] + ["selected chose"],
+                    table)
+    out["full_data"] = full_data(source, args.quick)
     return out
+
+
+def full_data(latency: dict[str, float], quick: bool) -> dict:
+    """5-fold cross-validation at 200 profiled architectures of one condition (3 random subsets of its records):
+    the XGBoost ensemble (the predictor before this issue), the additive model and the selection."""
+    from hwnas.predictors import AdditiveLatencyPredictor, LatencyPredictor
+    from hwnas.predictors.metrics import within
+    from hwnas.predictors.select import SelectedLatencyPredictor, cross_validate
+
+    archs = sorted(latency)
+    y_all = np.array([latency[a] for a in archs])
+    makers = {"xgboost (before)": lambda: LatencyPredictor(**MACHINE_TASK),
+              "additive": lambda: AdditiveLatencyPredictor(**MACHINE_TASK),
+              "selected": lambda: SelectedLatencyPredictor([], **MACHINE_TASK)}
+    result: dict = {}
+    size = min(200, len(archs))
+    for name, make in makers.items():
+        per = []
+        for seed in range(1 if quick else 3):
+            subset = np.random.default_rng(seed).permutation(len(archs))[:size]
+            y = y_all[subset]
+            predicted = cross_validate(make, [archs[i] for i in subset], y, folds=5,
+                                       featurizer=make().shared_featurizer())
+            per.append({**scores(y, predicted), "within_5pct": within(y, predicted, 0.05)})
+        result[name] = {key: float(np.mean([p[key] for p in per])) for key in per[0]}
+    print(f"\nfull data, this CPU (onnxruntime, 1 thread, mobilenet 1x32x32): 5-fold CV over {size} profiled "
+          f"architectures, mean of {1 if quick else 3} subsets")
+    print_table(["predictor", "+-10%", "+-5%", "Spearman"],
+                [[name, f"{r['within_10pct']:.3f}", f"{r['within_5pct']:.3f}", f"{r['spearman']:.4f}"]
+                 for name, r in result.items()])
+    return {"n": size, "results": result}
 
 
 # -- search --------------------------------------------------------------------------------------------------
 def search_job(job: dict) -> dict:
     logging.disable(logging.WARNING)
     from hwnas.predictors import AccuracyPredictor, LatencyPredictor
-    from hwnas.predictors.transfer import LatencySource, TransferLatencyPredictor
+    from hwnas.predictors.select import SelectedLatencyPredictor
+    from hwnas.predictors.transfer import LatencySource
     from hwnas.search.config import RunConfig
     from hwnas.search.controllers import create_controller
     from hwnas.search.loop import SearchLoop, SearchSettings
@@ -306,7 +354,7 @@ def search_job(job: dict) -> dict:
                                                                              input_shape=(3, 32, 32),
                                                                              num_classes=100)),
                           make_accuracy_predictor=lambda: AccuracyPredictor(**common),
-                          make_latency_predictor=(lambda: TransferLatencyPredictor(sources, **common)) if sources
+                          make_latency_predictor=(lambda: SelectedLatencyPredictor(sources, **common)) if sources
                           else (lambda: LatencyPredictor(**common)))
         result = loop.run()
         verified = [vars(v) for v in loop.state.verified]
