@@ -8,9 +8,9 @@ this model weighs them by non-negative least squares on the *relative* error (ea
 a prediction is always positive and small models count as much as large ones. Two trimmed refits drop records
 more than 20% off the fit (a measurement disturbed by other work on the machine) when at least half remain.
 
-Measured on this CPU at the default task's shape (mobilenet, 1x32x32, 5-fold cross-validation, 3 subsets):
-99.2% of architectures within +-10% at 200 profiled ones, against 83% for the XGBoost ensemble on the
-architecture features (``benchmarks/fewshot_latency.py``'s machine part and the README).
+Measured on this CPU at the default task's shape (mobilenet, 1x32x32, 5-fold cross-validation over 200
+profiled architectures, 3 subsets; ``benchmarks/fewshot_latency.py --parts machine``): 99.7% of architectures
+within +-10%, against 85.8% for the XGBoost ensemble on the architecture features.
 """
 
 from __future__ import annotations

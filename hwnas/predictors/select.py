@@ -2,8 +2,8 @@
 
 No one latency model wins everywhere (``benchmarks/fewshot_latency.py``): with few own measurements the
 transfer from other devices (:mod:`hwnas.predictors.transfer`) is far ahead; on a CPU with a few hundred, the
-additive per-operator model (:mod:`hwnas.predictors.additive`) is within +-10% for 99% of architectures where
-the XGBoost ensemble reaches 83%; on some devices (NAS-Bench-201 on a phone whose runtime prunes degenerate
+additive per-operator model (:mod:`hwnas.predictors.additive`) is within +-10% for 99.7% of architectures
+where the XGBoost ensemble reaches 86%; on some devices (NAS-Bench-201 on a phone whose runtime prunes degenerate
 cells to almost nothing) a sum of operator costs fails and only the XGBoost ensemble fits. So every fit scores
 each candidate by k-fold cross-validation on the own measurements -- the share within +-10%, ties broken by
 the median relative error -- and keeps the best, refit on all of them. The saved folder is the winner's own
