@@ -15,7 +15,9 @@
    that correlates best with the N points: the simple regression the issue mentions), ``own`` (hwnas's XGBoost
    latency predictor on the N points only, no transfer) and ``own@1000`` (the same at 1,000 points, 3 draws: a
    fully profiled device). The averages are over all 20 devices and over the devices whose ``own@1000`` reaches
-   95% within +-10% (the others' tables are themselves noisy or quantised; listed).
+   95% within +-10% (the others' tables are themselves noisy or quantised; listed). **hardware**: the same for
+   transfer, leaving one *hardware* out (15 of the 20 columns are 5 GPUs at 3 batch sizes: a new GPU has none of
+   its other batch sizes profiled either).
 2. **machine**: two measurement conditions of this CPU as two devices, measured here (keep the machine idle):
    ``--machine-source`` (default onnxruntime at 1 thread) profiles 300 mobilenet architectures at the default
    task's shape 1x32x32, each ``--machine-targets`` condition (openvino at 1 thread, onnxruntime at 2 threads)
@@ -179,6 +181,50 @@ def run_shared(args) -> dict:
     print(f"transfer fit + prediction of {len(archs)} architectures: median {np.median(fit_s) * 1000:.0f} ms")
     return {"devices": devices, "subset": subset, "excluded": excluded, "summary": summary,
             "per_device": per_device, "transfer_fit_predict_s_median": float(np.median(fit_s))}
+
+
+def hardware(name: str) -> str:
+    """The hardware of a HELP column: ``titanx_32`` is a Titan X at batch 32; the others are their own."""
+    head, _, batch = name.rpartition("_")
+    return head if batch in ("1", "32", "256") and head else name
+
+
+def run_hardware(args) -> dict:
+    """Leave one *hardware* out: as the shared part's transfer, but a GPU's other batch sizes are not among the
+    sources either (a really new GPU has none of its own configurations profiled)."""
+    from hwnas.predictors.transfer import LatencySource, TransferLatencyPredictor
+
+    logging.disable(logging.WARNING)
+    archs, table = help_table()
+    devices = sorted(table)[: 3 if args.quick else None]
+    draws = 2 if args.quick else 10
+    per_device = {}
+    for target in devices:
+        sources = [LatencySource(name, dict(zip(archs, values)), complete=True) for name, values in table.items()
+                   if hardware(name) != hardware(target)]
+        rows = []
+        for draw in range(draws):
+            order = np.random.default_rng(draw).permutation(len(archs))
+            for n in NS:
+                own = order[:n]
+                model = TransferLatencyPredictor(sources, **TASK).fit([archs[i] for i in own], table[target][own])
+                rows.append({"method": "transfer", "n": n, "draw": draw, **scores(table[target], model.predict(archs))})
+        per_device[target] = rows
+    subset = [d for d in devices if d not in ("2080ti_1", "essential_ph_1", "pixel3", "raspi4", "samsung_a50",
+                                               "silver_4114")]
+    summary = []
+    for n in NS:
+        sp = [mean_of(per_device[d], "transfer", n, "spearman") for d in devices]
+        w_sub = [mean_of(per_device[d], "transfer", n, "within_10pct") for d in subset]
+        summary.append({"n": n, "spearman_all": float(np.mean(sp)),
+                        "spearman_p10_device": float(np.percentile(sp, 10)),
+                        "within_10pct_subset": float(np.mean(w_sub)),
+                        "within_10pct_subset_worst": float(np.min(w_sub))})
+    print(f"\nleave one hardware out (a GPU's other batch sizes not among the sources either), {draws} draws")
+    print_table(["N", "Spearman (all)", "p10 device", "+-10% (subset)", "worst subset device"],
+                [[r["n"], f"{r['spearman_all']:.3f}", f"{r['spearman_p10_device']:.3f}",
+                  f"{r['within_10pct_subset']:.3f}", f"{r['within_10pct_subset_worst']:.3f}"] for r in summary])
+    return {"summary": summary, "per_device": per_device, "subset": subset}
 
 
 # -- this machine --------------------------------------------------------------------------------------------
@@ -396,7 +442,8 @@ def run_search(args) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="shared,machine,search", help="Comma list of shared, machine, search.")
+    parser.add_argument("--parts", default="shared,hardware,machine,search",
+                        help="Comma list of shared, hardware, machine, search.")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--max-trainings", type=int, default=50)
@@ -413,12 +460,15 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     if "shared" in parts:
         payload["shared"] = run_shared(args)
+    if "hardware" in parts:
+        payload["hardware"] = run_hardware(args)
     if "machine" in parts:
         payload["machine"] = run_machine(args)
     if "search" in parts:
         payload["search"] = run_search(args)
     payload["seconds"] = time.perf_counter() - t0
-    name = "fewshot_latency" + ("-quick" if args.quick else "") + ("" if parts == ["shared", "machine", "search"]
+    name = "fewshot_latency" + ("-quick" if args.quick else "") + ("" if parts == ["shared", "hardware", "machine",
+                                                                                   "search"]
                                                                    else "-" + "-".join(parts))
     print(f"\nwrote {write_result(name, payload)} ({payload['seconds'] / 60:.1f} min)")
 

@@ -135,9 +135,19 @@ def test_corrupt_transfer_meta_is_one_error(tmp_path, strings, synthetic):
         XGBPredictor.load(tmp_path / "p")
     meta["coef"] = [1.0, 2.0]
     meta_file.write_text(json.dumps(meta))
-    (tmp_path / "p" / "sources.npz").write_bytes(b"not a zip")
-    with pytest.raises(PredictorError, match="sources.npz"):
+    good = (tmp_path / "p" / "sources.npz").read_bytes()
+    for damaged in (b"not a zip", good[: len(good) // 2], good[:-40] + bytes(40)):
+        (tmp_path / "p" / "sources.npz").write_bytes(damaged)
+        with pytest.raises(PredictorError, match="sources.npz"):
+            XGBPredictor.load(tmp_path / "p")
+    import hashlib
+
+    (tmp_path / "p" / "sources.npz").write_bytes(good)
+    meta["sources"][0]["records"] += 1  # meta.json and the table disagree
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(PredictorError, match="inconsistent"):
         XGBPredictor.load(tmp_path / "p")
+    assert meta["sources_sha256"] == hashlib.sha256(good).hexdigest()
 
 
 # -- sources from profiles -----------------------------------------------------------------------------------
@@ -354,6 +364,7 @@ def test_a_search_transfers_and_records_its_sources(cli, tmp_path, strings, synt
     assert "latency predictor: transfers from 2 other device profile(s) (a, b)" in result.output
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["transfer"] is True and config["transfer_sources"] == ["a", "b"]
+    assert config["transfer_source_records"] == {"a": len(chosen), "b": len(chosen)}
     snapshots = sorted((tmp_path / "run").rglob("latency/meta.json"))
     assert snapshots and json.loads(snapshots[-1].read_text())["algorithm"] == "transfer"
 
@@ -367,7 +378,8 @@ def test_a_search_transfers_and_records_its_sources(cli, tmp_path, strings, synt
     assert json.loads((tmp_path / "run" / "config.json").read_text())["transfer_sources"] == ["a", "b"]
 
     alone = cli(*args, "--max-trainings", "5", "--run-dir", tmp_path / "alone", "--no-transfer")
-    assert alone.exit_code == 0, alone.stderr and "transfers from" not in alone.output
+    assert alone.exit_code == 0, alone.stderr
+    assert "transfers from" not in alone.output
     config = json.loads((tmp_path / "alone" / "config.json").read_text())
     assert config["transfer"] is False and config["transfer_sources"] is None
     snapshots = sorted((tmp_path / "alone").rglob("latency/meta.json"))

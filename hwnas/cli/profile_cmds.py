@@ -13,6 +13,7 @@ from hwnas.cli.run_options import ray_option, runtime_option, transfer_options
 from hwnas.profiling.measure import PRECISIONS
 from hwnas.runtimes.onnxruntime import provider_names
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
+from hwnas.errors import HwnasError
 from hwnas.shapes import format_input_shape
 
 DEFAULT_DATASET = "digits"  # the embedded default task
@@ -179,6 +180,12 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
                  if ray_address else LocalDevice(device))
     try:
         fingerprint = measuring.fingerprint(conditions)  # before anything is created: a clear line
+        if transfer:  # sources named by --transfer-from exist: checked before minutes of measuring
+            from hwnas.profiling.store import list_devices
+
+            missing = [n for n in transfer if n not in list_devices(profiles_dir)]
+            if missing:
+                raise click.UsageError(f"--transfer-from: no profile {missing[0]!r} under {profiles_dir}")
     except BaseException:
         measuring.close()
         raise
@@ -220,8 +227,12 @@ def _print_quality(store, space, *, shape, classes, options, conditions, transfe
         sources = find_sources(store.root, task, target=store.device, names=list(transfer) or None,
                                space_size=space.size(), report=lambda line: click.echo(f"Warning: {line}",
                                                                                        err=True))
-    quality = estimate_quality(records, sources, space=space.name, space_options=options, input_shape=shape,
-                               num_classes=classes, seed=seed, transfer=transfer is not None)
+    try:
+        quality = estimate_quality(records, sources, space=space.name, space_options=options, input_shape=shape,
+                                   num_classes=classes, seed=seed, transfer=transfer is not None)
+    except HwnasError as exc:  # the measurements are stored; only the estimate failed
+        click.echo(f"Warning: the latency predictor's quality could not be estimated: {exc}", err=True)
+        return
     if quality is not None:
         click.echo(quality.summary())
 

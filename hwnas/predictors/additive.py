@@ -56,7 +56,11 @@ def nnls_relative(x: np.ndarray, y: np.ndarray, *, trims: int = 2) -> np.ndarray
     keep = np.ones(len(y), dtype=bool)
     coef = np.zeros(x.shape[1])
     for attempt in range(trims + 1):
-        solution, _ = nnls((x[keep] / scale) * weight[keep, None], y[keep] * weight[keep], maxiter=50 * x.shape[1])
+        try:
+            solution, _ = nnls((x[keep] / scale) * weight[keep, None], y[keep] * weight[keep],
+                               maxiter=50 * x.shape[1])
+        except RuntimeError as exc:  # scipy: "Maximum number of iterations reached."
+            raise PredictorError(f"the additive latency model did not converge ({exc})") from None
         coef = solution / scale
         if attempt == trims:
             break

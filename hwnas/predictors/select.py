@@ -105,6 +105,8 @@ class SelectedLatencyPredictor:
             raise PredictorError(f"unknown latency candidate(s) {unknown or names}; known: {', '.join(every)}")
         if "transfer" in names and not self.sources:
             names.remove("transfer")
+        if not names:
+            raise PredictorError("the only latency candidate asked for is transfer, and there is no source")
         return {name: every[name] for name in names}
 
     def fit(self, archs: Sequence[str | Arch], y, *, featurizer: ArchFeaturizer | None = None
@@ -120,9 +122,15 @@ class SelectedLatencyPredictor:
                 else next(iter(factories))
         else:
             for name, make in self.factories(scoring=True).items():
-                within, median = selection_score(y, cross_validate(make, archs, y, folds=self.folds,
-                                                                   seed=self.random_state, featurizer=featurizer))
+                try:
+                    predicted = cross_validate(make, archs, y, folds=self.folds, seed=self.random_state,
+                                               featurizer=featurizer)
+                except PredictorError:  # a candidate that cannot fit this data is not chosen
+                    continue
+                within, median = selection_score(y, predicted)
                 self.selection_[name] = {"within_10pct": within, "median_rel_error": median}
+            if not self.selection_:
+                raise PredictorError("no latency candidate could be fit on these measurements")
             chosen = max(self.selection_, key=lambda n: (self.selection_[n]["within_10pct"],
                                                          -self.selection_[n]["median_rel_error"]))
         self.chosen_ = chosen

@@ -23,10 +23,13 @@ their fallback predictors) beside the coefficients, so it loads and predicts whe
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import io
 import os
 import shutil
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -73,7 +76,8 @@ class LatencySource:
             raise PredictorError(f"transfer source {self.name!r} holds latencies that are not positive numbers")
         logs = np.log(values)
         self.mean_log = float(logs.mean())
-        self.std_log = float(logs.std()) or 1.0
+        spread = float(logs.std())
+        self.std_log = spread if spread > 1e-9 else 1.0  # all equal: a constant column, not one to blow up
 
     def log_latencies(self, archs: Sequence[str], *, task: "TransferLatencyPredictor") -> np.ndarray:
         """Log-latency of each architecture: measured where the source holds it, else its fallback's."""
@@ -269,7 +273,8 @@ class TransferLatencyPredictor:
             "models": [], "coef": [float(w) for w in self.coef_], "intercept": self.intercept_,
             "alpha": self.alpha_, "rmse_log": self.rmse_log_, "single": self.single_,
             "sources": [{"name": s.name, "info": dict(s.info), "records": len(s.latencies), "complete": s.complete,
-                         "weight": float(w), "fallback": f"source_{i}" if not s.complete else None}
+                         "weight": float(w),
+                         "fallback": f"source_{i}" if not s.complete or s.fallback is not None else None}
                         for i, (s, w) in enumerate(zip(self.sources, self.coef_))],
             "scores": dict(scores or {}), "source": dict(source or {}), "hwnas_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -294,11 +299,14 @@ class TransferLatencyPredictor:
                     table[row[arch], j] = value
             buffer = io.BytesIO()
             np.savez_compressed(buffer, archs=np.array(archs, dtype=str), latency_ms=table)
-            atomic_write_bytes(staging / SOURCES_FILE, buffer.getvalue())
+            data = buffer.getvalue()
+            atomic_write_bytes(staging / SOURCES_FILE, data)
             for i, s in enumerate(self.sources):
-                if not s.complete:
+                if not s.complete or s.fallback is not None:
                     s.fallback_model(self).save(staging / f"source_{i}", source={"transfer_source": s.name})
-            atomic_write_json(staging / META_FILE, self.meta(scores=scores, source=source))
+            meta = self.meta(scores=scores, source=source)
+            meta["sources_sha256"] = hashlib.sha256(data).hexdigest()
+            atomic_write_json(staging / META_FILE, meta)
             _replace_dir(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -318,11 +326,19 @@ class TransferLatencyPredictor:
         if input_shape is not None and list(input_shape) != list(meta["input_shape"]):
             raise PredictorError(f"{folder} was fit for input shape {meta['input_shape']}, not {list(input_shape)}")
         params = {k: v for k, v in meta["params"].items() if k in cls._PARAMS}
+        path = folder / SOURCES_FILE
         try:
-            with np.load(folder / SOURCES_FILE, allow_pickle=False) as data:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise PredictorError(f"cannot read {path}: {exc.strerror or exc}; refit the predictor") from None
+        if meta.get("sources_sha256") != hashlib.sha256(raw).hexdigest():
+            raise PredictorError(f"{path} is not the file its meta.json was saved with (checksum differs); refit "
+                                 f"the predictor")
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as data:
                 archs, table = [str(a) for a in data["archs"]], np.asarray(data["latency_ms"], dtype=_FLOAT)
-        except (OSError, ValueError, KeyError) as exc:
-            raise PredictorError(f"cannot read {folder / SOURCES_FILE}: {exc}; refit the predictor") from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise PredictorError(f"cannot read {path}: {exc}; refit the predictor") from None
         entries = meta["sources"]
         if table.shape != (len(archs), len(entries)) or len(meta["coef"]) != len(entries):
             raise PredictorError(f"{folder} is inconsistent: {len(entries)} sources, {len(meta['coef'])} "
@@ -331,6 +347,9 @@ class TransferLatencyPredictor:
         for j, entry in enumerate(entries):
             present = ~np.isnan(table[:, j])
             latencies = {archs[i]: float(table[i, j]) for i in np.flatnonzero(present)}
+            if entry.get("records") != len(latencies) or (not entry.get("complete") and not entry.get("fallback")):
+                raise PredictorError(f"{folder}/meta.json is inconsistent with {SOURCES_FILE} for source "
+                                     f"{entry.get('name')!r}; refit the predictor")
             fallback = None
             if entry.get("fallback"):
                 fallback = LatencyPredictor.load(folder / f"source_{j}", space=meta["space"],

@@ -325,6 +325,7 @@ class ProfileStore:
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
+            self._records = None  # a part may be written: the next read finds the torn tail and cuts it off
             raise ProfileError(f"cannot append to {path}: {exc.strerror or exc}") from None
         assert self._records is not None
         self._records.extend(fresh.values())

@@ -54,7 +54,8 @@ def incompatibility(store: ProfileStore, task: SourceTask) -> str | None:
 
 def find_sources(profiles_dir: str | os.PathLike, task: SourceTask, *, target: str,
                  names: Sequence[str] | None = None, space_size: int | None = None,
-                 report: Callable[[str], None] | None = None, missing_ok: bool = False) -> list[LatencySource]:
+                 report: Callable[[str], None] | None = None, missing_ok: bool = False,
+                 limits: Mapping[str, int] | None = None) -> list[LatencySource]:
     """The transfer sources of ``target`` under ``profiles_dir``.
 
     Args:
@@ -66,6 +67,8 @@ def find_sources(profiles_dir: str | os.PathLike, task: SourceTask, *, target: s
         report: Receives one line for each profile skipped.
         missing_ok: A profile of ``names`` that does not exist is skipped with a line (a resumed search whose
             source was removed since) instead of refused.
+        limits: Read only the first this many records of the task of a profile (a resumed search reads what
+            its first session read; profiles are append-only).
 
     Raises:
         HwnasError: a profile named in ``names`` does not exist (unless ``missing_ok``), or is the target.
@@ -89,6 +92,8 @@ def find_sources(profiles_dir: str | os.PathLike, task: SourceTask, *, target: s
         try:
             store = ProfileStore.open(profiles_dir, name)
             records = store.records(task.space, task.input_shape, task.space_options)
+            if limits is not None and name in limits:
+                records = records[: limits[name]]
             why = incompatibility(store, task)
         except HwnasError as exc:
             report(f"transfer source {name!r} skipped: {exc}")
@@ -128,6 +133,7 @@ class QualityEstimate:
         spearman: Rank correlation of held-out predictions, at ``n``.
         half_within_10pct: The same share cross-validated on half the records (None below 10 measurements).
         model: The candidate chosen (``transfer``, ``additive``, ``xgboost``).
+        offered: Transfer sources there were (transfer may have lost the cross-validation).
     """
 
     n: int
@@ -136,6 +142,7 @@ class QualityEstimate:
     spearman: float
     half_within_10pct: float | None
     model: str = "xgboost"
+    offered: int = 0
 
     def suggestion(self) -> str:
         """How many more measurements would help, from the gain of the last doubling."""
@@ -145,17 +152,19 @@ class QualityEstimate:
         if gain is None or gain < 0.02:
             seen = "" if gain is None else f" (doubling them gained {100 * gain:.0f} points)"
             return (f"more measurements help little{seen}: the measurements' own noise, or sources unlike this "
-                    f"device, limit it" + ("" if self.sources else "; other devices' profiles of this task "
-                                           "would let it transfer"))
+                    f"device, limit it" + ("" if self.sources or self.offered else "; other devices' profiles of "
+                                           "this task would let it transfer"))
         doublings = min(4, int(np.ceil((QUALITY_TARGET - self.within_10pct) / gain - 1e-9)))
         more = self.n * (2 ** doublings - 1)
         return (f"about {more} more measurements should bring it near {QUALITY_TARGET:.0%} (the last doubling "
                 f"gained {100 * gain:.0f} points)")
 
     def summary(self) -> str:
-        how = (f"transferred from {len(self.sources)} profile(s)" if self.sources else
-               f"on its own measurements ({'additive per-operator model' if self.model == 'additive' else 'XGBoost'}"
-               f"{'' if self.model != 'xgboost' else ', no transfer source'})")
+        own = "additive per-operator model" if self.model == "additive" else "XGBoost"
+        why = (f", which cross-validated better than transfer from {self.offered} profile(s)" if self.offered
+               else "" if self.model != "xgboost" else ", no transfer source")
+        how = (f"transferred from {len(self.sources)} profile(s)" if self.sources
+               else f"on its own measurements ({own}{why})")
         return (f"latency predictor {how}, cross-validated on {self.n} own measurements: "
                 f"{100 * self.within_10pct:.0f}% within +-10%, Spearman {self.spearman:.3f}; {self.suggestion()}")
 
@@ -187,4 +196,5 @@ def estimate_quality(records: Sequence[Mapping[str, Any]], sources: Sequence[Lat
         half_score = within(y[subset], half, 0.10)
     return QualityEstimate(n=len(y), sources=tuple(s.name for s in sources) if selector.chosen_ == "transfer"
                            else (), within_10pct=within(y, full, 0.10), spearman=spearman(y, full),
-                           half_within_10pct=half_score, model=selector.chosen_)
+                           half_within_10pct=half_score, model=selector.chosen_,
+                           offered=len(sources) if transfer else 0)

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 FIXED_SETTINGS = ("space", "space_options", "dataset", "accuracy_table", "latency_table", "device", "budget_ms",
                   "reward", "mode", "initial_trainings", "candidates_per_round", "archs_per_round", "explore",
                   "local_search_steps", "epochs", "predictor_options", "acquisition", "dataset_options",
-                  "dataset_input_shape", "recipe")
+                  "dataset_input_shape", "recipe", "transfer", "transfer_from")
 
 
 class BenchmarkError(HwnasError):

@@ -69,8 +69,10 @@ class RunConfig:
         profile_samples: Architectures profiled when the device has no profile yet.
         transfer, transfer_from: Whether the latency predictor transfers from other device profiles of the same
             task (:mod:`hwnas.predictors.transfer`), and from which (None: every compatible one under
-            ``profiles_dir``). ``transfer_sources``: the profiles it used, recorded when the run starts (a resume
-            uses the same). Runs made before transfer existed read as ``transfer=False``.
+            ``profiles_dir``). ``transfer_sources``: the profiles it used, recorded when the run starts with
+            ``transfer_source_records``, how many of each one's records of the task it read (a resume reads the
+            same first records of the same profiles: they are append-only). Runs made before transfer existed
+            read as ``transfer=False``.
 
     Search:
         controller, reward, mode, acquisition: Registered names (see ``hwnas search --help``).
@@ -156,6 +158,7 @@ class RunConfig:
     transfer: bool = True
     transfer_from: tuple[str, ...] | None = None
     transfer_sources: tuple[str, ...] | None = None
+    transfer_source_records: Mapping[str, int] | None = None
     dataset_name: str | None = None
     dataset_key: str | None = None
     input_shape: tuple[int, int, int] | None = None
@@ -198,6 +201,12 @@ class RunConfig:
                         or not all(isinstance(v, str) and v for v in value):
                     raise ConfigError(f"{name} must be a list of profile names, got {value!r}")
                 set_(self, name, tuple(value))
+        counts = self.transfer_source_records
+        if counts is not None:
+            if not (isinstance(counts, Mapping) and all(isinstance(k, str) and _whole(v) and v >= 0
+                                                       for k, v in counts.items())):
+                raise ConfigError(f"transfer_source_records must map profile names to record counts, got {counts!r}")
+            set_(self, "transfer_source_records", dict(counts))
         if self.transfer_from is not None and not self.transfer:
             raise ConfigError("transfer_from names sources but transfer is off; give one of them")
         for name in ("space", "dataset", "device", "profiles_dir", "provider", "runtime", "precision", "controller",

@@ -7,7 +7,7 @@ import time
 from typing import Callable, Sequence
 
 from hwnas.errors import HwnasError
-from hwnas.predictors import PREDICTORS, Predictor
+from hwnas.predictors import PREDICTORS, LatencyPredictor, Predictor
 from hwnas.devices import open_device, profile_name
 from hwnas.profiling import ProfileStore, profile_space
 from hwnas.profiling.fingerprint import mismatches
@@ -45,13 +45,33 @@ def transfer_sources(run: RunDir, space, *, echo: Callable[[str], None]) -> list
     recorded = config.transfer_sources is not None
     sources = find_sources(config.profiles_dir, task, target=target, space_size=space.size(), missing_ok=recorded,
                            names=config.transfer_sources if recorded else config.transfer_from,
-                           report=lambda line: echo(f"Warning: {line}"))
+                           report=lambda line: echo(f"Warning: {line}"), limits=config.transfer_source_records)
+    if table and not recorded:
+        sources = _without_table_copies(sources, config.latency_table, space, echo=echo)
     if not recorded:
-        run.update_config(transfer_sources=[s.name for s in sources])
+        run.update_config(transfer_sources=[s.name for s in sources],
+                          transfer_source_records={s.name: len(s.latencies) for s in sources})
     if sources:
         names = ", ".join(s.name for s in sources[:6]) + (f" and {len(sources) - 6} more" if len(sources) > 6 else "")
         echo(f"latency predictor: transfers from {len(sources)} other device profile(s) ({names})")
     return sources
+
+
+def _without_table_copies(sources: list, table: str, space, *, echo: Callable[[str], None]) -> list:
+    """The sources without any that holds the latency table's own values (the same table imported as a profile:
+    it would predict the device from its own latencies)."""
+    from hwnas.search.sources.tables import TableLatency
+
+    latency = TableLatency(table, space, prior_samples=1).latency
+    kept = []
+    for source in sources:
+        shared = [a for a in source.latencies if a in latency]
+        same = sum(abs(source.latencies[a] / latency[a] - 1.0) < 1e-9 for a in shared)
+        if shared and same >= 0.95 * len(shared):
+            echo(f"Warning: transfer source {source.name!r} skipped: it holds the latency table's own values")
+        else:
+            kept.append(source)
+    return kept
 
 
 def latency_predictor_factory(config: RunConfig, space, sources: Sequence = ()) -> Callable[[], Predictor]:
@@ -118,8 +138,11 @@ def latency_source(config: RunConfig, space, *, echo: Callable[[str], None], exe
     fallback = None
     if not measurable:
         records = store.records(space.name, shape, options)
-        fallback = latency_predictor_factory(config, space, sources)().fit(
-            [r["arch"] for r in records], [r["median_ms"] for r in records]).predict
+        if config.transfer:
+            model = latency_predictor_factory(config, space, sources)()
+        else:  # as before transfer existed, exactly
+            model = LatencyPredictor(space=space.name, space_options=options, input_shape=shape, num_classes=classes)
+        fallback = model.fit([r["arch"] for r in records], [r["median_ms"] for r in records]).predict
         echo(f"device {config.device!r} cannot be measured from here ({why}): candidates outside its profile "
              f"get predicted latencies, flagged as such; confirm the final model's latency on the device")
     else:
