@@ -481,3 +481,17 @@ def test_selection_keeps_the_candidate_that_cross_validates_best(tmp_path, strin
     assert isinstance(SelectedLatencyPredictor.load(tmp_path / "sel"), TransferLatencyPredictor)
     few = SelectedLatencyPredictor([], **NB201).fit(own[:4], [synthetic["b"][s] for s in own[:4]])
     assert few.chosen_ == "xgboost" and few.selection_ == {}  # too few to cross-validate: as before
+
+
+def test_a_device_table_is_refused_whole_when_one_profile_holds_measurements(cli, tmp_path, device_table, synthetic):
+    wide, _, _ = device_table
+    profiles = tmp_path / "profiles"
+    write_profile(profiles, "pub-b", dict(list(synthetic["b"].items())[:30]))  # real measurements
+    common = ["--space", "nb201", "--input-shape", "3x32x32", "--profiles-dir", profiles, "--latency-table", wide,
+              "--columns", "all", "--device-prefix", "pub-"]
+    result = cli("profile", *common)
+    assert result.exit_code == 1 and "profile 'pub-b' holds real measurements" in result.stderr
+    assert sorted(p.name for p in profiles.iterdir()) == ["pub-b"]  # nothing written before the refusal
+    in_runtime = cli("profile", *common[:-1], "ov-", "--runtime", "openvino")
+    assert in_runtime.exit_code == 0, in_runtime.stderr
+    assert {"ov-a.openvino", "ov-b.openvino", "ov-c.openvino"} <= {p.name for p in profiles.iterdir()}

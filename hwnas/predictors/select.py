@@ -117,6 +117,7 @@ class SelectedLatencyPredictor:
         factories = self.factories()
         featurizer = featurizer or self.shared_featurizer()
         self.selection_: dict[str, dict[str, float]] = {}
+        self.out_of_fold_: dict[str, np.ndarray] = {}  # each candidate's cross-validated predictions
         if len(archs) < MIN_SELECT or len(factories) == 1:
             chosen = "transfer" if "transfer" in factories else "xgboost" if "xgboost" in factories \
                 else next(iter(factories))
@@ -129,6 +130,7 @@ class SelectedLatencyPredictor:
                     continue
                 within, median = selection_score(y, predicted)
                 self.selection_[name] = {"within_10pct": within, "median_rel_error": median}
+                self.out_of_fold_[name] = predicted
             if not self.selection_:
                 raise PredictorError("no latency candidate could be fit on these measurements")
             chosen = max(self.selection_, key=lambda n: (self.selection_[n]["within_10pct"],

@@ -169,9 +169,17 @@ def import_device_table(root: str | os.PathLike, space: SearchSpace, path: str, 
         ProfileError: the table has no header naming its columns, a column asked for is missing, a profile name
             is not usable, or a profile holds real measurements.
     """
+    from hwnas.runtimes import DEFAULT_RUNTIME
+
     start = time.perf_counter()
     per_column, problems = parse_device_table(read_table_text(path), space, columns)
-    names = {column: ProfileStore(root, f"{prefix}{column}").device for column in per_column}  # names checked
+    suffix = "" if runtime in (None, DEFAULT_RUNTIME) else f".{runtime}"  # as hwnas.devices.profile_name
+    names = {column: ProfileStore(root, f"{prefix}{column}{suffix}").device for column in per_column}
+    for name in names.values():  # every profile checked before any is written
+        store = ProfileStore(root, name)
+        if store.exists and (store.fingerprint or {}).get("source") != "table":
+            raise ProfileError(f"profile {name!r} holds real measurements; a table is never mixed with them: "
+                               f"use another --device-prefix")
     for problem in problems if report is not None else ():
         report(problem)
     summaries: dict[str, RunSummary] = {}

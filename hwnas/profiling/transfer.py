@@ -188,7 +188,9 @@ def estimate_quality(records: Sequence[Mapping[str, Any]], sources: Sequence[Lat
                                         candidates=None if transfer else ["xgboost"])
     selector.fit(archs, y)
     make = selector.factories(scoring=True)[selector.chosen_]
-    full = cross_validate(make, archs, y, folds=folds, seed=seed)
+    full = selector.out_of_fold_.get(selector.chosen_)  # the selection's own cross-validation, when it ran one
+    if full is None:
+        full = cross_validate(make, archs, y, folds=folds, seed=seed)
     half_score = None
     if len(y) >= 10:
         subset = np.random.default_rng(seed).choice(len(y), size=len(y) // 2, replace=False)
