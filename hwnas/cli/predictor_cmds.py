@@ -68,8 +68,12 @@ def fit_and_save(kind: str, archs: list[str], y, *, space, space_options: dict, 
             return SelectedLatencyPredictor(sources, **common)
         return PREDICTORS.create(kind, **common)
 
-    scores = assess(make, archs, y, seed=seed)
-    make().fit(archs, y).save(directory, scores=scores, source=source)
+    model = make().fit(archs, y)
+    if sources is not None and kind == "latency":  # assess the chosen candidate (not a selection nested in each fold)
+        scores = assess(lambda: model.factories()[model.chosen_](), archs, y, seed=seed)
+    else:
+        scores = assess(make, archs, y, seed=seed)
+    model.save(directory, scores=scores, source=source)
     return scores
 
 
