@@ -37,6 +37,21 @@ def _conv_macs(module: nn.Conv2d, out: torch.Tensor) -> int:
     return int(out[0].numel()) * (module.in_channels // module.groups) * kh * kw
 
 
+def _forward_with_hook(model: nn.Module, modules: Sequence[nn.Module], hook, input_shape: Sequence[int],
+                       device: str | torch.device) -> None:
+    """One batch-1 forward pass of ``model`` in eval mode with ``hook`` on ``modules`` (removed, and the train/eval
+    mode restored, afterwards)."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+
+
 @torch.no_grad()
 def analyse(model: nn.Module, input_shape: Sequence[int], *, device: str | torch.device = "cpu") -> ModelStats:
     """Counts parameters, multiply-accumulates and activation sizes of ``model`` for one input.
@@ -68,16 +83,7 @@ def analyse(model: nn.Module, input_shape: Sequence[int], *, device: str | torch
             counts["macs"] += module.in_features * module.out_features
             counts["linear_layers"] += 1
 
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    was_training = model.training
-    model.eval()
-    try:
-        model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    _forward_with_hook(model, [m for m in model.modules() if not list(m.children())], hook, input_shape, device)
     params = sum(p.numel() for p in model.parameters())
     return ModelStats(params=int(params), **counts)
 
@@ -147,13 +153,5 @@ def op_terms(model: nn.Module, input_shape: Sequence[int], *, device: str | torc
             terms["pool_elems"] += inputs[0][0].numel()
 
     watched = [m for m in model.modules() if not list(m.children()) or isinstance(m, SqueezeExcite)]
-    handles = [m.register_forward_hook(hook) for m in watched]
-    was_training = model.training
-    model.eval()
-    try:
-        model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    _forward_with_hook(model, watched, hook, input_shape, device)
     return {k: float(v) for k, v in terms.items()}

@@ -8,5 +8,6 @@ from hwnas.predictors.model import (PREDICTORS, AccuracyPredictor, LatencyPredic
 from hwnas.predictors.quality import assess
 from hwnas.predictors.transfer import LatencySource, TransferLatencyPredictor
 
-__all__ = ["PREDICTORS", "AccuracyPredictor", "AdditiveLatencyPredictor", "ArchFeaturizer", "LatencyPredictor", "Predictor", "PredictorError",
-           "LatencySource", "TransferLatencyPredictor", "XGBPredictor", "assess", "read_meta"]
+__all__ = ["PREDICTORS", "AccuracyPredictor", "AdditiveLatencyPredictor", "ArchFeaturizer", "LatencyPredictor",
+           "LatencySource", "Predictor", "PredictorError", "TransferLatencyPredictor", "XGBPredictor", "assess",
+           "read_meta"]

@@ -26,8 +26,8 @@ from hwnas import __version__
 from hwnas.arch import Arch
 from hwnas.io import atomic_write_json
 from hwnas.predictors.features import ArchFeaturizer, OpFeaturizer
-from hwnas.predictors.model import (ALGORITHMS, META_FILE, SCHEMA_VERSION, PredictorError, _replace_dir, read_meta,
-                                    shared_featurizer)
+from hwnas.predictors.model import (ALGORITHMS, META_FILE, SCHEMA_VERSION, PredictorError, TaskFeatures, check_task,
+                                    checked_records, read_meta, save_folder)
 
 ALGORITHM = "additive"
 #: Relative error beyond which a record is left out of the trimmed refits.
@@ -71,7 +71,7 @@ def nnls_relative(x: np.ndarray, y: np.ndarray, *, trims: int = 2) -> np.ndarray
     return coef
 
 
-class AdditiveLatencyPredictor:
+class AdditiveLatencyPredictor(TaskFeatures):
     """Latency in ms as a non-negative sum of per-operator terms; a bootstrap ensemble gives the spread.
 
     Satisfies :class:`hwnas.predictors.Predictor`.
@@ -104,32 +104,13 @@ class AdditiveLatencyPredictor:
         params["input_shape"] = [int(d) for d in self.input_shape]
         return params
 
-    @property
-    def task(self) -> tuple:
-        return (self.space, repr(sorted((self.space_options or {}).items())), tuple(self.input_shape),
-                int(self.num_classes))
-
-    def make_featurizer(self) -> ArchFeaturizer:
-        return ArchFeaturizer(space=self.space, space_options=self.space_options,
-                              input_shape=tuple(self.input_shape), num_classes=self.num_classes).fit()
-
-    def shared_featurizer(self) -> ArchFeaturizer:
-        return shared_featurizer(self)
-
     def op_featurizer(self) -> OpFeaturizer:
         return shared_op_featurizer(self.task, self.space, self.space_options, self.input_shape, self.num_classes)
 
     def fit(self, archs: Sequence[str | Arch], y, *, featurizer: ArchFeaturizer | None = None
             ) -> "AdditiveLatencyPredictor":
         """Fits the member models on measured latencies (``featurizer``: unused, for the common contract)."""
-        y = np.asarray(y, dtype=float).ravel()
-        archs = list(archs)
-        if len(archs) != len(y):
-            raise PredictorError(f"{len(archs)} architectures but {len(y)} targets")
-        if len(archs) < 2:
-            raise PredictorError("need at least 2 records to fit a predictor")
-        if not np.all(np.isfinite(y)) or np.any(y <= 0):
-            raise PredictorError("latency targets must be positive")
+        archs, y = checked_records(archs, y, positive=True)
         x = self.op_featurizer().transform(archs)
         rng = np.random.default_rng(self.random_state)
         members = [nnls_relative(x, y)]
@@ -177,21 +158,10 @@ class AdditiveLatencyPredictor:
     def save(self, directory: str | os.PathLike, *, scores: Mapping[str, Any] | None = None,
              source: Mapping[str, Any] | None = None) -> Path:
         """Writes ``meta.json`` (the coefficients are in it) into ``directory``, replaced atomically."""
-        import shutil
-        import tempfile
-
         if not hasattr(self, "coef_"):
             raise PredictorError("predictor is not fitted")
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            atomic_write_json(staging / META_FILE, self.meta(scores=scores, source=source))
-            _replace_dir(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+        return save_folder(directory, lambda staging: atomic_write_json(
+            staging / META_FILE, self.meta(scores=scores, source=source)))
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, space: str | None = None,
@@ -200,10 +170,7 @@ class AdditiveLatencyPredictor:
         meta = read_meta(folder)
         if meta.get("algorithm") != ALGORITHM:
             raise PredictorError(f"{folder} holds no additive predictor")
-        if space is not None and meta["space"] != space:
-            raise PredictorError(f"{folder} predicts the {meta['space']!r} space, not {space!r}")
-        if input_shape is not None and list(input_shape) != list(meta["input_shape"]):
-            raise PredictorError(f"{folder} was fit for input shape {meta['input_shape']}, not {list(input_shape)}")
+        check_task(folder, meta, space=space, input_shape=input_shape)
         predictor = cls(**{k: v for k, v in meta["params"].items() if k in cls._PARAMS})
         if meta.get("terms") != predictor.op_featurizer().feature_names_:
             raise PredictorError(f"{folder} was fit on other operator terms than this hwnas computes; refit it")

@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -37,7 +37,70 @@ class PredictorError(HwnasError):
     """A predictor cannot be fitted, saved or loaded as asked."""
 
 
-class XGBPredictor:
+class TaskFeatures:
+    """What every predictor derives from its task (attributes ``space``, ``space_options``, ``input_shape``,
+    ``num_classes``): the task key and its featurizers."""
+
+    space: str
+    space_options: Mapping[str, Any] | None
+    input_shape: Sequence[int]
+    num_classes: int
+
+    @property
+    def task(self) -> tuple:
+        """What the features depend on (space, its options, input shape, classes): predictors of one task share
+        a featurizer (:meth:`make_featurizer`)."""
+        return (self.space, repr(sorted((self.space_options or {}).items())), tuple(self.input_shape),
+                int(self.num_classes))
+
+    def make_featurizer(self) -> ArchFeaturizer:
+        return ArchFeaturizer(space=self.space, space_options=self.space_options,
+                              input_shape=tuple(self.input_shape), num_classes=self.num_classes).fit()
+
+    def shared_featurizer(self) -> ArchFeaturizer:
+        """This process's featurizer of the predictor's task (:func:`shared_featurizer`)."""
+        return shared_featurizer(self)
+
+
+def checked_records(archs: Sequence[str | Arch], y, *, positive: bool = False) -> tuple[list, np.ndarray]:
+    """``(archs as a list, y as floats)``, refused (PredictorError) unless there is one target per architecture
+    and at least 2 records -- and, with ``positive``, every target a positive finite number (a latency)."""
+    y = np.asarray(y, dtype=float).ravel()
+    archs = list(archs)
+    if len(archs) != len(y):
+        raise PredictorError(f"{len(archs)} architectures but {len(y)} targets")
+    if len(archs) < 2:
+        raise PredictorError("need at least 2 records to fit a predictor")
+    if positive and (not np.all(np.isfinite(y)) or np.any(y <= 0)):
+        raise PredictorError("latency targets must be positive")
+    return archs, y
+
+
+def check_task(directory: str | os.PathLike, meta: Mapping[str, Any], *, space: str | None,
+               input_shape: Sequence[int] | None) -> None:
+    """Refuses a saved predictor of another space or input shape than asked for (None: any)."""
+    if space is not None and meta["space"] != space:
+        raise PredictorError(f"{directory} predicts the {meta['space']!r} space, not {space!r}")
+    if input_shape is not None and list(input_shape) != list(meta["input_shape"]):
+        raise PredictorError(f"{directory} was fit for input shape {meta['input_shape']}, not {list(input_shape)}")
+
+
+def save_folder(directory: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Has ``write`` fill a staging folder beside ``directory``, then puts it in place of ``directory`` at once
+    (:func:`_replace_dir`); the staging folder is removed if anything fails."""
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write(staging)
+        _replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+class XGBPredictor(TaskFeatures):
     """Ensemble of XGBoost regressors on architecture features.
 
     Args:
@@ -105,21 +168,6 @@ class XGBPredictor:
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._PARAMS}
 
-    @property
-    def task(self) -> tuple:
-        """What the features depend on (space, its options, input shape, classes): predictors of one task share
-        a featurizer (:meth:`make_featurizer`)."""
-        return (self.space, repr(sorted((self.space_options or {}).items())), tuple(self.input_shape),
-                int(self.num_classes))
-
-    def make_featurizer(self) -> ArchFeaturizer:
-        return ArchFeaturizer(space=self.space, space_options=self.space_options,
-                              input_shape=tuple(self.input_shape), num_classes=self.num_classes).fit()
-
-    def shared_featurizer(self) -> ArchFeaturizer:
-        """This process's featurizer of the predictor's task (:func:`shared_featurizer`)."""
-        return shared_featurizer(self)
-
     # -- fitting and prediction ------------------------------------------------------------------------------
     @property
     def ranks(self) -> bool:
@@ -157,12 +205,7 @@ class XGBPredictor:
         """
         from xgboost import XGBRegressor
 
-        y = np.asarray(y, dtype=float).ravel()
-        archs = list(archs)
-        if len(archs) != len(y):
-            raise PredictorError(f"{len(archs)} architectures but {len(y)} targets")
-        if len(archs) < 2:
-            raise PredictorError("need at least 2 records to fit a predictor")
+        archs, y = checked_records(archs, y)
         if self.log_target and np.any(y <= 0):
             raise PredictorError("latency targets must be positive")
         if not self.objective.startswith(("reg:", "rank:")):
@@ -237,20 +280,15 @@ class XGBPredictor:
         """
         if not hasattr(self, "models_"):
             raise PredictorError("predictor is not fitted")
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+
+        def write(staging: Path) -> None:
             for i, model in enumerate(self.models_):
                 # XGBoost's own save_model does not check every write (a full disk can leave a truncated file
                 # without an error): the JSON is serialised in memory and written by Python, which checks.
                 atomic_write_bytes(staging / f"model_{i}.json", bytes(model.get_booster().save_raw("json")))
             atomic_write_json(staging / META_FILE, self.meta(scores=scores, source=source))
-            _replace_dir(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+
+        return save_folder(directory, write)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, space: str | None = None,
@@ -271,11 +309,7 @@ class XGBPredictor:
         predictor_cls = PREDICTORS.get(meta["kind"]) if cls is XGBPredictor else cls
         if meta["kind"] != predictor_cls.kind:
             raise PredictorError(f"{directory} holds a {meta['kind']} predictor, not a {predictor_cls.kind} one")
-        if space is not None and meta["space"] != space:
-            raise PredictorError(f"{directory} predicts the {meta['space']!r} space, not {space!r}")
-        if input_shape is not None and list(input_shape) != list(meta["input_shape"]):
-            raise PredictorError(f"{directory} was fit for input shape {meta['input_shape']}, "
-                                 f"not {list(input_shape)}")
+        check_task(directory, meta, space=space, input_shape=input_shape)
         # An edited kind or input shape would be used as is, silently wrong: they must agree with what the
         # models were fit on (the target's transform and the featuriser's shape).
         if meta.get("log_target") != predictor_cls.log_target:

@@ -21,7 +21,7 @@ import numpy as np
 from hwnas.arch import Arch
 from hwnas.predictors.additive import AdditiveLatencyPredictor
 from hwnas.predictors.features import ArchFeaturizer
-from hwnas.predictors.model import LatencyPredictor, PredictorError, XGBPredictor, shared_featurizer
+from hwnas.predictors.model import LatencyPredictor, PredictorError, TaskFeatures, XGBPredictor
 from hwnas.predictors.transfer import LatencySource, TransferLatencyPredictor
 
 #: Fewest own measurements for cross-validated selection (fewer: transfer if there are sources, else XGBoost).
@@ -46,7 +46,7 @@ def selection_score(y: np.ndarray, predicted: np.ndarray) -> tuple[float, float]
     return float(np.mean(relative <= 0.10 + 1e-12)), float(np.median(relative))
 
 
-class SelectedLatencyPredictor:
+class SelectedLatencyPredictor(TaskFeatures):
     """Fits every candidate latency model, keeps the one that cross-validates best (see the module docstring).
 
     Satisfies :class:`hwnas.predictors.Predictor`.
@@ -76,18 +76,6 @@ class SelectedLatencyPredictor:
         self.folds = folds
         self.random_state = random_state
         self.options = options
-
-    @property
-    def task(self) -> tuple:
-        return (self.space, repr(sorted((self.space_options or {}).items())), tuple(self.input_shape),
-                int(self.num_classes))
-
-    def make_featurizer(self) -> ArchFeaturizer:
-        return ArchFeaturizer(space=self.space, space_options=self.space_options,
-                              input_shape=tuple(self.input_shape), num_classes=self.num_classes).fit()
-
-    def shared_featurizer(self) -> ArchFeaturizer:
-        return shared_featurizer(self)
 
     def factories(self, *, scoring: bool = False) -> dict[str, Callable[[], Any]]:
         """The candidates, by name, as factories of unfitted predictors (``scoring``: as cross-validation fits

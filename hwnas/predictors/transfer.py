@@ -26,8 +26,6 @@ import datetime as _dt
 import hashlib
 import io
 import os
-import shutil
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -41,7 +39,7 @@ from hwnas.arch import Arch
 from hwnas.io import atomic_write_bytes, atomic_write_json
 from hwnas.predictors.features import ArchFeaturizer
 from hwnas.predictors.model import (ALGORITHMS, META_FILE, SCHEMA_VERSION, LatencyPredictor, PredictorError,
-                                    _replace_dir, read_meta, shared_featurizer)
+                                    TaskFeatures, check_task, checked_records, read_meta, save_folder)
 
 ALGORITHM = "transfer"
 #: Ridge penalties tried by leave-one-out cross-validation.
@@ -102,7 +100,7 @@ class LatencySource:
                                      input_shape=task.input_shape, num_classes=task.num_classes,
                                      random_state=task.random_state)
             self.fallback = model.fit(archs, [self.latencies[a] for a in archs],
-                                      featurizer=shared_featurizer(model))
+                                      featurizer=model.shared_featurizer())
         return self.fallback
 
 
@@ -121,7 +119,7 @@ def _best_single(x: np.ndarray, t: np.ndarray) -> tuple[int, float, float]:
     return best, float(slope), float(offset)
 
 
-class TransferLatencyPredictor:
+class TransferLatencyPredictor(TaskFeatures):
     """Latency in ms as a ridge regression on other devices' log-latencies (see the module docstring).
 
     Satisfies :class:`hwnas.predictors.Predictor`. Scikit-learn conventions: no logic in ``__init__``, ``fit``
@@ -162,18 +160,6 @@ class TransferLatencyPredictor:
         return params
 
     @property
-    def task(self) -> tuple:
-        return (self.space, repr(sorted((self.space_options or {}).items())), tuple(self.input_shape),
-                int(self.num_classes))
-
-    def make_featurizer(self) -> ArchFeaturizer:
-        return ArchFeaturizer(space=self.space, space_options=self.space_options,
-                              input_shape=tuple(self.input_shape), num_classes=self.num_classes).fit()
-
-    def shared_featurizer(self) -> ArchFeaturizer:
-        return shared_featurizer(self)
-
-    @property
     def source_names(self) -> list[str]:
         return [s.name for s in self.sources]
 
@@ -210,14 +196,7 @@ class TransferLatencyPredictor:
 
         if not self.sources:
             raise PredictorError("a transfer predictor needs at least one source device")
-        y = np.asarray(y, dtype=_FLOAT).ravel()
-        archs = list(archs)
-        if len(archs) != len(y):
-            raise PredictorError(f"{len(archs)} architectures but {len(y)} targets")
-        if len(archs) < 2:
-            raise PredictorError("need at least 2 records to fit a predictor")
-        if not np.all(np.isfinite(y)) or np.any(y <= 0):
-            raise PredictorError("latency targets must be positive")
+        archs, y = checked_records(archs, y, positive=True)
         x = self._design(self._strings(archs))
         t = np.log(y)
         alphas = np.asarray(self.alphas, dtype=_FLOAT)
@@ -287,10 +266,8 @@ class TransferLatencyPredictor:
         ``directory`` atomically."""
         if not hasattr(self, "coef_"):
             raise PredictorError("predictor is not fitted")
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+
+        def write(staging: Path) -> None:
             archs = sorted(set().union(*(s.latencies for s in self.sources)))
             table = np.full((len(archs), len(self.sources)), np.nan, dtype=_FLOAT)
             row = {a: i for i, a in enumerate(archs)}
@@ -307,11 +284,8 @@ class TransferLatencyPredictor:
             meta = self.meta(scores=scores, source=source)
             meta["sources_sha256"] = hashlib.sha256(data).hexdigest()
             atomic_write_json(staging / META_FILE, meta)
-            _replace_dir(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+
+        return save_folder(directory, write)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, space: str | None = None,
@@ -321,10 +295,7 @@ class TransferLatencyPredictor:
         meta = read_meta(folder)
         if meta.get("algorithm") != ALGORITHM:
             raise PredictorError(f"{folder} holds no transfer predictor")
-        if space is not None and meta["space"] != space:
-            raise PredictorError(f"{folder} predicts the {meta['space']!r} space, not {space!r}")
-        if input_shape is not None and list(input_shape) != list(meta["input_shape"]):
-            raise PredictorError(f"{folder} was fit for input shape {meta['input_shape']}, not {list(input_shape)}")
+        check_task(folder, meta, space=space, input_shape=input_shape)
         params = {k: v for k, v in meta["params"].items() if k in cls._PARAMS}
         path = folder / SOURCES_FILE
         try:

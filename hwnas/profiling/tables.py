@@ -64,6 +64,15 @@ def _csv_rows(text: str, problems: list[TableProblem]):
         yield reader.line_num, [f.strip() for f in fields]
 
 
+def _arch(cell: str, space: SearchSpace, line: int, problems: list[TableProblem]) -> Arch | None:
+    """The architecture in a cell, or None with the problem recorded."""
+    try:
+        return space.parse(cell)
+    except HwnasError as exc:
+        problems.append(TableProblem(line, f"architecture does not parse: {exc}"))
+        return None
+
+
 def _latency(cell: str) -> tuple[float | None, str | None]:
     """The latency in a cell, or the reason it is not one."""
     try:
@@ -102,10 +111,8 @@ def parse_latency_table(text: str, space: SearchSpace) -> tuple[list[TableRow], 
         if len(cells) != 2:
             problems.append(TableProblem(line, f"expected 2 fields (arch,latency_ms), got {len(cells)}"))
             continue
-        try:
-            arch = space.parse(cells[0])
-        except HwnasError as exc:
-            problems.append(TableProblem(line, f"architecture does not parse: {exc}"))
+        arch = _arch(cells[0], space, line, problems)
+        if arch is None:
             continue
         latency, problem = _latency(cells[1])
         if problem:
@@ -165,10 +172,8 @@ def parse_device_table(text: str, space: SearchSpace, columns: Sequence[str] | N
         if len(cells) != len(header) + 1:
             problems.append(TableProblem(line, f"expected {len(header) + 1} fields, got {len(cells)}"))
             continue
-        try:
-            arch = space.parse(cells[0])
-        except HwnasError as exc:
-            problems.append(TableProblem(line, f"architecture does not parse: {exc}"))
+        arch = _arch(cells[0], space, line, problems)
+        if arch is None:
             continue
         if arch.string in seen:
             problems.append(TableProblem(line, f"architecture repeats line {seen[arch.string]}"))

@@ -38,14 +38,15 @@ class SourceTask:
     precision: str | None = None
 
 
-def incompatibility(store: ProfileStore, task: SourceTask) -> str | None:
-    """Why the profile cannot be a source of ``task`` (None: it can)."""
+def incompatibility(store: ProfileStore, task: SourceTask, *, held: int | None = None) -> str | None:
+    """Why the profile cannot be a source of ``task`` (None: it can); ``held``: its records of the task, when
+    counted already."""
     fingerprint = store.fingerprint or {}
     for key, wanted in (("batch_size", task.batch_size), ("precision", task.precision)):
-        held = fingerprint.get(key)
-        if wanted is not None and held is not None and held != wanted:
-            return f"measured at {key.replace('_', ' ')} {held}, not {wanted}"
-    count = len(store.records(task.space, task.input_shape, task.space_options))
+        stored = fingerprint.get(key)
+        if wanted is not None and stored is not None and stored != wanted:
+            return f"measured at {key.replace('_', ' ')} {stored}, not {wanted}"
+    count = len(store.records(task.space, task.input_shape, task.space_options)) if held is None else held
     if count < MIN_SOURCE_RECORDS:
         shape = "x".join(map(str, task.input_shape))
         return f"holds {count} {task.space} latencies at {shape} (a source needs {MIN_SOURCE_RECORDS})"
@@ -94,7 +95,7 @@ def find_sources(profiles_dir: str | os.PathLike, task: SourceTask, *, target: s
             records = store.records(task.space, task.input_shape, task.space_options)
             if limits is not None and name in limits:
                 records = records[: limits[name]]
-            why = incompatibility(store, task)
+            why = incompatibility(store, task, held=len(records))
         except HwnasError as exc:
             report(f"transfer source {name!r} skipped: {exc}")
             continue

@@ -74,12 +74,17 @@ def _without_table_copies(sources: list, table: str, space, *, echo: Callable[[s
     return kept
 
 
+def predictor_arguments(config: RunConfig, space) -> dict:
+    """The keyword arguments every predictor of the run is made with: its task, seed and predictor options."""
+    return dict(space=space.name, space_options=config.space_options, input_shape=list(config.input_shape),
+                num_classes=config.num_classes, random_state=config.seed, **config.predictor_options)
+
+
 def latency_predictor_factory(config: RunConfig, space, sources: Sequence = ()) -> Callable[[], Predictor]:
     """Makes the run's unfitted latency predictor: the best by cross-validation of the transfer from ``sources``,
     the additive model and the XGBoost ensemble (:class:`~hwnas.predictors.select.SelectedLatencyPredictor`);
     the registered ``latency`` predictor alone (XGBoost, as before transfer existed) without transfer."""
-    common = dict(space=space.name, space_options=config.space_options, input_shape=list(config.input_shape),
-                  num_classes=config.num_classes, random_state=config.seed, **config.predictor_options)
+    common = predictor_arguments(config, space)
     if config.transfer:
         from hwnas.predictors.select import SelectedLatencyPredictor
 
@@ -208,8 +213,7 @@ def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Calla
     if wrap_sources is not None:
         accuracy, latency = wrap_sources(accuracy, latency)
     settings = config.settings()
-    common = dict(space=space.name, space_options=config.space_options, input_shape=list(config.input_shape),
-                  num_classes=config.num_classes, random_state=settings.seed, **config.predictor_options)
+    common = predictor_arguments(config, space)
 
     def extras(result: dict) -> dict:
         found: dict = {"estimator": config.estimator}
