@@ -65,8 +65,11 @@ run: setup
 # One test process per core (pytest-xdist), each test file kept in one process (its module fixtures, e.g. the
 # Ray cluster, are made once). `make test TEST_WORKERS=0` runs everything in this process.
 TEST_WORKERS ?= auto
+# ruff and mypy first (configured in pyproject.toml; a few seconds, mypy's cache in .mypy_cache), then the suite.
 test: setup
+	$(BIN)/ruff check hwnas tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean:
-	rm -rf $(VENV) model.onnx model.pt .pytest_cache
+	rm -rf $(VENV) model.onnx model.pt .pytest_cache .mypy_cache .ruff_cache

@@ -21,90 +21,68 @@ function of that name would be hidden by it as soon as any of its modules is imp
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar, cast
 
 from hwnas.data.resolve import resolve_dataset
 from hwnas.errors import HwnasError
 from hwnas.search.config import DEFAULT_PROFILE_SAMPLES, RunConfig
 from hwnas.search.events import CallbackList, SearchCallback
-from hwnas.search.state import Verified
+from hwnas.search.result import Finalist as Finalist, SearchResult, Trial as Trial  # re-exported
 
 logger = logging.getLogger("hwnas.api")
-
-
-@dataclass(frozen=True)
-class Finalist:
-    """A finalist of the search's finals: its validation accuracies over its seeds (the search's training
-    first), their mean and sample standard deviation."""
-
-    arch: str
-    latency_ms: float
-    accuracies: list[float]
-    mean: float
-    std: float
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """The answer of a search (``result.json``, typed).
-
-    Attributes:
-        run_dir: The run's folder (resume, export and report it).
-        best: The most accurate *trained* architecture whose *measured* latency fits the budget (None: none).
-        pareto_front: Trained architectures not dominated in accuracy and latency, fastest first.
-        budget_ms: The latency budget.
-        stop_reason: Why the search stopped.
-        trainings_used: Trainings (or accuracy look-ups, or accuracy-function calls) spent.
-        measurements_used: Latency measurements spent.
-        test_accuracy: The best's test accuracy, measured once at the end of its search training (None for a
-            table or an accuracy function).
-        finalists: The finalists re-trained with other seeds (``--final-seeds``), best mean first (the answer
-            first); empty when there were no finals.
-        document: ``result.json`` as written.
-    """
-
-    run_dir: Path
-    best: Verified | None
-    pareto_front: list[Verified]
-    budget_ms: float
-    stop_reason: str
-    trainings_used: int
-    measurements_used: int
-    test_accuracy: float | None
-    document: Mapping[str, Any] = field(repr=False)
-    finalists: list[Finalist] = field(default_factory=list)
-
-    @property
-    def feasible(self) -> bool:
-        return self.best is not None
-
-    @classmethod
-    def from_document(cls, run_dir: Path, document: Mapping[str, Any]) -> "SearchResult":
-        return cls(run_dir=Path(run_dir), best=_verified(document.get("best")),
-                   pareto_front=[_verified(v) for v in document.get("pareto_front") or []],
-                   budget_ms=float(document["budget_ms"]), stop_reason=str(document.get("stop_reason", "")),
-                   trainings_used=int(document.get("trainings_used", 0)),
-                   measurements_used=int(document.get("measurements_used", 0)),
-                   test_accuracy=document.get("test_accuracy"), document=dict(document),
-                   finalists=[Finalist(arch=f["arch"], latency_ms=float(f["latency_ms"]),
-                                       accuracies=[float(a) for a in f["accuracies"]], mean=float(f["mean"]),
-                                       std=float(f["std"])) for f in document.get("finalists") or []])
-
-
-def _verified(entry: Mapping[str, Any] | None) -> Verified | None:
-    if not entry:
-        return None
-    names = Verified.__dataclass_fields__
-    return Verified(**{k: v for k, v in entry.items() if k in names})
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 AccuracyFn = Callable[[Any, Any], float]
 
+#: Command-line flags named in the core's messages, and what a Python caller passes instead.
+_PYTHON_NAMES = {"--resume": "hwnas.resume_search(run_dir)", "--latency-budget": "budget_ms",
+                 "--time-budget": "time_budget_s", "--ray": "ray_address", "--run-dir": "run_dir",
+                 "--threads": "measure_threads", "--epochs": "recipe (Recipe epochs)", "--dataset": "dataset"}
+_FLAG = re.compile(r"(?:hwnas search )?(--[a-z][a-z0-9-]*)(?: RUN| \S*runs?/\S*)?")
 
+
+def python_message(message: str) -> str:
+    """A core message with its command-line flags named as the Python arguments that set them
+    (``--max-trainings`` -> ``max_trainings``, ``--resume`` -> ``hwnas.resume_search(run_dir)``)."""
+    def name(match: re.Match) -> str:
+        flag = match.group(1)
+        if flag == "--resume":
+            return _PYTHON_NAMES[flag]
+        return _PYTHON_NAMES.get(flag, flag[2:].replace("-", "_"))
+
+    return _FLAG.sub(name, message)
+
+
+def _python_errors(function: F) -> F:
+    """Re-raises a :class:`HwnasError` of ``function`` with :func:`python_message`'s wording."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except HwnasError as exc:
+            text = python_message(str(exc))
+            if text == str(exc):
+                raise
+            raise HwnasError(text) from exc
+
+    return cast(F, wrapper)
+
+
+def _check_config(config: Any) -> RunConfig:
+    if isinstance(config, RunConfig):
+        return config
+    kind = type(config).__name__
+    hint = "hwnas.RunConfig(**your_dict)" if isinstance(config, Mapping) else "hwnas.RunConfig(budget_ms=...)"
+    raise HwnasError(f"config must be a hwnas.RunConfig, not a {kind}: build one with {hint}")
+
+
+@_python_errors
 def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
                  accuracy_fn: AccuracyFn | None = None, callbacks: Iterable[SearchCallback] = (),
                  echo: Callable[[str], None] | None = None, workers: int = 1,
@@ -133,6 +111,7 @@ def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
     from hwnas.search.rundir import RunDir
     from hwnas.search.sources.function import function_name
 
+    config = _check_config(config)
     if accuracy_fn is not None:
         if not callable(accuracy_fn):
             raise HwnasError(f"accuracy_fn must be callable, got {accuracy_fn!r}")
@@ -145,6 +124,7 @@ def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
                 ray_address=ray_address, gpus_per_training=gpus_per_training)
 
 
+@_python_errors
 def resume_search(run_dir: str | os.PathLike, *, max_trainings: int | None = None,
                   max_measurements: int | None = None, time_budget_s: float | None = None,
                   accuracy_fn: AccuracyFn | None = None, callbacks: Iterable[SearchCallback] = (),
@@ -173,23 +153,22 @@ def _run(run, *, accuracy_fn, callbacks, echo, workers, ray_address, gpus_per_tr
     executor = make_executor(ray_address, workers=workers, cpus_per_task=run.config.train_threads,
                              gpus_per_task=gpus_per_training)
     try:
-        document = run_search(run, echo=echo or logger.info, callback=CallbackList(list(callbacks)),
-                              accuracy_fn=accuracy_fn, executor=executor)
+        result = run_search(run, echo=echo or logger.info, callback=CallbackList(list(callbacks)),
+                            accuracy_fn=accuracy_fn, executor=executor)
     finally:
         executor.close()
-    return SearchResult.from_document(run.path, document)
+    return result
 
 
+@_python_errors
 def load_result(run_dir: str | os.PathLike) -> SearchResult:
     """The result of a finished run."""
     from hwnas.search.rundir import RunDir
 
-    run = RunDir.open(run_dir)
-    if not run.result_file.exists():
-        raise HwnasError(f"{run.path} has no result yet: the search has not finished (resume it)")
-    return SearchResult.from_document(run.path, run.read_result())
+    return RunDir.open(run_dir).load_result()
 
 
+@_python_errors
 def profile(device: str = "host", *, space: str = "mobilenet", space_options: Mapping[str, Any] | None = None,
             dataset: str = "digits", samples: int = DEFAULT_PROFILE_SAMPLES, measure_threads: int = 1,
             profiles_dir: str | os.PathLike = "profiles", seed: int = 0, runtime: str = "onnxruntime"):
@@ -212,6 +191,7 @@ def profile(device: str = "host", *, space: str = "mobilenet", space_options: Ma
                          measure_fn=where.measure_arch, fingerprint=where.fingerprint(conditions))
 
 
+@_python_errors
 def latency_predictor(device: str = "host", *, space: str = "mobilenet",
                       space_options: Mapping[str, Any] | None = None, dataset: str = "digits",
                       profiles_dir: str | os.PathLike = "profiles", seed: int = 0, runtime: str = "onnxruntime",
@@ -244,17 +224,21 @@ def latency_predictor(device: str = "host", *, space: str = "mobilenet",
     sources = []
     if transfer is not False:
         fingerprint = store.fingerprint or {}
-        task = SourceTask(space, tuple(data.input_shape), options, fingerprint.get("batch_size"),
+        channels, height, width = data.input_shape
+        task = SourceTask(space, (int(channels), int(height), int(width)), options, fingerprint.get("batch_size"),
                           fingerprint.get("precision"))
         sources = find_sources(profiles_dir, task, target=store.device,
                                space_size=create_space(space, **options).size(),
                                names=None if transfer is True else list(transfer), report=logger.warning)
-    common = dict(space=space, space_options=options, input_shape=list(data.input_shape),
-                  num_classes=data.num_classes, random_state=seed)
-    model = LatencyPredictor(**common) if transfer is False else SelectedLatencyPredictor(sources, **common)
+    shape, classes = list(data.input_shape), data.num_classes
+    model = (LatencyPredictor(space=space, space_options=options, input_shape=shape, num_classes=classes,
+                              random_state=seed) if transfer is False else
+             SelectedLatencyPredictor(sources, space=space, space_options=options, input_shape=shape,
+                                      num_classes=classes, random_state=seed))
     return model.fit([r["arch"] for r in records], [r["median_ms"] for r in records])
 
 
+@_python_errors
 def accuracy_predictor(archs: Sequence[str], accuracies: Sequence[float], *, space: str = "mobilenet",
                        space_options: Mapping[str, Any] | None = None, dataset: str = "digits", seed: int = 0):
     """An accuracy predictor (:class:`hwnas.predictors.AccuracyPredictor`) fit on your ``(arch, accuracy)``
@@ -267,6 +251,7 @@ def accuracy_predictor(archs: Sequence[str], accuracies: Sequence[float], *, spa
     return model.fit(list(archs), list(accuracies))
 
 
+@_python_errors
 def export(run_dir: str | os.PathLike | None, output: str | os.PathLike, *, arch: str | None = None,
            epochs: int | None = None, quantize: str | None = None, raw_input: bool = False,
            train_threads: int | None = None, echo: Callable[[str], None] | None = None,
@@ -279,10 +264,11 @@ def export(run_dir: str | os.PathLike | None, output: str | os.PathLike, *, arch
     from hwnas.deploy.target import resolve_target
 
     target = resolve_target(run_dir, arch=arch, epochs=epochs).in_runtime(runtime)
-    return export_target(target, output, quantize=quantize, raw_input=raw_input, threads=train_threads,
-                         echo=echo or logger.info, from_supernet=from_supernet)
+    return export_target(target, Path(output), quantize=quantize, raw_input=raw_input, threads=train_threads,
+                         echo=echo or logger.info, from_supernet=None if from_supernet is None else Path(from_supernet))
 
 
+@_python_errors
 def evaluate(model: str | os.PathLike, *, dataset: str | None = None, measure_threads: int = 1):
     """Test-split accuracy of an exported model (``hwnas evaluate``): the ONNX file, or a runtime's file beside
     it (``model.xml``, ``model.tflite``) run in that runtime, on the data set in its metadata (or ``dataset``);

@@ -107,9 +107,19 @@ def test_the_finalists_are_printed_and_reported_with_their_spread(tmp_path):
     assert f"{best['mean']:.4f} ± {best['std']:.4f} over 3 seeds" in page
     from hwnas.api import SearchResult
 
-    typed = SearchResult.from_document(tmp_path / "run", result)
+    typed = SearchResult.from_document(tmp_path / "run", json.loads((tmp_path / "run" / "result.json").read_text()))
+    assert typed == result  # result.json reads back as the loop's own result
     assert [f.arch for f in typed.finalists] == [f["arch"] for f in result["finalists"]]
     assert typed.finalists[0].accuracies == best["accuracies"] and typed.best.arch == best["arch"]
+    # every finalist's trial carries its mean and spread over the seeds; the others one training
+    finalists = {f.arch: f for f in typed.finalists}
+    for trial in typed.trials:
+        if trial.arch in finalists:
+            assert (trial.mean_accuracy, trial.accuracy_std, trial.seeds) == (
+                finalists[trial.arch].mean, finalists[trial.arch].std, 3)
+        else:
+            assert trial.mean_accuracy is None and trial.seeds == 1
+    assert typed.best.selected_accuracy == best["mean"]
 
 
 def test_a_kill_during_the_finals_of_an_exhausted_search_resumes_without_searching_on(tmp_path):

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from hwnas.devices import local as device_local
-from hwnas.profiling import runner
 from hwnas.runtimes import onnxruntime as providers
 from hwnas.profiling.fingerprint import host_fingerprint
 from hwnas.profiling.measure import Conditions, make_record

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hwnas.profiling import runner
-from hwnas.profiling.errors import ProfileError, ProviderError
+from hwnas.profiling.errors import ProfileError
 from hwnas.profiling.fingerprint import SCHEMA_VERSION, host_fingerprint, mismatches, table_fingerprint
 from hwnas.profiling.measure import Conditions, make_record
 from hwnas.profiling.runner import RunSummary, import_table, profile_space

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -27,6 +28,9 @@ class Page(HTMLParser):
         self.text: list[str] = []
         self.differs = 0
         self.open_tags: list[str] = []
+        self.in_trials = False
+        self.trial_rows = 0
+        self.chosen_rows = 0
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -34,10 +38,17 @@ class Page(HTMLParser):
             self.images.append(attrs)
         if tag == "td" and attrs.get("class") == "differs":
             self.differs += 1
+        if tag == "table" and attrs.get("class") == "trials":
+            self.in_trials = True
+        if tag == "tr" and self.in_trials and "thead" not in self.open_tags:
+            self.trial_rows += 1
+            self.chosen_rows += attrs.get("class") == "chosen"
         if tag not in ("img", "meta"):
             self.open_tags.append(tag)
 
     def handle_endtag(self, tag):
+        if tag == "table":
+            self.in_trials = False
         assert self.open_tags and self.open_tags[-1] == tag, f"</{tag}> closes {self.open_tags[-1:]}"
         self.open_tags.pop()
 
@@ -88,11 +99,17 @@ def test_report_of_one_run_shows_its_answer_and_four_plots(cli, runs, tmp_path):
     answer = json.loads((runs / "random" / "result.json").read_text())["best"]
     assert answer["arch"] in text and f"{answer['accuracy']:.4f}" in text
     assert "training budget spent" in text and "7 trainings" in text
-    assert [i["alt"] for i in page.images] == ["Pareto front", "Best so far", "Predictors per round", "Budget use"]
+    assert [i["alt"] for i in page.images] == ["Pareto front", "Best so far", "Progress over time",
+                                               "Predictors per round", "Budget use", "Decision importance"]
     for image in page.images:
         picture = decoded(image)
         assert picture.format == "PNG" and picture.width > 300 and picture.height > 200
     assert page.differs == 0  # nothing to compare
+    # the trial table: every trained candidate once, with the answer marked
+    trials = json.loads((runs / "random" / "result.json").read_text())["trials"]
+    assert len(trials) == 7 and page.trial_rows == 7 and page.chosen_rows == 1
+    assert all(t["arch"] in text for t in trials)
+    assert "predictors fit at the start of round" in text
 
 
 def test_report_comparing_two_runs_marks_what_differs(cli, runs, tmp_path):
@@ -103,7 +120,9 @@ def test_report_comparing_two_runs_marks_what_differs(cli, runs, tmp_path):
     for name in ("random", "evolution"):
         assert json.loads((runs / name / "result.json").read_text())["best"]["arch"] in text
     assert "2 runs compared" in text and page.differs >= 2  # the controller, at least
-    assert len(page.images) == 4 and all(decoded(i).format == "PNG" for i in page.images)
+    # five figures for both, and each run's decision importance; a trial table each
+    assert len(page.images) == 7 and all(decoded(i).format == "PNG" for i in page.images)
+    assert page.trial_rows == 14
 
 
 def test_report_refuses_what_is_not_a_run(cli, tmp_path):
@@ -130,6 +149,18 @@ def test_report_renders_in_headless_chromium(cli, runs, tmp_path):
     blue = sum(n for n, (r, g, b) in colours if abs(r - 31) < 30 and abs(g - 119) < 30 and abs(b - 180) < 30)
     orange = sum(n for n, (r, g, b) in colours if abs(r - 255) < 20 and abs(g - 127) < 30 and b < 60)
     assert blue > 500 and orange > 500, (blue, orange)
+    # the trial table's script runs: opened as #sort=3-desc the rows come sorted by validation accuracy, best first
+    dom = subprocess.run(
+        ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
+         (tmp_path / "cmp.html").as_uri() + "#sort=3-desc"], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    first_table = dom.stdout.split('<table class="trials">', 1)[1].split("</table>", 1)[0]
+    shown = [float(v) for v in re.findall(r'<tr[^>]*><td data-v="\d+">.*?</td><td data-v="\d+">.*?</td>'
+                                          r'<td data-v="[^"]*">.*?</td><td data-v="([0-9.]+)">', first_table)]
+    assert len(shown) == 7 and shown == sorted(shown, reverse=True), shown
+    unsorted = [float(t["accuracy"]) for t in json.loads((runs / "random" / "result.json").read_text())["trials"]]
+    assert sorted(shown) == sorted(unsorted)
 
 
 def test_pareto_plot_marks_the_chosen_model_in_the_command_lines_unit():

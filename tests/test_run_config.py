@@ -144,3 +144,40 @@ def test_an_accuracy_function_returning_nonsense_is_one_error(latency_table, tmp
                        initial_trainings=2, profile_samples=20)
     with pytest.raises(hwnas.HwnasError, match="accuracy_fn returned 'high'"):
         hwnas.start_search(config, run_dir=tmp_path / "run", accuracy_fn=lambda model, arch: "high")
+
+
+def test_the_drills_api_misuse_cases_are_one_clear_line_each(latency_table, tmp_path):
+    # a dict where a RunConfig belongs
+    with pytest.raises(hwnas.HwnasError) as dict_config:
+        hwnas.start_search({"budget_ms": 1.0}, run_dir=tmp_path / "a")  # type: ignore[arg-type]
+    assert "must be a hwnas.RunConfig, not a dict" in str(dict_config.value) and "\n" not in str(dict_config.value)
+    assert not (tmp_path / "a").exists()
+    # an unknown controller is refused when the configuration is made, naming the known ones
+    with pytest.raises(hwnas.ConfigError) as controller:
+        RunConfig(budget_ms=1.0, controller="ppo2")
+    assert "unknown controller 'ppo2'" in str(controller.value) and "ppo" in str(controller.value).split("known:")[1]
+    for field, value in (("space", "mobilenet2"), ("reward", "nope"), ("runtime", "tensorrt9")):
+        with pytest.raises(hwnas.ConfigError, match=f"unknown {field}"):
+            RunConfig(budget_ms=1.0, **{field: value})
+    # an accuracy function answering in percent
+    config = RunConfig(budget_ms=BUDGET_MS, space="nb201", latency_table=str(latency_table), max_trainings=2,
+                       initial_trainings=2, profile_samples=20)
+    with pytest.raises(hwnas.HwnasError) as percent:
+        hwnas.start_search(config, run_dir=tmp_path / "run", accuracy_fn=lambda model, arch: 95.0)
+    assert "returned 95.0" in str(percent.value) and "between 0 and 1" in str(percent.value)
+    state = json.loads((tmp_path / "run" / "state.json").read_text()) if (tmp_path / "run" / "state.json").exists() \
+        else {"verified": []}
+    assert state["verified"] == []  # nothing stored as an accuracy of 95
+
+
+def test_python_errors_name_python_arguments_not_flags(latency_table, tmp_path):
+    from hwnas.api import python_message
+
+    config = RunConfig(budget_ms=BUDGET_MS, space="nb201", latency_table=str(latency_table), max_trainings=2,
+                       initial_trainings=2, profile_samples=20)
+    hwnas.start_search(config, run_dir=tmp_path / "run", accuracy_fn=fake_accuracy)
+    with pytest.raises(hwnas.HwnasError) as again:
+        hwnas.start_search(config, run_dir=tmp_path / "run", accuracy_fn=fake_accuracy)
+    assert "--" not in str(again.value) and "already holds a run" in str(again.value)
+    assert python_message("raise --max-trainings, or resume with hwnas search --resume RUN") == \
+        "raise max_trainings, or resume with hwnas.resume_search(run_dir)"

@@ -75,3 +75,33 @@ def test_end_to_end_search_on_digits_then_resume_with_more_trainings(cli, tmp_pa
     assert (run / "result.json").stat().st_mtime_ns == stamp  # a finished run is not redone nor rewritten
     existing = cli("search", "--latency-budget", "1ms", "--run-dir", run, *common)
     assert existing.exit_code == 1 and "already holds a run" in existing.stderr
+    _check_trials(cli, run)
+
+
+def _check_trials(cli, run):
+    """``hwnas trials`` lists every trained candidate with every field, in JSON, CSV and text, sorted as asked."""
+    import csv
+    import io
+
+    state = json.loads((run / "state.json").read_text())
+    listed = cli("trials", run, "--json")
+    assert listed.exit_code == 0, listed.stderr
+    trials = json.loads(listed.stdout)
+    assert [t["arch"] for t in trials] == [v["arch"] for v in state["verified"]] and len(trials) == 5
+    for number, trial in enumerate(trials, 1):
+        assert trial["number"] == number and 0 < trial["accuracy"] <= 1 and 0 < trial["test_accuracy"] <= 1
+        assert trial["params"] > 1000 and trial["macs"] > trial["params"] and trial["train_seconds"] > 0
+        assert trial["seed"] == 0 and trial["elapsed_s"] > 0 and trial["latency_measured"] is True
+    by_accuracy = json.loads(cli("trials", run, "--json", "--sort", "accuracy").stdout)
+    assert [t["accuracy"] for t in by_accuracy] == sorted((t["accuracy"] for t in trials), reverse=True)
+    rows = list(csv.DictReader(io.StringIO(cli("trials", run, "--csv", "--sort", "macs", "--reverse").stdout)))
+    assert [int(r["macs"]) for r in rows] == sorted((t["macs"] for t in trials), reverse=True)
+    text = cli("trials", run).stdout.splitlines()
+    best = json.loads((run / "result.json").read_text())["best"]["arch"]
+    assert len(text) == 7 and [line for line in text if line.startswith("*")][0].endswith(best)
+    assert text[-1] == "5 trials; * is the answer"
+    bad = cli("trials", run, "--sort", "nope")
+    assert bad.exit_code == 2 and "nope" in bad.stderr
+    # verified.csv holds the same fields
+    written = list(csv.DictReader(io.StringIO((run / "verified.csv").read_text())))
+    assert [r["arch"] for r in written] == [t["arch"] for t in trials] and all(r["macs"] for r in written)

@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                "Write one HTML page about search RUNS (run folders): settings, answer, Pareto front with the "
                "chosen model, best so far over trainings, predictor error per round and latency budget use; "
                "with several runs, compared side by side."),
+    "trials": ("trials_cmds", "trials_cmd",
+               "List every trained candidate of search RUN (a run folder): round, architecture, validation "
+               "accuracy (mean ± standard deviation over seeds where re-trained), test accuracy, latency, "
+               "parameters, MACs, training seconds, the run's wall-clock time when it finished, and seed."),
     "supernet": ("supernet_cmds", "supernet_cmd",
                  "Train a weight-sharing supernet and estimate architectures with it."),
 }

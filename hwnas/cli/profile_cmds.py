@@ -166,6 +166,7 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
              transfer: tuple[str, ...] | None = ()) -> None:
     from hwnas.devices import LocalDevice, open_device, profile_name
     from hwnas.profiling.measure import Conditions
+    from hwnas.runtimes import DEFAULT_RUNTIME
     from hwnas.profiling.progress import make_progress
     from hwnas.profiling.runner import RunSummary, profile_space
     from hwnas.profiling.store import ProfileStore

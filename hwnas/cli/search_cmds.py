@@ -13,6 +13,7 @@ from hwnas.cli.run_options import (EXECUTION_PARAMS, RUN_PARAMS, config_from_opt
                                    run_options)
 from hwnas.cli.search_progress import SearchBar, progress_wanted
 from hwnas.search.config import RunConfig
+from hwnas.search.result import SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
             bar.close()
         executor.close()
     if as_json:
-        print_json({"run_dir": str(run.path), "pareto_plot": str(run.path / "pareto.png"), **result})
+        print_json({"run_dir": str(run.path), "pareto_plot": str(run.path / "pareto.png"), **result.document})
     else:
         _print_result(run, result)
 
@@ -162,45 +163,46 @@ def _attach_log(path: Path) -> None:
             other.setLevel(logging.WARNING)
 
 
-def finalist_lines(result: dict) -> list[str]:
+def finalist_lines(result: SearchResult) -> list[str]:
     """The finalists' lines: each one's validation accuracy mean +- spread over its seeds, the chosen first."""
     from hwnas.units import format_latency
 
-    finalists = result.get("finalists") or []
+    finalists = result.finalists
     if not finalists:
         return []
-    lines = [f"  finalists (validation accuracy over {finalists[0]['seeds']} seeds: mean +- standard deviation; "
+    lines = [f"  finalists (validation accuracy over {finalists[0].seeds} seeds: mean +- standard deviation; "
              f"the answer is the best mean):"]
     for i, f in enumerate(finalists):
-        lines.append(f"    {'*' if i == 0 else ' '} {f['mean']:.4f} +- {f['std']:.4f}  "
-                     f"{format_latency(f['latency_ms'])}  {f['arch']}")
+        lines.append(f"    {'*' if i == 0 else ' '} {f.mean:.4f} +- {f.std:.4f}  "
+                     f"{format_latency(f.latency_ms)}  {f.arch}")
     return lines
 
 
-def _print_result(run, result: dict) -> None:
+def _print_result(run, result: SearchResult) -> None:
     from hwnas.units import format_latency
 
-    budget = result["budget_ms"]
-    click.echo(f"\nsearch finished: {result['stop_reason']}; {result['trainings_used']} trainings, "
-               f"{result.get('measurements_used', 0)} latency measurements, {result['rounds']} rounds, "
-               f"{result['elapsed_s']:.0f} s")
-    if result.get("warning"):
-        click.echo(f"warning: {result['warning']}", err=True)
-    best = result["best"]
+    budget = result.budget_ms
+    click.echo(f"\nsearch finished: {result.stop_reason}; {result.trainings_used} trainings, "
+               f"{result.measurements_used} latency measurements, {result.rounds} rounds, "
+               f"{result.elapsed_s:.0f} s")
+    if result.warning:
+        click.echo(f"warning: {result.warning}", err=True)
+    best = result.best
     if best is None:
         click.echo(f"no architecture found within the budget of {format_latency(budget)}; the fastest measured:")
-        for v in result["closest"]:
-            accuracy = "not trained" if v.get("accuracy") is None else f"accuracy {v['accuracy']:.4f}"
-            click.echo(f"  {v['arch']}  {accuracy}  latency {format_latency(v['latency_ms'])}")
+        for c in result.closest:
+            accuracy = "not trained" if c.accuracy is None else f"accuracy {c.accuracy:.4f}"
+            click.echo(f"  {c.arch}  {accuracy}  latency {format_latency(c.latency_ms)}")
         click.echo("raise the budget, or search longer (--max-trainings) for faster architectures")
         return
-    measured = "measured" if best.get("latency_measured", True) else "PREDICTED (device not reachable)"
-    click.echo(f"best: {best['arch']}")
-    click.echo(f"  validation accuracy {best['accuracy']:.4f}"
-               + (f", test accuracy {result['test_accuracy']:.4f} (measured once at the end of its search "
-                  f"training; never used to select)" if result.get("test_accuracy") is not None else ""))
-    click.echo(f"  latency {format_latency(best['latency_ms'])} {measured} (budget {format_latency(budget)})")
+    measured = "measured" if best.latency_measured else "PREDICTED (device not reachable)"
+    click.echo(f"best: {best.arch}")
+    click.echo(f"  validation accuracy {best.accuracy:.4f}"
+               + (f", test accuracy {result.test_accuracy:.4f} (measured once at the end of its search "
+                  f"training; never used to select)" if result.test_accuracy is not None else ""))
+    click.echo(f"  latency {format_latency(best.latency_ms)} {measured} (budget {format_latency(budget)})")
     for line in finalist_lines(result):
         click.echo(line)
-    click.echo(f"  Pareto front: {len(result['pareto_front'])} architectures; plot {run.path / 'pareto.png'}")
+    click.echo(f"  Pareto front: {len(result.pareto_front)} architectures; plot {run.path / 'pareto.png'}")
+    click.echo(f"  every trained candidate: hwnas trials {run.path}")
     click.echo(f"export it with: hwnas export {run.path} -o model.onnx")

@@ -25,6 +25,7 @@ from hwnas.units import format_latency
 
 if TYPE_CHECKING:
     from hwnas.data.resolve import DatasetSpec
+    from hwnas.search.result import Candidate, SearchResult, Trial
 
 logger = logging.getLogger(__name__)
 
@@ -181,13 +182,11 @@ def _run_target(path: Path, *, arch, space, space_options, dataset, epochs, seed
     search: dict[str, Any] = {}
     if arch is None:
         result = _read_result(run, path)
-        best = result.get("best")
-        if not result.get("feasible") or not isinstance(best, dict) or not best.get("arch"):
+        if result.best is None:
             raise DeployError(_infeasible_message(path, result, budget_ms))
-        arch = str(best["arch"])
-        search = {k: best[k] for k in SEARCH_KEYS if k in best}
-        if result.get("budget_ms") is not None:
-            budget_ms = float(result["budget_ms"])
+        arch = result.best.arch
+        search = _search_facts(result.best)
+        budget_ms = result.budget_ms
     elif run.result_file.is_file():
         search = _verified_entry(_read_result(run, path), arch)
     run_options = dict(config.space_options) if space in (None, run_space) else {}
@@ -203,35 +202,37 @@ def _run_target(path: Path, *, arch, space, space_options, dataset, epochs, seed
         dataset_options=dict(data.options), dataset_input_shape=data.input_shape)
 
 
-def _read_result(run, path: Path) -> dict:
+def _read_result(run, path: Path) -> SearchResult:
     from hwnas.search.rundir import RunDirError
 
     if not run.result_file.is_file():
         raise DeployError(f"{path} has no search result yet ({run.result_file.name} is missing: the search "
                           f"has not finished); resume the search, or export an architecture with --arch")
     try:
-        return run.read_result()
+        return run.load_result()
     except RunDirError as exc:
         raise DeployError(str(exc)) from None
 
 
-def _verified_entry(result: Mapping[str, Any], arch: str) -> dict[str, Any]:
-    """What the run verified for ``arch`` (from its best, Pareto front or closest), if anything."""
-    entries = ([result.get("best")] + list(result.get("pareto_front") or [])
-               + list(result.get("closest") or []))
-    for entry in entries:
-        if isinstance(entry, dict) and entry.get("arch") == arch:
-            return {k: entry[k] for k in SEARCH_KEYS if k in entry}
+def _search_facts(found: Trial | Candidate) -> dict[str, Any]:
+    """What the search recorded of an architecture, as the export's metadata keeps it (:data:`SEARCH_KEYS`)."""
+    return {k: getattr(found, k) for k in SEARCH_KEYS if getattr(found, k, None) is not None}
+
+
+def _verified_entry(result: SearchResult, arch: str) -> dict[str, Any]:
+    """What the run verified for ``arch`` (a trial, or one of the closest), if anything."""
+    for found in [*result.trials, *([result.best] if result.best else []), *result.pareto_front, *result.closest]:
+        if found.arch == arch:
+            return _search_facts(found)
     return {}
 
 
-def _infeasible_message(path: Path, result: Mapping[str, Any], budget_ms: float | None) -> str:
+def _infeasible_message(path: Path, result: SearchResult, budget_ms: float | None) -> str:
     budget = format_latency(budget_ms) if budget_ms is not None else "its budget"
-    closest = [c for c in result.get("closest") or [] if isinstance(c, dict) and "latency_ms" in c]
     hint = ""
-    if closest:
-        c = closest[0]
-        hint = f" (the fastest verified one, {c.get('arch')}, runs in {format_latency(float(c['latency_ms']))})"
+    if result.closest:
+        c = result.closest[0]
+        hint = f" (the fastest verified one, {c.arch}, runs in {format_latency(c.latency_ms)})"
     return (f"the search in {path} found no architecture within {budget}{hint}; nothing to export: raise the "
             f"budget and search again, or export one explicitly with --arch")
 

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json, atomic_write_text, finite_number, read_json_object
 from hwnas.search.config import RunConfig
+from hwnas.search.result import SearchResult
 from hwnas.search.curves import (best_curve, checkpoints, measurement_curve, plot_curves, regret_curve,
                                  summarize)
 from hwnas.training.recipe import complete_recipe
@@ -128,16 +129,16 @@ def run_benchmark(config: RunConfig, *, controllers: Sequence[str], seeds: Seque
             entry, result = _run_one(folder, config, controller=controller, seed=int(seed), best=best,
                                      executor=executor)
             curves[controller][int(seed)] = entry
-            found = result["best"]
-            echo(f"{controller:>10} seed {seed}: {result['trainings_used']} evaluations, best "
-                 + (f"{found['accuracy']:.4f} @ {format_latency(found['latency_ms'])}" if found
+            found = result.best
+            echo(f"{controller:>10} seed {seed}: {result.trainings_used} evaluations, best "
+                 + (f"{found.accuracy:.4f} @ {format_latency(found.latency_ms)}" if found
                     else "none under budget")
                  + (f", regret {entry['regret'][-1]:.4f}" if best is not None else ""))
     return write_outputs(folder, config, curves, best)
 
 
 def _run_one(folder: Path, config: RunConfig, *, controller: str, seed: int, best: dict | None,
-             executor=None) -> tuple[dict, dict]:
+             executor=None) -> tuple[dict, SearchResult]:
     """Runs (or resumes, or reads back) one controller on one seed; returns its curves and its search result."""
     from hwnas.search.rundir import RunDir
     from hwnas.search.runner import run_search

@@ -171,7 +171,7 @@ class RunConfig:
         set_ = object.__setattr__
         if isinstance(self.recipe, Mapping):
             try:
-                set_(self, "recipe", Recipe.from_dict(self.recipe))
+                set_(self, "recipe", Recipe.from_dict(dict(self.recipe)))
             except (RecipeError, TypeError) as exc:
                 raise ConfigError(f"recipe: {exc}") from None
         elif not isinstance(self.recipe, Recipe):
@@ -241,6 +241,7 @@ class RunConfig:
             raise ConfigError(f"final_seeds must be a whole number of at least 0, got {self.final_seeds!r}")
         from hwnas.search.acquisition import EXPLORATIONS
 
+        self._check_names()
         if self.explore_by not in EXPLORATIONS:
             raise ConfigError(f"explore_by must be one of {', '.join(EXPLORATIONS.names())}, got {self.explore_by!r}")
         if not isinstance(self.skip_equivalent, bool):
@@ -255,12 +256,29 @@ class RunConfig:
                 set_(self, name, str(value))
         set_(self, "profiles_dir", str(self.profiles_dir))
 
+    def _check_names(self) -> None:
+        """Refuses a space, controller, reward, acquisition or runtime that is not registered (at construction:
+        ``RunConfig(controller="ppo2")`` fails at once, naming the known ones)."""
+        from hwnas.runtimes import RUNTIMES
+        from hwnas.search.acquisition import ACQUISITIONS
+        from hwnas.search.controllers import CONTROLLERS
+        from hwnas.search.reward import REWARDS
+        from hwnas.spaces import SPACES
+
+        for what, registry, name in (("space", SPACES, self.space), ("controller", CONTROLLERS, self.controller),
+                                     ("reward", REWARDS, self.reward), ("acquisition", ACQUISITIONS, self.acquisition),
+                                     ("runtime", RUNTIMES, self.runtime)):
+            if name not in registry:
+                raise ConfigError(f"unknown {what} {name!r} (known: {', '.join(registry.names())})")
+
     # -- building --------------------------------------------------------------------------------------------
     @classmethod
     def default(cls, name: str) -> Any:
         """The default of setting ``name`` (the command line's option defaults read it here)."""
         spec = cls.__dataclass_fields__[name]
-        return spec.default_factory() if spec.default is MISSING else spec.default
+        if spec.default is MISSING and spec.default_factory is not MISSING:
+            return spec.default_factory()
+        return spec.default
 
     def resolved(self) -> "RunConfig":
         """This configuration checked and completed for a new run: the space is built (its options
@@ -274,16 +292,7 @@ class RunConfig:
         from pathlib import Path
 
         from hwnas.data.resolve import short_name
-        from hwnas.runtimes import RUNTIMES
-        from hwnas.search.acquisition import ACQUISITIONS
-        from hwnas.search.controllers import CONTROLLERS
-        from hwnas.search.reward import REWARDS
 
-        for what, registry, name in (("controller", CONTROLLERS, self.controller), ("reward", REWARDS, self.reward),
-                                     ("acquisition", ACQUISITIONS, self.acquisition),
-                                     ("runtime", RUNTIMES, self.runtime)):
-            if name not in registry:
-                raise ConfigError(f"unknown {what} {name!r} (known: {', '.join(registry.names())})")
         self.create_space()  # its options checked
         changes: dict[str, Any] = {}
         if self.latency_table is not None:

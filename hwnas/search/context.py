@@ -58,6 +58,7 @@ class RunContext:
         self._elapsed_at_start = self.state.elapsed_s
         self._keys: dict[str, str] = {}  # equivalence keys of the strings seen (see key)
         self._latency_model: tuple[int, Predictor] | None = None  # (records it was fit on, model)
+        self._unit_stats = None  # parameters and MACs per unit (model_facts)
         self.final_reserve = 0  # trainings kept for the finalists' extra seeds (set by the loop)
 
     # -- identity --------------------------------------------------------------------------------------------
@@ -73,6 +74,20 @@ class RunContext:
 
     def trained_keys(self) -> set[str]:
         return {self.key(v.arch) for v in self.state.verified}
+
+    def model_facts(self, arch: str) -> dict[str, int]:
+        """Parameters and MACs of ``arch`` built for the run's input shape and classes (empty where the run
+        folder does not record them)."""
+        from hwnas.predictors.features import TOTAL_STATS, UnitStatsCache
+
+        config = self.run_dir.config
+        if config.input_shape is None or config.num_classes is None:
+            return {}
+        if self._unit_stats is None:
+            self._unit_stats = UnitStatsCache(self.space)  # counted once per distinct unit, on the meta device
+        units = self.space.units(self.space.parse(arch), config.input_shape, config.num_classes)
+        totals = sum(self._unit_stats(unit) for unit in units)
+        return {"params": int(totals[TOTAL_STATS.index("params")]), "macs": int(totals[TOTAL_STATS.index("macs")])}
 
     # -- time and state --------------------------------------------------------------------------------------
     def elapsed(self) -> float:

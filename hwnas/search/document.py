@@ -1,4 +1,4 @@
-"""What a run writes about itself: a round's ``history.csv`` row and the result document (``result.json``).
+"""What a run writes about itself: a round's ``history.csv`` row and its result (``result.json``).
 
 The answer is never a prediction: it is the trained architecture with the best *real* validation accuracy
 (the best mean over seeds once the finalists are re-trained, :mod:`hwnas.search.finals`) whose *measured*
@@ -8,8 +8,8 @@ latency is within the budget.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
-from typing import Callable, Sequence
+from dataclasses import asdict, replace
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from hwnas.predictors.metrics import kendall, mape
 from hwnas.search.context import RunContext
 from hwnas.search.diagnostics import uninformative
 from hwnas.search.finals import finalist_stats
+from hwnas.search.result import Candidate, Finalist, SearchResult, Trial, trials_from_records
 from hwnas.search.state import Measured, Verified
 
 logger = logging.getLogger(__name__)
@@ -44,47 +45,42 @@ def history_row(ctx: RunContext, round_index: int, new: Sequence[Verified], meas
     }
 
 
-def fastest(ctx: RunContext, n: int) -> list[dict]:
+def fastest(ctx: RunContext, n: int) -> list[Candidate]:
     """The ``n`` fastest architectures the run measured or trained (accuracy None where untrained)."""
-    seen = {v.arch: asdict(v) for v in ctx.state.verified}
+    seen = {v.arch: Candidate(arch=v.arch, latency_ms=v.latency_ms, latency_measured=v.latency_measured,
+                              accuracy=v.accuracy) for v in ctx.state.verified}
     for m in ctx.state.measured:
-        seen.setdefault(m.arch, {"arch": m.arch, "accuracy": None, "latency_ms": m.latency_ms,
-                                 "latency_measured": m.measured})
-    return sorted(seen.values(), key=lambda v: (v["latency_ms"], v["arch"]))[:n]
+        seen.setdefault(m.arch, Candidate(arch=m.arch, latency_ms=m.latency_ms, latency_measured=m.measured))
+    return sorted(seen.values(), key=lambda c: (c.latency_ms, c.arch))[:n]
 
 
-def result_document(ctx: RunContext, *, validation_size: int | None,
-                    extras: Callable[[dict], dict] | None = None) -> dict:
-    """The run's result, written (with ``verified.csv`` and ``pareto.png``) by :meth:`RunDir.write_result`."""
+def build_result(ctx: RunContext, *, validation_size: int | None,
+                 extras: Callable[[Trial | None], Mapping[str, Any]] | None = None) -> SearchResult:
+    """The run's result (:class:`~hwnas.search.result.SearchResult`), written as ``result.json`` (with
+    ``verified.csv`` and ``pareto.png``) by :meth:`RunDir.write_result`. ``extras(best)`` adds the runner's
+    fields (``test_accuracy``, ``estimator``, ``supernet``)."""
     from hwnas.search.pareto import pareto_front
 
     settings, state = ctx.settings, ctx.state
-    best = ctx.best()
+    finalists = [Finalist(arch=f["arch"], latency_ms=f["latency_ms"], accuracies=f["accuracies"], mean=f["mean"],
+                          std=f["std"]) for f in finalist_stats(state)]
+    trials = trials_from_records(state.verified, finalists)
+    by_arch = {t.arch: t for t in trials}
+    chosen = ctx.best()
+    best = None if chosen is None else by_arch[chosen.arch]
     verified = [asdict(v) for v in state.verified]
-    finalists = finalist_stats(state)
-    chosen = None
-    if best is not None:
-        chosen = asdict(best)
-        stats = next((f for f in finalists if f["arch"] == best.arch), None)
-        if stats is not None:
-            chosen.update(mean_accuracy=stats["mean"], accuracy_std=stats["std"], seeds=stats["seeds"])
-    result = {
-        "budget_ms": settings.budget_ms, "trainings_used": state.trainings,
-        "rounds": state.round - 1, "stop_reason": state.stop_reason,
-        "elapsed_s": round(state.elapsed_s, 1), "feasible": best is not None,
-        "best": chosen, "finalists": finalists,
-        "closest": fastest(ctx, 3) if best is None else [], "pareto_front": pareto_front(verified),
-        "verified_within_budget": sum(v["latency_ms"] <= settings.budget_ms for v in verified),
-        "latency_measured": all(v["latency_measured"] for v in verified),
-        "measurements_used": state.measurements,
-        "trainings_over_budget": sum(v["latency_ms"] > settings.budget_ms for v in verified),
-        "acquisition": settings.acquisition, "estimates_used": len(state.estimated),
-    }
+    front = [by_arch[v["arch"]] for v in pareto_front(verified)]
     warning = uninformative(verified, num_classes=settings.num_classes, validation_size=validation_size)
     if warning:
-        result["warning"] = warning
         logger.warning("%s", warning)
+    result = SearchResult(
+        run_dir=ctx.run_dir.path, best=best, pareto_front=front, budget_ms=settings.budget_ms,
+        stop_reason=state.stop_reason or "", trainings_used=state.trainings, measurements_used=state.measurements,
+        finalists=finalists, trials=trials, rounds=state.round - 1, elapsed_s=round(state.elapsed_s, 1),
+        closest=fastest(ctx, 3) if best is None else [], warning=warning or None,
+        acquisition=settings.acquisition, estimates_used=len(state.estimated))
     if extras is not None:
-        result.update(extras(result))
-    ctx.run_dir.write_result(result, verified, budget_ms=settings.budget_ms)
+        result = replace(result, **dict(extras(best)))
+    result = result.with_document()
+    ctx.run_dir.write_result(result)
     return result

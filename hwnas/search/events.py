@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Mapping
 
+from hwnas.search.result import SearchResult
 from hwnas.search.state import Verified
 
 
@@ -128,10 +129,10 @@ class RoundDone(SearchEvent):
 
 @dataclass(frozen=True)
 class SearchFinished(SearchEvent):
-    """The run stopped; ``result`` is ``result.json``'s document."""
+    """The run stopped with ``result`` (written as ``result.json``)."""
 
     hook: ClassVar[str] = "on_search_end"
-    result: Mapping[str, Any]
+    result: SearchResult
 
 
 class SearchCallback:

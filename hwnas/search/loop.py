@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -26,10 +26,11 @@ from hwnas.predictors.base import Predictor
 from hwnas.search import finals
 from hwnas.search.context import RunContext
 from hwnas.search.controllers import Controller
-from hwnas.search.document import history_row, result_document
+from hwnas.search.document import build_result, history_row
 from hwnas.search.events import FinalsStarted, InitialPhase, Learning, RoundDone, SearchEvent
 from hwnas.search.objective import PredictedObjective
 from hwnas.search.planning import Planner
+from hwnas.search.result import SearchResult, Trial
 from hwnas.search.reward import Reward
 from hwnas.search.rundir import RunDir
 from hwnas.search.state import (  # noqa: F401
@@ -72,8 +73,8 @@ class SearchLoop:
             :class:`~hwnas.search.events.SearchCallback`.
         estimator: Cheap accuracy estimates (a supernet) the accuracy predictor learns from beside the
             trainings, calibrated to their scale; the answer is still the best *trained* architecture.
-        result_extras: Adds to the result before it is written (once): the runner's test accuracy and
-            estimator facts.
+        result_extras: ``result_extras(best)`` adds fields to the result before it is written (once): the
+            runner's test accuracy and estimator facts.
         executor: Where trainings run (:mod:`hwnas.cluster`; this process, one at a time, by default).
     """
 
@@ -83,7 +84,7 @@ class SearchLoop:
                  make_latency_predictor: Callable[[], Predictor],
                  callback: Callable[[SearchEvent], None] | None = None,
                  estimator: EstimateSource | None = None,
-                 result_extras: Callable[[dict], dict] | None = None, executor=None) -> None:
+                 result_extras: Callable[[Trial | None], Mapping[str, Any]] | None = None, executor=None) -> None:
         self.controller = controller
         self.reward = reward
         self.accuracy_source = accuracy_source
@@ -123,7 +124,7 @@ class SearchLoop:
         return self.ctx.best()
 
     # -- public ----------------------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self) -> SearchResult:
         """Runs until the training or time budget is spent (or the feasible space is exhausted), trains the
         finalists' extra seeds; returns the result (written once, with ``verified.csv`` and ``pareto.png``:
         :meth:`RunDir.write_result`)."""
@@ -133,7 +134,7 @@ class SearchLoop:
         if self.state.finished and (not self._search_over() or self._finals_pending()):
             self.state.finished = False  # resumed with a larger budget, or finals a time budget cut short
         if self.state.finished and self.run_dir.result_file.exists():
-            return self.run_dir.read_result()  # nothing left to do: the stored answer stands
+            return self.run_dir.load_result()  # nothing left to do: the stored answer stands
         if not self.state.finished:
             self._initial()
             if self.state.slots and (not self.state.pending or not any(self.state.slots)):
@@ -324,8 +325,8 @@ class SearchLoop:
             count += 1
         return count
 
-    def _result(self) -> dict:
-        return result_document(self.ctx, validation_size=getattr(self.accuracy_source, "validation_size", None),
+    def _result(self) -> SearchResult:
+        return build_result(self.ctx, validation_size=getattr(self.accuracy_source, "validation_size", None),
                                extras=self.result_extras)
 
 

@@ -1,15 +1,21 @@
 """``hwnas report``: one self-contained HTML page about a search run, or comparing several.
 
 A page holds, per run, its settings, the answer (architecture, validation and test accuracy, measured latency
-against the budget, why the search stopped) and the work done (trainings, measurements, rounds, time); and four
-figures, drawn with matplotlib and embedded as PNG data URIs (no file beside the page, no script, no network):
+against the budget, why the search stopped) and the work done (trainings, measurements, rounds, time); figures
+drawn with matplotlib and embedded as PNG data URIs (no file beside the page, no network):
 
 - *Pareto front*: accuracy against measured latency of every trained architecture, the budget line and the
   chosen model (a star), in the unit the command line prints the budget in;
-- *best so far*: the best accuracy under the budget after each training (the search's progress over time);
+- *best so far*: the best accuracy under the budget after each training, and *progress over time*: the same
+  against the run's wall-clock time;
 - *predictors per round*: the accuracy predictor's mean absolute error and the latency predictor's MAPE on each
   round's new truth (``history.csv``);
-- *budget use*: measured latency / budget of every measured candidate (trained or refused as too slow).
+- *budget use*: measured latency / budget of every measured candidate (trained or refused as too slow);
+- *decision importance*: how far each decision alone moves the predictions of the run's last saved predictors
+  (:mod:`hwnas.search.importance`);
+
+and a table of every trial (:class:`~hwnas.search.result.Trial`), sorted by a click on a heading (a small inline
+script, the page's only one).
 
 With several runs each figure overlays them (one colour a run) and the settings table shows the settings that
 differ between them first. Runs are read, never written: a running search can be reported (what it has so far).
@@ -31,7 +37,9 @@ from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_text
 from hwnas.search.curves import best_curve
 from hwnas.search.config import RunConfig
+from hwnas.search.importance import SAMPLES, DecisionImportance, decision_importance, latest_predictors, top
 from hwnas.search.pareto import draw_pareto
+from hwnas.search.result import SearchResult, Trial, trials_from_records
 from hwnas.search.rundir import RunDir
 from hwnas.units import format_latency, latency_unit
 
@@ -52,8 +60,8 @@ class RunView:
     name: str
     path: Path
     config: RunConfig
-    result: dict | None
-    verified: list[dict]
+    result: SearchResult | None
+    trials: list[Trial]
     measured: list[dict]
     history: list[dict[str, str]]
 
@@ -62,11 +70,16 @@ class RunView:
         return self.config.budget_ms
 
     @property
-    def best(self) -> dict | None:
+    def verified(self) -> list[dict[str, Any]]:
+        """The trials as rows (``accuracy``, ``latency_ms``, ...) for the figures."""
+        return [t.row() for t in self.trials]
+
+    @property
+    def best(self) -> Trial | None:
         if self.result is not None:
-            return self.result.get("best")
-        feasible = [v for v in self.verified if v["latency_ms"] <= self.budget_ms]
-        return max(feasible, key=lambda v: v["accuracy"]) if feasible else None
+            return self.result.best
+        feasible = [t for t in self.trials if t.latency_ms <= self.budget_ms]
+        return max(feasible, key=lambda t: t.accuracy) if feasible else None
 
 
 def load_run(path: str | os.PathLike) -> RunView:
@@ -75,10 +88,10 @@ def load_run(path: str | os.PathLike) -> RunView:
     state = run.load_state()
     if state is None:
         raise ReportError(f"{run.path} has not trained anything yet: nothing to report")
-    result = run.read_result() if run.result_file.exists() else None
-    return RunView(name=run.path.name, path=run.path, config=run.config, result=result,
-                   verified=[vars(v) for v in state.verified], measured=[vars(m) for m in state.measured],
-                   history=run.history())
+    result = run.load_result() if run.result_file.exists() else None
+    trials = result.trials if result is not None and result.trials else trials_from_records(state.verified)
+    return RunView(name=run.path.name, path=run.path, config=run.config, result=result, trials=trials,
+                   measured=[vars(m) for m in state.measured], history=run.history())
 
 
 def write_report(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -> Path:
@@ -117,7 +130,7 @@ def pareto_figure(runs: Sequence[RunView]) -> str:
     fig, ax = _figure()
     drawn: set[float] = set()
     for i, run in enumerate(runs):
-        draw_pareto(ax, run.verified, budget_ms=run.budget_ms, chosen=run.best, color=f"C{i % 10}",
+        draw_pareto(ax, run.verified, budget_ms=run.budget_ms, chosen=None if run.best is None else run.best.row(), color=f"C{i % 10}",
                     label=run.name if len(runs) > 1 else "", budget_line=run.budget_ms not in drawn,
                     title="accuracy vs measured latency" if len(runs) > 1 else run.name)
         drawn.add(run.budget_ms)
@@ -139,6 +152,126 @@ def progress_figure(runs: Sequence[RunView]) -> str:
     ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     return _png(fig)
+
+
+def time_figure(runs: Sequence[RunView]) -> str:
+    """Best validation accuracy under the budget against the run's wall-clock time (over all its sessions)."""
+    fig, ax = _figure()
+    for i, run in enumerate(runs):
+        timed = [t for t in run.trials if t.elapsed_s is not None]
+        curve = best_curve([t.row() for t in timed], budget_ms=run.budget_ms)
+        points = [((t.elapsed_s or 0.0) / 60, v) for t, v in zip(timed, curve) if v is not None]
+        if points:
+            ax.step(*zip(*points), where="post", color=f"C{i % 10}", label=run.name)
+            ax.plot(*zip(*points), "o", ms=3, color=f"C{i % 10}")
+    ax.set_xlabel("wall-clock time of the run (min)")
+    ax.set_ylabel("best validation accuracy under the budget")
+    ax.set_title("progress over time")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(loc="lower right", fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no timed training under the budget yet", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def importance_figure(run: RunView, importances: Sequence[DecisionImportance]) -> str:
+    """Two bar panels: how far each decision moves predicted accuracy (points) and latency (%)."""
+    shown = list(reversed(top(importances)))
+    fig, (acc_ax, lat_ax) = _figure(9.0, 0.8 + 0.28 * max(len(shown), 3), ncols=2)
+    labels = [d.decision for d in shown]
+    for ax, values, title in ((acc_ax, [d.accuracy for d in shown], "predicted accuracy spread (points)"),
+                              (lat_ax, [None if d.latency is None else 100 * d.latency for d in shown],
+                               "predicted latency spread (% of the median)")):
+        if any(v is not None for v in values):
+            ax.barh(range(len(shown)), [v or 0.0 for v in values], color="C0" if ax is acc_ax else "C1")
+            ax.set_yticks(range(len(shown)), labels, fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no predictor saved", ha="center", va="center", transform=ax.transAxes)
+            ax.set_yticks([])
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def run_importance(run: RunView) -> tuple[list[DecisionImportance], int | None]:
+    """The decision importance of a run's last saved predictors, and their round (empty: none saved)."""
+    import numpy as np
+
+    accuracy, latency, round_index = latest_predictors(run.path, space=run.config.space)
+    if accuracy is None and latency is None:
+        return [], None
+    return decision_importance(run.config.create_space(), accuracy=accuracy, latency=latency,
+                               rng=np.random.default_rng(0)), round_index
+
+
+#: The trial table's columns: (heading, Trial attribute, how a value is shown).
+_TRIAL_TABLE = (("#", "number", "{:d}"), ("round", "round", "{:d}"), ("architecture", "arch", "code"),
+                ("val. acc.", "accuracy", "{:.4f}"), ("mean ± sd (seeds)", "mean_accuracy", "mean"),
+                ("test acc.", "test_accuracy", "{:.4f}"), ("latency", "latency_ms", "latency"),
+                ("params", "params", "{:,}"), ("MACs", "macs", "{:,}"), ("train s", "train_seconds", "{:.1f}"),
+                ("at min", "elapsed_s", "minutes"), ("pred. acc.", "predicted_accuracy", "{:.4f}"))
+
+
+def trials_table(run: RunView) -> str:
+    """Every trained candidate as a table; a click on a heading sorts by it (the inline script below)."""
+    best = run.best.arch if run.best is not None else None
+    head = "".join(f'<th data-col="{i}" title="sort">{_e(h)}</th>' for i, (h, _, _) in enumerate(_TRIAL_TABLE))
+    rows = []
+    for trial in run.trials:
+        cells = []
+        for _, name, shown in _TRIAL_TABLE:
+            value = getattr(trial, name)
+            if value is None:
+                cells.append('<td data-v="">—</td>')
+                continue
+            sort_key = value if isinstance(value, (int, float)) else _e(value)
+            if shown == "code":
+                text = f"<code>{_e(value)}</code>"
+            elif shown == "mean":
+                text = f"{value:.4f} ± {trial.accuracy_std or 0.0:.4f} ({trial.seeds})"
+            elif shown == "latency":
+                text = format_latency(value) + ("" if trial.latency_measured else " (predicted)")
+                if value > run.budget_ms:
+                    text += " over"
+            elif shown == "minutes":
+                text, sort_key = f"{value / 60:.1f}", value
+            else:
+                text = shown.format(value)
+            cells.append(f'<td data-v="{sort_key}">{text}</td>')
+        mark = ' class="chosen"' if trial.arch == best else ""
+        rows.append(f"<tr{mark}>{''.join(cells)}</tr>")
+    return (f'<table class="trials"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            if rows else "<p>no training yet</p>")
+
+
+#: Sorts a ``table.trials`` by the clicked heading (numbers as numbers, missing values last; a second click
+#: reverses); ``report.html#sort=3`` (``#sort=3-desc``) opens the page sorted by the fourth column. No network.
+_SORT_SCRIPT = r"""
+document.querySelectorAll("table.trials").forEach(function(table){
+  table.querySelectorAll("th[data-col]").forEach(function(th){
+    th.style.cursor="pointer";
+    th.addEventListener("click",function(){
+      var col=+th.dataset.col, body=table.tBodies[0], up=th.dataset.dir!=="asc";
+      table.querySelectorAll("th[data-col]").forEach(function(o){delete o.dataset.dir;});
+      th.dataset.dir=up?"asc":"desc";
+      var rows=Array.prototype.slice.call(body.rows);
+      rows.sort(function(a,b){
+        var x=a.cells[col].dataset.v, y=b.cells[col].dataset.v;
+        if(x===""&&y==="")return 0; if(x==="")return 1; if(y==="")return -1;
+        var nx=parseFloat(x), ny=parseFloat(y);
+        var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:(x<y?-1:x>y?1:0);
+        return up?c:-c;
+      });
+      rows.forEach(function(r){body.appendChild(r);});
+    });
+  });
+  var m=/^#sort=(\d+)(-desc)?$/.exec(location.hash);
+  if(m){var th=table.querySelector('th[data-col="'+m[1]+'"]');if(th){th.click();if(m[2])th.click();}}
+});
+"""
 
 
 def _number(text: str | None) -> float | None:
@@ -199,6 +332,8 @@ text-align:left;vertical-align:top}th{background:#f5f5f5}td.differs{background:#
 code{font-size:.85rem;word-break:break-all}
 figure{margin:1rem 0}img{max-width:100%;height:auto;border:1px solid #eee}figcaption{font-size:.85rem;color:#555}
 .muted{color:#777;font-size:.85rem}
+tr.chosen td{background:#eef6ff;font-weight:600}th[data-dir=asc]:after{content:" ▲"}
+th[data-dir=desc]:after{content:" ▼"}
 """
 
 
@@ -235,34 +370,37 @@ def _answer_table(runs: Sequence[RunView]) -> str:
         return f"<tr><th>{_e(label)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
     def cell(run: RunView, what: str) -> str:
-        best, result = run.best, run.result or {}
+        best, result = run.best, run.result
         if what == "arch":
-            return f"<code>{_e(best['arch'])}</code>" if best else "none under the budget"
+            return f"<code>{_e(best.arch)}</code>" if best else "none under the budget"
         if what == "accuracy":
-            return f"{best['accuracy']:.4f}" if best else "—"
+            return f"{best.accuracy:.4f}" if best else "—"
         if what == "finalists":
-            finalists = result.get("finalists") or []
+            finalists = result.finalists if result is not None else []
             if not finalists:
                 return "—"
-            return "<br>".join(f"{'<b>' if i == 0 else ''}{f['mean']:.4f} ± {f['std']:.4f} over {f['seeds']} seeds"
-                               f"{'</b>' if i == 0 else ''} <code>{_e(f['arch'])}</code>"
+            return "<br>".join(f"{'<b>' if i == 0 else ''}{f.mean:.4f} ± {f.std:.4f} over {f.seeds} seeds"
+                               f"{'</b>' if i == 0 else ''} <code>{_e(f.arch)}</code>"
                                for i, f in enumerate(finalists))
         if what == "test":
-            test = result.get("test_accuracy")
-            return f"{test:.4f}" if isinstance(test, (int, float)) else "—"
+            test = result.test_accuracy if result is not None else None
+            return f"{test:.4f}" if test is not None else "—"
         if what == "latency":
             if not best:
                 return "—"
             unit, factor = latency_unit(run.budget_ms)
-            return (f"{best['latency_ms'] * factor:.3g} {unit} of {run.budget_ms * factor:.3g} {unit} "
-                    f"({100 * best['latency_ms'] / run.budget_ms:.0f}%)")
+            return (f"{best.latency_ms * factor:.3g} {unit} of {run.budget_ms * factor:.3g} {unit} "
+                    f"({100 * best.latency_ms / run.budget_ms:.0f}%)")
         if what == "work":
-            measured = result.get("measurements_used", len(run.measured) or None)
-            return (f"{result.get('trainings_used', len(run.verified))} trainings, {measured if measured is not None else '?'} measurements, "
-                    f"{len(run.history)} rounds, {float(result.get('elapsed_s', 0)) / 60:.1f} min")
+            if result is not None:
+                trainings, measured, minutes = result.trainings_used, result.measurements_used, result.elapsed_s / 60
+            else:
+                trainings, measured = len(run.trials), len(run.measured)
+                minutes = max((t.elapsed_s or 0.0 for t in run.trials), default=0.0) / 60
+            return f"{trainings} trainings, {measured} measurements, {len(run.history)} rounds, {minutes:.1f} min"
         if what == "status":
-            return _e(result.get("stop_reason", "running or interrupted (no result yet)"))
-        return _e(result.get("warning", "")) or "—"
+            return _e(result.stop_reason if result is not None else "running or interrupted (no result yet)")
+        return _e(result.warning or "") if result is not None and result.warning else "—"
 
     rows = [row("chosen architecture", [cell(r, "arch") for r in runs]),
             row("validation accuracy (its search training)", [cell(r, "accuracy") for r in runs]),
@@ -273,6 +411,11 @@ def _answer_table(runs: Sequence[RunView]) -> str:
             row("stopped because", [cell(r, "status") for r in runs]),
             row("warning", [cell(r, "warning") for r in runs])]
     return f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _figure_html(name: str, uri: str, caption: str) -> str:
+    return (f"<h2>{_e(name)}</h2><figure><img alt=\"{_e(name)}\" src=\"{uri}\">"
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
 def render(runs: Sequence[RunView]) -> str:
@@ -286,6 +429,8 @@ def render(runs: Sequence[RunView]) -> str:
                 "dominated, the budget (dashed) and the chosen model (star)."),
                ("Best so far", progress_figure(runs),
                 "Best validation accuracy among trained architectures within the budget, after each training."),
+               ("Progress over time", time_figure(runs),
+                "The same against the run's wall-clock time (every session of it, interruptions excluded)."),
                ("Predictors per round", predictor_figure(runs),
                 "Error of the predictors on what each round newly trained and measured, before they saw it."),
                ("Budget use", budget_figure(runs),
@@ -298,8 +443,25 @@ def render(runs: Sequence[RunView]) -> str:
              + ", ".join(f"<code>{_e(r.path)}</code>" for r in runs) + "</p>",
              "<h2>Answer</h2>", _answer_table(runs)]
     for name, uri, caption in figures:
-        parts.append(f"<h2>{_e(name)}</h2><figure><img alt=\"{_e(name)}\" src=\"{uri}\">"
-                     f"<figcaption>{_e(caption)}</figcaption></figure>")
+        parts.append(_figure_html(name, uri, caption))
+    for run in runs:
+        importances, round_index = run_importance(run)
+        heading = "Decision importance" + (f": {run.name}" if len(runs) > 1 else "")
+        if not importances:
+            parts.append(f"<h2>{_e(heading)}</h2><p>no predictors saved yet (they are fit from the first round "
+                         f"on)</p>")
+            continue
+        parts.append(_figure_html(
+            heading, importance_figure(run, importances),
+            f"How far each decision alone moves the predictions of the predictors fit at the start of round "
+            f"{round_index} ({len(run.trials)} trainings so far): the mean, over {SAMPLES} random architectures, "
+            f"of the spread across the decision's choices. What the predictors learned, not a measured truth; "
+            f"the {min(len(importances), 12)} decisions that move either most are shown."))
+    for run in runs:
+        parts.append(f"<h2>{_e('Trials' + (f': {run.name}' if len(runs) > 1 else ''))}</h2>"
+                     f"<p class=\"muted\">Every trained candidate ({len(run.trials)}); the answer is highlighted; "
+                     f"click a heading to sort.</p>" + trials_table(run))
     parts += ["<h2>Settings</h2>", "<p class=\"muted\">Settings that differ between runs come first, "
-              "highlighted.</p>" if len(runs) > 1 else "", _settings_table(runs), "</body></html>"]
+              "highlighted.</p>" if len(runs) > 1 else "", _settings_table(runs),
+              f"<script>{_SORT_SCRIPT}</script></body></html>"]
     return "\n".join(parts)

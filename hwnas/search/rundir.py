@@ -29,12 +29,15 @@ import os
 import shutil
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json, atomic_write_text, finite_number, read_json_object
 from hwnas.search.config import ConfigError, RunConfig
 from hwnas.search.state import Measured, SearchState, Verified
+
+if TYPE_CHECKING:
+    from hwnas.search.result import SearchResult
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
@@ -181,16 +184,46 @@ class RunDir:
         rows.append({k: "" if v is None else v for k, v in row.items()})
         atomic_write_text(self.path / "history.csv", _csv(rows, list(row.keys())))
 
-    def write_result(self, result: Mapping[str, Any], verified: Sequence[Mapping[str, Any]], *,
-                     budget_ms: float) -> None:
-        from hwnas.search.pareto import plot_pareto
+    def write_result(self, result: "SearchResult") -> None:
+        """Writes ``verified.csv`` (one row per trial) and ``pareto.png``, then ``result.json`` (last: a run whose
+        ``result.json`` exists has all three)."""
+        from dataclasses import asdict
 
-        atomic_write_json(self.result_file, result)
-        if verified:
-            atomic_write_text(self.path / "verified.csv", _csv(verified, list(verified[0].keys())))
-        plot_pareto(verified, self.path / "pareto.png", budget_ms=budget_ms, chosen=result.get("best"),
+        from hwnas.search.pareto import plot_pareto
+        from hwnas.search.result import TRIAL_COLUMNS
+
+        if result.trials:
+            atomic_write_text(self.path / "verified.csv", _csv([t.row() for t in result.trials], list(TRIAL_COLUMNS)))
+        plot_pareto([t.row() for t in result.trials], self.path / "pareto.png", budget_ms=result.budget_ms,
+                    chosen=None if result.best is None else asdict(result.best),
                     title=f"{self.config.space} on {self.config.dataset_name or self.config.dataset}, "
                           f"device {self.config.device}")
+        atomic_write_json(self.result_file, result.to_document())
+
+    def load_result(self) -> "SearchResult":
+        """The run's result (:class:`~hwnas.search.result.SearchResult`); a result written before trials were
+        recorded takes them from ``state.json``.
+
+        Raises:
+            RunDirError: no result yet, or a corrupt one (one line naming the file).
+        """
+        from hwnas.search.result import ResultError, SearchResult, trials_from_records
+
+        if not self.result_file.exists():
+            raise RunDirError(f"{self.path} has no result yet: the search has not finished (resume it)")
+        document = self.read_result()
+        try:
+            trials = None
+            if "trials" not in document and (self.path / STATE_FILE).is_file():
+                state = self.load_state()
+                trials = trials_from_records(state.verified) if state is not None else None
+            result = SearchResult.from_document(self.path, document, trials=trials)
+            if trials is not None and result.finalists:
+                trials = trials_from_records(state.verified, result.finalists)
+                result = SearchResult.from_document(self.path, document, trials=trials)
+            return result
+        except ResultError as exc:
+            raise RunDirError(f"{self.result_file} is corrupt: {exc}") from None
 
     def read_result(self) -> dict:
         return _read_json(self.result_file, what="search result")

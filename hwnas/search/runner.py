@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from hwnas.errors import HwnasError
 from hwnas.predictors import PREDICTORS, LatencyPredictor, Predictor
@@ -18,6 +18,7 @@ from hwnas.search.events import (CallbackList, Estimating, FinalistTrained, Fina
                                  LatencyMeasured, Learning, RoundDone, SearchCallback, SearchEvent, SearchFinished,
                                  SearchStarted, Trained)
 from hwnas.search.loop import SearchLoop
+from hwnas.search.result import SearchResult, Trial
 from hwnas.search.reward import create_reward
 from hwnas.search.rundir import RunDir
 from hwnas.search.state import SearchSettings
@@ -159,8 +160,9 @@ def latency_source(config: RunConfig, space, *, echo: Callable[[str], None], exe
 
 def run_search(run: RunDir, *, echo: Callable[[str], None] = print, wrap_sources: Callable | None = None,
                callback: Callable[[SearchEvent], None] | None = None, accuracy_fn: Callable | None = None,
-               executor=None) -> dict:
-    """Runs (or resumes) the search of ``run`` (its :class:`RunConfig`); returns the result (``result.json``).
+               executor=None) -> SearchResult:
+    """Runs (or resumes) the search of ``run`` (its :class:`RunConfig`); returns the result
+    (:class:`~hwnas.search.result.SearchResult`, written as ``result.json``).
 
     Progress lines go to ``echo``; ``callback`` also receives the loop's typed events (the command line's
     progress bar, a Python user's :class:`~hwnas.search.events.SearchCallback`). ``accuracy_fn(model, arch)
@@ -193,7 +195,8 @@ def _check_train_device(run: RunDir, *, ray_gpus: float, on_ray: bool) -> None:
 
 
 def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Callable | None,
-                callback: Callable[[SearchEvent], None] | None, accuracy_fn: Callable | None, executor) -> dict:
+                callback: Callable[[SearchEvent], None] | None, accuracy_fn: Callable | None,
+                executor) -> SearchResult:
     from hwnas.search.sources.accuracy import accuracy_source
 
     ray_gpus = float(getattr(executor, "gpus_per_task", 0.0))
@@ -215,11 +218,11 @@ def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Calla
     settings = config.settings()
     common = predictor_arguments(config, space)
 
-    def extras(result: dict) -> dict:
-        found: dict = {"estimator": config.estimator}
-        if result["best"] is not None and hasattr(accuracy, "test_accuracy"):
+    def extras(best: Trial | None) -> dict[str, Any]:
+        found: dict[str, Any] = {"estimator": config.estimator}
+        if best is not None and hasattr(accuracy, "test_accuracy"):
             # A look-up of the test accuracy the best's own search training measured: never an extra training.
-            found["test_accuracy"] = accuracy.test_accuracy(space.parse(result["best"]["arch"]))
+            found["test_accuracy"] = accuracy.test_accuracy(space.parse(best.arch))
         if estimates is not None:
             meta = estimates.estimator.meta
             found["supernet"] = {"path": str(estimates.estimator.folder.path.resolve()),

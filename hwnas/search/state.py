@@ -123,7 +123,9 @@ MEASUREMENTS_PER_TRAINING = 20
 
 @dataclass
 class Verified:
-    """One architecture with real accuracy and measured latency."""
+    """One architecture with real accuracy and measured latency (a trial of :mod:`hwnas.search.result`):
+    ``params``, ``macs``, ``train_seconds``, ``test_accuracy`` and ``seed`` where its training reported them
+    (None for a table look-up, and in runs made before they were recorded)."""
 
     arch: str
     accuracy: float
@@ -134,6 +136,11 @@ class Verified:
     predicted_latency_ms: float | None = None
     measurements_used: int | None = None
     elapsed_s: float | None = None
+    params: int | None = None
+    macs: int | None = None
+    train_seconds: float | None = None
+    test_accuracy: float | None = None
+    seed: int | None = None
 
 
 @dataclass

@@ -8,7 +8,7 @@ stopped; re-verifying a candidate whose training had finished costs a store look
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from hwnas.arch import Arch
 from hwnas.cluster import SerialExecutor
@@ -95,7 +95,7 @@ class Verifier:
                 arch=candidate["arch"], accuracy=float(result["accuracy"]), latency_ms=candidate["latency_ms"],
                 latency_measured=candidate["measured"], round=round_index, predicted_accuracy=predicted[0],
                 predicted_latency_ms=predicted[1], measurements_used=state.measurements,
-                elapsed_s=round(ctx.elapsed(), 2)))
+                elapsed_s=round(ctx.elapsed(), 2), **self._trial_facts(candidate["arch"], result)))
             state.training.remove(candidate)
             ctx.save()
             ctx.callback(Trained(record=state.verified[-1], best=ctx.best(), measurements=state.measurements))
@@ -107,6 +107,18 @@ class Verifier:
         batch.sort(key=lambda v: order.get(v.arch, len(order)))
         state.verified[first:] = batch
         ctx.save()
+
+    def _trial_facts(self, arch: str, result: Mapping[str, Any]) -> dict[str, Any]:
+        """What a training reported beyond its accuracy (parameters, MACs, seconds, test accuracy, seed); none of
+        it for a table look-up."""
+        if not getattr(self.accuracy_source, "trains", False):
+            return {}
+        facts: dict[str, Any] = {"seed": result.get("seed"), "test_accuracy": result.get("test_accuracy"),
+                                 "train_seconds": result.get("wall_time_s")}
+        built = self.ctx.model_facts(arch)
+        facts["params"] = result.get("params") or built.get("params")
+        facts["macs"] = built.get("macs")
+        return facts
 
     def train_finalists(self, todo: Sequence[tuple[str, int]]) -> None:
         """Trains each ``(finalist, replica)`` with the accuracy source's replica ``replica`` (another training

@@ -45,6 +45,12 @@ class StoreAccuracy:
         self.seed = seed
         self.evaluator = evaluator
 
+    @property
+    def trains(self) -> bool:
+        """Whether an evaluation is a real training (its model's parameters and MACs are recorded), not a
+        table look-up."""
+        return isinstance(self.evaluator, Trainer)
+
     def evaluate(self, arch: Arch) -> dict[str, Any]:
         return _answer(self.store.evaluate(self.space, arch, self.dataset, recipe=self.recipe, seed=self.seed,
                                            trainer=self.evaluator))
@@ -107,7 +113,7 @@ class StoreAccuracy:
 
 def _answer(record) -> dict[str, Any]:
     return {"accuracy": record.val_accuracy, "reused": record.reused, "params": record.params,
-            "wall_time_s": record.wall_time_s}
+            "wall_time_s": record.wall_time_s, "test_accuracy": record.test_accuracy, "seed": record.seed}
 
 
 def accuracy_source(config: RunConfig, space: SearchSpace, *, accuracy_fn: Callable | None = None,

@@ -11,6 +11,7 @@ one architecture. A run made with a function resumes only from Python with a fun
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Callable
 
 from hwnas.arch import Arch
@@ -67,14 +68,23 @@ class FunctionAccuracy:
 
         torch.manual_seed(self.seed)
         model = self.space.build(arch, self.input_shape, self.num_classes)
+        params = sum(p.numel() for p in model.parameters())
+        start = time.perf_counter()
         value = self.fn(model, arch)
+        seconds = time.perf_counter() - start
         try:
             accuracy = float(value)
         except (TypeError, ValueError):
             accuracy = math.nan
         if not math.isfinite(accuracy):
             raise SearchError(f"accuracy_fn returned {value!r} for {arch.string}: expected a finite number")
-        return {"accuracy": accuracy}
+        if not 0.0 <= accuracy <= 1.0:
+            raise SearchError(f"accuracy_fn returned {value!r} for {arch.string}: expected a validation accuracy "
+                              f"between 0 and 1 (a fraction, not a percentage)")
+        return {"accuracy": accuracy, "params": params, "wall_time_s": seconds, "seed": self.seed}
+
+    #: Each call builds and evaluates a real model (its parameters and MACs are recorded).
+    trains = True
 
     def known(self) -> list[tuple[str, float]]:
         """Nothing beyond the run's own state (which records every returned accuracy)."""
