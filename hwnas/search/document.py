@@ -7,7 +7,6 @@ latency is within the budget.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict
 from typing import Callable, Sequence
 
@@ -18,8 +17,6 @@ from hwnas.search.context import RunContext
 from hwnas.search.diagnostics import uninformative
 from hwnas.search.finals import finalist_stats
 from hwnas.search.state import Measured, Verified
-
-logger = logging.getLogger(__name__)
 
 
 def history_row(ctx: RunContext, round_index: int, new: Sequence[Verified], measured: Sequence[Measured]) -> dict:
@@ -82,8 +79,7 @@ def result_document(ctx: RunContext, *, validation_size: int | None,
     }
     warning = uninformative(verified, num_classes=settings.num_classes, validation_size=validation_size)
     if warning:
-        result["warning"] = warning
-        logger.warning("%s", warning)
+        result["warning"] = warning  # logged by the loop when it hands the result over (once)
     if extras is not None:
         result.update(extras(result))
     ctx.run_dir.write_result(result, verified, budget_ms=settings.budget_ms)
