@@ -186,7 +186,8 @@ def test_only_compatible_sources_are_used(tmp_path, strings, synthetic):
     named = []
     assert find_sources(root, task, target="target", names=["other-shape", "same"], report=named.append)[0].name \
         == "same"
-    assert named == ["transfer source 'other-shape' skipped: holds 0 nb201 latencies at 3x32x32 (a source needs 20)"]
+    assert named == ["transfer source 'other-shape' skipped: holds 0 nb201 latencies at 3x32x32 (a source needs 20: "
+                     "profile more architectures into it to use it)"]
     from hwnas.errors import HwnasError
 
     with pytest.raises(HwnasError, match="no profile 'nope'"):

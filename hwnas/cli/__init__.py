@@ -11,7 +11,7 @@ import importlib
 import click
 
 from hwnas import __version__
-from hwnas.cli.common import HwnasGroup, setup_logging
+from hwnas.cli.common import HwnasGroup, set_quiet, setup_logging
 
 # name -> (module in hwnas.cli, command object, one-line help shown by 'hwnas --help'; a test keeps it equal to
 # the command's own).
@@ -77,9 +77,15 @@ class LazyGroup(HwnasGroup):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hwnas")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def main(verbose: int) -> None:
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only results, warnings and errors: no progress lines or bars, no info logging.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """hwnas: hardware-aware, predictor-driven neural architecture search."""
-    setup_logging(verbose)
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose contradict each other; give one")
+    set_quiet(ctx, quiet)
+    setup_logging(verbose, quiet)
 
 
 __all__ = ["COMMANDS", "main"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from hwnas.cli.common import json_option, print_json, progress_echo
 from hwnas.cli.run_options import (RUN_PARAMS, check_device_for, config_from_options, execution_options,
                                    executor_from_options,
                                    run_options)
@@ -37,7 +38,8 @@ def _controllers(ctx, param, value: str) -> list[str]:
               help="Runs per controller, seeds 0..K-1 (the same seeds for every controller).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Benchmark folder [default: runs/benchmark-<space>-<device>-<budget>]; rerun to resume.")
-def benchmark_cmd(controller_names, seeds, out, **params) -> None:
+@json_option
+def benchmark_cmd(controller_names, seeds, out, as_json, **params) -> None:
     """Compare controllers fairly: same real-evaluation budget, same seeds, curves and regret.
 
     \b
@@ -50,14 +52,19 @@ def benchmark_cmd(controller_names, seeds, out, **params) -> None:
     check_device_for(config, params)
     budget = format_latency(config.budget_ms)
     out = out or Path("runs") / f"benchmark-{config.space}-{config.device}-{budget}"
-    click.echo(f"benchmark: {', '.join(controller_names)} x {seeds} seeds, {config.max_trainings} evaluations "
-               f"each, budget {budget}, {config.mode} -> {out}")
+    echo = progress_echo(as_json)
+    echo(f"benchmark: {', '.join(controller_names)} x {seeds} seeds, {config.max_trainings} evaluations "
+         f"each, budget {budget}, {config.mode} -> {out}")
     executor = executor_from_options(params, train_threads=config.train_threads)
     try:
-        payload = run_benchmark(config, controllers=controller_names, seeds=range(seeds), out=out, echo=click.echo,
+        payload = run_benchmark(config, controllers=controller_names, seeds=range(seeds), out=out, echo=echo,
                                 executor=executor)
     finally:
         executor.close()
+    if as_json:
+        print_json({"out": str(out), "curves_csv": str(out / "curves.csv"), "curves_json": str(out / "curves.json"),
+                    "curves_plot": str(out / "curves.png"), **payload})
+        return
     _print_summary(payload, out)
 
 

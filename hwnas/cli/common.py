@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -62,10 +62,10 @@ class OwnLoggers(logging.Filter):
         return record.levelno >= (self.level if own else logging.WARNING)
 
 
-def setup_logging(verbosity: int) -> None:
-    """WARNING by default, INFO with ``-v``, DEBUG with ``-vv``, on stderr; the verbosity raises only hwnas's
-    own loggers (PIL's, matplotlib's or onnx's debug output stays off)."""
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+def setup_logging(verbosity: int, quiet: bool = False) -> None:
+    """WARNING by default (and with ``-q``), INFO with ``-v``, DEBUG with ``-vv``, on stderr; the verbosity raises
+    only hwnas's own loggers (PIL's, matplotlib's or onnx's debug output stays off)."""
+    level = logging.WARNING if verbosity <= 0 or quiet else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
                         force=True)
     for handler in logging.getLogger().handlers:
@@ -76,6 +76,52 @@ def setup_logging(verbosity: int) -> None:
 def stderr_echo(message: str = "") -> None:
     """``click.echo`` to stderr: the progress lines of a command whose stdout is ``--json``."""
     click.echo(message, err=True)
+
+
+#: Where ``hwnas -q`` is recorded: the click context's ``meta``, shared by the group and every subcommand.
+QUIET_KEY = "hwnas.quiet"
+
+
+def set_quiet(ctx: click.Context, quiet: bool) -> None:
+    """Records ``-q/--quiet`` for the commands of this invocation (:func:`is_quiet`)."""
+    ctx.meta[QUIET_KEY] = bool(quiet)
+
+
+def is_quiet() -> bool:
+    """Whether ``hwnas -q`` was given: no progress lines and no progress bars, only results, warnings and
+    errors. False outside a command (a Python caller)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(QUIET_KEY))
+
+
+def _no_echo(message: str = "") -> None:
+    """The progress echo of ``hwnas -q``: nothing."""
+
+
+def progress_echo(as_json: bool = False) -> Callable[[str], None]:
+    """Where a command's progress lines go: nowhere with ``-q``, stderr with ``--json`` (stdout holds the one
+    document), else stdout with the results."""
+    if is_quiet():
+        return _no_echo
+    return stderr_echo if as_json else click.echo
+
+
+def bars_wanted(no_progress: bool = False) -> bool:
+    """Whether a command draws a live progress bar: only on a terminal (stderr), never with ``--no-progress`` or
+    ``-q``."""
+    return not no_progress and not is_quiet() and sys.stderr.isatty()
+
+
+def warn(message: str) -> None:
+    """One ``Warning: ...`` line on stderr (shown with ``-q`` too); the message says what to do about it."""
+    click.echo(f"Warning: {message}", err=True)
+
+
+def json_option(func):
+    """The ``--json`` flag of a command that prints data: one JSON document on stdout instead of the text
+    (:func:`print_json`); progress and warnings go to stderr."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print the same information as one JSON document on stdout.")(func)
 
 
 def print_json(document: Any) -> None:

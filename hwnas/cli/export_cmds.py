@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, SEED, parse_space_options, print_json, stderr_echo
+from hwnas.cli.common import INPUT_SHAPE, SEED, parse_space_options, print_json, progress_echo
 from hwnas.cli.run_options import ray_option
 from hwnas.cli.train_cmds import THREADS_HELP, device_options
 from hwnas.runtimes.onnxruntime import provider_names
@@ -118,7 +118,7 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
         try:
             summary = export_target(target, output, dynamic_batch=dynamic_batch, quantize=quantize,
                                     raw_input=raw_input, threads=threads,
-                                    echo=stderr_echo if as_json else click.echo, device=device,
+                                    echo=progress_echo(as_json), device=device,
                                     from_supernet=from_supernet, train_device=train_device,
                                     loader_workers=loader_workers)
         finally:
@@ -294,7 +294,7 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
         here = LocalDevice(metadata.get("device") or "host")  # evaluate runs on the device itself
         stats, medians = confirm_latency(lambda: here.measure_file(files, shape, conditions),
                                          expected_ms=_recorded_latency(metadata, conditions), budget_ms=budget_ms,
-                                         echo=(lambda line: None) if as_json else click.echo)
+                                         echo=progress_echo(as_json))
         document["latency"] = {
             "median_ms": stats.median_ms, "p10_ms": stats.p10_ms, "p90_ms": stats.p90_ms, "runs": stats.runs,
             "runtime": conditions.runtime, "provider": conditions.provider, "threads": conditions.threads,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, SEED, make_space, space_options
+from hwnas.cli.common import INPUT_SHAPE, SEED, json_option, make_space, print_json, space_options, warn
 from hwnas.cli.run_options import transfer_options
 from hwnas.errors import HwnasError
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
@@ -98,9 +97,10 @@ def fit_cmd() -> None:
 @click.option("--name", help="Folder name under --predictors-dir [default: latency-<device>-<space>-<shape>].")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @transfer_options
+@json_option
 def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_shape, profiles_dir: Path,
                     predictors_dir: Path, name: str | None, seed: int, transfer_from: tuple[str, ...] | None,
-                    no_transfer: bool) -> None:
+                    no_transfer: bool, as_json: bool) -> None:
     """Fit the latency predictor of DEVICE from its profile, transferring from the other profiles of the same
     task (space, input shape, batch size, precision) unless --no-transfer."""
     if no_transfer and transfer_from:
@@ -130,12 +130,18 @@ def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_s
         task = SourceTask(space.name, tuple(shape), options, fingerprint.get("batch_size"),
                           fingerprint.get("precision"))
         sources = find_sources(profiles_dir, task, target=device, names=transfer_from, space_size=space.size(),
-                               report=lambda line: click.echo(f"Warning: {line}", err=True))
+                               report=warn)
     scores = fit_and_save("latency", [r["arch"] for r in records], [r["median_ms"] for r in records],
                           space=space, space_options=options, input_shape=shape, num_classes=classes,
                           directory=predictor_dir(predictors_dir, name), seed=seed, sources=sources,
                           source={"device": device, "fingerprint": store.fingerprint, "records": len(records)})
     meta = read_meta(predictor_dir(predictors_dir, name))
+    if as_json:
+        print_json({"name": name, "path": str(predictor_dir(predictors_dir, name)), "kind": "latency",
+                    "algorithm": meta.get("algorithm"), "device": device, "records": len(records),
+                    "selection": (meta.get("scores") or {}).get("selection"), "sources": meta.get("sources") or [],
+                    "scores": scores})
+        return
     how = f", transferred from {len(meta['sources'])} other profile(s)" if meta.get("sources") else ""
     click.echo(f"fitted latency predictor {name} ({_algorithm(meta)}) on {len(records)} measurements of "
                f"{device!r}{how}")
@@ -157,9 +163,10 @@ def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_s
 @predictors_dir_option
 @click.option("--name", help="Folder name under --predictors-dir [default: accuracy-<space>-<dataset>].")
 @click.option("--seed", type=SEED, default=0, show_default=True)
+@json_option
 def fit_accuracy_cmd(space_name: str, space_option, dataset_spec: str, accuracy_table: Path | None,
                      epochs: int | None, store_path: Path | None, predictors_dir: Path, name: str | None,
-                     seed: int) -> None:
+                     seed: int, as_json: bool) -> None:
     """Fit the accuracy predictor from stored trainings (or a table)."""
     if name is not None:
         predictor_dir(predictors_dir, name)  # a bad name is refused before any work
@@ -185,6 +192,10 @@ def fit_accuracy_cmd(space_name: str, space_option, dataset_spec: str, accuracy_
                           input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                           directory=predictor_dir(predictors_dir, name), seed=seed,
                           source={**source, "records": len(archs)})
+    if as_json:
+        print_json({"name": name, "path": str(predictor_dir(predictors_dir, name)), "kind": "accuracy",
+                    "records": len(archs), "source": source, "scores": scores})
+        return
     click.echo(f"fitted accuracy predictor {name} on {len(archs)} architectures")
     _print_scores(scores)
 
@@ -263,7 +274,7 @@ def show_cmd(name: str, predictors_dir: Path, as_json: bool) -> None:
 
     meta = read_meta(predictor_dir(predictors_dir, name))
     if as_json:
-        click.echo(json.dumps(meta, indent=2))
+        print_json(meta)
         return
     algorithm = f" ({_algorithm(meta)})" if meta["kind"] == "latency" else ""
     click.echo(f"{name}: {meta['kind']} predictor{algorithm}, space {meta['space']}, input "
@@ -282,21 +293,32 @@ def show_cmd(name: str, predictors_dir: Path, as_json: bool) -> None:
 
 @predictors_cmd.command("list")
 @predictors_dir_option
-def list_cmd(predictors_dir: Path) -> None:
+@json_option
+def list_cmd(predictors_dir: Path, as_json: bool) -> None:
     """List the fitted predictors."""
     from hwnas.predictors import read_meta
 
     if not predictors_dir.is_dir():
         raise HwnasError(f"no predictors folder at {predictors_dir} (fit one with 'hwnas predictors fit ...', or "
                          f"give --predictors-dir)")
+    rows = []
     for folder in sorted(p for p in predictors_dir.glob("*") if (p / "meta.json").is_file()):
         try:
             meta = read_meta(folder)
         except HwnasError as exc:
-            click.echo(f"{folder.name}  (unreadable: {exc})")
+            rows.append({"name": folder.name, "unreadable": str(exc)})
             continue
-        transfer = f"  transfer from {len(meta['sources'])}" if meta.get("sources") else ""
-        click.echo(f"{folder.name}  {meta['kind']}  {meta['space']}  n={meta['n_train']}{transfer}")
+        rows.append({"name": folder.name, "kind": meta["kind"], "space": meta["space"], "n_train": meta["n_train"],
+                     "algorithm": meta.get("algorithm"), "transfer_sources": len(meta.get("sources") or [])})
+    if as_json:
+        print_json({"predictors_dir": str(predictors_dir), "predictors": rows})
+        return
+    for row in rows:
+        if "unreadable" in row:
+            click.echo(f"{row['name']}  (unreadable: {row['unreadable']})")
+            continue
+        transfer = f"  transfer from {row['transfer_sources']}" if row["transfer_sources"] else ""
+        click.echo(f"{row['name']}  {row['kind']}  {row['space']}  n={row['n_train']}{transfer}")
 
 
 @click.command("predict")
@@ -313,8 +335,8 @@ def predict_cmd(archs: tuple[str, ...], name: str, predictors_dir: Path, as_json
     mean, std = predictor.predict_dist(parsed)
     rows = [{"arch": a.string, "prediction": float(m), "std": float(s)} for a, m, s in zip(parsed, mean, std)]
     if as_json:
-        click.echo(json.dumps({"predictor": name, "kind": predictor.kind, "unit":
-                               "ms" if predictor.kind == "latency" else "accuracy", "predictions": rows}, indent=2))
+        print_json({"predictor": name, "kind": predictor.kind, "unit": "ms" if predictor.kind == "latency"
+                    else "accuracy", "predictions": rows})
         return
     for row in rows:
         if predictor.kind == "latency":

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from hwnas.cli.common import (INPUT_SHAPE, NUM_CLASSES, SEED, make_space, parse_space_options,
-                              space_options)
+from hwnas.cli.common import (INPUT_SHAPE, NUM_CLASSES, SEED, bars_wanted, make_space, parse_space_options,
+                              print_json, space_options, warn)
 from hwnas.cli.run_options import ray_option, runtime_option, transfer_options
 from hwnas.profiling.measure import PRECISIONS
 from hwnas.runtimes.onnxruntime import provider_names
@@ -191,7 +190,7 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
         measuring.close()
         raise
     summary = RunSummary()
-    progress = make_progress(None if not no_progress else False)
+    progress = make_progress(bars_wanted(no_progress))
     where = f"{space.name} architectures at {format_input_shape(shape)}"
     try:
         profile_space(store, space, samples=samples, input_shape=shape, num_classes=classes,
@@ -226,13 +225,13 @@ def _print_quality(store, space, *, shape, classes, options, conditions, transfe
     if transfer is not None:
         task = SourceTask(space.name, tuple(shape), options, conditions.batch_size, conditions.precision)
         sources = find_sources(store.root, task, target=store.device, names=list(transfer) or None,
-                               space_size=space.size(), report=lambda line: click.echo(f"Warning: {line}",
-                                                                                       err=True))
+                               space_size=space.size(), report=warn)
     try:
         quality = estimate_quality(records, sources, space=space.name, space_options=options, input_shape=shape,
                                    num_classes=classes, seed=seed, transfer=transfer is not None)
     except HwnasError as exc:  # the measurements are stored; only the estimate failed
-        click.echo(f"Warning: the latency predictor's quality could not be estimated: {exc}", err=True)
+        warn(f"the latency predictor's quality could not be estimated: {exc}; the measurements are stored, "
+             f"and 'hwnas predictors fit latency' reports the same error with its cause")
         return
     if quality is not None:
         click.echo(quality.summary())
@@ -254,8 +253,8 @@ def _import_table(device, space_name, space_option, latency_table, dataset, inpu
     summary = import_table(store, space, str(latency_table), input_shape=shape, num_classes=classes,
                            runtime=runtime,
                            space_options=parse_space_options(space_option),
-                           report=lambda problem: click.echo(f"Warning: {latency_table}: {problem}; skipped",
-                                                             err=True))
+                           report=lambda problem: warn(f"{latency_table}: {problem}; skipped (fix the row and run "
+                                                      f"the import again to add it)"))
     skipped = (f"{len(summary.problems)} row(s) skipped (listed above)" if summary.problems
                else "no row skipped")
     already = f", {summary.already} already in the profile" if summary.already else ""
@@ -277,7 +276,8 @@ def _import_device_table(space_name, space_option, latency_table, columns, prefi
     summaries = import_device_table(
         profiles_dir, space, str(latency_table), input_shape=shape, num_classes=classes, columns=wanted,
         prefix=prefix, space_options=parse_space_options(space_option), runtime=runtime,
-        report=lambda problem: click.echo(f"Warning: {latency_table}: {problem}; skipped", err=True))
+        report=lambda problem: warn(f"{latency_table}: {problem}; skipped (fix the row and run the import again to "
+                                    f"add it)"))
     for name, summary in summaries.items():
         already = f", {summary.already} already in it" if summary.already else ""
         click.echo(f"profile {name!r} ({Path(profiles_dir) / name}): imported {summary.measured} {space.name} "
@@ -305,7 +305,7 @@ def show_cmd(ctx: click.Context, device: str, profiles_dir: Path | None, as_json
     root = profiles_dir or (ctx.obj or {}).get("profiles_dir") or Path(DEFAULT_PROFILES_DIR)
     info = summarize_profile(ProfileStore.open(root, device))
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        print_json(info)
         return
     fp = info["fingerprint"]
     click.echo(f"profile      {info['device']}  ({info['path']})")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import EXIT_INTERRUPTED, SEED, OwnLoggers, fail, print_json, stderr_echo
+from hwnas.cli.common import EXIT_INTERRUPTED, SEED, OwnLoggers, fail, print_json, progress_echo
 from hwnas.cli.run_options import (EXECUTION_PARAMS, RUN_PARAMS, config_from_options, controller_names,
                                    check_device_for, execution_options, executor_from_options, parse_duration,
                                    run_options)
@@ -89,7 +89,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
         executor = executor_from_options(params, train_threads=config.train_threads)  # Ray missing: no folder
         run = RunDir.create(run_dir, config)
     _attach_log(run.log_file)
-    echo = stderr_echo if as_json else click.echo
+    echo = progress_echo(as_json)
     bar = None
     if progress_wanted(no_progress=no_progress, as_json=as_json):
         bar = SearchBar(run.config.max_trainings, run.config.budget_ms)
@@ -185,8 +185,6 @@ def _print_result(run, result: SearchResult) -> None:
     click.echo(f"\nsearch finished: {result.stop_reason}; {result.trainings_used} trainings, "
                f"{result.measurements_used} latency measurements, {result.rounds} rounds, "
                f"{result.elapsed_s:.0f} s")
-    if result.warning:
-        click.echo(f"warning: {result.warning}", err=True)
     best = result.best
     if best is None:
         click.echo(f"no architecture found within the budget of {format_latency(budget)}; the fastest measured:")

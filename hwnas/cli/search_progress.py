@@ -2,7 +2,7 @@
 best verified architecture, on stderr (``rich``, as ``hwnas profile`` has).
 
 It is on only when stderr is a terminal (and stdout too, unless ``--json`` keeps stdout for the document),
-and never with ``--no-progress``. It is redrawn when an event arrives, never from a background thread: a
+and never with ``--no-progress`` or ``hwnas -q``. It is redrawn when an event arrives, never from a background thread: a
 refresh thread waking up during latency measurements would disturb them. The search's progress lines are
 printed through the bar's console so that they scroll above it.
 """
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import sys
 
+from hwnas.cli.common import bars_wanted
 from hwnas.search.events import RoundDone, SearchCallback, Trained, TrainingStarted
 from hwnas.units import format_latency
 
 
 def progress_wanted(*, no_progress: bool, as_json: bool) -> bool:
-    """Whether ``hwnas search`` shows the bar (see the module docstring)."""
-    if no_progress or not sys.stderr.isatty():
+    """Whether ``hwnas search`` shows the bar (see the module docstring; never with ``hwnas -q``)."""
+    if not bars_wanted(no_progress):
         return False
     return as_json or sys.stdout.isatty()
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 
 import click
 
-from hwnas.cli.common import SEED, make_space, space_options
+from hwnas.cli.common import SEED, bars_wanted, make_space, print_json, progress_echo, space_options
 from hwnas.cli.train_cmds import (THREADS_HELP, _pct, dataset_options, device_options, make_recipe, open_store,
                                   recipe_options, store_option)
 from hwnas.training.device import DEFAULT_DEVICE
@@ -35,7 +33,7 @@ class _Progress:
         self.start = time.monotonic()
         self.last = 0.0
         self.first_epoch = start_epoch + 1
-        if sys.stderr.isatty():
+        if bars_wanted():
             from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                        TimeRemainingColumn)
@@ -61,9 +59,9 @@ class _Progress:
             return
         done = epoch - self.first_epoch + 1
         per = (time.monotonic() - self.start) / done
-        click.echo(f"epoch {epoch}/{self.total_epochs}: loss {meta['history'][-1]['loss']:.4f}, "
-                   f"{meta['history'][-1]['seconds']:.0f} s; ETA {(self.total_epochs - epoch) * per / 60:.1f} min",
-                   err=True)
+        progress_echo(as_json=True)(f"epoch {epoch}/{self.total_epochs}: loss {meta['history'][-1]['loss']:.4f}, "
+                                    f"{meta['history'][-1]['seconds']:.0f} s; ETA "
+                                    f"{(self.total_epochs - epoch) * per / 60:.1f} min")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -125,8 +123,8 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     settings = SupernetSettings(sampling=sampling, random_per_step=random_per_step, distill=not no_distill,
                                 seed=seed, largest_epochs=largest_epochs)
     start = folder.read_meta()["epochs_done"] if folder.exists else 0
-    click.echo(f"supernet {folder.path}: {space.name} on {dataset.name}, {sampling} sampling, "
-               f"{recipe.epochs} epochs" + (f", resuming after epoch {start}" if start else ""), err=True)
+    progress_echo(as_json=True)(f"supernet {folder.path}: {space.name} on {dataset.name}, {sampling} sampling, "
+                                f"{recipe.epochs} epochs" + (f", resuming after epoch {start}" if start else ""))
     progress = _Progress(recipe.epochs, start)
     try:
         meta = train_supernet(folder, space=space, spec=spec, recipe=recipe, settings=settings, threads=threads,
@@ -135,7 +133,7 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     finally:
         progress.close()
     if as_json:
-        click.echo(json.dumps(meta, indent=2, sort_keys=True))
+        print_json(meta)
         return
     click.echo(f"supernet      {folder.path}")
     click.echo(f"trained       {meta['epochs_done']} epochs in {meta['train_time_s'] / 60:.1f} min "
@@ -215,4 +213,4 @@ def supernet_eval_cmd(archs: tuple[str, ...], supernet_path: Path, sample_n: int
         if store is not None:
             store.close()
     if as_json:
-        click.echo(json.dumps([{**r.to_dict(), "reused": r.reused} for r in records], indent=2))
+        print_json([{**r.to_dict(), "reused": r.reused} for r in records])

@@ -6,13 +6,12 @@ resolvers are meant for every command that trains or reads evaluations (search, 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, SEED, make_space, parse_space_options, space_options
+from hwnas.cli.common import INPUT_SHAPE, SEED, make_space, parse_space_options, print_json, space_options
 from hwnas.shapes import format_input_shape
 
 DEFAULT_DATASET = "digits"
@@ -169,7 +168,7 @@ def train_cmd(arch: str, space_name: str, space_option: tuple[str, ...], dataset
         where = (f"reused from {store.path} (evaluated {record.created_iso})" if record.reused
                  else f"stored in {store.path}")
     if as_json:
-        click.echo(json.dumps({**record.to_dict(), "reused": record.reused}, indent=2))
+        print_json({**record.to_dict(), "reused": record.reused})
         return
     verb = "looked up" if record.source == "table" else "trained"
     click.echo(f"arch          {record.arch}")
@@ -204,7 +203,7 @@ def datasets_cmd(specs: tuple[str, ...], input_shape, split_seed: int, as_json: 
                      "classes": ds.num_classes, "train": train_n, "val": val_n, "test": test_n,
                      "description": ds.describe()})
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     header = ("data set", "input", "classes", "train", "val", "test")
     table = [header] + [(r["key"], r["input_shape"], str(r["classes"]), str(r["train"]), str(r["val"]),
@@ -247,7 +246,7 @@ def evals_cmd(store_path: Path | None, space: str | None, dataset: str | None, a
                               order_by=order_by, descending=descending, limit=limit)
         total = len(store)
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in records], indent=2))
+        print_json([r.to_dict() for r in records])
         return
     header = ("val acc", "params", "time s", "fidelity", "seed", "recipe", "data set", "space", "created",
               "arch")

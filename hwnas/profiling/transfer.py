@@ -45,11 +45,13 @@ def incompatibility(store: ProfileStore, task: SourceTask, *, held: int | None =
     for key, wanted in (("batch_size", task.batch_size), ("precision", task.precision)):
         stored = fingerprint.get(key)
         if wanted is not None and stored is not None and stored != wanted:
-            return f"measured at {key.replace('_', ' ')} {stored}, not {wanted}"
+            return (f"measured at {key.replace('_', ' ')} {stored}, not {wanted} (only profiles measured alike "
+                    f"transfer; name the sources with --transfer-from)")
     count = len(store.records(task.space, task.input_shape, task.space_options)) if held is None else held
     if count < MIN_SOURCE_RECORDS:
         shape = "x".join(map(str, task.input_shape))
-        return f"holds {count} {task.space} latencies at {shape} (a source needs {MIN_SOURCE_RECORDS})"
+        return (f"holds {count} {task.space} latencies at {shape} (a source needs {MIN_SOURCE_RECORDS}: profile more "
+                f"architectures into it to use it)")
     return None
 
 
@@ -80,7 +82,8 @@ def find_sources(profiles_dir: str | os.PathLike, task: SourceTask, *, target: s
         missing = [n for n in names if n not in known]
         if missing and missing_ok:
             for name in missing:
-                report(f"transfer source {name!r} skipped: no such profile under {profiles_dir} any more")
+                report(f"transfer source {name!r} skipped: no such profile under {profiles_dir} any more (the "
+                       f"others are used; restore it to use it again)")
             names = [n for n in names if n in known]
         elif missing:
             raise HwnasError(f"no profile {missing[0]!r} under {profiles_dir} to transfer from (known: "
@@ -97,7 +100,7 @@ def find_sources(profiles_dir: str | os.PathLike, task: SourceTask, *, target: s
                 records = records[: limits[name]]
             why = incompatibility(store, task, held=len(records))
         except HwnasError as exc:
-            report(f"transfer source {name!r} skipped: {exc}")
+            report(f"transfer source {name!r} skipped: {exc} (repair or delete that profile)")
             continue
         if why:
             if records or names is not None:  # a profile of other tasks only is not worth a line

@@ -20,7 +20,7 @@ def uninformative(verified: Sequence[dict], *, num_classes: int | None,
     accuracies = np.array([v["accuracy"] for v in (initial if len(initial) >= 3 else verified)], dtype=float)
     if len(accuracies) < 3:
         return None
-    advice = "train longer (--epochs), use a smaller batch or a larger --data-fraction"
+    advice = "train longer (--epochs), use a smaller batch (-R batch_size=16) or a larger --data-fraction"
     if num_classes and num_classes > 1:
         chance = 1.0 / num_classes
         n = validation_size or 100

@@ -7,7 +7,6 @@ latency is within the budget.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, replace
 from typing import Any, Callable, Mapping, Sequence
 
@@ -19,8 +18,6 @@ from hwnas.search.diagnostics import uninformative
 from hwnas.search.finals import finalist_stats
 from hwnas.search.result import Candidate, Finalist, SearchResult, Trial, trials_from_records
 from hwnas.search.state import Measured, Verified
-
-logger = logging.getLogger(__name__)
 
 
 def history_row(ctx: RunContext, round_index: int, new: Sequence[Verified], measured: Sequence[Measured]) -> dict:
@@ -70,9 +67,8 @@ def build_result(ctx: RunContext, *, validation_size: int | None,
     best = None if chosen is None else by_arch[chosen.arch]
     verified = [asdict(v) for v in state.verified]
     front = [by_arch[v["arch"]] for v in pareto_front(verified)]
+    # logged by the loop when it hands the result over (once a session)
     warning = uninformative(verified, num_classes=settings.num_classes, validation_size=validation_size)
-    if warning:
-        logger.warning("%s", warning)
     result = SearchResult(
         run_dir=ctx.run_dir.path, best=best, pareto_front=front, budget_ms=settings.budget_ms,
         stop_reason=state.stop_reason or "", trainings_used=state.trainings, measurements_used=state.measurements,

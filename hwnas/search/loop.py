@@ -99,7 +99,8 @@ class SearchLoop:
         repeatable = _repeatable(accuracy_source)
         if settings.final_seeds and not repeatable:
             logger.warning("--final-seeds %d ignored: this accuracy source gives the same number for every seed "
-                           "(a table), so repeats cannot change the answer", settings.final_seeds)
+                           "(a table), so repeats cannot change the answer; drop --final-seeds",
+                           settings.final_seeds)
         self.final_plan = finals.plan(settings, repeatable=repeatable)
         self.ctx.final_reserve = self.final_plan[0] * self.final_plan[1]
 
@@ -134,7 +135,7 @@ class SearchLoop:
         if self.state.finished and (not self._search_over() or self._finals_pending()):
             self.state.finished = False  # resumed with a larger budget, or finals a time budget cut short
         if self.state.finished and self.run_dir.result_file.exists():
-            return self.run_dir.load_result()  # nothing left to do: the stored answer stands
+            return _warned(self.run_dir.load_result())  # nothing left to do: the stored answer stands
         if not self.state.finished:
             self._initial()
             if self.state.slots and (not self.state.pending or not any(self.state.slots)):
@@ -144,7 +145,7 @@ class SearchLoop:
             self._finals()
             self.state.finished = True
             self.ctx.save()
-        return self._result()
+        return _warned(self._result())
 
     # -- phases ----------------------------------------------------------------------------------------------
     def _initial(self) -> None:
@@ -328,6 +329,14 @@ class SearchLoop:
     def _result(self) -> SearchResult:
         return build_result(self.ctx, validation_size=getattr(self.accuracy_source, "validation_size", None),
                                extras=self.result_extras)
+
+
+def _warned(result: SearchResult) -> SearchResult:
+    """Logs the result's warning (the run could not tell architectures apart, with what to do): once per session,
+    for a fresh answer and a stored one alike; the command line does not repeat it."""
+    if result.warning:
+        logger.warning("%s", result.warning)
+    return result
 
 
 def _repeatable(source: AccuracySource) -> bool:

@@ -46,9 +46,9 @@ def transfer_sources(run: RunDir, space, *, echo: Callable[[str], None]) -> list
     recorded = config.transfer_sources is not None
     sources = find_sources(config.profiles_dir, task, target=target, space_size=space.size(), missing_ok=recorded,
                            names=config.transfer_sources if recorded else config.transfer_from,
-                           report=lambda line: echo(f"Warning: {line}"), limits=config.transfer_source_records)
+                           report=logger.warning, limits=config.transfer_source_records)
     if table and not recorded:
-        sources = _without_table_copies(sources, config.latency_table, space, echo=echo)
+        sources = _without_table_copies(sources, config.latency_table, space)
     if not recorded:
         run.update_config(transfer_sources=[s.name for s in sources],
                           transfer_source_records={s.name: len(s.latencies) for s in sources})
@@ -58,7 +58,7 @@ def transfer_sources(run: RunDir, space, *, echo: Callable[[str], None]) -> list
     return sources
 
 
-def _without_table_copies(sources: list, table: str, space, *, echo: Callable[[str], None]) -> list:
+def _without_table_copies(sources: list, table: str, space) -> list:
     """The sources without any that holds the latency table's own values (the same table imported as a profile:
     it would predict the device from its own latencies)."""
     from hwnas.search.sources.tables import TableLatency
@@ -69,7 +69,8 @@ def _without_table_copies(sources: list, table: str, space, *, echo: Callable[[s
         shared = [a for a in source.latencies if a in latency]
         same = sum(abs(source.latencies[a] / latency[a] - 1.0) < 1e-9 for a in shared)
         if shared and same >= 0.95 * len(shared):
-            echo(f"Warning: transfer source {source.name!r} skipped: it holds the latency table's own values")
+            logger.warning("transfer source %r skipped: it holds the latency table's own values (nothing to do; "
+                           "name the sources with --transfer-from to silence this)", source.name)
         else:
             kept.append(source)
     return kept

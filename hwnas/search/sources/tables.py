@@ -61,6 +61,18 @@ def spread_rows(latency: dict[str, float], n: int) -> list[tuple[str, float]]:
     return [ranked[i] for i in picks]
 
 
+def _read_latency_table(path, space: SearchSpace):
+    """:func:`read_latency_table`, warning of the skipped rows once per read (the cached rows are opened again by
+    every source a run or a benchmark makes)."""
+    from hwnas.profiling.tables import read_latency_table
+
+    rows, problems = read_latency_table(path, space)
+    if problems:
+        logger.warning("%s: %d rows skipped (%s%s); fix or delete them to use the table's every row", path,
+                       len(problems), "; ".join(map(str, problems[:3])), ", ..." if len(problems) > 3 else "")
+    return rows, problems
+
+
 class LatencyTableError(HwnasError):
     """A latency table is unusable or lacks an architecture."""
 
@@ -80,17 +92,13 @@ class TableLatency:
     def __init__(self, path: str | os.PathLike, space: SearchSpace, *,
                  prior_samples: int = DEFAULT_PROFILE_SAMPLES) -> None:
         from hwnas.profiling.errors import ProfileError
-        from hwnas.profiling.tables import read_latency_table
 
         self.path = str(path)
         try:
-            rows, problems = (_cached("latency", path, space, lambda: read_latency_table(path, space))
-                              if os.path.isfile(path) else read_latency_table(path, space))
+            rows, problems = (_cached("latency", path, space, lambda: _read_latency_table(path, space))
+                              if os.path.isfile(path) else _read_latency_table(path, space))
         except ProfileError as exc:
             raise LatencyTableError(str(exc)) from None
-        if problems:
-            logger.warning("%s: %d rows skipped (%s%s)", path, len(problems), "; ".join(map(str, problems[:3])),
-                           ", ..." if len(problems) > 3 else "")
         if not rows:
             raise LatencyTableError(f"{path}: no usable arch,latency_ms row ({len(problems)} skipped)")
         self.latency = {row.arch.string: float(row.latency_ms) for row in rows}
