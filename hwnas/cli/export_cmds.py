@@ -231,7 +231,7 @@ def evaluate_cmd(model: Path, dataset: str | None, split: str | None, split_seed
                  latency_only: bool,
                  provider: str | None, threads: int | None, batch_size: int | None, runtime: str | None,
                  as_json: bool) -> None:
-    """Run an exported model over a data set in its runtime (and/or measure its latency).
+    """Run an exported model over a test split in its runtime (and/or measure its latency).
 
     MODEL is the ONNX file, or a runtime's own file written beside it by 'hwnas export --runtime' (model.xml:
     OpenVINO), whose metadata its ONNX sibling holds. On the data set it was trained on, the test split is the one
