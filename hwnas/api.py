@@ -269,12 +269,18 @@ def export(run_dir: str | os.PathLike | None, output: str | os.PathLike, *, arch
 
 
 @_python_errors
-def evaluate(model: str | os.PathLike, *, dataset: str | None = None, measure_threads: int = 1):
-    """Test-split accuracy of an exported model (``hwnas evaluate``): the ONNX file, or a runtime's file beside
-    it (``model.xml``, ``model.tflite``) run in that runtime, on the data set in its metadata (or ``dataset``);
-    returns :class:`hwnas.deploy.evaluate.Evaluation`."""
+def evaluate(model: str | os.PathLike, *, dataset: str | None = None, split: str | None = None,
+             measure_threads: int = 1):
+    """Accuracy of an exported model (``hwnas evaluate``): the ONNX file, or a runtime's file beside it
+    (``model.xml``, ``model.tflite``) run in that runtime, on the data set in its metadata (or ``dataset``: a
+    name, folder or file; a model trained on the user's folder or file records its name, not its path).
+
+    ``split`` is ``"test"`` (the test split) or ``"all"`` (every example); by default ``"test"`` on the data set
+    the model was trained on (the same key as its metadata's), ``"all"`` on other data. Returns
+    :class:`hwnas.deploy.evaluate.Evaluation` (its ``split`` says which was scored)."""
     from hwnas.deploy.evaluate import evaluate_file, read_shipped
 
     files, metadata, runtime = read_shipped(model)
-    evaluation, _ = evaluate_file(files, metadata, dataset=dataset, threads=measure_threads, runtime=runtime)
+    evaluation, _ = evaluate_file(files, metadata, dataset=dataset, split=split, threads=measure_threads,
+                                  runtime=runtime)
     return evaluation

@@ -56,3 +56,13 @@ def latency_windows(*medians_ms):
                             min_ms=median, runs=200, converged=True, rel_ci=0.01)
     measure.calls = 0
     return measure
+
+
+def one_error_line(result, *needles):
+    """Asserts ``result`` failed with one ``Error:`` line on stderr holding every needle; returns the line."""
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code not in (0, None), result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]

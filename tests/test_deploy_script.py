@@ -88,12 +88,12 @@ def test_deploy_script_matches_hwnas_evaluate_on_the_test_split(exported, cli, k
     predicted = [line.rsplit(" ", 1)[1] for line in run.stdout.splitlines()]
     assert len(predicted) == len(files) == 6
 
-    evaluation, info = evaluate_file(*read_model(model))
+    evaluation, info = evaluate_file(*read_model(model), dataset=str(images))  # the model names it, not its path
     classes = json.loads(metadata["class_names"])
     assert predicted == [classes[i] for i in evaluation.predictions]  # image by image
     assert len(set(predicted)) > 1  # a model that answers one class would prove little
     accuracy = np.mean([p == f.parent.name for p, f in zip(predicted, files)])
-    evaluated = cli("evaluate", model)
+    evaluated = cli("evaluate", model, "--dataset", images)
     assert evaluated.exit_code == 0, evaluated.stderr
     assert percent(evaluated.output, r"test accuracy ([\d.]+)%") == pytest.approx(100 * accuracy, abs=0.01)
     assert "reproduced" in evaluated.output

@@ -346,6 +346,9 @@ def test_cli_supernet_train_eval_and_search(tmp_path, cli, monkeypatch, trained)
                    "--train-threads", "1", "--json")
     assert exported.exit_code == 0, exported.output
     assert json.loads(exported.stdout)["from_supernet"] == str(folder.resolve())
+    from hwnas.onnx_export import read_metadata
+
+    assert read_metadata(tmp_path / "out" / "m.onnx")["from_supernet"] == folder.resolve().name  # never a path
     assert torch.load(tmp_path / "out" / "m.pt", weights_only=True)["supernet_checksum"] == meta["checksum"]
     other_space = cli("export", "-o", "o.onnx", "--arch", "16:k3e1/24:k3e3/32:k5e3/48:k3e3", "--dataset", "digits",
                       "--from-supernet", folder)

@@ -80,7 +80,7 @@ def test_own_data_through_profile_search_and_export(cli, tmp_path, monkeypatch, 
     exported = cli("export", run, "-o", model, "--epochs", "1", *(["--raw-input"] if stream else []))
     assert exported.exit_code == 0, exported.stderr
     assert model.is_file() and model.with_suffix(".pt").is_file()
-    evaluated = cli("evaluate", model)
+    evaluated = cli("evaluate", model, "--dataset", data)  # the model records the data set's name, not its path
     assert evaluated.exit_code == 0, evaluated.stderr
     assert "test accuracy" in evaluated.output.lower() or "accuracy" in evaluated.output
 

@@ -5,6 +5,7 @@
     hwnas export runs/digits -o model.onnx                    # the run's best, final recipe, re-measured
     hwnas export -o m.onnx --arch "16:k3e1/..." --space mobilenet --dataset digits --epochs 30
     hwnas evaluate model.onnx                                # accuracy of the file over the test split
+    hwnas evaluate model.onnx --dataset other_images/        # over every image of another folder
     hwnas evaluate model.onnx --latency-only --threads 4     # on the device: latency of the copied file
     hwnas export runs/ov -o model.onnx                       # a run searched with --runtime openvino: + model.xml
     hwnas evaluate model.xml                                 # the OpenVINO IR, run by OpenVINO
@@ -124,7 +125,7 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
         finally:
             device.close()
     if as_json:
-        print_json(_export_document(target, summary))
+        print_json(_export_document(target, summary, from_supernet))
         return
     model = summary.model
     latency = "not measured" if model.latency_ms is None else format_latency(model.latency_ms)
@@ -166,8 +167,9 @@ def _file_document(exported) -> dict:
             "latency_ms": exported.latency_ms, "latency_source": exported.latency_source}
 
 
-def _export_document(target, summary) -> dict:
-    """``hwnas export --json``: the files written and what was measured of them."""
+def _export_document(target, summary, from_supernet: Path | None = None) -> dict:
+    """``hwnas export --json``: the files written and what was measured of them (with local paths, unlike the
+    files' metadata)."""
     import json
 
     model = summary.model
@@ -185,7 +187,7 @@ def _export_document(target, summary) -> dict:
         "runtime": target.conditions.runtime,
         "runtime_file": None if summary.runtime_file is None else {
             **_file_document(summary.runtime_file), "parity_max_abs_error": summary.runtime_parity_max_abs_error},
-        "from_supernet": model.metadata.get("from_supernet"),
+        "from_supernet": None if from_supernet is None else str(Path(from_supernet).resolve()),
     }
 
 
@@ -204,8 +206,12 @@ def _recorded_latency(metadata: dict, conditions) -> float | None:
 
 @click.command("evaluate")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--dataset",
-              help="Data set whose test split to run [default: the one in the model's metadata].")
+@click.option("--dataset", metavar="NAME|FOLDER|FILE.npz",
+              help="Data set to run [default: the one in the model's metadata; a model trained on the user's "
+                   "folder or file records its name, not its path: give it here].")
+@click.option("--split", type=click.Choice(["all", "test"]),
+              help="Score the test split, or every example of the data set [default: test on the data set the "
+                   "model was trained on (same key as its metadata's), all on other data].")
 @click.option("--split-seed", type=SEED,
               help="Seed of the train/validation/test split [default: the model's, as used at export].")
 @click.option("--latency", is_flag=True, help="Also measure latency with the profiler's protocol.")
@@ -221,18 +227,21 @@ def _recorded_latency(metadata: dict, conditions) -> float | None:
               help="Runtime that runs the file [default: the file's: onnxruntime for .onnx, openvino for .xml/.bin, "
                    "litert for .tflite]; openvino also runs an .onnx file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON document on stdout.")
-def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, latency: bool, latency_only: bool,
+def evaluate_cmd(model: Path, dataset: str | None, split: str | None, split_seed: int | None, latency: bool,
+                 latency_only: bool,
                  provider: str | None, threads: int | None, batch_size: int | None, runtime: str | None,
                  as_json: bool) -> None:
     """Run an exported model over a test split in its runtime (and/or measure its latency).
 
     MODEL is the ONNX file, or a runtime's own file written beside it by 'hwnas export --runtime' (model.xml:
-    OpenVINO), whose metadata its ONNX sibling holds. The test split is the one the exporter tested on (same
-    data set and split seed, both in the model's metadata), so the accuracy printed is comparable with the
-    stored test accuracy.
+    OpenVINO), whose metadata its ONNX sibling holds. On the data set it was trained on, the test split is the one
+    the exporter tested on (same data set and split seed, both in the model's metadata), so the accuracy printed
+    is comparable with the stored test accuracy; other data is scored whole (--split all) unless --split test.
 
     \b
     hwnas evaluate model.onnx --dataset digits
+    hwnas evaluate model.onnx --dataset images/      # a model trained on the folder images/: its test split
+    hwnas evaluate model.onnx --dataset new_images/ --split all
     hwnas evaluate model.onnx --latency-only --threads 4
     hwnas evaluate model.xml --latency-only          # OpenVINO IR, on the device
     """
@@ -248,25 +257,32 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
         raise click.UsageError(f"{model.name} is a file of runtime {file_runtime}; --runtime {runtime} cannot run it")
     runtime = runtime or file_runtime
     get_runtime(runtime).require(provider or "cpu")
-    if latency_only and (dataset or split_seed is not None):
-        raise click.UsageError("--latency-only measures no accuracy: drop --dataset/--split-seed")
+    if latency_only and (dataset or split or split_seed is not None):
+        raise click.UsageError("--latency-only measures no accuracy: drop --dataset/--split/--split-seed")
     document: dict = {"model": str(model), "runtime": runtime, "accuracy": None, "latency": None}
     if not latency_only:
-        evaluation, info = evaluate_file(files, metadata, dataset=dataset, split_seed=split_seed,
+        evaluation, info = evaluate_file(files, metadata, dataset=dataset, split_seed=split_seed, split=split,
                                          runtime=runtime)
         stored = metadata.get("test_accuracy")
         comparable = bool(stored and info["same_data"])
         document["accuracy"] = {
-            "test_accuracy": evaluation.accuracy, "correct": evaluation.correct, "total": evaluation.total,
+            "accuracy": evaluation.accuracy, "split": info["split"], "examples": info["examples"],
+            "test_accuracy": evaluation.accuracy if info["split"] == "test" else None,
+            "correct": evaluation.correct, "total": evaluation.total,
             "dataset": info["dataset"], "dataset_key": info["dataset_key"], "split_seed": info["split_seed"],
             "stored_test_accuracy": float(stored) if stored else None, "comparable": comparable,
             "reproduced": (round((evaluation.accuracy - float(stored)) * evaluation.total) == 0
                            if comparable else None),
             "preprocess": info["preprocess"]}
     if not latency_only and not as_json:
-        click.echo(f"{model.name}: test accuracy {100 * evaluation.accuracy:.2f}% ({evaluation.correct}/"
-                   f"{evaluation.total}) on {info['dataset_key']} (split seed {info['split_seed']}), "
-                   f"{runtime}")
+        if info["split"] == "test":
+            click.echo(f"{model.name}: test accuracy {100 * evaluation.accuracy:.2f}% ({evaluation.correct}/"
+                       f"{evaluation.total}) on the test split ({evaluation.total} of {info['examples']} examples) "
+                       f"of {info['dataset_key']} (split seed {info['split_seed']}), {runtime}")
+        else:
+            click.echo(f"{model.name}: accuracy {100 * evaluation.accuracy:.2f}% ({evaluation.correct}/"
+                       f"{evaluation.total}) on all {evaluation.total} examples of {info['dataset_key']}, "
+                       f"{runtime}")
         if info["preprocess"]:
             p = info["preprocess"]
             scaling = "scaling in the graph" if p["scaling"] and p["scaling"]["in_graph"] else (
@@ -278,6 +294,9 @@ def evaluate_cmd(model: Path, dataset: str | None, split_seed: int | None, laten
             diff = round((evaluation.accuracy - float(stored)) * evaluation.total)
             verdict = "reproduced" if diff == 0 else f"differs by {diff:+d} image(s)"
             click.echo(f"stored test accuracy {100 * float(stored):.2f}%: {verdict}")
+        elif stored and info["split"] == "all":
+            click.echo(f"stored test accuracy {100 * float(stored):.2f}% was measured on the test split of "
+                       f"{metadata.get('dataset_key')}: not comparable with all examples")
         elif stored:
             click.echo(f"stored test accuracy {100 * float(stored):.2f}% was measured on other data "
                        f"({metadata.get('dataset_key')}, split seed {metadata.get('split_seed')}): not "

@@ -13,7 +13,7 @@ import click
 
 from hwnas.cli.common import FiniteFloat, parse_space_options, space_options
 from hwnas.cli.train_cmds import dataset_options, make_recipe, recipe_options
-from hwnas.search.config import RunConfig
+from hwnas.search.config import ConfigError, RunConfig
 
 
 def _parsed_with(parser: str):
@@ -228,24 +228,53 @@ RUN_PARAMS = ("latency_budget", "device", "space_name", "space_option", "dataset
               "transfer_from", "no_transfer")
 
 
-def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig:
+#: The :class:`RunConfig` setting of each option whose name differs (``--epochs``, ``--data-fraction`` and ``-R`` set
+#: parts of the recipe).
+OPTION_SETTINGS = {"latency_budget": "budget_ms", "space_name": "space", "space_option": "space_options",
+                   "dataset_spec": "dataset", "dataset_option": "dataset_options", "input_shape": "dataset_input_shape",
+                   "store_path": "store", "train_equivalent": "skip_equivalent", "no_transfer": "transfer",
+                   "time_budget": "time_budget_s", "supernet_path": "supernet"}
+RECIPE_OPTIONS = ("epochs", "data_fraction", "recipe_option")
+
+
+def _given(name: str) -> bool:
+    return click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+
+def _with_file(settings: dict[str, Any], config_file: Path, p: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` (of the options) where a setting the command line did not give is the file's
+    (:mod:`hwnas.search.config_file`); options and the recipe merge key by key, the given flags' keys winning."""
+    from hwnas.search.config_file import merge_fields, read_config_file
+
+    ctx = click.get_current_context()
+    given = {OPTION_SETTINGS.get(name, name) for name in ctx.params if _given(name) and name not in RECIPE_OPTIONS}
+    from_file = read_config_file(config_file)
+    over = {name: value for name, value in settings.items() if name in given}
+    recipe = parse_space_options(p["recipe_option"]) if _given("recipe_option") else {}
+    recipe.update({name: p[name] for name in ("epochs", "data_fraction") if _given(name)})
+    if recipe:
+        over["recipe"] = recipe
+    return merge_fields({**settings, **from_file}, over)
+
+
+def config_from_options(params: Mapping[str, Any], *, config_file: Path | None = None, **settings: Any) -> RunConfig:
     """The resolved :class:`RunConfig` of the shared options' values ``params`` and a command's own
-    ``settings`` (controller, seed, ...): the data set, space and tables are checked here, before any run
-    folder exists.
+    ``settings`` (controller, seed, ...), over the settings of ``config_file`` (a TOML file: a setting given on the
+    command line wins): the data set, space and tables are checked here, before any run folder exists.
 
     Raises:
         click.UsageError: no budget, or a device together with a latency table.
         HwnasError: a setting the configuration refuses (one line).
     """
     p = params
-    if p["latency_budget"] is None:
+    if p["latency_budget"] is None and config_file is None:
         raise click.UsageError("--latency-budget is required (e.g. --latency-budget 2ms)")
     ctx = click.get_current_context()
     if p["latency_table"] is not None and ctx.get_parameter_source("device") == click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--device and --latency-table both give the latency; use one")
     if p["no_transfer"] and p["transfer_from"]:
         raise click.UsageError("--transfer-from and --no-transfer contradict each other; give one")
-    config = RunConfig(
+    fields = dict(
         budget_ms=p["latency_budget"], space=p["space_name"], space_options=parse_space_options(p["space_option"]),
         dataset=p["dataset_spec"],
         dataset_options=parse_space_options(p["dataset_option"]) if p["dataset_option"] else {},
@@ -263,7 +292,16 @@ def config_from_options(params: Mapping[str, Any], **settings: Any) -> RunConfig
         store=_text(p["store_path"]), train_threads=p["train_threads"], train_device=p["train_device"],
         loader_workers=p["loader_workers"], accuracy_table=_text(p["accuracy_table"]),
         transfer=not p["no_transfer"], transfer_from=p["transfer_from"], **settings)
-    return config.resolved()
+    if config_file is not None:
+        fields = _with_file(fields, config_file, p)
+        if fields["budget_ms"] is None:
+            raise click.UsageError(f"no latency budget: give --latency-budget or latency-budget = \"2ms\" in "
+                                   f"{config_file}")
+        try:
+            return RunConfig(**fields).resolved()
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (settings of {config_file} and the command line)") from None
+    return RunConfig(**fields).resolved()
 
 
 def _text(path: Path | None) -> str | None:

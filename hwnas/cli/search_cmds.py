@@ -47,20 +47,29 @@ logger = logging.getLogger(__name__)
 @click.option("--estimates-per-round", type=click.IntRange(min=0),
               default=RunConfig.default("estimates_per_round"), show_default=True,
               help="--estimator supernet: the round's best candidates estimated before it picks what to train.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="FILE.toml",
+              help="Settings from a TOML file: keys are RunConfig settings or these flags' names (max-trainings = "
+                   "40, latency-budget = \"2ms\"); flags given here override the file.")
+@click.option("--print-config", is_flag=True,
+              help="Print the run's effective settings as TOML (a file --config reads) and stop: no run starts.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result (result.json plus the run folder) as one JSON document on stdout; progress "
                    "goes to stderr.")
 @click.option("--no-progress", is_flag=True,
               help="No live progress bar (it is shown only when stderr is a terminal anyway).")
 def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supernet_path, supernet_epochs,
-               initial_estimates, estimates_per_round, as_json, no_progress, **params) -> None:
+               initial_estimates, estimates_per_round, config_file, print_config, as_json, no_progress,
+               **params) -> None:
     """Search the most accurate architecture whose measured latency fits the budget.
 
     \b
     hwnas search --latency-budget 100us --dataset digits --max-trainings 30 --run-dir runs/digits
     hwnas search --resume runs/digits
+    hwnas search --config run.toml --max-trainings 60       # the file's settings, this flag over them
     hwnas search --latency-budget 2ms --dataset photos/ --input-shape 3x32x32 --epochs 5 --data-fraction 0.5
     """
+    from hwnas.search.config_file import dump_toml
     from hwnas.search.rundir import RunDir
 
     if resume is not None:
@@ -70,8 +79,13 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
         overrides = {name: params[name] for name in ("max_trainings", "max_measurements") if _given(name)}
         if _given("time_budget"):
             overrides["time_budget_s"] = time_budget
+        if print_config:  # what it would run under; nothing written
+            click.echo(dump_toml(run.config.replace(**overrides)), nl=False)
+            return
         if overrides:
             run.update_config(**overrides)  # written back: the run's config.json says what it now runs under
+        progress_echo(as_json)(f"# resuming {run.path} with its settings (config.json):\n"
+                               f"{dump_toml(run.config)}")
         check_device_for(run.config, params)  # before Ray is started
         executor = executor_from_options(params, train_threads=run.config.train_threads)
     else:
@@ -83,7 +97,10 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
             {k: params[k] for k in RUN_PARAMS}, controller=controller, seed=seed, time_budget_s=time_budget,
             estimator=estimator, supernet=str(supernet_path) if supernet_path else None,
             supernet_epochs=supernet_epochs, initial_estimates=initial_estimates,
-            estimates_per_round=estimates_per_round)
+            estimates_per_round=estimates_per_round, config_file=config_file)
+        if print_config:
+            click.echo(dump_toml(config), nl=False)
+            return
         run_dir = run_dir or Path("runs") / config.run_name()
         check_device_for(config, params)  # an unusable device: no folder
         executor = executor_from_options(params, train_threads=config.train_threads)  # Ray missing: no folder
@@ -117,7 +134,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
 #: What ``--resume`` may change; every other setting is the run's own (``config.json``).
 RESUME_OPTIONS = ("max_trainings", "max_measurements", "time_budget")
 #: How this session reports and runs (not settings of the run): free with ``--resume``.
-OUTPUT_OPTIONS = ("as_json", "no_progress", *EXECUTION_PARAMS)
+OUTPUT_OPTIONS = ("as_json", "no_progress", "print_config", *EXECUTION_PARAMS)
 
 
 #: Options a resume may repeat when they name what the run already uses (its :class:`RunConfig` attribute).

@@ -1,8 +1,9 @@
-"""Accuracy of an exported model file, run by its runtime (onnxruntime for ONNX) over a data set's test split.
+"""Accuracy of an exported model file, run by its runtime (onnxruntime for ONNX) over a data set's test split,
+or over every example of a data set.
 
 This is the proof that the *file* -- not the PyTorch model it came from -- has the accuracy claimed: the
-file's metadata names its data set and split seed, so :func:`evaluate_file` uses the very test images the
-exporter measured.
+file's metadata names its data set (a registered name, or a user's folder or file by its name and key, never
+its path) and split seed, so :func:`evaluate_file` uses the very test images the exporter measured.
 """
 
 from __future__ import annotations
@@ -26,23 +27,27 @@ logger = logging.getLogger(__name__)
 
 #: Inputs per onnxruntime call for a model with a dynamic batch dimension.
 CHUNK = 256
+#: What :func:`evaluate_file` scores: the test split, or every example of the data set.
+SPLITS = ("test", "all")
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Test-split accuracy of an ONNX model.
+    """Accuracy of an ONNX model over a split of a data set.
 
     Attributes:
         accuracy: Top-1 accuracy in [0, 1].
         correct: Correctly classified images.
         total: Images evaluated.
         predictions: Predicted class of each image.
+        split: What was scored: ``"test"`` (the test split) or ``"all"`` (every example of the data set).
     """
 
     accuracy: float
     correct: int
     total: int
     predictions: np.ndarray
+    split: str = "test"
 
 
 def read_model(path: str | os.PathLike) -> tuple[bytes, dict[str, str]]:
@@ -152,14 +157,14 @@ def predict(model_bytes: bytes | ModelFiles, inputs, *, threads: int = 1,
 
 
 def accuracy_of(model_bytes: bytes | ModelFiles, inputs: np.ndarray, labels: np.ndarray, *,
-                threads: int = 1, runtime: str = DEFAULT_RUNTIME) -> Evaluation:
-    """Top-1 accuracy of the model (ONNX, or ``runtime``'s files) on ``(inputs, labels)``."""
+                threads: int = 1, runtime: str = DEFAULT_RUNTIME, split: str = "test") -> Evaluation:
+    """Top-1 accuracy of the model (ONNX, or ``runtime``'s files) on ``(inputs, labels)``, the ``split`` named."""
     if len(labels) == 0:
-        raise DeployError("no images to evaluate (the test split is empty)")
+        raise DeployError(f"no images to evaluate (the {'test split' if split == 'test' else 'data set'} is empty)")
     predictions = predict(model_bytes, inputs, threads=threads, runtime=runtime).argmax(axis=1)
     correct = int((predictions == np.asarray(labels)).sum())
     return Evaluation(accuracy=correct / len(labels), correct=correct, total=int(len(labels)),
-                      predictions=predictions)
+                      predictions=predictions, split=split)
 
 
 def split_seed_of(metadata: Mapping[str, str], default: int = 0) -> int:
@@ -172,8 +177,24 @@ def split_seed_of(metadata: Mapping[str, str], default: int = 0) -> int:
 
 
 def recorded_dataset(metadata: Mapping[str, str]):
-    """The data set the exporter trained on, with its options (``-D``) and an image folder's shape."""
+    """The data set the exporter trained on, with its options (``-D``) and an image folder's shape.
+
+    Raises:
+        DeployError: the model names its data set by name and key only (a user's folder or file, whose path
+            an export does not record): it must be given (``--dataset PATH``).
+    """
     from hwnas.data.resolve import DatasetSpec
+
+    options, shape = _recorded_options(metadata)
+    if metadata.get("dataset_source") == "path":
+        raise DeployError(f"the model was trained on the user's data set {metadata['dataset']!r} (key "
+                          f"{metadata.get('dataset_key', '?')}), whose path the model does not record: give it "
+                          f"with --dataset PATH")
+    return DatasetSpec(str(metadata["dataset"]), options, shape)
+
+
+def _recorded_options(metadata: Mapping[str, str]) -> tuple[dict, tuple[int, int, int] | None]:
+    """The recorded data set's options (``-D``) and an image folder's shape."""
     from hwnas.shapes import parse_input_shape
 
     try:
@@ -183,33 +204,84 @@ def recorded_dataset(metadata: Mapping[str, str]):
         raise DeployError(f"the model's metadata has an unreadable data-set option: {exc}") from None
     if not isinstance(options, dict):
         raise DeployError("the model's metadata has unreadable data-set options")
-    return DatasetSpec(str(metadata["dataset"]), options, shape)
+    return options, shape
+
+
+def _recorded_names(metadata: Mapping[str, str]) -> set[str]:
+    """Names the recorded data set goes by: its name, or of an old model's recorded path its folder's or file's."""
+    from hwnas.data.resolve import path_dataset
+
+    recorded = str(metadata.get("dataset") or "")
+    if metadata.get("dataset_source") == "path":
+        return {recorded}
+    release, text = path_dataset(recorded)
+    path = Path(text)
+    return {release} if release else {recorded, path.name, path.stem}
+
+
+def _given_dataset(given: str, metadata: Mapping[str, str]):
+    """The data set ``--dataset`` names: built with the recorded options and shape when it is (by name) the one the
+    model was trained on, else an image folder at the model's input shape."""
+    from hwnas.data.folder import ImageFolderDataset
+    from hwnas.data.resolve import DatasetSpec
+    from hwnas.shapes import parse_input_shape
+
+    data = load_dataset(given)
+    options, shape = _recorded_options(metadata)
+    if data.name in _recorded_names(metadata):
+        if options or shape:
+            data = load_dataset(DatasetSpec(given, options, shape))
+    elif isinstance(data, ImageFolderDataset) and metadata.get("input_shape"):
+        try:
+            wanted = tuple(parse_input_shape(metadata["input_shape"]))
+        except HwnasError:
+            return data
+        if wanted != tuple(data.input_shape) and wanted[0] in (1, 3):
+            data = load_dataset(DatasetSpec(given, {}, wanted))  # type: ignore[arg-type]
+    return data
+
+
+def _all_examples(splits):
+    """Every example of a data set: its train, validation and test splits one after another."""
+    from hwnas.data.lazy import concatenate
+
+    parts = [(splits.x_train, splits.y_train), (splits.x_val, splits.y_val), (splits.x_test, splits.y_test)]
+    parts = [(x, y) for x, y in parts if len(y)]
+    return concatenate([x for x, _ in parts]), np.concatenate([np.asarray(y) for _, y in parts])
 
 
 def evaluate_file(model_bytes: bytes | ModelFiles, metadata: Mapping[str, str], *, dataset: str | None = None,
-                  split_seed: int | None = None, threads: int = 1,
+                  split_seed: int | None = None, split: str | None = None, threads: int = 1,
                   runtime: str = DEFAULT_RUNTIME) -> tuple[Evaluation, dict[str, Any]]:
-    """Runs the model (ONNX, or ``runtime``'s files) over the test split of ``dataset`` (default: the one in
-    its metadata).
+    """Runs the model (ONNX, or ``runtime``'s files) over the test split, or every example (``split="all"``), of
+    ``dataset`` (default: the one in its metadata).
+
+    ``split`` defaults to ``"test"`` when the data set is the one the model was trained on (the same key as its
+    metadata's ``dataset_key``) and to ``"all"`` for other data. A model trained on the user's own folder or file
+    records its name and key, not its path: ``dataset`` must then name it (an old model's recorded path is still
+    read). Given the data set the model was trained on (by name), it is built with the recorded options
+    (``-D``) and input shape; another image folder is read at the model's input shape.
 
     The inputs are fed as the model's ``preprocess`` metadata says (float NCHW, or uint8 NHWC pixels for a
     raw-input model); a file without that entry (exported before it existed) takes float NCHW.
 
     Returns:
-        The evaluation, and ``{"dataset", "dataset_key", "split_seed", "same_data", "preprocess"}``:
-        ``same_data`` says whether the images are the ones the exporter tested on (same data set content and
-        split seed), i.e. whether the stored ``test_accuracy`` is comparable; ``preprocess`` is the model's
-        entry (a dict, or None).
+        The evaluation, and ``{"dataset", "dataset_key", "split_seed", "split", "examples", "same_data",
+        "preprocess"}``: ``examples`` is the data set's size (all splits); ``same_data`` says whether the images
+        are the ones the exporter tested on (same data set content and split seed, the test split), i.e. whether
+        the stored ``test_accuracy`` is comparable; ``preprocess`` is the model's entry (a dict, or None).
 
     Raises:
-        DeployError: no data set given or recorded, or its inputs, classes or preprocessing do not fit the
-            model.
+        DeployError: no data set given or recorded (or only by name), an unknown split, or the data set's
+            inputs, classes or preprocessing do not fit the model.
     """
+    if split is not None and split not in SPLITS:
+        raise DeployError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
     spec = dataset or metadata.get("dataset")
     if not spec:
         raise DeployError("the model's metadata names no data set; give one with --dataset")
     seed = split_seed_of(metadata) if split_seed is None else int(split_seed)
-    data = load_dataset(recorded_dataset(metadata) if not dataset else dataset)
+    data = load_dataset(recorded_dataset(metadata)) if not dataset else _given_dataset(dataset, metadata)
     shape = tuple(int(d) for d in data.input_shape)
     if metadata.get("input_shape") and metadata["input_shape"] != format_input_shape(shape):
         raise DeployError(f"data set {spec!r} gives {format_input_shape(shape)} inputs but the model takes "
@@ -224,12 +296,17 @@ def evaluate_file(model_bytes: bytes | ModelFiles, metadata: Mapping[str, str], 
                           f"{preprocess.height}x{preprocess.width} images, but data set {spec!r} gives "
                           f"{given.formula} from {given.colour_mode} {given.height}x{given.width} "
                           f"({given.source})")
+    recorded_key = metadata.get("dataset_key")
+    trained_on = data.key == recorded_key if recorded_key else not dataset or dataset == metadata.get("dataset")
+    split = split or ("test" if trained_on else "all")
     splits = data.splits(seed)
-    inputs = (preprocess or given).model_inputs(splits.x_test)
-    evaluation = accuracy_of(model_bytes, inputs, splits.y_test, threads=threads, runtime=runtime)
-    same = (metadata.get("dataset_key", data.key) == data.key and split_seed_of(metadata) == seed
+    x, y = (splits.x_test, splits.y_test) if split == "test" else _all_examples(splits)
+    inputs = (preprocess or given).model_inputs(x)
+    evaluation = accuracy_of(model_bytes, inputs, y, threads=threads, runtime=runtime, split=split)
+    same = (split == "test" and metadata.get("dataset_key", data.key) == data.key and split_seed_of(metadata) == seed
             and _class_names(metadata) in (None, list(data.class_names)))
-    return evaluation, {"dataset": spec, "dataset_key": data.key, "split_seed": seed, "same_data": same,
+    return evaluation, {"dataset": spec, "dataset_key": data.key, "split_seed": seed, "split": split,
+                        "examples": int(sum(splits.sizes())), "same_data": same,
                         "preprocess": None if preprocess is None else preprocess.to_dict()}
 
 

@@ -157,7 +157,8 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         supernet = load_supernet(from_supernet)
         supernet.check_task(space, dataset)
         initial_state = supernet.subnetwork_state(arch)
-        origin = {"from_supernet": str(Path(from_supernet).resolve()), "supernet_checksum": supernet.checksum}
+        # the supernet by its folder's name and checksum: a shipped file holds no path of this machine
+        origin = {"from_supernet": Path(from_supernet).resolve().name, "supernet_checksum": supernet.checksum}
 
     def on_epoch(epoch: int, loss: float) -> None:
         if epoch % step == 0 or epoch == recipe.epochs:
@@ -207,7 +208,8 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
         "arch": arch.string, "space": target.space, "space_options": target.space_options,
         "input_shape": list(shape), "num_classes": dataset.num_classes,
         "class_names": list(dataset.class_names),
-        "dataset": target.dataset, "split_seed": recipe.split_seed, "test_accuracy": final.test_accuracy,
+        **shipped_dataset(target.dataset, dataset), "split_seed": recipe.split_seed,
+        "test_accuracy": final.test_accuracy,
         "recipe": recipe.to_dict(), "seed": target.seed, "train_device": final.device, **origin})
     summary = ExportSummary(
         model=ExportedFile(out, len(model_bytes), float(torch_acc), latency, source, model_meta),
@@ -267,7 +269,8 @@ def _base_metadata(target: ExportTarget, space, arch, dataset, final, *,
     return {
         **arch_metadata(space, arch, dataset.input_shape, dataset.num_classes),
         "space_options": json.dumps(target.space_options, sort_keys=True),
-        "dataset": target.dataset, "dataset_key": dataset.key, "split_seed": str(target.recipe.split_seed),
+        **shipped_dataset(target.dataset, dataset), "dataset_key": dataset.key,
+        "split_seed": str(target.recipe.split_seed),
         "dataset_options": json.dumps(dict(target.dataset_options), sort_keys=True),
         "dataset_input_shape": (format_input_shape(target.dataset_input_shape) if target.dataset_input_shape
                                 else ""),
@@ -278,9 +281,21 @@ def _base_metadata(target: ExportTarget, space, arch, dataset, final, *,
         "precision": c.precision, "dynamic_batch": str(bool(dynamic_batch)).lower(),
         "latency_budget_ms": "none" if target.budget_ms is None else repr(float(target.budget_ms)),
         "recipe": json.dumps(target.recipe.to_dict(), sort_keys=True), "epochs": str(target.recipe.epochs),
-        "seed": str(target.seed), "run_dir": target.run_dir or "", "quantization": "none",
+        "seed": str(target.seed), "run_dir": Path(target.run_dir).name if target.run_dir else "",
+        "quantization": "none",
         "train_device": final.device,
     }
+
+
+def shipped_dataset(spec: str, dataset) -> dict[str, str]:
+    """The data set as a shipped file names it (never by a path of this machine): a registered name as given
+    (``dataset_source`` ``registered``), a user's folder or file (``cifar10:PATH`` too) by its name
+    (``dataset_source`` ``path``; its key, recorded beside it, tells its content apart)."""
+    from hwnas.data import DATASETS
+
+    if spec in DATASETS:
+        return {"dataset": spec, "dataset_source": "registered"}
+    return {"dataset": dataset.name, "dataset_source": "path"}
 
 
 def _latency_meta(latency: float | None, source: str) -> dict[str, str]:

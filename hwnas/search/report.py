@@ -347,8 +347,24 @@ def _setting(value: Any) -> str:
     return "—" if value in (None, "") else str(value)
 
 
+def _shown_settings(config: RunConfig) -> dict[str, Any]:
+    """A run's settings as a report shows them: a page that is sent around holds no path of the machine that
+    searched, so a user's data set is its name and key, and a file or folder given by an absolute path (a table,
+    the store, a supernet) its name."""
+    from hwnas.data.resolve import path_dataset
+
+    settings = config.to_json()
+    for key, value in settings.items():
+        if isinstance(value, str) and os.path.isabs(value):
+            settings[key] = Path(value).name
+    if os.path.isabs(path_dataset(config.dataset)[1]):
+        settings["dataset"] = f"{config.dataset_name or Path(path_dataset(config.dataset)[1]).name} " \
+                              f"({config.dataset_key or 'key not recorded'})"
+    return settings
+
+
 def _settings_table(runs: Sequence[RunView]) -> str:
-    settings = [r.config.to_json() for r in runs]
+    settings = [_shown_settings(r.config) for r in runs]
     keys = sorted({k for c in settings for k in c} - _HIDDEN)
     values = {k: [_setting(c.get(k)) for c in settings] for k in keys}
     differing = [k for k in keys if len(set(values[k])) > 1]
@@ -440,7 +456,7 @@ def render(runs: Sequence[RunView]) -> str:
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
              f"<p class=\"muted\">made by hwnas {_e(__version__)} on {_e(created)} from "
-             + ", ".join(f"<code>{_e(r.path)}</code>" for r in runs) + "</p>",
+             + ", ".join(f"<code>{_e(r.name)}</code>" for r in runs) + "</p>",
              "<h2>Answer</h2>", _answer_table(runs)]
     for name, uri, caption in figures:
         parts.append(_figure_html(name, uri, caption))
