@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 #: Public name -> module that defines it.
 _API = {
     "RunConfig": "hwnas.search.config", "ConfigError": "hwnas.search.config",
-    "SearchCallback": "hwnas.search.events", "Recipe": "hwnas.training.recipe", "Arch": "hwnas.arch",
+    "SearchCallback": "hwnas.search.events", "MlflowCallback": "hwnas.search.tracking",
+    "Recipe": "hwnas.training.recipe", "Arch": "hwnas.arch",
     "Verified": "hwnas.search.state", "HwnasError": "hwnas.errors",
     "SearchResult": "hwnas.api", "Finalist": "hwnas.api", "start_search": "hwnas.api", "resume_search": "hwnas.api",
     "load_result": "hwnas.api", "profile": "hwnas.api", "latency_predictor": "hwnas.api",
