@@ -13,7 +13,6 @@ from hwnas.errors import HwnasError
 from hwnas.search.tracking import INSTALL_HINT, MLFLOW_FILE, safe_key
 
 
-
 @pytest.fixture
 def config(tmp_path):
     """A table-driven nb201 search (fast predictors: the test is about what is logged, not the search)."""
@@ -88,7 +87,8 @@ def _check_against_run_folder(client, run, space):
     assert parent.data.metrics["trainings_used"] == result["trainings_used"]
     assert parent.data.tags["stop_reason"] == result["stop_reason"]
     assert parent.data.tags["best_arch"] == result["best"]["arch"]
-    assert {"result.json", "verified.csv", "config.json"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"result.json", "verified.csv", "config.json", "report.html"} <= logged
     return parent, children
 
 

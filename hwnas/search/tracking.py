@@ -11,7 +11,7 @@ What it logs:
   params (flattened: ``recipe.epochs``), the best verified accuracy and latency so far as metrics at each
   training, and at the end the best's accuracy, latency and test accuracy, trainings and measurements used,
   the stop reason (tag ``stop_reason``) and the run's files (``result.json``, ``verified.csv``, ``history.csv``,
-  ``config.json``, ``pareto.png``) as artifacts;
+  ``config.json``, ``pareto.png``) and its ``hwnas report`` (``report.html``, ~2 s to draw) as artifacts;
 - one *nested* run per trained candidate: params are the architecture's decisions (its space's
   ``label -> choice``, labels made MLflow-safe: ``1<-0`` becomes ``1_-0``) and ``arch`` (its string); metrics are
   ``val_accuracy``, ``latency_ms``, ``round`` and, where the search predicted them, ``predicted_accuracy`` and
@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -118,24 +119,26 @@ class MlflowCallback(SearchCallback):
         experiment: The experiment [default: ``$MLFLOW_EXPERIMENT_NAME``, else ``hwnas``]; created if needed.
         run_name: The parent run's name [default: the run folder's name].
         artifacts: Log the run folder's result files to the parent run at the end.
+        report: Log the run's HTML report too (``hwnas report``; with ``artifacts``).
 
     Raises:
         HwnasError: MLflow is not installed (the line says how to install it), or the store cannot be opened.
     """
 
     def __init__(self, tracking_uri: str | None = None, *, experiment: str | None = None,
-                 run_name: str | None = None, artifacts: bool = True) -> None:
+                 run_name: str | None = None, artifacts: bool = True, report: bool = True) -> None:
         self.mlflow = import_mlflow()
         self.explicit_uri = tracking_uri or None
         self.experiment_name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
         self.run_name = run_name
         self.artifacts = artifacts
+        self.report = report
         self.run_id: str | None = None
         self.trials: dict[str, str] = {}  # arch string -> nested run id
         self.broken = False
         self.space = None
         self.run_dir: Path | None = None
-        self._connect(resolve_uri(tracking_uri) if tracking_uri else self.mlflow.get_tracking_uri())
+        self._connect(resolve_uri(tracking_uri or self.mlflow.get_tracking_uri()))
 
     # -- connection ------------------------------------------------------------------------------------------
     def _connect(self, uri: str) -> None:
@@ -144,8 +147,13 @@ class MlflowCallback(SearchCallback):
         try:
             self.client = MlflowClient(tracking_uri=uri)
             found = self.client.get_experiment_by_name(self.experiment_name)
+            if found is not None and found.lifecycle_stage == "deleted":
+                raise HwnasError(f"experiment {self.experiment_name!r} is deleted in {uri}: restore it, or log to "
+                                 f"another (MLFLOW_EXPERIMENT_NAME)")
             self.experiment_id = found.experiment_id if found is not None else \
                 self.client.create_experiment(self.experiment_name)
+        except HwnasError:
+            raise
         except Exception as exc:
             raise HwnasError(f"MLflow store {uri} cannot be used: {_first_line(exc)}") from None
         self.tracking_uri = uri
@@ -167,6 +175,7 @@ class MlflowCallback(SearchCallback):
             raise HwnasError("MlflowCallback needs a search run by hwnas (its start names the run folder)")
         self.run_dir = Path(event.run_dir)
         self.space = event.config.create_space()
+        self.run_id, self.trials, self.broken = None, {}, False  # one callback may log several searches
         try:
             self._open_parent(event)
         except HwnasError:
@@ -290,7 +299,20 @@ class MlflowCallback(SearchCallback):
             for name in ARTIFACTS:
                 if (self.run_dir / name).is_file():
                     self.client.log_artifact(self.run_id, str(self.run_dir / name))
+            if self.report:
+                self._log_report()
         self.client.set_terminated(self.run_id, "FINISHED")
+
+    def _log_report(self) -> None:
+        from hwnas.search.report import write_report
+
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                path = write_report([self.run_dir], Path(folder) / "report.html")
+            except Exception as exc:  # a report is a convenience: its failure leaves the rest logged
+                logger.warning("MLflow: the run's report could not be drawn (%s); not logged", _first_line(exc))
+                return
+            self.client.log_artifact(self.run_id, str(path))
 
     # -- MLflow calls ----------------------------------------------------------------------------------------
     def _metrics(self, run_id: str, values: Mapping[str, Any], *, step: int = 0) -> None:
