@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
 
 import pytest
@@ -32,15 +33,26 @@ def config(tmp_path):
                      predictor_options={"ensemble_size": 1, "n_estimators": 20})
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    """A local SQLite tracking store under ``tmp_path`` whose experiment keeps its artifacts there too."""
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory):
+    """An empty SQLite tracking store, made once: MLflow's schema migrations take seconds; a copy is instant."""
     pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow") / "empty.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def store(empty_store, tmp_path, monkeypatch):
+    """A local SQLite tracking store under ``tmp_path`` whose experiment keeps its artifacts there too."""
     from mlflow.tracking import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.chdir(tmp_path)  # MLflow's default store and artifacts, if anything used them, land here
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     client.create_experiment("hwnas", artifact_location=(tmp_path / "artifacts").as_uri())
@@ -146,3 +158,30 @@ def test_without_mlflow_the_option_is_one_install_line_and_no_run_folder(cli, tm
 
     with pytest.raises(HwnasError, match=r"pip install 'hwnas\[mlflow\]'"):
         hwnas.MlflowCallback()
+
+
+def test_finalists_extra_seeds_go_to_their_nested_run(store, tmp_path):
+    """The finals (a training source's extra seeds) fed as events: each seed's accuracy on the finalist's nested
+    run (step: the seed), its mean and spread at the end."""
+    from hwnas.search.config import RunConfig
+    from hwnas.search.events import FinalistTrained, SearchFinished, SearchStarted, Trained
+    from hwnas.search.state import Verified
+    from hwnas.search.tracking import MlflowCallback
+
+    uri, client = store
+    (tmp_path / "run").mkdir()
+    arch = "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|nor_conv_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+    record = Verified(arch=arch, accuracy=0.9, latency_ms=0.5, round=0)
+    callback = MlflowCallback(uri, report=False)
+    callback(SearchStarted(max_trainings=3, trainings_done=0, budget_ms=1.0, run_dir=tmp_path / "run",
+                           config=RunConfig(budget_ms=1.0, space="nb201")))
+    callback(Trained(record=record, best=record, measurements=1))
+    for replica, accuracy in ((1, 0.88), (2, 0.86)):
+        callback(FinalistTrained(arch=arch, replica=replica, seeds=2, accuracy=accuracy))
+    callback(SearchFinished(result={"best": {"arch": arch, "accuracy": 0.9, "latency_ms": 0.5},
+                                    "trainings_used": 3, "stop_reason": "training budget spent (3)",
+                                    "finalists": [{"arch": arch, "mean": 0.88, "std": 0.02}]}))
+    _, [child] = _runs(client)
+    history = client.get_metric_history(child.info.run_id, "final_accuracy")
+    assert [(m.step, m.value) for m in history] == [(1, 0.88), (2, 0.86)]
+    assert child.data.metrics["final_accuracy_mean"] == 0.88 and child.data.metrics["final_accuracy_std"] == 0.02
