@@ -137,6 +137,7 @@ def test_a_search_logs_one_run_and_a_nested_run_per_training_and_a_resume_contin
     # failed session did not log is logged now, none twice
     again = cli("search", "--mlflow", "--resume", run, "--max-trainings", "6")
     assert again.exit_code == 0, again.stderr
+    assert f"MLflow: logging to run {parents[0].info.run_id} of experiment 'hwnas' in {uri}" in again.output
     parent, children = _check_against_run_folder(client, run, create_space("nb201"))
     assert parent.info.run_id == parents[0].info.run_id and len(children) == 6
     assert parent.data.params["max_trainings"] == "5" and parent.data.tags["config.max_trainings"] == "6"

@@ -102,6 +102,8 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
     if progress_wanted(no_progress=no_progress, as_json=as_json):
         bar = SearchBar(run.config.max_trainings, run.config.budget_ms)
         echo = bar.echo
+    if tracker is not None:
+        tracker.echo = echo
     try:
         from hwnas.search.runner import run_search
 

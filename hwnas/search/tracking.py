@@ -120,19 +120,23 @@ class MlflowCallback(SearchCallback):
         run_name: The parent run's name [default: the run folder's name].
         artifacts: Log the run folder's result files to the parent run at the end.
         report: Log the run's HTML report too (``hwnas report``; with ``artifacts``).
+        echo: Where the line naming the MLflow run goes when a search starts [default: this module's logger,
+            at INFO]; the command line prints it with its progress.
 
     Raises:
         HwnasError: MLflow is not installed (the line says how to install it), or the store cannot be opened.
     """
 
     def __init__(self, tracking_uri: str | None = None, *, experiment: str | None = None,
-                 run_name: str | None = None, artifacts: bool = True, report: bool = True) -> None:
+                 run_name: str | None = None, artifacts: bool = True, report: bool = True,
+                 echo: Callable[[str], None] | None = None) -> None:
         self.mlflow = import_mlflow()
         self.explicit_uri = tracking_uri or None
         self.experiment_name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
         self.run_name = run_name
         self.artifacts = artifacts
         self.report = report
+        self.echo = echo
         self.run_id: str | None = None
         self.trials: dict[str, str] = {}  # arch string -> nested run id
         self.broken = False
@@ -182,7 +186,8 @@ class MlflowCallback(SearchCallback):
             raise
         except Exception as exc:
             raise HwnasError(f"MLflow store {self.tracking_uri}: {_first_line(exc)}") from None
-        logger.info("MLflow: run %s of experiment %r in %s", self.run_id, self.experiment_name, self.tracking_uri)
+        (self.echo or logger.info)(f"MLflow: logging to run {self.run_id} of experiment {self.experiment_name!r} "
+                                   f"in {self.tracking_uri}")
         late = [v for v in event.verified if v.arch not in self.trials]
         if late:
             self._guard("logging earlier trainings", lambda: [self._log_trial(v) for v in late])
