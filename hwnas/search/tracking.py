@@ -220,6 +220,7 @@ class MlflowCallback(SearchCallback):
             run = self._existing_run(stored.get("run_id"))
             if run is not None:
                 self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
+                self.experiment_name = self.client.get_experiment(self.experiment_id).name
                 self.client.update_run(self.run_id, status="RUNNING")
                 self._read_trials()
                 self._log_config(event.config, dict(run.data.params))
