@@ -134,8 +134,19 @@ def test_a_search_logs_one_run_and_a_nested_run_per_training_and_a_resume_contin
     monkeypatch.setattr(MlflowCallback, "_log_trial", log_trial)
 
     # --mlflow without a URI on a resume: the store and parent run the run folder recorded; the training the
-    # failed session did not log is logged now, none twice
-    again = cli("search", "--mlflow", "--resume", run, "--max-trainings", "6")
+    # failed session did not log is logged now, none twice; Ctrl-C after the sixth marks the MLflow run KILLED
+    on_trained = MlflowCallback.on_trained
+
+    def interrupted(self, event):
+        on_trained(self, event)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MlflowCallback, "on_trained", interrupted)
+    stopped = cli("search", "--mlflow", "--resume", run, "--max-trainings", "6")
+    assert stopped.exit_code == 130, stopped.stderr
+    assert client.get_run(parents[0].info.run_id).info.status == "KILLED"
+    monkeypatch.setattr(MlflowCallback, "on_trained", on_trained)
+    again = cli("search", "--mlflow", "--resume", run)
     assert again.exit_code == 0, again.stderr
     assert f"MLflow: logging to run {parents[0].info.run_id} of experiment 'hwnas' in {uri}" in again.output
     parent, children = _check_against_run_folder(client, run, create_space("nb201"))

@@ -109,11 +109,17 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
 
         result = run_search(run, echo=echo, callback=CallbackList([bar, tracker]), executor=executor)
     except KeyboardInterrupt:
+        if tracker is not None:
+            tracker.close("KILLED")
         if bar is not None:
             bar.close()
         executor.close()
         fail(f"interrupted; finished trainings and measurements are kept: resume with "
              f"'hwnas search --resume {run.path}'", EXIT_INTERRUPTED)
+    except Exception:
+        if tracker is not None:
+            tracker.close("FAILED")
+        raise
     finally:
         if bar is not None:
             bar.close()

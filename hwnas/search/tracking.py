@@ -140,6 +140,7 @@ class MlflowCallback(SearchCallback):
         self.run_id: str | None = None
         self.trials: dict[str, str] = {}  # arch string -> nested run id
         self.broken = False
+        self.finished = False
         self.space = None
         self.run_dir: Path | None = None
         self._connect(resolve_uri(tracking_uri or self.mlflow.get_tracking_uri()))
@@ -179,7 +180,8 @@ class MlflowCallback(SearchCallback):
             raise HwnasError("MlflowCallback needs a search run by hwnas (its start names the run folder)")
         self.run_dir = Path(event.run_dir)
         self.space = event.config.create_space()
-        self.run_id, self.trials, self.broken = None, {}, False  # one callback may log several searches
+        # one callback may log several searches
+        self.run_id, self.trials, self.broken, self.finished = None, {}, False, False
         try:
             self._open_parent(event)
         except HwnasError:
@@ -308,6 +310,18 @@ class MlflowCallback(SearchCallback):
             if self.report:
                 self._log_report()
         self.client.set_terminated(self.run_id, "FINISHED")
+        self.finished = True
+
+    def close(self, status: str = "KILLED") -> None:
+        """Marks the search's MLflow run stopped early (``KILLED``: interrupted; ``FAILED``: an error) unless it
+        finished; a resume sets it running again. The command line calls it when a search stops early; a Python
+        caller whose :func:`hwnas.start_search` raised may too."""
+        if self.run_id is None or self.finished:
+            return
+        try:
+            self.client.set_terminated(self.run_id, status)
+        except Exception as exc:  # the search's own error matters more
+            logger.warning("MLflow: run %s could not be marked %s (%s)", self.run_id, status, _first_line(exc))
 
     def _log_report(self) -> None:
         from hwnas.search.report import write_report
