@@ -23,7 +23,9 @@ parent run (in the same store unless another URI is given) and never logs a trai
 runs already there are read back by their ``hwnas.arch`` tag, and trainings of earlier sessions that were not
 logged (a session without ``--mlflow``, or one killed between a training and its log) are logged when the
 session starts. A failure of the tracking server in the middle of a search is a warning, never the end of the
-search: the next resume logs what is missing.
+search: the next resume logs what is missing. A search stopped early (Ctrl-C, an error) marks its parent run
+``KILLED`` or ``FAILED`` (:meth:`MlflowCallback.close`, which ``hwnas search`` calls); a resume sets it running
+again.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def decisions(space, arch: str) -> dict[str, str]:
     """The architecture's decisions as params (safe keys); its string alone if ``space`` cannot parse it."""
     try:
         choices = space.parse(arch).to_dict()
-    except Exception as exc:  # a record of another version of the space: still logged, by its string
+    except HwnasError as exc:  # a record of another version of the space: still logged, by its string
         logger.warning("MLflow: %s is not an architecture of %s (%s): logged by its string only", arch,
                        getattr(space, "name", space), exc)
         choices = {}
