@@ -13,6 +13,9 @@ import pytest
 from hwnas.errors import HwnasError
 from hwnas.search.tracking import INSTALL_HINT, MLFLOW_FILE, safe_key
 
+# MLflow's SQLite store on SQLAlchemy 2.1 warns about its own query options: not hwnas's to fix
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
+
 
 @pytest.fixture
 def config(tmp_path):
