@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	if $(BIN)/pip show nvidia-nccl-cu12 2>/dev/null | grep -q '^Required-by: *$$'; then \
 		$(BIN)/pip uninstall --disable-pip-version-check -y -q nvidia-nccl-cu12; fi
 	$(BIN)/pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
-	$(BIN)/pip install --disable-pip-version-check -q -e ".[test,ray,openvino,mobile]"
+	$(BIN)/pip install --disable-pip-version-check -q -e ".[test,ray,openvino,mobile,mlflow]"
 	rm -f $(VENV)/.installed-gpu
 	touch $@
 

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 #: Public name -> module that defines it (the same names as the imports above; a test keeps them equal).
 _API = {
     "RunConfig": "hwnas.search.config", "ConfigError": "hwnas.search.config",
-    "SearchCallback": "hwnas.search.events", "Recipe": "hwnas.training.recipe", "Arch": "hwnas.arch",
+    "SearchCallback": "hwnas.search.events", "MlflowCallback": "hwnas.search.tracking",
+    "Recipe": "hwnas.training.recipe", "Arch": "hwnas.arch",
     "Verified": "hwnas.search.state", "HwnasError": "hwnas.errors",
     "SearchResult": "hwnas.search.result", "Finalist": "hwnas.search.result", "Trial": "hwnas.search.result",
     "Candidate": "hwnas.search.result",

@@ -13,9 +13,13 @@ from hwnas.cli.run_options import (EXECUTION_PARAMS, RUN_PARAMS, config_from_opt
                                    run_options)
 from hwnas.cli.search_progress import SearchBar, progress_wanted
 from hwnas.search.config import RunConfig
+from hwnas.search.events import CallbackList
 from hwnas.search.result import SearchResult
 
 logger = logging.getLogger(__name__)
+
+#: ``--mlflow`` without a URI: MLflow's own default store (or, on a resume, the one the run logged to).
+MLFLOW_DEFAULT = "default"
 
 
 @click.command("search")
@@ -58,9 +62,13 @@ logger = logging.getLogger(__name__)
                    "goes to stderr.")
 @click.option("--no-progress", is_flag=True,
               help="No live progress bar (it is shown only when stderr is a terminal anyway).")
+@click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value=MLFLOW_DEFAULT, default=None, metavar="[URI]",
+              help="Log the search to MLflow: one run, a nested run per trained candidate (no URI: "
+                   "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here; a resume: the store it logged to). "
+                   "Needs hwnas[mlflow].")
 def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supernet_path, supernet_epochs,
                initial_estimates, estimates_per_round, config_file, print_config, as_json, no_progress,
-               **params) -> None:
+               mlflow_uri, **params) -> None:
     """Search the most accurate architecture whose measured latency fits the budget.
 
     \b
@@ -72,6 +80,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
     from hwnas.search.config_file import dump_toml
     from hwnas.search.rundir import RunDir
 
+    tracker = _mlflow_tracker(mlflow_uri)  # MLflow missing, or its store unusable: one line, no folder
     if resume is not None:
         run = RunDir.open(resume)
         _check_resume_flags(run.config)
@@ -111,16 +120,25 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
     if progress_wanted(no_progress=no_progress, as_json=as_json):
         bar = SearchBar(run.config.max_trainings, run.config.budget_ms)
         echo = bar.echo
+    if tracker is not None:
+        tracker.echo = echo
     try:
         from hwnas.search.runner import run_search
 
-        result = run_search(run, echo=echo, callback=bar, executor=executor)
+        result = run_search(run, echo=echo, callback=CallbackList([c for c in (bar, tracker) if c is not None]),
+                            executor=executor)
     except KeyboardInterrupt:
+        if tracker is not None:
+            tracker.close("KILLED")
         if bar is not None:
             bar.close()
         executor.close()
         fail(f"interrupted; finished trainings and measurements are kept: resume with "
              f"'hwnas search --resume {run.path}'", EXIT_INTERRUPTED)
+    except Exception:
+        if tracker is not None:
+            tracker.close("FAILED")
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -134,7 +152,16 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
 #: What ``--resume`` may change; every other setting is the run's own (``config.json``).
 RESUME_OPTIONS = ("max_trainings", "max_measurements", "time_budget")
 #: How this session reports and runs (not settings of the run): free with ``--resume``.
-OUTPUT_OPTIONS = ("as_json", "no_progress", "print_config", *EXECUTION_PARAMS)
+OUTPUT_OPTIONS = ("as_json", "no_progress", "print_config", "mlflow_uri", *EXECUTION_PARAMS)
+
+
+def _mlflow_tracker(uri: str | None):
+    """The :class:`~hwnas.search.tracking.MlflowCallback` of ``--mlflow [URI]`` (None without it)."""
+    if uri is None:
+        return None
+    from hwnas.search.tracking import MlflowCallback
+
+    return MlflowCallback(None if uri == MLFLOW_DEFAULT else uri)
 
 
 #: Options a resume may repeat when they name what the run already uses (its :class:`RunConfig` attribute).

@@ -14,10 +14,14 @@ Events are plain frozen dataclasses; each names the method that receives it (``h
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping
 
 from hwnas.search.result import SearchResult
 from hwnas.search.state import Verified
+
+if TYPE_CHECKING:
+    from hwnas.search.config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -29,12 +33,16 @@ class SearchEvent:
 
 @dataclass(frozen=True)
 class SearchStarted(SearchEvent):
-    """A session of the run starts (a new run, or a resume): what is done already."""
+    """A session of the run starts (a new run, or a resume): what is done already; the run's folder, its
+    configuration and the trainings of earlier sessions (a tracker catches up on them: :mod:`hwnas.search.tracking`)."""
 
     hook: ClassVar[str] = "on_search_start"
     max_trainings: int
     trainings_done: int
     budget_ms: float
+    run_dir: Path | None = None
+    config: "RunConfig | None" = None
+    verified: tuple[Verified, ...] = ()
 
 
 @dataclass(frozen=True)

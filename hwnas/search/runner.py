@@ -240,7 +240,8 @@ def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Calla
                       make_latency_predictor=latency_predictor_factory(config, space, sources), callback=events,
                       estimator=estimates, result_extras=extras, executor=executor)
     events(SearchStarted(max_trainings=settings.max_trainings, trainings_done=loop.state.trainings,
-                         budget_ms=settings.budget_ms))
+                         budget_ms=settings.budget_ms, run_dir=run.path, config=config,
+                         verified=tuple(loop.state.verified)))
     result = loop.run()
     events(SearchFinished(result=result))
     return result
