@@ -50,19 +50,20 @@ def changes_since(root: Path, commit: str, paths: list[str]) -> list[str] | None
 
 
 def mark(fields: dict[str, str], root: Path) -> str:
-    """The line that replaces a figure comment."""
+    """The admonition that replaces a figure comment: stale (warning), current (success) or unknown (note)."""
     paths = [p for p in fields["paths"].split(",") if p]
+    names = ", ".join(f"`{p}`" for p in paths)
     changes = changes_since(root, fields["commit"], paths)
     if changes is None:
-        state = "**unknown** whether the code changed since (no git history here)"
+        kind, title, state = "note", "Unknown whether the code changed since", "git cannot tell here (no history)"
     elif changes:
-        state = (f"**stale: code changed since** ({len(changes)} commit{'s' if len(changes) != 1 else ''} "
-                 f"to {', '.join(f'`{p}`' for p in paths)})")
+        kind, title = "warning", "Stale: code changed since"
+        state = f"{len(changes)} later commit{'s touch' if len(changes) != 1 else ' touches'} {names}"
     else:
-        state = f"current: no change to {', '.join(f'`{p}`' for p in paths)} since"
+        kind, title, state = "success", "Current", f"no later commit touches {names}"
     command = f" Command: `{fields['command']}`." if fields.get("command") else ""
-    return (f'<p class="hwnas-figure" markdown="1">*Measured {fields["date"]} at commit `{fields["commit"]}` '
-            f'on {fields["machine"]}; {state}.*{command}</p>\n')
+    return (f'!!! {kind} "{title}"\n    Measured {fields["date"]} at commit `{fields["commit"]}` on '
+            f'{fields["machine"]}; {state}.{command}\n')
 
 
 def render(markdown: str, root: Path, where: str = "") -> str:
