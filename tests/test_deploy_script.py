@@ -1,6 +1,6 @@
 """The deploy script of README and docs/guides/deploy.md (``examples/classify.py``, included verbatim) on
-exported tiny models: with only onnxruntime, numpy and Pillow it classifies image files exactly as ``hwnas evaluate`` does, for a float-input
-model and for a ``--raw-input`` (uint8 NHWC) one."""
+exported tiny models: with only onnxruntime, numpy and Pillow it classifies image files exactly as ``hwnas
+evaluate`` does, for a float-input model and for a ``--raw-input`` (uint8 NHWC) one."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A measured figure in the docs opens with one HTML comment naming where it comes from::
 
-    <!-- figure commit=7eb9b87 date=2026-12-07 machine="2-core AMD EPYC, idle" paths=hwnas/predictors,benchmarks/x.py -->
+    <!-- figure commit=7eb9b87 date=2026-12-07 machine="2-core, idle" paths=hwnas/predictors,benchmarks/x.py -->
 
 ``commit`` is the commit the figure was measured at (for figures moved from the README: the commit that last
 recorded it there), ``paths`` the sources it depends on. At build time the comment becomes one line saying
