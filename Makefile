@@ -13,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 # NCCL (469 MB) that only the CUDA `xgboost` needed goes too, unless something else (a CUDA torch) requires it.
 SHARED_MODULE_DISTS := xgboost xgboost-cpu onnxruntime onnxruntime-gpu
 
-.PHONY: setup setup-gpu run test clean
+.PHONY: setup setup-gpu run test docs clean
 
 setup: $(VENV)/.installed
 
@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	if $(BIN)/pip show nvidia-nccl-cu12 2>/dev/null | grep -q '^Required-by: *$$'; then \
 		$(BIN)/pip uninstall --disable-pip-version-check -y -q nvidia-nccl-cu12; fi
 	$(BIN)/pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
-	$(BIN)/pip install --disable-pip-version-check -q -e ".[test,ray,openvino,mobile,mlflow]"
+	$(BIN)/pip install --disable-pip-version-check -q -e ".[test,ray,openvino,mobile,mlflow,docs]"
 	rm -f $(VENV)/.installed-gpu
 	touch $@
 
@@ -71,5 +71,10 @@ test: setup
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
+# The documentation site (mkdocs.yml, docs/): built strictly (any warning fails: a broken link, a docstring
+# mkdocstrings cannot read, a figure comment without its provenance) into site/.
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) model.onnx model.pt .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) model.onnx model.pt .pytest_cache .mypy_cache .ruff_cache site

@@ -1,6 +1,6 @@
-"""The deploy script of README (``examples/classify.py``, included verbatim) on exported tiny models: with only
-onnxruntime, numpy and Pillow it classifies image files exactly as ``hwnas evaluate`` does, for a float-input
-model and for a ``--raw-input`` (uint8 NHWC) one."""
+"""The deploy script of README and docs/guides/deploy.md (``examples/classify.py``, included verbatim) on
+exported tiny models: with only onnxruntime, numpy and Pillow it classifies image files exactly as ``hwnas
+evaluate`` does, for a float-input model and for a ``--raw-input`` (uint8 NHWC) one."""
 
 from __future__ import annotations
 
@@ -67,8 +67,9 @@ def _test_files(images: Path, metadata: dict[str, str]) -> list[Path]:
     return [data.files[i][0] for i in test]
 
 
-def test_readme_includes_the_deploy_script_verbatim():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize("page", ["README.md", "docs/guides/deploy.md"])
+def test_readme_includes_the_deploy_script_verbatim(page):
+    readme = (ROOT / page).read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     assert SCRIPT.read_text(encoding="utf-8") in blocks
     assert len(SCRIPT.read_text(encoding="utf-8").splitlines()) <= 16

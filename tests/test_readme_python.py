@@ -11,12 +11,18 @@ import onnx
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+# The docs page shows the same block: it is this test's as long as it is the README's, character for character.
+DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "guides" / "python.md"
 
 
-def _python_block() -> str:
-    text = README.read_text()
-    section = text[text.index("## From Python"):]
+def _python_block(path: Path = README, heading: str = "## From Python") -> str:
+    text = path.read_text()
+    section = text[text.index(heading):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_docs_page_shows_the_readme_block():
+    assert _python_block(DOCS_PAGE, "# From Python") == _python_block()
 
 
 @pytest.mark.slow
