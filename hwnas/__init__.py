@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from hwnas.search.events import SearchCallback
     from hwnas.search.result import Candidate, Finalist, SearchResult, Trial
     from hwnas.search.state import Verified
+    from hwnas.search.tracking import MlflowCallback
     from hwnas.training.recipe import Recipe
 
 #: Public name -> module that defines it (the same names as the imports above; a test keeps them equal).
@@ -41,9 +42,9 @@ _API = {
     "accuracy_predictor": "hwnas.api", "export": "hwnas.api", "evaluate": "hwnas.api",
 }
 
-__all__ = ["__version__", "RunConfig", "ConfigError", "SearchCallback", "Recipe", "Arch", "Verified", "HwnasError",
-           "SearchResult", "Finalist", "Trial", "Candidate", "start_search", "resume_search", "load_result", "profile",
-           "latency_predictor", "accuracy_predictor", "export", "evaluate"]
+__all__ = ["__version__", "RunConfig", "ConfigError", "SearchCallback", "MlflowCallback", "Recipe", "Arch",
+           "Verified", "HwnasError", "SearchResult", "Finalist", "Trial", "Candidate", "start_search", "resume_search",
+           "load_result", "profile", "latency_predictor", "accuracy_predictor", "export", "evaluate"]
 
 if not TYPE_CHECKING:  # hidden from type checkers: an unknown name stays an error there
     def __getattr__(name: str) -> Any:

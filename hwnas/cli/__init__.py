@@ -42,8 +42,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evals": ("train_cmds", "evals_cmd", "List the stored evaluations, filtered."),
     "report": ("report_cmds", "report_cmd",
                "Write one HTML page about search RUNS (run folders): settings, answer, Pareto front with the "
-               "chosen model, best so far over trainings, predictor error per round and latency budget use; "
-               "with several runs, compared side by side."),
+               "chosen model, best so far over trainings and over wall-clock time, predictor error per round, "
+               "latency budget use, decision importance and every trial in a sortable table; with several runs, "
+               "compared side by side."),
     "trials": ("trials_cmds", "trials_cmd",
                "List every trained candidate of search RUN (a run folder): round, architecture, validation "
                "accuracy (mean ± standard deviation over seeds where re-trained), test accuracy, latency, "

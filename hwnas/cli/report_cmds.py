@@ -16,8 +16,9 @@ from hwnas.cli.common import json_option, print_json
 @json_option
 def report_cmd(runs: tuple[Path, ...], output: Path, as_json: bool) -> None:
     """Write one HTML page about search RUNS (run folders): settings, answer, Pareto front with the chosen
-    model, best so far over trainings, predictor error per round and latency budget use; with several runs,
-    compared side by side. The page is self-contained (plots embedded, no script, no network)."""
+    model, best so far over trainings and over wall-clock time, predictor error per round, latency budget use,
+    decision importance and every trial in a sortable table; with several runs, compared side by side. The page
+    is self-contained (plots embedded, one small inline script for sorting, no network)."""
     from hwnas.search.report import write_report
 
     path = write_report(runs, output)

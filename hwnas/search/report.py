@@ -130,7 +130,8 @@ def pareto_figure(runs: Sequence[RunView]) -> str:
     fig, ax = _figure()
     drawn: set[float] = set()
     for i, run in enumerate(runs):
-        draw_pareto(ax, run.verified, budget_ms=run.budget_ms, chosen=None if run.best is None else run.best.row(), color=f"C{i % 10}",
+        chosen = None if run.best is None else run.best.row()
+        draw_pareto(ax, run.verified, budget_ms=run.budget_ms, chosen=chosen, color=f"C{i % 10}",
                     label=run.name if len(runs) > 1 else "", budget_line=run.budget_ms not in drawn,
                     title="accuracy vs measured latency" if len(runs) > 1 else run.name)
         drawn.add(run.budget_ms)
