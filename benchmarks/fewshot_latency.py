@@ -404,11 +404,11 @@ def search_job(job: dict) -> dict:
         result = loop.run()
         verified = [vars(v) for v in loop.state.verified]
         measured = len(loop.state.measured)
-    answer = result["best"]
-    return {**job, "budget_ms": budget, "regret": best - acc[answer["arch"]] if answer else best,
-            "answer": answer["arch"] if answer else None, "over_budget": int(answer is None or
-                                                                            answer["latency_ms"] > budget),
-            "measurements": measured, "trainings": result["trainings_used"],
+    answer = result.best
+    return {**job, "budget_ms": budget, "regret": best - acc[answer.arch] if answer else best,
+            "answer": answer.arch if answer else None, "over_budget": int(answer is None or
+                                                                         answer.latency_ms > budget),
+            "measurements": measured, "trainings": result.trainings_used,
             "trained_over_budget": sum(v["latency_ms"] > budget for v in verified), "wall_s": time.perf_counter() - t0}
 
 

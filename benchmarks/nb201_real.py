@@ -176,7 +176,7 @@ def run_one(job: dict) -> dict:
         result = loop.run()
         verified = [vars(v) for v in loop.state.verified]
         measured = len(loop.state.measured)
-        answer = result["best"]["arch"] if result["best"] else None
+        answer = result.best.arch if result.best else None
         finals = len(loop.state.finals)
     wall = time.perf_counter() - t0
     # How well the loop's accuracy predictor, fit on the loop's own trainings (concentrated near the top, unlike
@@ -203,7 +203,7 @@ def run_one(job: dict) -> dict:
            "answer_over_budget": int(bool(verified) and running is None), "wall_s": wall,
            "trained_archs": [v["arch"] for v in verified], "top10_tau": taus[0],
            "top10_feasible_tau": taus[1], "answer_regret": answer_regret, "finals": finals,
-           "stop_reason": result["stop_reason"], "trainings_used": result["trainings_used"],
+           "stop_reason": result.stop_reason, "trainings_used": result.trainings_used,
            # untrained equivalence classes within the budget (the loop never trains a twin of a trained one)
            "feasible_left": len(feasible_keys(job["table"], job["device"], job["quantile"])
                                 - {space.equivalence_key(space.parse(v["arch"])) for v in verified})}

@@ -67,7 +67,7 @@ def search(folder: Path, *, workers: int, trainings: int, epochs: int | None, pr
 
     with EvalStore(folder / "evals.sqlite") as store:
         train_s = sum(r.wall_time_s or 0.0 for r in store.query())
-    return {"wall_s": wall, "train_s": train_s, "best": result["best"]["arch"] if result["best"] else None,
+    return {"wall_s": wall, "train_s": train_s, "best": result.best.arch if result.best else None,
             "records": [(v.arch, v.accuracy) for v in verified]}
 
 

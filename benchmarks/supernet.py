@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_options, print_table, write_result  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from hwnas.api import load_result  # noqa: E402
 from hwnas.supernet.estimate import CALIBRATION_IMAGES, SCORE_IMAGES  # noqa: E402
 
 
@@ -127,16 +128,16 @@ def search_phase(args, reference: dict, budget_ms: float) -> list[dict]:
             print(f"search {estimator} seed {seed} ...", flush=True)
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             state = json.loads((run_dir / "state.json").read_text())
-            result = json.loads((run_dir / "result.json").read_text())
+            result = load_result(run_dir)
             curve, best = [], -1.0
             for v in state["verified"]:
                 if v["latency_ms"] <= budget_ms and v["accuracy"] > best:
                     best = v["accuracy"]
                     curve.append([v.get("elapsed_s"), best])
             runs.append({"seed": seed, "estimator": estimator, "curve": curve,
-                         "final": result["best"]["accuracy"] if result["best"] else None,
-                         "test_accuracy": result.get("test_accuracy"), "trainings": result["trainings_used"],
-                         "estimates": result.get("estimates_used", 0), "elapsed_s": result["elapsed_s"]})
+                         "final": result.best.accuracy if result.best else None,
+                         "test_accuracy": result.test_accuracy, "trainings": result.trainings_used,
+                         "estimates": result.estimates_used, "elapsed_s": result.elapsed_s})
     return runs
 
 

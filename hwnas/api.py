@@ -40,36 +40,48 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 AccuracyFn = Callable[[Any, Any], float]
 
-#: Command-line flags named in the core's messages, and what a Python caller passes instead.
-_PYTHON_NAMES = {"--resume": "hwnas.resume_search(run_dir)", "--latency-budget": "budget_ms",
-                 "--time-budget": "time_budget_s", "--ray": "ray_address", "--run-dir": "run_dir",
-                 "--threads": "measure_threads", "--epochs": "recipe (Recipe epochs)", "--dataset": "dataset"}
-_FLAG = re.compile(r"(?:hwnas search )?(--[a-z][a-z0-9-]*)(?: RUN| \S*runs?/\S*)?")
+#: Command-line flags named in the core's messages, and what a Python caller passes instead (flags spelled as a
+#: RunConfig setting's name are translated to it as well: ``--max-trainings`` -> ``max_trainings``).
+_PYTHON_NAMES = {"--latency-budget": "budget_ms", "--time-budget": "time_budget_s", "--ray": "ray_address",
+                 "--run-dir": "run_dir", "--threads": "measure_threads", "--workers": "workers",
+                 "--gpus-per-training": "gpus_per_training", "--epochs": "recipe=Recipe(epochs=...)"}
+_RESUME = re.compile(r"(?:hwnas search )?--resume (\S+?)([,;:)]?(?:\s|$))")
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
 
 
 def python_message(message: str) -> str:
-    """A core message with its command-line flags named as the Python arguments that set them
-    (``--max-trainings`` -> ``max_trainings``, ``--resume`` -> ``hwnas.resume_search(run_dir)``)."""
+    """A core message with the command line's ``hwnas search --resume RUN`` and its run-setting flags named as
+    the Python call and arguments that do the same (``--max-trainings`` -> ``max_trainings``); other commands'
+    flags (``hwnas export --arch``) are left as they are."""
+    from dataclasses import fields
+
+    def resume(match: re.Match) -> str:
+        run = "run_dir" if match.group(1) == "RUN" else repr(match.group(1))
+        return f"hwnas.resume_search({run}){match.group(2)}"
+
+    message = _RESUME.sub(resume, message)
+    settings = {f.name for f in fields(RunConfig)}
+
     def name(match: re.Match) -> str:
-        flag = match.group(1)
-        if flag == "--resume":
+        flag = match.group(0)
+        if flag in _PYTHON_NAMES:
             return _PYTHON_NAMES[flag]
-        return _PYTHON_NAMES.get(flag, flag[2:].replace("-", "_"))
+        setting = match.group(1).replace("-", "_")
+        return setting if setting in settings else flag
 
     return _FLAG.sub(name, message)
 
 
 def _python_errors(function: F) -> F:
-    """Re-raises a :class:`HwnasError` of ``function`` with :func:`python_message`'s wording."""
+    """Words a :class:`HwnasError` of ``function`` as :func:`python_message` does (same exception, same class)."""
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except HwnasError as exc:
-            text = python_message(str(exc))
-            if text == str(exc):
-                raise
-            raise HwnasError(text) from exc
+            if exc.args and isinstance(exc.args[0], str):
+                exc.args = (python_message(exc.args[0]), *exc.args[1:])
+            raise
 
     return cast(F, wrapper)
 

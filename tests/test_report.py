@@ -109,7 +109,7 @@ def test_report_of_one_run_shows_its_answer_and_four_plots(cli, runs, tmp_path):
     trials = json.loads((runs / "random" / "result.json").read_text())["trials"]
     assert len(trials) == 7 and page.trial_rows == 7 and page.chosen_rows == 1
     assert all(t["arch"] in text for t in trials)
-    assert "predictors fit at the start of round" in text
+    assert "predictor fit at the start of round" in text and "points" in text
 
 
 def test_report_comparing_two_runs_marks_what_differs(cli, runs, tmp_path):
@@ -181,3 +181,21 @@ def test_pareto_plot_marks_the_chosen_model_in_the_command_lines_unit():
         star = [c for c in ax.collections if c.get_offsets().shape == (1, 2)]
         assert star and tuple(star[-1].get_offsets()[0]) == pytest.approx((x, 0.9))
         plt.close(fig)
+
+
+def test_a_resumed_run_is_reported_and_listed_from_its_state_not_its_last_result(cli, runs, tmp_path):
+    """While a finished run is resumed with a larger budget (or after that resume was interrupted), its result.json
+    is the previous session's: the report and ``hwnas trials`` show what the state holds, with no stale answer."""
+    run = tmp_path / "resumed"
+    shutil.copytree(runs / "random", run)
+    state = json.loads((run / "state.json").read_text())
+    dropped = state["verified"].pop()  # as if result.json were older than the state: one training more there
+    state["finished"] = False
+    (run / "state.json").write_text(json.dumps(state))
+    listed = json.loads(cli("trials", run, "--json").stdout)
+    assert [t["arch"] for t in listed] == [v["arch"] for v in state["verified"]] and dropped["arch"] not in {
+        t["arch"] for t in listed}
+    assert not [line for line in cli("trials", run).stdout.splitlines() if line.startswith("*")]
+    assert cli("report", run, "-o", tmp_path / "r.html").exit_code == 0
+    page = parse(tmp_path / "r.html")
+    assert page.trial_rows == len(state["verified"]) and "running or interrupted" in " ".join(page.text)

@@ -181,3 +181,5 @@ def test_python_errors_name_python_arguments_not_flags(latency_table, tmp_path):
     assert "--" not in str(again.value) and "already holds a run" in str(again.value)
     assert python_message("raise --max-trainings, or resume with hwnas search --resume RUN") == \
         "raise max_trainings, or resume with hwnas.resume_search(run_dir)"
+    assert python_message("resume it with hwnas search --resume runs/a, or export one with hwnas export --arch A") \
+        == "resume it with hwnas.resume_search('runs/a'), or export one with hwnas export --arch A"

@@ -80,7 +80,8 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
     from hwnas.search.config_file import dump_toml
     from hwnas.search.rundir import RunDir
 
-    tracker = _mlflow_tracker(mlflow_uri)  # MLflow missing, or its store unusable: one line, no folder
+    # MLflow missing, or its store unusable: one line, no folder (--print-config writes nothing, MLflow included)
+    tracker = None if print_config else _mlflow_tracker(mlflow_uri)
     if resume is not None:
         run = RunDir.open(resume)
         _check_resume_flags(run.config)

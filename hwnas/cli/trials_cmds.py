@@ -31,19 +31,13 @@ def trials_cmd(run: Path, sort: str, reverse: bool, as_json: bool, as_csv: bool)
     (mean ± standard deviation over seeds where re-trained), test accuracy, latency, parameters, MACs, training
     seconds, the run's wall-clock time when it finished, and seed. The answer is marked with a star. A running
     search lists what it has trained so far."""
-    from hwnas.search.result import trials_from_records
     from hwnas.search.rundir import RunDir
 
     if as_json and as_csv:
         fail("give one of --json and --csv")
     folder = RunDir.open(run)
-    best = None
-    if folder.result_file.exists():
-        result = folder.load_result()
-        trials, best = result.trials, result.best
-    else:
-        state = folder.load_state()
-        trials = trials_from_records(state.verified) if state is not None else []
+    result, trials = folder.progress()
+    best = result.best if result is not None else None
     ordered = sort_trials(trials, sort, descending=(sort not in DESCENDING) if reverse else None)
     if as_json:
         print_json([t.row() for t in ordered])

@@ -62,6 +62,11 @@ class _RunScopedAccuracy:
     def finish(self, arch, result):
         return self.source.finish(arch, result)
 
+    @property
+    def trains(self) -> bool:
+        """Whether the source trains (its trials then record parameters, MACs, time and test accuracy)."""
+        return bool(getattr(self.source, "trains", False))
+
     def known(self) -> list[tuple[str, float]]:
         return []
 

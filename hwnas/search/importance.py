@@ -4,7 +4,8 @@ For each decision of the space, architectures are sampled at random and the deci
 choices (the others kept; a decision it switches on is sampled, one it switches off dropped, as
 :meth:`~hwnas.search.spaces.base.SearchSpace.complete` does); the predictors price every variant. A decision's
 importance is the mean, over the sampled architectures, of the spread (max - min) of the predictions across its
-choices: in accuracy points for accuracy, as a fraction of the variant's median latency for latency. It says
+choices: in accuracy (a fraction, as the predictor gives it) for accuracy, as a fraction of the variant's median
+latency for latency. It says
 what the *predictors* learned from the run's trainings and measurements, not a truth about the task: a
 predictor fit on few trainings is noisy, and the report says how many it was fit on.
 """
@@ -65,27 +66,31 @@ def decision_importance(space: SearchSpace, *, accuracy: Predictor | None, laten
     return out
 
 
-def latest_predictors(folder: Path, *, space: str) -> tuple[Predictor | None, Predictor | None, int | None]:
-    """The accuracy and latency predictors of a run's last round that saved both (``predictors/round_NNN``),
-    and that round (None where the run saved none or they do not load)."""
-    from hwnas.predictors.model import PredictorError, XGBPredictor
+@dataclass(frozen=True)
+class Snapshot:
+    """A predictor a run saved (``predictors/round_NNN/<kind>``): the model, its round and its training records."""
 
-    rounds = sorted(p for p in (folder / "predictors").glob("round_*") if p.is_dir()) \
-        if (folder / "predictors").is_dir() else []
+    model: Predictor
+    round: int
+    records: int | None
+
+
+def latest_predictor(folder: Path, kind: str, *, space: str) -> Snapshot | None:
+    """The last ``kind`` (``accuracy``, ``latency``) predictor a run saved that loads (the latency predictor is
+    refit, and saved, only when its records grew: its last round is often older than the accuracy predictor's)."""
+    from hwnas.predictors.model import PredictorError, XGBPredictor, read_meta
+
+    root = folder / "predictors"
+    rounds = sorted(p for p in root.glob("round_*") if (p / kind).is_dir()) if root.is_dir() else []
     for snapshot in reversed(rounds):
-        loaded: list[Predictor | None] = []
-        for kind in ("accuracy", "latency"):
-            try:
-                loaded.append(XGBPredictor.load(snapshot / kind, space=space) if (snapshot / kind).is_dir() else None)
-            except (PredictorError, OSError, ValueError):
-                loaded.append(None)
-        if any(m is not None for m in loaded):
-            try:
-                number = int(snapshot.name.split("_", 1)[1])
-            except ValueError:
-                number = None
-            return loaded[0], loaded[1], number
-    return None, None, None
+        try:
+            model = XGBPredictor.load(snapshot / kind, space=space)
+            records = read_meta(snapshot / kind).get("n_train")
+            number = int(snapshot.name.split("_", 1)[1])
+        except (PredictorError, OSError, ValueError):
+            continue
+        return Snapshot(model=model, round=number, records=records if isinstance(records, int) else None)
+    return None
 
 
 def top(importances: Sequence[DecisionImportance], n: int = 12) -> list[DecisionImportance]:

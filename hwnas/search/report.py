@@ -37,9 +37,9 @@ from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_text
 from hwnas.search.curves import best_curve
 from hwnas.search.config import RunConfig
-from hwnas.search.importance import SAMPLES, DecisionImportance, decision_importance, latest_predictors, top
+from hwnas.search.importance import SAMPLES, DecisionImportance, decision_importance, latest_predictor, top
 from hwnas.search.pareto import draw_pareto
-from hwnas.search.result import SearchResult, Trial, trials_from_records
+from hwnas.search.result import SearchResult, Trial
 from hwnas.search.rundir import RunDir
 from hwnas.units import format_latency, latency_unit
 
@@ -88,8 +88,7 @@ def load_run(path: str | os.PathLike) -> RunView:
     state = run.load_state()
     if state is None:
         raise ReportError(f"{run.path} has not trained anything yet: nothing to report")
-    result = run.load_result() if run.result_file.exists() else None
-    trials = result.trials if result is not None and result.trials else trials_from_records(state.verified)
+    result, trials = run.progress()
     return RunView(name=run.path.name, path=run.path, config=run.config, result=result, trials=trials,
                    measured=[vars(m) for m in state.measured], history=run.history())
 
@@ -159,7 +158,8 @@ def time_figure(runs: Sequence[RunView]) -> str:
     """Best validation accuracy under the budget against the run's wall-clock time (over all its sessions)."""
     fig, ax = _figure()
     for i, run in enumerate(runs):
-        timed = [t for t in run.trials if t.elapsed_s is not None]
+        # in the order they finished (parallel trainings are recorded in selection order)
+        timed = sorted((t for t in run.trials if t.elapsed_s is not None), key=lambda t: t.elapsed_s or 0.0)
         curve = best_curve([t.row() for t in timed], budget_ms=run.budget_ms)
         points = [((t.elapsed_s or 0.0) / 60, v) for t, v in zip(timed, curve) if v is not None]
         if points:
@@ -182,7 +182,8 @@ def importance_figure(run: RunView, importances: Sequence[DecisionImportance]) -
     shown = list(reversed(top(importances)))
     fig, (acc_ax, lat_ax) = _figure(9.0, 0.8 + 0.28 * max(len(shown), 3), ncols=2)
     labels = [d.decision for d in shown]
-    for ax, values, title in ((acc_ax, [d.accuracy for d in shown], "predicted accuracy spread (points)"),
+    for ax, values, title in ((acc_ax, [None if d.accuracy is None else 100 * d.accuracy for d in shown],
+                               "predicted accuracy spread (points)"),
                               (lat_ax, [None if d.latency is None else 100 * d.latency for d in shown],
                                "predicted latency spread (% of the median)")):
         if any(v is not None for v in values):
@@ -197,15 +198,22 @@ def importance_figure(run: RunView, importances: Sequence[DecisionImportance]) -
     return _png(fig)
 
 
-def run_importance(run: RunView) -> tuple[list[DecisionImportance], int | None]:
-    """The decision importance of a run's last saved predictors, and their round (empty: none saved)."""
+def run_importance(run: RunView) -> tuple[list[DecisionImportance], str]:
+    """The decision importance of a run's last saved predictors, and which ones they are (empty: none saved)."""
     import numpy as np
 
-    accuracy, latency, round_index = latest_predictors(run.path, space=run.config.space)
+    space = run.config.space
+    accuracy = latest_predictor(run.path, "accuracy", space=space)
+    latency = latest_predictor(run.path, "latency", space=space)
     if accuracy is None and latency is None:
-        return [], None
-    return decision_importance(run.config.create_space(), accuracy=accuracy, latency=latency,
-                               rng=np.random.default_rng(0)), round_index
+        return [], ""
+    described = [f"the {kind} predictor fit at the start of round {s.round}"
+                 + (f" on {s.records} {what}" if s.records is not None else "")
+                 for kind, s, what in (("accuracy", accuracy, "trainings"), ("latency", latency, "measurements"))
+                 if s is not None]
+    return decision_importance(run.config.create_space(), accuracy=accuracy.model if accuracy else None,
+                               latency=latency.model if latency else None,
+                               rng=np.random.default_rng(0)), " and ".join(described)
 
 
 #: The trial table's columns: (heading, Trial attribute, how a value is shown).
@@ -262,8 +270,8 @@ document.querySelectorAll("table.trials").forEach(function(table){
       rows.sort(function(a,b){
         var x=a.cells[col].dataset.v, y=b.cells[col].dataset.v;
         if(x===""&&y==="")return 0; if(x==="")return 1; if(y==="")return -1;
-        var nx=parseFloat(x), ny=parseFloat(y);
-        var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:(x<y?-1:x>y?1:0);
+        var nx=Number(x), ny=Number(y);
+        var c=(isFinite(nx)&&isFinite(ny))?nx-ny:(x<y?-1:x>y?1:0);
         return up?c:-c;
       });
       rows.forEach(function(r){body.appendChild(r);});
@@ -462,7 +470,7 @@ def render(runs: Sequence[RunView]) -> str:
     for name, uri, caption in figures:
         parts.append(_figure_html(name, uri, caption))
     for run in runs:
-        importances, round_index = run_importance(run)
+        importances, source = run_importance(run)
         heading = "Decision importance" + (f": {run.name}" if len(runs) > 1 else "")
         if not importances:
             parts.append(f"<h2>{_e(heading)}</h2><p>no predictors saved yet (they are fit from the first round "
@@ -470,10 +478,10 @@ def render(runs: Sequence[RunView]) -> str:
             continue
         parts.append(_figure_html(
             heading, importance_figure(run, importances),
-            f"How far each decision alone moves the predictions of the predictors fit at the start of round "
-            f"{round_index} ({len(run.trials)} trainings so far): the mean, over {SAMPLES} random architectures, "
-            f"of the spread across the decision's choices. What the predictors learned, not a measured truth; "
-            f"the {min(len(importances), 12)} decisions that move either most are shown."))
+            f"How far each decision alone moves the predictions of {source}: the mean, over {SAMPLES} random "
+            f"architectures, of the spread across the decision's choices (accuracy in points, latency in % of "
+            f"the median). What the predictors learned, not a measured truth; the "
+            f"{min(len(importances), 12)} decisions that move either most are shown."))
     for run in runs:
         parts.append(f"<h2>{_e('Trials' + (f': {run.name}' if len(runs) > 1 else ''))}</h2>"
                      f"<p class=\"muted\">Every trained candidate ({len(run.trials)}); the answer is highlighted; "

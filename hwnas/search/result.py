@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any, Iterator, Sequence
 
 from hwnas.errors import HwnasError
 
@@ -33,7 +34,8 @@ class Trial:
     """One trained candidate of a search (an accuracy look-up or an accuracy function call counts as one).
 
     Attributes:
-        number: Its place in the order of trainings (1 is the first).
+        number: Its place in the run's record of trainings (1 is the first; trainings run side by side on Ray
+            are recorded in the order they were selected, so ``elapsed_s`` tells the order they finished).
         round: The round that trained it (0: the initial trainings).
         arch: The architecture string.
         accuracy: Validation accuracy of the search's training of it.
@@ -89,7 +91,7 @@ class Trial:
         values = {k: v for k, v in entry.items() if k in names}
         if number is not None:
             values.setdefault("number", number)
-        for key, check in (("arch", _text), ("accuracy", _unit), ("latency_ms", _positive), ("number", _whole),
+        for key, check in (("arch", _text), ("accuracy", _number), ("latency_ms", _positive), ("number", _whole),
                            ("round", _whole)):
             if not check(values.get(key)):
                 raise ResultError(f"{where}: {key} is missing or invalid ({values.get(key)!r})")
@@ -195,9 +197,10 @@ class SearchResult:
         """The trials sorted by ``column`` (:func:`sort_trials`)."""
         return sort_trials(self.trials, column, descending=descending)
 
+    # -- the mapping view of result.json (``run_search`` returned that dict before this type; scripts written then
+    # keep working: ``result["best"]``, ``dict(result)``, ``{**result}``; ``json.dumps(result.document)``) ----------
     def __getitem__(self, key: str) -> Any:
-        """``result["best"]``: the entries of ``result.json``, as ``run_search`` returned them before this type
-        (kept for scripts written then; read the attributes instead)."""
+        """``result["best"]``: the entries of ``result.json`` (read the attributes instead)."""
         return self.document[key]
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -206,6 +209,21 @@ class SearchResult:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.document)
+
+    def __len__(self) -> int:
+        return len(self.document)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.document
+
+    def keys(self) -> Any:
+        return self.document.keys()
+
+    def items(self) -> Any:
+        return self.document.items()
+
+    def values(self) -> Any:
+        return self.document.values()
 
     # -- the document ----------------------------------------------------------------------------------------
     def to_document(self) -> dict[str, Any]:
@@ -358,13 +376,12 @@ def _positive(value: Any) -> bool:
     return _number(value) and value > 0
 
 
-def _unit(value: Any) -> bool:
-    return _number(value) and 0.0 <= value <= 1.0
-
-
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _text(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
+
+
+Mapping.register(SearchResult)  # dict(result), {**result}: the read-only view of result.json

@@ -37,7 +37,7 @@ from hwnas.search.config import ConfigError, RunConfig
 from hwnas.search.state import Measured, SearchState, Verified
 
 if TYPE_CHECKING:
-    from hwnas.search.result import SearchResult
+    from hwnas.search.result import SearchResult, Trial
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
@@ -200,6 +200,24 @@ class RunDir:
                           f"device {self.config.device}")
         atomic_write_json(self.result_file, result.to_document())
 
+    def progress(self) -> "tuple[SearchResult | None, list[Trial]]":
+        """The run's result where it is current, and its trials so far: while a resumed search runs (or after
+        it was interrupted) its ``result.json`` is the previous session's, so the result is None then and the
+        trials come from ``state.json`` (with the previous finals' spreads).
+
+        Raises:
+            RunDirError: a corrupt state or result (one line naming the file).
+        """
+        from hwnas.search.result import trials_from_records
+
+        state = self.load_state()
+        result = self.load_result() if self.result_file.exists() else None
+        if state is None:
+            return result, list(result.trials) if result is not None else []
+        if result is not None and state.finished and len(result.trials) == len(state.verified):
+            return result, list(result.trials)
+        return None, trials_from_records(state.verified, result.finalists if result is not None else ())
+
     def load_result(self) -> "SearchResult":
         """The run's result (:class:`~hwnas.search.result.SearchResult`); a result written before trials were
         recorded takes them from ``state.json``.
@@ -218,9 +236,11 @@ class RunDir:
                 state = self.load_state()
                 trials = trials_from_records(state.verified) if state is not None else None
             result = SearchResult.from_document(self.path, document, trials=trials)
-            if trials is not None and result.finalists:
-                trials = trials_from_records(state.verified, result.finalists)
-                result = SearchResult.from_document(self.path, document, trials=trials)
+            if trials is not None:  # the document gains them too: result["trials"], --json
+                if result.finalists:
+                    trials = trials_from_records(state.verified, result.finalists)
+                document = {**document, "trials": [t.row() for t in trials]}
+                result = SearchResult.from_document(self.path, document)
             return result
         except ResultError as exc:
             raise RunDirError(f"{self.result_file} is corrupt: {exc}") from None

@@ -45,6 +45,7 @@ from hwnas.io import atomic_write_json
 from hwnas.search.events import FinalistTrained, SearchCallback, SearchFinished, SearchStarted, Trained
 from hwnas.search.result import SearchResult
 from hwnas.search.state import Verified
+from hwnas.spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class MlflowCallback(SearchCallback):
         self.trials: dict[str, str] = {}  # arch string -> nested run id
         self.broken = False
         self.finished = False
-        self.space = None
+        self.space: SearchSpace | None = None
         self.run_dir: Path | None = None
         self._connect(resolve_uri(tracking_uri or self.mlflow.get_tracking_uri()))
 
@@ -178,6 +179,20 @@ class MlflowCallback(SearchCallback):
                            "logs what is missing", what, _first_line(exc))
 
     # -- events ----------------------------------------------------------------------------------------------
+    @property
+    def _parent(self) -> str:
+        """The search's MLflow run (set when the search starts)."""
+        if self.run_id is None:
+            raise HwnasError("MlflowCallback: no search has started")
+        return self.run_id
+
+    @property
+    def _folder(self) -> Path:
+        """The search's run folder (set when the search starts)."""
+        if self.run_dir is None:
+            raise HwnasError("MlflowCallback: no search has started")
+        return self.run_dir
+
     def on_search_start(self, event: SearchStarted) -> None:
         if event.run_dir is None or event.config is None:
             raise HwnasError("MlflowCallback needs a search run by hwnas (its start names the run folder)")
@@ -195,13 +210,17 @@ class MlflowCallback(SearchCallback):
                                    f"in {self.tracking_uri}")
         late = [v for v in event.verified if v.arch not in self.trials]
         if late:
-            self._guard("logging earlier trainings", lambda: [self._log_trial(v) for v in late])
+            def catch_up() -> None:
+                for record in late:
+                    self._log_trial(record)
+
+            self._guard("logging earlier trainings", catch_up)
 
     def on_trained(self, event: Trained) -> None:
         def log() -> None:
             self._log_trial(event.record)
             if event.best is not None:
-                self._metrics(self.run_id, {"best_accuracy": event.best.accuracy,
+                self._metrics(self._parent, {"best_accuracy": event.best.accuracy,
                                             "best_latency_ms": event.best.latency_ms}, step=len(self.trials))
 
         self._guard(f"logging {event.record.arch}", log)
@@ -217,7 +236,9 @@ class MlflowCallback(SearchCallback):
 
     # -- parent run ------------------------------------------------------------------------------------------
     def _open_parent(self, event: SearchStarted) -> None:
-        record_file = self.run_dir / MLFLOW_FILE
+        config = event.config
+        assert config is not None  # checked by on_search_start
+        record_file = self._folder / MLFLOW_FILE
         stored = _read_record(record_file)
         if stored and (self.explicit_uri is None or resolve_uri(self.explicit_uri) == stored.get("tracking_uri")):
             if stored.get("tracking_uri") and stored["tracking_uri"] != self.tracking_uri:
@@ -228,17 +249,17 @@ class MlflowCallback(SearchCallback):
                 self.experiment_name = self.client.get_experiment(self.experiment_id).name
                 self.client.update_run(self.run_id, status="RUNNING")
                 self._read_trials()
-                self._log_config(event.config, dict(run.data.params))
+                self._log_config(config, dict(run.data.params))
                 return
             logger.warning("MLflow: the run %s of %s is not in %s: a new run is started", stored.get("run_id"),
                            record_file, self.tracking_uri)
-        run = self.client.create_run(self.experiment_id, run_name=self.run_name or self.run_dir.name,
-                                     tags={"hwnas.run_dir": str(self.run_dir.resolve()),
-                                           "hwnas.space": event.config.space, "hwnas.device": event.config.device})
+        run = self.client.create_run(self.experiment_id, run_name=self.run_name or self._folder.name,
+                                     tags={"hwnas.run_dir": str(self._folder.resolve()),
+                                           "hwnas.space": config.space, "hwnas.device": config.device})
         self.run_id = run.info.run_id
         atomic_write_json(record_file, {"tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
                                         "experiment": self.experiment_name, "run_id": self.run_id})
-        self._log_config(event.config, {})
+        self._log_config(config, {})
 
     def _existing_run(self, run_id: str | None):
         if not run_id:
@@ -269,7 +290,7 @@ class MlflowCallback(SearchCallback):
         params = flatten(config.to_json())
         new = {k: v for k, v in params.items() if k not in existing}
         changed = {f"config.{k}": v for k, v in params.items() if k in existing and existing[k] != v}
-        self._batch(self.run_id, params=new, tags=changed)
+        self._batch(self._parent, params=new, tags=changed)
 
     # -- nested runs -----------------------------------------------------------------------------------------
     def _log_trial(self, record: Verified) -> None:
@@ -277,7 +298,8 @@ class MlflowCallback(SearchCallback):
             return
         from hwnas.arch import arch_id
 
-        tags = {"mlflow.parentRunId": self.run_id, "hwnas.arch": record.arch[:_PARAM_CHARS],
+        assert self.space is not None  # set when the search starts
+        tags = {"mlflow.parentRunId": self._parent, "hwnas.arch": record.arch[:_PARAM_CHARS],
                 "hwnas.arch_id": arch_id(self.space.name, record.arch), "hwnas.round": str(record.round),
                 "hwnas.latency_measured": str(record.latency_measured)}
         child = self.client.create_run(self.experiment_id, run_name=f"trial-{len(self.trials):03d}", tags=tags)
@@ -295,14 +317,14 @@ class MlflowCallback(SearchCallback):
     def _log_result(self, result: SearchResult) -> None:
         best = result.best
         step = int(result.trainings_used or len(self.trials))
-        self._metrics(self.run_id, {
+        self._metrics(self._parent, {
             "best_accuracy": None if best is None else best.accuracy,
             "best_latency_ms": None if best is None else best.latency_ms,
             "best_mean_accuracy": None if best is None else best.mean_accuracy, "test_accuracy": result.test_accuracy,
             "trainings_used": result.trainings_used, "measurements_used": result.measurements_used,
             "rounds": result.rounds, "elapsed_s": result.elapsed_s,
             "feasible": 1.0 if result.feasible else 0.0}, step=step)
-        self._batch(self.run_id, tags={"stop_reason": result.stop_reason[:5000],
+        self._batch(self._parent, tags={"stop_reason": result.stop_reason[:5000],
                                        "best_arch": ("" if best is None else best.arch)[:5000]})
         for finalist in result.finalists:
             child = self.trials.get(finalist.arch)
@@ -310,11 +332,11 @@ class MlflowCallback(SearchCallback):
                 self._metrics(child, {"final_accuracy_mean": finalist.mean, "final_accuracy_std": finalist.std})
         if self.artifacts and self.run_dir is not None:
             for name in ARTIFACTS:
-                if (self.run_dir / name).is_file():
-                    self.client.log_artifact(self.run_id, str(self.run_dir / name))
+                if (self._folder / name).is_file():
+                    self.client.log_artifact(self._parent, str(self._folder / name))
             if self.report:
                 self._log_report()
-        self.client.set_terminated(self.run_id, "FINISHED")
+        self.client.set_terminated(self._parent, "FINISHED")
         self.finished = True
 
     def close(self, status: str = "KILLED") -> None:
@@ -324,7 +346,7 @@ class MlflowCallback(SearchCallback):
         if self.run_id is None or self.finished:
             return
         try:
-            self.client.set_terminated(self.run_id, status)
+            self.client.set_terminated(self._parent, status)
         except Exception as exc:  # the search's own error matters more
             logger.warning("MLflow: run %s could not be marked %s (%s)", self.run_id, status, _first_line(exc))
 
@@ -333,11 +355,11 @@ class MlflowCallback(SearchCallback):
 
         with tempfile.TemporaryDirectory() as folder:
             try:
-                path = write_report([self.run_dir], Path(folder) / "report.html")
+                path = write_report([self._folder], Path(folder) / "report.html")
             except Exception as exc:  # a report is a convenience: its failure leaves the rest logged
                 logger.warning("MLflow: the run's report could not be drawn (%s); not logged", _first_line(exc))
                 return
-            self.client.log_artifact(self.run_id, str(path))
+            self.client.log_artifact(self._parent, str(path))
 
     # -- MLflow calls ----------------------------------------------------------------------------------------
     def _metrics(self, run_id: str, values: Mapping[str, Any], *, step: int = 0) -> None:

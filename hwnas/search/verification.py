@@ -15,7 +15,7 @@ from hwnas.cluster import SerialExecutor
 from hwnas.search.context import RunContext
 from hwnas.search.events import FinalistTrained, LatencyMeasured, Trained, TrainingStarted
 from hwnas.search.planning import FALLBACK
-from hwnas.search.state import AccuracySource, Measured, Verified
+from hwnas.search.state import AccuracySource, Measured, SearchError, Verified
 
 
 class Verifier:
@@ -92,7 +92,8 @@ class Verifier:
             candidate = todo[index]
             predicted = state.pending_predictions.get(candidate["arch"], [None, None])
             state.verified.append(Verified(
-                arch=candidate["arch"], accuracy=float(result["accuracy"]), latency_ms=candidate["latency_ms"],
+                arch=candidate["arch"], accuracy=_accuracy(result, candidate["arch"]),
+                latency_ms=candidate["latency_ms"],
                 latency_measured=candidate["measured"], round=round_index, predicted_accuracy=predicted[0],
                 predicted_latency_ms=predicted[1], measurements_used=state.measurements,
                 elapsed_s=round(ctx.elapsed(), 2), **self._trial_facts(candidate["arch"], result)))
@@ -128,7 +129,7 @@ class Verifier:
 
         def record(index: int, result: dict) -> None:
             arch, replica = todo[index]
-            state.finals.append({"arch": arch, "replica": replica, "accuracy": float(result["accuracy"])})
+            state.finals.append({"arch": arch, "replica": replica, "accuracy": _accuracy(result, arch)})
             ctx.save()
             ctx.callback(FinalistTrained(arch=arch, replica=replica, seeds=state.final_seeds,
                                          accuracy=float(result["accuracy"])))
@@ -215,3 +216,12 @@ class _LocalJob:
 
     def __call__(self) -> dict:
         return self.evaluate(self.arch)
+
+
+def _accuracy(result: Mapping[str, Any], arch: str) -> float:
+    """The accuracy an accuracy source answered, refused (before anything is stored) unless it is a fraction."""
+    accuracy = float(result["accuracy"])
+    if not 0.0 <= accuracy <= 1.0:
+        raise SearchError(f"the accuracy source gave {result['accuracy']!r} for {arch}: an accuracy is a fraction "
+                          f"between 0 and 1, not a percentage")
+    return accuracy
