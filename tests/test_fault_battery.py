@@ -5,16 +5,28 @@ from __future__ import annotations
 
 import pytest
 
+from battery import assert_one_clear_line, assert_unchanged, snapshot
 from fault_cases import CASES, SETUPS
+
+
+#: What a failing case may still change (relative to its folder; ``x/``: the folder and everything in it).
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "benchmark-corrupt-latency-prior": ("b/",),  # the benchmark's own output folder
+    "export-config-without-budget": ("run",),  # the run folder's lock file, made and removed: its mtime
+    # Defects found by the unchanged-tree check (issue 34), left for their fixes to take off this list:
+    "evals-corrupt-store-page": ("store.sqlite",),  # opening a corrupt store touches it
+    "train-into-corrupt-store-page": ("store.sqlite",),
+    "search-latency-table-is-an-accuracy-table": ("runs/",),  # the run folder is made before the table is read
+    "resume-empty-checkpoint": ("run", "run/config.json", "evals.sqlite-wal"),  # --max-trainings written back
+}
 
 
 @pytest.mark.parametrize("case_id, setup, args, code, needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_clear_line(cli, tmp_path, monkeypatch, case_id, setup, args, code, needle):
     monkeypatch.chdir(tmp_path)
     values = {"tmp": str(tmp_path), **SETUPS[setup](tmp_path)}
+    before = snapshot(tmp_path)
     result = cli(*[a.format(**values) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == code, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0], result.stderr
+    assert_one_clear_line(result, code, needle)
     assert not (tmp_path.parent / "victim").exists()
+    assert_unchanged(before, snapshot(tmp_path), allowed=ALLOWED.get(case_id, ()))
