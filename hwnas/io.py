@@ -42,9 +42,18 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
 
 def file_mode() -> int:
     """The mode ``open()`` gives a new file under the current umask: ``0o666 & ~umask``."""
+    return 0o666 & ~_umask()
+
+
+def folder_mode() -> int:
+    """The mode ``mkdir()`` gives a new folder under the current umask: ``0o777 & ~umask``."""
+    return 0o777 & ~_umask()
+
+
+def _umask() -> int:
     current = os.umask(0o022)  # the only way to read the umask; set straight back
     os.umask(current)
-    return 0o666 & ~current
+    return current
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

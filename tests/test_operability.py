@@ -60,6 +60,11 @@ def test_search_json_is_one_document_and_run_files_are_readable(cli, tmp_path, u
     modes = _modes(tmp_path / "run") | _modes(tmp_path / "profiles")
     assert {"config.json", "result.json", "state.json", "pareto.png"} <= set(modes)
     assert {name: mode for name, mode in modes.items() if mode != 0o644} == {}
+    # folders too (a predictor's folder is staged with mkdtemp, which makes it 0700): a teammate can read them
+    folders = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "run").rglob("*")
+               if p.is_dir()}
+    assert any(name.endswith("accuracy") for name in folders)
+    assert {name: mode for name, mode in folders.items() if mode != 0o755} == {}
 
 
 @pytest.mark.slow

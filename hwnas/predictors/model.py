@@ -22,7 +22,7 @@ import numpy as np
 from hwnas import __version__
 from hwnas.arch import Arch
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_bytes, atomic_write_json, finite_number, read_json_object
+from hwnas.io import atomic_write_bytes, atomic_write_json, finite_number, folder_mode, read_json_object
 from hwnas.predictors.features import ArchFeaturizer
 from hwnas.registry import Registry
 
@@ -92,6 +92,7 @@ def save_folder(directory: str | os.PathLike, write: Callable[[Path], None]) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        staging.chmod(folder_mode())  # mkdtemp makes it 0700: the folder takes the umask's mode, as its files do
         write(staging)
         _replace_dir(staging, target)
     except BaseException:
