@@ -133,3 +133,22 @@ def test_a_latency_table_warns_of_skipped_rows_once(cli, tmp_path, chance_tables
     json.loads(result.stdout)
     assert result.stderr.count("rows skipped") == 1 and "fix or delete them" in result.stderr
     assert result.stderr.count("--final-seeds 2 ignored") == 1 and "drop --final-seeds" in result.stderr
+
+
+def test_profile_json_for_a_measurement_and_a_table_import(cli, tmp_path, latency_table):
+    """``hwnas profile --json``: the same facts as the lines, as one document on stdout (the lines on stderr)."""
+    measured = cli("profile", "--device", "host", "--space", "nb201", "--input-shape", "1x8x8", "--samples", "3",
+                   "--profiles-dir", tmp_path / "profiles", "--no-progress", "--no-transfer", "--json")
+    assert measured.exit_code == 0, measured.stderr
+    document = json.loads(measured.stdout)
+    assert document["profile"] == "host" and document["measured"] == 3 and document["held_after"] == 3
+    assert document["space"] == "nb201" and document["input_shape"] == [1, 8, 8] and document["seconds"] > 0
+    assert "measured 3 nb201 architectures" in measured.stderr
+    imported = cli("profile", "--device", "pub", "--space", "nb201", "--input-shape", "1x8x8", "--latency-table",
+                   latency_table, "--profiles-dir", tmp_path / "profiles", "--json")
+    assert imported.exit_code == 0, imported.stderr
+    table = json.loads(imported.stdout)
+    assert table["profile"] == "pub" and table["imported"] == table["held_after"] == 15625
+    assert table["skipped"] == 0 and table["table"] == latency_table.name
+    refused = cli("profile", "--json", "show", "host", "--profiles-dir", tmp_path / "profiles")
+    assert refused.exit_code == 2 and "--json" in refused.stderr  # the subcommand takes its own --json

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
-from hwnas.cli.common import (INPUT_SHAPE, NUM_CLASSES, SEED, bars_wanted, make_space, parse_space_options,
-                              print_json, space_options, warn)
+from hwnas.cli.common import (INPUT_SHAPE, NUM_CLASSES, SEED, bars_wanted, json_option, make_space,
+                              parse_space_options, print_json, progress_echo, space_options, warn)
 from hwnas.cli.run_options import ray_option, runtime_option, transfer_options
 from hwnas.profiling.measure import PRECISIONS
 from hwnas.runtimes.onnxruntime import provider_names
@@ -22,7 +23,21 @@ DEFAULT_CLASSES = 10
 _RUN_OPTIONS = ("device", "space_name", "space_option", "samples", "dataset", "dataset_option", "input_shape",
                 "num_classes",
                 "threads", "batch_size", "provider", "precision", "seed", "latency_table", "no_progress",
-                "ray_address", "runtime", "columns", "device_prefix", "transfer_from", "no_transfer")
+                "ray_address", "runtime", "columns", "device_prefix", "transfer_from", "no_transfer", "as_json")
+
+
+class _Output:
+    """What ``hwnas profile`` reports: lines on stdout, or with ``--json`` the same facts as one JSON document
+    (the lines then go to stderr, as progress does)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.document: dict = {}
+        self.line = progress_echo(as_json) if as_json else click.echo
+
+    def done(self) -> None:
+        if self.as_json:
+            print_json(self.document)
 
 
 def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_shape, num_classes: int | None, *,
@@ -94,6 +109,7 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
 @click.option("--no-progress", is_flag=True,
               help="No progress bar (it is also off when stderr is no terminal).")
 @ray_option
+@json_option
 @click.pass_context
 def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_option: tuple[str, ...],
                 samples: int | None, dataset: str | None, dataset_option: tuple[str, ...], input_shape,
@@ -101,7 +117,7 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
                 batch_size: int, runtime: str, provider: str, precision: str, profiles_dir: Path, seed: int,
                 latency_table: Path | None, columns: str | None, device_prefix: str,
                 transfer_from: tuple[str, ...] | None, no_transfer: bool, no_progress: bool,
-                ray_address: str | None) -> None:
+                ray_address: str | None, as_json: bool) -> None:
     """Measure latency on this device and store it as a device profile.
 
     After measuring, it prints the latency predictor's estimated quality (cross-validated on this device's own
@@ -120,8 +136,9 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
         given = [name for name in _RUN_OPTIONS
                  if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
         if given:
-            raise click.UsageError(f"--{given[0].replace('_name', '').replace('_', '-')} does not apply to "
-                                   f"'profile {ctx.invoked_subcommand}'")
+            flag = "json" if given[0] == "as_json" else given[0].replace("_name", "").replace("_", "-")
+            raise click.UsageError(f"--{flag} does not apply to 'profile {ctx.invoked_subcommand}'"
+                                   + (" (give it after the subcommand)" if flag == "json" else ""))
         ctx.obj = {"profiles_dir": profiles_dir}
         return
     if no_transfer and transfer_from:
@@ -135,9 +152,11 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
         if samples is not None:
             raise click.UsageError("--samples does not apply to --latency-table (the table's rows are imported)")
         named = ctx.get_parameter_source("runtime") not in (None, click.core.ParameterSource.DEFAULT)
+        out = _Output(as_json)
         _import_device_table(space_name, space_option, latency_table, columns, device_prefix,
                              (dataset, dataset_option), input_shape, num_classes, profiles_dir,
-                             runtime if named else None)
+                             runtime if named else None, out)
+        out.done()
         return
     if device_prefix:
         raise click.UsageError("--device-prefix applies to --columns")
@@ -148,21 +167,26 @@ def profile_cmd(ctx: click.Context, device: str | None, space_name: str, space_o
             raise click.UsageError("--samples does not apply to --latency-table (the table's rows are "
                                    "imported)")
         named = ctx.get_parameter_source("runtime") not in (None, click.core.ParameterSource.DEFAULT)
+        out = _Output(as_json)
         _import_table(device, space_name, space_option, latency_table, (dataset, dataset_option), input_shape,
-                      num_classes, profiles_dir, runtime if named else None)
+                      num_classes, profiles_dir, runtime if named else None, out)
+        out.done()
         return
     if samples is None:
         raise click.UsageError("Missing option '--samples' (how many architectures to profile)")
+    out = _Output(as_json)
     _measure(device=device, space_name=space_name, space_option=space_option, samples=samples,
              dataset=(dataset, dataset_option), input_shape=input_shape, num_classes=num_classes, threads=threads,
              batch_size=batch_size, runtime=runtime, provider=provider, precision=precision,
              profiles_dir=profiles_dir, seed=seed, no_progress=no_progress, ray_address=ray_address,
-             transfer=None if no_transfer else transfer_from or ())
+             transfer=None if no_transfer else transfer_from or (), out=out)
+    out.done()
 
 
 def _measure(*, device, space_name, space_option, samples, dataset, input_shape, num_classes, threads,
              batch_size, runtime, provider, precision, profiles_dir, seed, no_progress, ray_address=None,
-             transfer: tuple[str, ...] | None = ()) -> None:
+             transfer: tuple[str, ...] | None = (), out: _Output | None = None) -> None:
+    out = out or _Output(False)
     from hwnas.devices import LocalDevice, open_device, profile_name
     from hwnas.profiling.measure import Conditions
     from hwnas.runtimes import DEFAULT_RUNTIME
@@ -198,25 +222,29 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
                       progress=progress, summary=summary, measure_fn=measuring.measure_arch, fingerprint=fingerprint)
     except KeyboardInterrupt:
         progress.close()
-        click.echo(f"profile {store.device!r} ({store.path}): {summary.measured} {where} measured before the "
+        out.line(f"profile {store.device!r} ({store.path}): {summary.measured} {where} measured before the "
                    f"interruption are kept; it holds {summary.held_after}; run the same command to resume")
         raise
     finally:
         progress.close()
         measuring.close()
+    out.document.update(profile=store.device, path=str(store.path), space=space.name, input_shape=list(shape),
+                        runtime=runtime or DEFAULT_RUNTIME, measured=summary.measured,
+                        held_before=summary.held_before, held_after=summary.held_after,
+                        not_converged=summary.not_converged, seconds=round(summary.seconds, 2))
     if summary.measured == 0:
-        click.echo(f"profile {store.device!r} ({store.path}) already holds {summary.held_after} {where} "
+        out.line(f"profile {store.device!r} ({store.path}) already holds {summary.held_after} {where} "
                    f"(--samples {samples}); nothing to measure")
     else:
         capped = (f"; {summary.not_converged} hit a cap before their median was stable"
                   if summary.not_converged else "")
-        click.echo(f"profile {store.device!r} ({store.path}): measured {summary.measured} {where} in "
+        out.line(f"profile {store.device!r} ({store.path}): measured {summary.measured} {where} in "
                    f"{summary.seconds:.1f} s{capped}; it now holds {summary.held_after}")
     _print_quality(store, space, shape=shape, classes=classes, options=parse_space_options(space_option),
-                   conditions=conditions, transfer=transfer, seed=seed)
+                   conditions=conditions, transfer=transfer, seed=seed, out=out)
 
 
-def _print_quality(store, space, *, shape, classes, options, conditions, transfer, seed) -> None:
+def _print_quality(store, space, *, shape, classes, options, conditions, transfer, seed, out: _Output) -> None:
     """The latency predictor's cross-validated quality on the profile's own records, and what more would do."""
     from hwnas.profiling.transfer import SourceTask, estimate_quality, find_sources
 
@@ -234,11 +262,12 @@ def _print_quality(store, space, *, shape, classes, options, conditions, transfe
              f"and 'hwnas predictors fit latency' reports the same error with its cause")
         return
     if quality is not None:
-        click.echo(quality.summary())
+        out.line(quality.summary())
+        out.document["quality"] = {**dataclasses.asdict(quality), "suggestion": quality.suggestion()}
 
 
 def _import_table(device, space_name, space_option, latency_table, dataset, input_shape, num_classes,
-                  profiles_dir, runtime) -> None:
+                  profiles_dir, runtime, out: _Output) -> None:
     """A published table into the profile of ``device`` in ``runtime`` (the runtime the table was measured in,
     when the user says so, None otherwise: the profile is then ``<device>.<runtime>``, where a search in that
     runtime looks)."""
@@ -258,13 +287,16 @@ def _import_table(device, space_name, space_option, latency_table, dataset, inpu
     skipped = (f"{len(summary.problems)} row(s) skipped (listed above)" if summary.problems
                else "no row skipped")
     already = f", {summary.already} already in the profile" if summary.already else ""
-    click.echo(f"profile {store.device!r} ({store.path}): imported {summary.measured} {space.name} latencies at "
+    out.document.update(profile=store.device, path=str(store.path), space=space.name, input_shape=list(shape),
+                        table=latency_table.name, imported=summary.measured, skipped=len(summary.problems),
+                        already=summary.already, held_after=summary.held_after)
+    out.line(f"profile {store.device!r} ({store.path}): imported {summary.measured} {space.name} latencies at "
                f"{format_input_shape(shape)} from {latency_table.name} ({skipped}{already}); it now holds "
                f"{summary.held_after}")
 
 
 def _import_device_table(space_name, space_option, latency_table, columns, prefix, dataset, input_shape,
-                         num_classes, profiles_dir, runtime) -> None:
+                         num_classes, profiles_dir, runtime, out: _Output) -> None:
     """Each column of a table of several devices into its own table-sourced profile."""
     from hwnas.profiling.runner import import_device_table
 
@@ -278,11 +310,14 @@ def _import_device_table(space_name, space_option, latency_table, columns, prefi
         prefix=prefix, space_options=parse_space_options(space_option), runtime=runtime,
         report=lambda problem: warn(f"{latency_table}: {problem}; skipped (fix the row and run the import again to "
                                     f"add it)"))
+    out.document.update(table=latency_table.name, space=space.name, input_shape=list(shape), profiles=[
+        {"profile": name, "path": str(Path(profiles_dir) / name), "imported": summary.measured,
+         "already": summary.already, "held_after": summary.held_after} for name, summary in summaries.items()])
     for name, summary in summaries.items():
         already = f", {summary.already} already in it" if summary.already else ""
-        click.echo(f"profile {name!r} ({Path(profiles_dir) / name}): imported {summary.measured} {space.name} "
+        out.line(f"profile {name!r} ({Path(profiles_dir) / name}): imported {summary.measured} {space.name} "
                    f"latencies at {format_input_shape(shape)}{already}; it now holds {summary.held_after}")
-    click.echo(f"{len(summaries)} profile(s) from {latency_table.name}: they serve as transfer sources for any "
+    out.line(f"{len(summaries)} profile(s) from {latency_table.name}: they serve as transfer sources for any "
                f"device profiled for {space.name} at {format_input_shape(shape)}")
 
 
