@@ -85,7 +85,8 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
     if resume is not None:
         run = RunDir.open(resume)
         _check_resume_flags(run.config)
-        run.load_state()  # a missing or tampered state.json is one line now, before anything is built
+        run.load_state(resuming=True)  # a missing or tampered state.json is one line now, before anything is built
+        run.check_checkpoint()  # a corrupt controller checkpoint too, before config.json is written
         overrides = {name: params[name] for name in ("max_trainings", "max_measurements") if _given(name)}
         if _given("time_budget"):
             overrides["time_budget_s"] = time_budget

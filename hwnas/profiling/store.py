@@ -28,7 +28,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from hwnas.arch import Arch
 from hwnas.io import atomic_write_json, check_name, finite_number
-from hwnas.profiling.errors import ProfileError
+from hwnas.profiling.errors import MAX_LATENCY_MS, MIN_LATENCY_MS, ProfileError, latency_in_range
 from hwnas.profiling.fingerprint import SCHEMA_VERSION, mismatches
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,12 @@ def _record_problem(record: Mapping[str, Any]) -> str | None:
     """What is wrong with a measurement record read from a profile (None when it is usable)."""
     median = record.get("median_ms")
     if not finite_number(median, positive=True):
-        return f"has median_ms {median!r}, not a positive finite number"
+        return f"has median_ms {repr(median)[:40]}, not a positive finite number"
+    if not latency_in_range(median):
+        return f"has median_ms {median!r}, outside {MIN_LATENCY_MS:g} .. {MAX_LATENCY_MS:g} ms"
+    runs = record.get("runs")
+    if runs is not None and not (isinstance(runs, int) and not isinstance(runs, bool) and runs >= 1):
+        return f"has runs {repr(runs)[:40]}, not a whole number of at least 1"
     if not isinstance(record.get("arch"), str) or not isinstance(record.get("space"), str):
         return "has an arch or space that is not text"
     shape = record.get("input_shape")

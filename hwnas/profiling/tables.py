@@ -19,7 +19,7 @@ from typing import Sequence
 
 from hwnas.arch import Arch
 from hwnas.errors import HwnasError
-from hwnas.profiling.errors import ProfileError
+from hwnas.profiling.errors import MAX_LATENCY_MS, MIN_LATENCY_MS, ProfileError, latency_in_range
 from hwnas.spaces.base import SearchSpace
 
 HEADER = ("arch", "latency_ms")
@@ -78,9 +78,11 @@ def _latency(cell: str) -> tuple[float | None, str | None]:
     try:
         latency = float(cell)
     except ValueError:
-        return None, f"latency {cell!r} is not a number"
+        return None, f"latency {cell[:40]!r} is not a number"
     if not math.isfinite(latency) or latency <= 0:
-        return None, f"latency {cell!r} is not a positive finite number"
+        return None, f"latency {cell[:40]!r} is not a positive finite number"
+    if not latency_in_range(latency):
+        return None, f"latency {cell[:40]!r} is outside {MIN_LATENCY_MS:g} .. {MAX_LATENCY_MS:g} ms"
     return latency, None
 
 

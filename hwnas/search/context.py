@@ -53,7 +53,7 @@ class RunContext:
         self.make_latency_predictor = make_latency_predictor
         self.estimator = estimator
         self.callback = callback
-        self.state = run_dir.load_state() or SearchState()
+        self.state = run_dir.load_state(resuming=True) or SearchState()
         self._session_start = time.monotonic()
         self._elapsed_at_start = self.state.elapsed_s
         self._keys: dict[str, str] = {}  # equivalence keys of the strings seen (see key)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import shutil
 from dataclasses import fields
@@ -38,6 +39,8 @@ from hwnas.search.state import Measured, SearchState, Verified
 
 if TYPE_CHECKING:
     from hwnas.search.result import SearchResult, Trial
+
+logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
@@ -74,6 +77,11 @@ class RunDir:
         folder = Path(path)
         if config.input_shape is None or config.num_classes is None:
             raise RunDirError("a run starts from a resolved configuration (RunConfig.resolved())")
+        if config.accuracy_function is None:  # the store it reads, recorded as an absolute path: a resume from
+            from hwnas.training.store import default_store_path  # another folder finds it, never a new one there
+
+            config = config.replace(store=str(Path(config.store or default_store_path()).expanduser().resolve()))
+        _check_tables(config)  # read (and cached) before the folder is made: a bad table leaves nothing behind
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -146,8 +154,21 @@ class RunDir:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    def check_checkpoint(self) -> None:
+        """Refuses a corrupt controller checkpoint before a resume writes anything (``CheckpointError``)."""
+        if self.controller_checkpoint.exists():
+            from hwnas.search.controllers.base import read_checkpoint
+
+            read_checkpoint(self.controller_checkpoint)
+
     # -- state -----------------------------------------------------------------------------------------------
-    def load_state(self) -> SearchState | None:
+    def load_state(self, *, resuming: bool = False) -> SearchState | None:
+        """The run's state (None: not started), every field checked (:func:`_check_state`; ``resuming``: its
+        accuracies must be fractions too).
+
+        Raises:
+            RunDirError: a missing or tampered ``state.json`` (one line naming the file and the field).
+        """
         path = self.path / STATE_FILE
         if not path.exists():
             if self.has_progress():
@@ -155,7 +176,7 @@ class RunDir:
                                   f"(nothing was changed); start a new run with another --run-dir")
             return None
         data = _read_json(path, what="search state")
-        _check_state(path, data)
+        _check_state(path, data, resuming=resuming)
         known = {f.name for f in fields(SearchState)}
         state = SearchState(**{k: v for k, v in data.items() if k in known})
         state.verified = [_record(Verified, entry) for entry in state.verified]
@@ -175,8 +196,21 @@ class RunDir:
         path = self.path / "history.csv"
         if not path.exists():
             return []
-        with open(path, newline="") as handle:
-            return list(csv.DictReader(handle))
+        try:
+            with open(path, newline="") as handle:
+                reader = csv.DictReader(handle)
+                rows = list(reader)
+                columns = reader.fieldnames or []
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise RunDirError(f"{path} cannot be read: {getattr(exc, 'strerror', None) or type(exc).__name__}") \
+                from None
+        if "round" not in columns:
+            raise RunDirError(f"{path} is corrupt: it has no 'round' column")
+        for line, row in enumerate(rows, start=2):
+            value = row.get("round") or ""
+            if not (value.isdigit() and int(value) <= MAX_ROUNDS) or None in row:
+                raise RunDirError(f"{path} is corrupt: line {line} has round {_short(value)} or extra fields")
+        return rows
 
     def append_history(self, row: Mapping[str, Any]) -> None:
         """Adds a round's row (replacing a row of the same round left by an interrupted session)."""
@@ -267,25 +301,160 @@ def _record(cls, entry: Mapping[str, Any]):
     return cls(**{k: v for k, v in entry.items() if k in names})
 
 
+def _check_tables(config: RunConfig) -> None:
+    """Reads a new run's latency and accuracy tables (parsed once per process: the run's sources reuse them)."""
+    if config.latency_table is None and config.accuracy_table is None:
+        return
+    from hwnas.search.sources.tables import TableLatency, accuracy_table
+
+    space = config.create_space()
+    if config.latency_table is not None:
+        TableLatency(config.latency_table, space)
+    if config.accuracy_table is not None:
+        accuracy_table(config.accuracy_table, space)
+
+
 def _progressed(folder: Path) -> bool:
     return any((folder / name).exists() for name in (STATE_FILE, "result.json", "history.csv", "controller.ckpt",
                                                      "predictors", "supernet"))
 
 
-def _check_state(path: Path, data: Mapping[str, Any]) -> None:
-    """Every trained and measured entry of ``state.json`` has an architecture and finite numbers."""
-    for name in ("verified", "measured", "pending", "training"):
-        if not isinstance(data.get(name, []), list):
-            raise RunDirError(f"{path} is corrupt: {name!r} is not a list")
-    for i, entry in enumerate(data.get("verified", [])):
-        if not (isinstance(entry, dict) and isinstance(entry.get("arch"), str) and finite_number(entry.get("accuracy"))
-                and finite_number(entry.get("latency_ms"), positive=True)):
-            raise RunDirError(f"{path} is corrupt: trained entry {i + 1} needs an arch, a numeric accuracy and "
-                              f"a positive latency_ms")
-    estimated = data.get("estimated", {})
-    if not isinstance(estimated, dict) or not all(finite_number(v) for v in estimated.values()):
-        raise RunDirError(f"{path} is corrupt: 'estimated' must map architectures to numeric accuracies")
-    for i, entry in enumerate(data.get("measured", [])):
-        if not (isinstance(entry, dict) and isinstance(entry.get("arch"), str)
-                and finite_number(entry.get("latency_ms"), positive=True)):
-            raise RunDirError(f"{path} is corrupt: measured entry {i + 1} needs an arch and a positive latency_ms")
+#: The most rounds a run can have made (a state saying more was edited).
+MAX_ROUNDS = 1_000_000
+
+
+def _whole(value: Any, least: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= 10**12
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _unit(value: Any) -> bool:
+    return finite_number(value) and 0.0 <= value <= 1.0
+
+
+def _at_least_zero(value: Any) -> bool:
+    return finite_number(value) and value >= 0
+
+
+def _optional(check):
+    return lambda value: value is None or check(value)
+
+
+def _positive(value: Any) -> bool:
+    return finite_number(value, positive=True)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _list_of(check):
+    return lambda value: isinstance(value, list) and all(check(v) for v in value)
+
+
+def _round(value: Any) -> bool:
+    return _whole(value) and value <= MAX_ROUNDS
+
+
+#: state.json's fields: (check, what it must be). An accuracy is any finite number on reading (old runs made from
+#: percentage tables still open) and a fraction in [0, 1] on resuming (see ``_check_state``).
+_STATE_FIELDS: dict[str, tuple[Any, str]] = {
+    "round": (_round, f"a whole number between 0 and {MAX_ROUNDS}"),
+    "verified": (lambda v: isinstance(v, list), "a list"),
+    "measured": (lambda v: isinstance(v, list), "a list"),
+    "pending": (_list_of(_text), "a list of architectures"),
+    "pending_group": (_list_of(_whole), "a list of whole numbers >= 0"),
+    "slots": (_list_of(_whole), "a list of whole numbers >= 0"),
+    "pending_predictions": (lambda v: isinstance(v, dict) and all(
+        isinstance(p, list) and all(x is None or finite_number(x) for x in p) for p in v.values()),
+        "a map of architectures to lists of numbers"),
+    "training": (lambda v: isinstance(v, list) and all(
+        isinstance(t, dict) and _text(t.get("arch")) and _positive(t.get("latency_ms")) for t in v),
+        "a list of {arch, latency_ms > 0}"),
+    "round_start": (_list_of(_whole), "a list of whole numbers >= 0"),
+    "learned_round": (_round, f"a whole number between 0 and {MAX_ROUNDS}"),
+    "estimated": (lambda v: isinstance(v, dict) and all(finite_number(x) for x in v.values()),
+                  "a map of architectures to numeric accuracies"),
+    "latency_fit": (_list_of(_whole), "a list of whole numbers >= 0"),
+    "refilled_round": (lambda v: _whole(v, -1) and v <= MAX_ROUNDS, "a whole number >= -1"),
+    "search_done": (_flag, "true or false"),
+    "finalists": (_list_of(_text), "a list of architectures"),
+    "final_seeds": (_whole, "a whole number >= 0"),
+    "finals": (lambda v: isinstance(v, list) and all(
+        isinstance(f, dict) and _text(f.get("arch")) and _whole(f.get("replica")) and finite_number(f.get("accuracy"))
+        for f in v), "a list of {arch, replica, accuracy}"),
+    "elapsed_s": (_at_least_zero, "a number of seconds >= 0"),
+    "finished": (_flag, "true or false"),
+    "stop_reason": (_text, "text"),
+}
+#: Fields every state.json has had (a state without them was cut or edited).
+_STATE_REQUIRED = ("round", "verified", "measured")
+
+_VERIFIED_FIELDS: dict[str, tuple[Any, str]] = {
+    "arch": (lambda v: isinstance(v, str) and bool(v), "an architecture"),
+    "accuracy": (finite_number, "a numeric accuracy"),
+    "latency_ms": (_positive, "a positive number"),
+    "round": (_round, "a whole number >= 0"),
+    "latency_measured": (_flag, "true or false"),
+    "predicted_accuracy": (_optional(finite_number), "a number or null"),
+    "predicted_latency_ms": (_optional(finite_number), "a number or null"),
+    "measurements_used": (_optional(_whole), "a whole number >= 0 or null"),
+    "elapsed_s": (_optional(_at_least_zero), "a number >= 0 or null"),
+    "params": (_optional(_whole), "a whole number >= 0 or null"),
+    "macs": (_optional(_whole), "a whole number >= 0 or null"),
+    "train_seconds": (_optional(_at_least_zero), "a number >= 0 or null"),
+    "test_accuracy": (_optional(finite_number), "a number or null"),
+    "seed": (_optional(_whole), "a whole number >= 0 or null"),
+}
+_MEASURED_FIELDS: dict[str, tuple[Any, str]] = {
+    "arch": _VERIFIED_FIELDS["arch"],
+    "latency_ms": (_positive, "a positive number"),
+    "round": (_round, "a whole number >= 0"),
+    "measured": (_flag, "true or false"),
+    "predicted_latency_ms": (_optional(finite_number), "a number or null"),
+}
+
+
+def _check_state(path: Path, data: Mapping[str, Any], *, resuming: bool = False) -> None:
+    """Every field of ``state.json`` has its type and range (one line naming the file and the field);
+    ``resuming``: accuracies must also be fractions in [0, 1] (a resumed run's answer is one of them). Unknown
+    keys are ignored with a warning (a newer hwnas may add some)."""
+    def corrupt(field: str, value: Any, rule: str) -> RunDirError:
+        return RunDirError(f"{path} is corrupt: {field} is {_short(value)}, not {rule}")
+
+    for name, (check, rule) in _STATE_FIELDS.items():
+        if name in data and not check(data[name]):
+            raise corrupt(name, data[name], rule)
+    unknown = sorted(set(data) - set(_STATE_FIELDS))
+    if unknown:
+        logger.warning("%s: ignoring unknown keys %s (written by a newer hwnas?)", path,
+                       ", ".join(repr(k)[:40] for k in unknown[:5]))
+    for what, specs, required in (("verified", _VERIFIED_FIELDS, ("arch", "accuracy", "latency_ms", "round")),
+                                  ("measured", _MEASURED_FIELDS, ("arch", "latency_ms", "round"))):
+        for i, entry in enumerate(data.get(what, [])):
+            if not isinstance(entry, dict):
+                raise corrupt(f"{what}[{i}]", entry, "an object")
+            for name in required:
+                if name not in entry:
+                    raise RunDirError(f"{path} is corrupt: {what}[{i}].{name} is missing")
+            for name, (check, rule) in specs.items():
+                if name in entry and not check(entry[name]):
+                    raise corrupt(f"{what}[{i}].{name}", entry[name], rule)
+    for name in _STATE_REQUIRED:
+        if name not in data:
+            raise RunDirError(f"{path} is corrupt: {name!r} is missing")
+    if resuming:
+        fractions = [(f"verified[{i}].{k}", e.get(k)) for i, e in enumerate(data["verified"])
+                     for k in ("accuracy", "test_accuracy")]
+        fractions += [(f"finals[{i}].accuracy", f["accuracy"]) for i, f in enumerate(data.get("finals", []))]
+        for field, value in fractions:
+            if value is not None and not _unit(value):
+                raise corrupt(field, value, "an accuracy between 0 and 1")

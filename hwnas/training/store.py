@@ -36,6 +36,9 @@ DEFAULT_STORE = "evals.sqlite"
 STORE_ENV = "HWNAS_STORE"
 SCHEMA_VERSION = 1
 
+#: (path, size, mtime) of the stores whose quick_check passed in this process: checked once per file state
+_CHECKED: set[tuple[str, int, int]] = set()
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS evals (
     space          TEXT    NOT NULL,
@@ -206,31 +209,69 @@ class EvalStore:
             raise StoreError(f"{self.path}: folder {parent} does not exist")
         if self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder, not an evaluation store file")
+        existed = self.path.is_file() and self.path.stat().st_size > 0
         try:
             conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            if existed:  # read before anything is written: a foreign, newer or corrupt file is left as it is
+                self._check_existing(conn)
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise StoreError(f"{self.path}: written by a newer hwnas (store schema {version}; this "
-                                     f"version reads {SCHEMA_VERSION})")
-                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-                if version == 0 and tables - {"evals"}:
-                    raise StoreError(f"{self.path}: an SQLite file that is not an hwnas evaluation store")
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            if not (existed and self._schema_current(conn)):
+                self._create_schema(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a usable evaluation store ({exc})") from None
         return conn
+
+    def _check_existing(self, conn: sqlite3.Connection) -> None:
+        """Refuses (writing nothing) a store of a newer hwnas, another SQLite file, or a corrupt one:
+        ``PRAGMA quick_check`` once per file state and process (about 1 ms per thousand records)."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written by a newer hwnas (store schema {version}; this "
+                             f"version reads {SCHEMA_VERSION})")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version == 0 and tables - {"evals"}:
+            raise StoreError(f"{self.path}: an SQLite file that is not an hwnas evaluation store")
+        info = self.path.stat()
+        state = (str(self.path.resolve()), info.st_size, info.st_mtime_ns)
+        if state in _CHECKED:
+            return
+        try:
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(100)").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            problems = [str(exc)]
+        # a row breaking a CHECK or NOT NULL (an edited store) is the rows' check's to skip, not a corrupt file
+        problems = [p for p in problems if p != "ok" and not str(p).startswith(("CHECK constraint", "NULL value"))]
+        if problems:
+            conn.close()
+            first = " ".join(line for line in str(problems[0]).splitlines() if not line.startswith("***"))[:100]
+            raise StoreError(f"{self.path}: the evaluation store is corrupt ({first}); nothing was changed: "
+                             f"move it aside and start a new one (sqlite3's .recover may save its records)")
+        _CHECKED.add(state)
+
+    @staticmethod
+    def _schema_current(conn: sqlite3.Connection) -> bool:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        return version == SCHEMA_VERSION and {"evals", "evals_by_dataset"} <= names
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if version == 0 and tables - {"evals"}:
+                raise StoreError(f"{self.path}: an SQLite file that is not an hwnas evaluation store")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():
@@ -260,11 +301,32 @@ class EvalStore:
 
     def _row_to_record(self, row: tuple) -> EvalRecord:
         data = dict(zip(_COLUMNS, row))
-        try:
-            data["recipe"] = json.loads(data["recipe"])
-            return EvalRecord(**data)
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"{self.path}: a record of {data.get('arch')!r} is corrupt ({exc})") from None
+        problem = _row_problem(data)
+        if problem is None:
+            try:
+                data["recipe"] = json.loads(data["recipe"])
+                if not isinstance(data["recipe"], dict):
+                    problem = "recipe is not a JSON object"
+            except (TypeError, ValueError):
+                problem = "recipe is not JSON"
+        if problem is not None:
+            raise StoreError(f"{self.path}: the record of {str(data.get('arch'))[:80]!r} is invalid ({problem}); "
+                             f"delete it or move the store aside")
+        return EvalRecord(**data)
+
+    def _valid_records(self, rows: list[tuple]) -> list[EvalRecord]:
+        """The records of ``rows``; invalid ones (an edited or old store) skipped with one warning."""
+        records: list[EvalRecord] = []
+        skipped: list[str] = []
+        for row in rows:
+            try:
+                records.append(self._row_to_record(row))
+            except StoreError as exc:
+                skipped.append(str(exc))
+        if skipped:
+            logger.warning("%s: skipping %d invalid record(s); the first: %s", self.path, len(skipped),
+                           skipped[0].split(": ", 1)[-1])
+        return records
 
     def get(self, key: EvalKey) -> EvalRecord | None:
         """The stored record of ``key``, or None."""
@@ -333,7 +395,7 @@ class EvalStore:
         sql += f" ORDER BY {order_by} {'DESC' if descending else 'ASC'}, rowid"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [self._row_to_record(row) for row in self._rows(sql, tuple(params))]
+        return self._valid_records(self._rows(sql, tuple(params)))
 
     def __len__(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM evals")[0][0])
@@ -396,6 +458,47 @@ def as_evaluator(trainer: Evaluator | Callable[..., TrainResult] | None) -> Eval
     if callable(trainer):
         return Trainer(train_fn=trainer, report_test=False)
     raise TypeError(f"trainer must be an Evaluator or a function, got {type(trainer).__name__}")
+
+
+_TEXT = ("space", "arch", "dataset", "recipe_hash", "arch_id", "source", "recipe", "hwnas_version")
+_WHOLE = ("seed", "epochs")
+_WHOLE_OR_NONE = ("params", "threads")
+_NUMBER_OR_NONE = ("val_loss", "train_loss", "test_accuracy")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _row_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a stored row (text where a number belongs, an accuracy outside [0, 1], ...), or None:
+    the schema's CHECK holds only for tables made since it exists, and a store can be edited."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    for name in _TEXT:
+        if not isinstance(data.get(name), str):
+            return f"{name} is not text"
+    for name in _WHOLE:
+        if not (isinstance(data.get(name), int) and data[name] >= 0):
+            return f"{name} {_short(data.get(name))} is not a whole number of at least 0"
+    for name in _WHOLE_OR_NONE:
+        if data.get(name) is not None and not (isinstance(data[name], int) and data[name] >= 0):
+            return f"{name} {_short(data.get(name))} is not a whole number of at least 0"
+    for name in _NUMBER_OR_NONE:
+        if data.get(name) is not None and not number(data[name]):
+            return f"{name} {_short(data.get(name))} is not a number"
+    if not (number(data.get("val_accuracy")) and 0.0 <= data["val_accuracy"] <= 1.0):
+        return f"val_accuracy {_short(data.get('val_accuracy'))} is not a fraction in [0, 1]"
+    if data.get("test_accuracy") is not None and not 0.0 <= data["test_accuracy"] <= 1.0:
+        return f"test_accuracy {_short(data.get('test_accuracy'))} is not a fraction in [0, 1]"
+    if not (number(data.get("data_fraction")) and 0.0 < data["data_fraction"] <= 1.0):
+        return f"data_fraction {_short(data.get('data_fraction'))} is not in (0, 1]"
+    for name in ("wall_time_s", "created_at"):
+        if not (number(data.get(name)) and data[name] >= 0):
+            return f"{name} {_short(data.get(name))} is not a number of at least 0"
+    return None
 
 
 def _like_prefix(text: str) -> str:

@@ -84,21 +84,7 @@ class Controller(abc.ABC):
         Raises:
             CheckpointError: the file is not such a checkpoint (corrupt, another format, or crafted).
         """
-        import torch
-
-        try:
-            with warnings.catch_warnings():  # torch's notes on foreign pickle protocols: the error says it all
-                warnings.simplefilter("ignore")
-                payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - every way a foreign file fails to load is one error
-            # torch's own message suggests weights_only=False, the one thing never to do with such a file
-            raise CheckpointError(f"{path} is not a data-only hwnas controller checkpoint (corrupt, crafted, or "
-                                  f"written by an hwnas that pickled checkpoints); it was not loaded") from None
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path} is not an hwnas controller checkpoint")
-        if payload.get("version") != CHECKPOINT_VERSION:
-            raise CheckpointError(f"{path} has checkpoint version {payload.get('version')!r}; this hwnas reads "
-                                  f"{CHECKPOINT_VERSION}")
+        payload = read_checkpoint(path)
         self.load_state_dict(_from_data(payload["state"]))
 
     def state_dict(self) -> dict:
@@ -151,3 +137,28 @@ CONTROLLERS: Registry[Controller] = Registry("controller")
 def create_controller(name: str, space: SearchSpace, *, seed: int = 0, **kwargs) -> Controller:
     """The controller registered as ``name`` (keyword arguments go to its constructor, e.g. ``mode``)."""
     return CONTROLLERS.get(name)(space, seed=seed, **kwargs)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The payload of a controller checkpoint, read data-only (``torch.load(weights_only=True)``) and checked for
+    its format and version (a resume checks it before it writes anything).
+
+    Raises:
+        CheckpointError: the file is not such a checkpoint (corrupt, another format, or crafted).
+    """
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch's notes on foreign pickle protocols: the error says it all
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - every way a foreign file fails to load is one error
+        # torch's own message suggests weights_only=False, the one thing never to do with such a file
+        raise CheckpointError(f"{path} is not a data-only hwnas controller checkpoint (corrupt, crafted, or "
+                              f"written by an hwnas that pickled checkpoints); it was not loaded") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an hwnas controller checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')!r}; this hwnas reads "
+                              f"{CHECKPOINT_VERSION}")
+    return payload
