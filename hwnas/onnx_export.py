@@ -25,7 +25,7 @@ import torch
 from hwnas import __version__
 from hwnas.arch import Arch
 from hwnas.errors import ExportError
-from hwnas.io import atomic_path
+from hwnas.io import atomic_path, check_output_file
 from hwnas.shapes import format_input_shape
 from hwnas.spaces.base import SearchSpace
 
@@ -269,6 +269,8 @@ def export_model(model: torch.nn.Module, input_shape: Sequence[int], path: str |
     target = Path(path) if path is not None else None
     if target is not None and not target.parent.resolve().is_dir():
         raise ExportError(f"cannot write {target}: {target.parent} is not an existing folder")
+    if target is not None:
+        target = check_output_file(target, what="ONNX file", error=ExportError, new_folder=False)
     model_bytes = to_onnx_bytes(model, input_shape, batch_size=batch_size, dynamic_batch=dynamic_batch,
                                 opset=opset, metadata=metadata, input_dtype=input_dtype)
     check_onnx(model_bytes)

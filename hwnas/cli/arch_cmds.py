@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hwnas.cli.common import INPUT_SHAPE, NUM_CLASSES, SEED, json_option, make_space, print_json, space_options
+from hwnas.cli.common import (INPUT_SHAPE, NUM_CLASSES, SEED, force_option, json_option, make_space, print_json,
+                              space_options)
 from hwnas.errors import HwnasError
 
 DEFAULT_SHAPE = "1x8x8"  # the embedded default task: scikit-learn's 8x8 digits, 10 classes
@@ -104,11 +105,16 @@ def inspect_cmd(arch: str, space_name: str, space_option: tuple[str, ...], input
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the weight initialisation.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--dynamic-batch", is_flag=True, help="Export with a symbolic batch dimension.")
+@force_option
 @json_option
 def onnx_cmd(arch: str, space_name: str, space_option: tuple[str, ...], input_shape, num_classes: int,
-             output: Path, seed: int, batch_size: int, dynamic_batch: bool, as_json: bool) -> None:
+             output: Path, seed: int, batch_size: int, dynamic_batch: bool, force: bool, as_json: bool) -> None:
     """Export an (untrained) architecture to a checked ONNX file."""
+    from hwnas.errors import ExportError
+    from hwnas.io import check_output_file
     from hwnas.onnx_export import export_arch
+
+    output = check_output_file(output, force=force, what="ONNX file", error=ExportError, new_folder=False)
 
     space = make_space(space_name, space_option)
     parsed = space.parse(arch)

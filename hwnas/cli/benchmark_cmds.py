@@ -46,12 +46,13 @@ def benchmark_cmd(controller_names, seeds, out, as_json, **params) -> None:
     hwnas benchmark --space nb201 --accuracy-table acc.csv --latency-table lat.csv --latency-budget 0.6ms \\
         --max-trainings 100 --seeds 5 --out runs/bench
     """
-    from hwnas.search.benchmark import run_benchmark
+    from hwnas.search.benchmark import check_benchmark_folder, run_benchmark
 
     config = config_from_options({k: params[k] for k in RUN_PARAMS})
     check_device_for(config, params)
     budget = format_latency(config.budget_ms)
     out = out or Path("runs") / f"benchmark-{config.space}-{config.device}-{budget}"
+    check_benchmark_folder(out)  # a foreign folder, a file or a device: no Ray, no work
     echo = progress_echo(as_json)
     echo(f"benchmark: {', '.join(controller_names)} x {seeds} seeds, {config.max_trainings} evaluations "
          f"each, budget {budget}, {config.mode} -> {out}")

@@ -117,6 +117,13 @@ def warn(message: str) -> None:
     click.echo(f"Warning: {message}", err=True)
 
 
+def force_option(func):
+    """The ``--force`` flag of a command that writes one output file: write through a symbolic link (never
+    into a device or a FIFO; :func:`hwnas.io.check_output_file`)."""
+    return click.option("--force", is_flag=True,
+                        help="Write the output through a symbolic link (refused without it).")(func)
+
+
 def json_option(func):
     """The ``--json`` flag of a command that prints data: one JSON document on stdout instead of the text
     (:func:`print_json`); progress and warnings go to stderr."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, SEED, parse_space_options, print_json, progress_echo
+from hwnas.cli.common import INPUT_SHAPE, SEED, force_option, parse_space_options, print_json, progress_echo
 from hwnas.cli.run_options import ray_option
 from hwnas.cli.train_cmds import THREADS_HELP, device_options
 from hwnas.runtimes.onnxruntime import provider_names
@@ -71,12 +71,13 @@ def _size(n: int) -> str:
                    "<name>.xml + <name>.bin), checked against PyTorch and re-measured in it [default: the run's, "
                    "else onnxruntime].")
 @ray_option
+@force_option
 def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str | None,
                space_name: str | None, space_option: tuple[str, ...], dataset: str | None,
                dataset_option: tuple[str, ...], input_shape, dynamic_batch: bool, raw_input: bool,
                quantize: str | None, seed: int | None, threads: int | None, train_device: str,
                loader_workers: int | None, as_json: bool, from_supernet: Path | None, runtime: str | None,
-               ray_address: str | None) -> None:
+               ray_address: str | None, force: bool) -> None:
     """Train the chosen architecture with the final recipe and export it as a checked ONNX model.
 
     The final recipe is the search's, at full data, for 3x its epochs (--epochs overrides), trained on
@@ -100,7 +101,11 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
     from hwnas.devices import open_device
     from hwnas.deploy.target import resolve_target
     from hwnas.search.rundir import lock_run_folder
+    from hwnas.deploy.target import DeployError
+    from hwnas.io import check_output_file
 
+    inputs = [dataset] if dataset and Path(dataset).is_file() else []
+    output = check_output_file(output, force=force, inputs=inputs, what="model", error=DeployError)  # before work
     if (dataset_option or input_shape) and not dataset:
         raise click.UsageError("-D/--dataset-option and --input-shape go with --dataset")
     from hwnas.training.trainer import training_device
@@ -121,7 +126,7 @@ def export_cmd(run_dir: Path | None, output: Path, epochs: int | None, arch: str
                                     raw_input=raw_input, threads=threads,
                                     echo=progress_echo(as_json), device=device,
                                     from_supernet=from_supernet, train_device=train_device,
-                                    loader_workers=loader_workers)
+                                    loader_workers=loader_workers, force=force)
         finally:
             device.close()
     if as_json:

@@ -78,7 +78,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
     hwnas search --latency-budget 2ms --dataset photos/ --input-shape 3x32x32 --epochs 5 --data-fraction 0.5
     """
     from hwnas.search.config_file import dump_toml
-    from hwnas.search.rundir import RunDir
+    from hwnas.search.rundir import RunDir, check_run_folder
 
     # MLflow missing, or its store unusable: one line, no folder (--print-config writes nothing, MLflow included)
     tracker = None if print_config else _mlflow_tracker(mlflow_uri)
@@ -87,6 +87,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
         _check_resume_flags(run.config)
         run.load_state(resuming=True)  # a missing or tampered state.json is one line now, before anything is built
         run.check_checkpoint()  # a corrupt controller checkpoint too, before config.json is written
+        run.check_recorded_paths()  # its store and profile exist: never made afresh where config.json points
         overrides = {name: params[name] for name in ("max_trainings", "max_measurements") if _given(name)}
         if _given("time_budget"):
             overrides["time_budget_s"] = time_budget
@@ -113,6 +114,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
             click.echo(dump_toml(config), nl=False)
             return
         run_dir = run_dir or Path("runs") / config.run_name()
+        check_run_folder(run_dir)  # a foreign folder, a file or a device: no Ray, no work
         check_device_for(config, params)  # an unusable device: no folder
         executor = executor_from_options(params, train_threads=config.train_threads)  # Ray missing: no folder
         run = RunDir.create(run_dir, config)

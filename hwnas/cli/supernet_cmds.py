@@ -110,10 +110,14 @@ def supernet_train_cmd(space_name: str, space_option: tuple[str, ...], dataset_s
     Ctrl-C or a kill loses at most the epoch in progress.
     """
     from hwnas.cli.train_cmds import dataset_spec_of
+    from hwnas.io import check_output_folder
+    from hwnas.supernet.base import SupernetError
     from hwnas.supernet.folder import SupernetFolder, SupernetSettings
     from hwnas.supernet.training import train_supernet
     from hwnas.training.trainer import training_device
 
+    if output is not None:  # a foreign folder, a file or a device: before any work
+        check_output_folder(output, kinds=("supernet folder",), what="supernet folder", error=SupernetError)
     training_device(train_device)  # usable here, before any work
     space = make_space(space_name, space_option)
     recipe = make_recipe(epochs or DEFAULT_EPOCHS, data_fraction, recipe_option)

@@ -23,7 +23,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from hwnas.data.lazy import concatenate, take
 from hwnas.deploy.target import DeployError
 from hwnas.data.preprocess import Preprocess
 from hwnas.onnx_export import ExportReport, ParityReport, RawInput, export_model
-from hwnas.io import file_mode
+from hwnas.io import check_output_file, file_mode, refuse_special
 from hwnas.spaces.base import SearchSpace
 from hwnas.training.recipe import Recipe
 
@@ -221,13 +221,16 @@ def weights_bytes(model: torch.nn.Module, info: Mapping[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def check_output_path(path: str | os.PathLike) -> Path:
-    """Checks, before any work, that ``path`` can be written; creates its missing parent folders.
+def check_output_path(path: str | os.PathLike, *, force: bool = False,
+                      inputs: Sequence[str | os.PathLike] = ()) -> Path:
+    """Checks, before any work, that ``path`` can be written (:func:`hwnas.io.check_output_file`: with
+    ``force`` through a symbolic link, never over a device, a file of an hwnas folder or one of ``inputs``);
+    creates its missing parent folders; returns the path to write.
 
     Raises:
-        DeployError: a parent is a file, ``path`` is a folder, or the folder is not writable.
+        DeployError: a parent is a file, ``path`` is a folder, a device or a link, or the folder is not writable.
     """
-    target = Path(path)
+    target = check_output_file(path, force=force, inputs=inputs, what="model", error=DeployError)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
@@ -271,6 +274,7 @@ def write_outputs(files: Mapping[str | os.PathLike, bytes]) -> list[Path]:
                 os.fsync(handle.fileno())
             os.chmod(tmp, mode)  # mkstemp makes private files; an exported model is an ordinary file
         for tmp, target in staged:
+            refuse_special(target)  # a device or FIFO made since the check is never renamed over
             os.replace(tmp, target)
     except OSError as exc:
         for tmp, _ in staged:

@@ -78,7 +78,7 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
                   quantize: str | None = None, raw_input: bool = False, threads: int | None = None,
                   echo: Callable[[str], None] = logger.info, protocol: dict[str, Any] | None = None,
                   device: Device | None = None, from_supernet: str | Path | None = None, train_device: str = "auto",
-                  loader_workers: int | None = None) -> ExportSummary:
+                  loader_workers: int | None = None, force: bool = False) -> ExportSummary:
     """Trains, exports, measures and writes the final model of ``target`` (see the module docstring).
 
     Args:
@@ -99,6 +99,7 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
             from the target's device and profiles, never a Ray node).
         from_supernet: A finished supernet folder of the same space and data set: the final training starts
             from its weights for the architecture instead of a fresh initialisation.
+        force: Write the output through a symbolic link (``--force``; never into a device or a FIFO).
 
     Raises:
         DeployError: the output cannot be written, the data do not match the run, or a step failed.
@@ -107,7 +108,8 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
 
     from hwnas.training.trainer import training_device
 
-    out = check_output_path(output)
+    dataset_file = [target.dataset] if target.dataset and Path(target.dataset).is_file() else []
+    out = check_output_path(output, force=force, inputs=dataset_file)
     train_on = training_device(train_device)  # an unusable device is one line before any work
     conditions = target.conditions
     runtime = get_runtime(conditions.runtime)
@@ -123,6 +125,9 @@ def export_target(target: ExportTarget, output: str | Path, *, dynamic_batch: bo
     if runtime.name != DEFAULT_RUNTIME and out.suffix != ".onnx":
         raise DeployError(f"cannot write {out}: with runtime {runtime.name} the output is the ONNX file its files "
                           f"go beside; give a name ending in .onnx")
+    companions = [".pt", *runtime.ship_suffixes, *([".int8.onnx"] if quantize else [])]
+    for suffix in dict.fromkeys(s for s in companions if s != ".onnx"):  # written beside the model, checked alike
+        check_output_path(sibling(out, suffix), force=force, inputs=dataset_file)
     if quantize and not runtime.runs_int8_onnx:
         raise DeployError(f"--quantize int8 writes an int8 ONNX file, which runtime {runtime.name} does not run")
     if quantize and target.conditions.precision != "fp32":

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_json, atomic_write_text, finite_number, read_json_object
+from hwnas.io import (atomic_write_json, atomic_write_text, check_output_folder, finite_number,
+                      read_json_object)
 from hwnas.search.config import RunConfig
 from hwnas.search.result import SearchResult
 from hwnas.search.curves import (best_curve, checkpoints, measurement_curve, plot_curves, regret_curve,
@@ -117,7 +118,7 @@ def run_benchmark(config: RunConfig, *, controllers: Sequence[str], seeds: Seque
     unknown = [c for c in controllers if c not in CONTROLLERS]
     if unknown:
         raise BenchmarkError(f"unknown controller {unknown[0]!r} (known: {', '.join(CONTROLLERS.names())})")
-    folder = Path(out)
+    folder = check_benchmark_folder(out)
     folder.mkdir(parents=True, exist_ok=True)
     config = config.replace(store=config.store or str(folder / "evals.sqlite"))
     _check_settings(folder, config)
@@ -140,6 +141,12 @@ def run_benchmark(config: RunConfig, *, controllers: Sequence[str], seeds: Seque
                     else "none under budget")
                  + (f", regret {entry['regret'][-1]:.4f}" if best is not None else ""))
     return write_outputs(folder, config, curves, best)
+
+
+def check_benchmark_folder(out: str | os.PathLike) -> Path:
+    """Checks, before any work, that ``out`` may hold a benchmark: new, empty or a benchmark folder (never a
+    non-empty folder that is not hwnas's, nor a file; :func:`hwnas.io.check_output_folder`)."""
+    return check_output_folder(out, kinds=("benchmark folder",), what="benchmark folder", error=BenchmarkError)
 
 
 def _run_one(folder: Path, config: RunConfig, *, controller: str, seed: int, best: dict | None,

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 from hwnas import __version__
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_text
+from hwnas.io import atomic_write_text, check_output_file
 from hwnas.search.curves import best_curve
 from hwnas.search.config import RunConfig
 from hwnas.search.importance import SAMPLES, DecisionImportance, decision_importance, latest_predictor, top
@@ -93,13 +93,14 @@ def load_run(path: str | os.PathLike) -> RunView:
                    measured=[vars(m) for m in state.measured], history=run.history())
 
 
-def write_report(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -> Path:
-    """Writes the HTML page about the runs in ``paths`` to ``output`` (atomically); returns its path."""
+def write_report(paths: Sequence[str | os.PathLike], output: str | os.PathLike, *, force: bool = False) -> Path:
+    """Writes the HTML page about the runs in ``paths`` to ``output`` (atomically); returns its path.
+    ``output`` is checked first (:func:`hwnas.io.check_output_file`; ``force``: through a symbolic link)."""
+    target = check_output_file(output, force=force, inputs=paths, what="report", error=ReportError)
     runs = [load_run(p) for p in paths]
     names = [r.name for r in runs]
     if len(set(names)) < len(names):  # two folders of one name: tell them apart by their parent
         runs = [RunView(**{**r.__dict__, "name": f"{r.path.parent.name}/{r.name}"}) for r in runs]
-    target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, render(runs))
     return target

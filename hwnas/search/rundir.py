@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_json, atomic_write_text, finite_number, read_json_object
+from hwnas.io import atomic_write_json, atomic_write_text, check_output_folder, finite_number, read_json_object
 from hwnas.search.config import ConfigError, RunConfig
 from hwnas.search.state import Measured, SearchState, Verified
 
@@ -74,7 +74,7 @@ class RunDir:
     def create(cls, path: str | os.PathLike, config: RunConfig) -> "RunDir":
         """Starts a new run in ``path`` (which must not hold one already) with a resolved ``config``
         (:meth:`RunConfig.resolved`)."""
-        folder = Path(path)
+        folder = check_run_folder(path)
         if config.input_shape is None or config.num_classes is None:
             raise RunDirError("a run starts from a resolved configuration (RunConfig.resolved())")
         if config.accuracy_function is None:  # the store it reads, recorded as an absolute path: a resume from
@@ -107,6 +107,28 @@ class RunDir:
         except ConfigError as exc:
             raise RunDirError(f"{folder / CONFIG_FILE} is corrupt: {exc}") from None
         return cls(folder, config)
+
+    def check_recorded_paths(self) -> None:
+        """Before a run that has progressed resumes: the evaluation store (``store``) and the device profile
+        (``profiles_dir``) its ``config.json`` records exist. A resume never starts a fresh one wherever the
+        record points (an edited ``config.json``, or a resume from another working folder: relative paths
+        are the working folder's, as when the run started); it is one line naming the path instead."""
+        if not self.has_progress():
+            return
+        config = self.config
+        if config.store is not None and config.accuracy_function is None and not Path(config.store).is_file():
+            raise RunDirError(f"the run's evaluation store {config.store} (recorded in {self.path / CONFIG_FILE}) "
+                              f"does not exist in {Path.cwd()}: a resume never starts a fresh one; resume from "
+                              f"the folder the run started in, or restore the store")
+        if config.latency_table is None:
+            from hwnas.devices import profile_name
+            from hwnas.profiling.store import ProfileStore
+
+            profile = ProfileStore(config.profiles_dir, profile_name(config.device, config.runtime))
+            if not profile.exists:
+                raise RunDirError(f"the run's device profile {profile.path} (profiles_dir in "
+                                  f"{self.path / CONFIG_FILE}) does not exist in {Path.cwd()}: a resume never "
+                                  f"starts a fresh one; resume from the folder the run started in, or restore it")
 
     def update_config(self, **changes: Any) -> None:
         """Applies ``changes`` (a resume's longer budgets) to the configuration and writes it back atomically."""
@@ -312,6 +334,13 @@ def _check_tables(config: RunConfig) -> None:
         TableLatency(config.latency_table, space)
     if config.accuracy_table is not None:
         accuracy_table(config.accuracy_table, space)
+
+
+def check_run_folder(path: str | os.PathLike) -> Path:
+    """Checks, before any work, that a new run may be made in ``path``: a new or empty folder, or a run folder
+    (one that holds a run is refused by :meth:`RunDir.create`); never a non-empty folder that is no run of
+    hwnas's, a file or a device (:func:`hwnas.io.check_output_folder`)."""
+    return check_output_folder(path, kinds=("run folder",), what="run folder", error=RunDirError)
 
 
 def _progressed(folder: Path) -> bool:

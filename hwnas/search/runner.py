@@ -200,6 +200,7 @@ def _run_search(run: RunDir, *, echo: Callable[[str], None], wrap_sources: Calla
                 executor) -> SearchResult:
     from hwnas.search.sources.accuracy import accuracy_source
 
+    run.check_recorded_paths()  # a resume never makes a fresh store or profile where config.json points
     ray_gpus = float(getattr(executor, "gpus_per_task", 0.0))
     on_ray = getattr(executor, "kind", "serial") == "ray"
     _check_train_device(run, ray_gpus=ray_gpus, on_ray=on_ray)  # before anything is measured or trained

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from hwnas import __version__
 from hwnas.data.base import Dataset
 from hwnas.data.resolve import DatasetSpec
+from hwnas.io import check_output_folder
 from hwnas.locks import folder_lock
 from hwnas.spaces.base import SearchSpace
 from hwnas.supernet.base import Supernet, SupernetError
@@ -82,6 +83,7 @@ def train_supernet(folder: SupernetFolder, *, space: SearchSpace, spec: DatasetS
         SupernetError: the folder holds another supernet (other space, data, recipe or settings), or a
             file in it is corrupt.
     """
+    check_output_folder(folder.path, kinds=("supernet folder",), what="supernet folder", error=SupernetError)
     dev = training_device(device)  # an unusable device is one line before any work
     check_amp(recipe, dev)
     dataset = spec.resolve()

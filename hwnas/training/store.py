@@ -209,6 +209,8 @@ class EvalStore:
             raise StoreError(f"{self.path}: folder {parent} does not exist")
         if self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder, not an evaluation store file")
+        if self.path.exists() and not self.path.is_file():  # SQLite would write its journal beside a device
+            raise StoreError(f"{self.path}: is a device, FIFO or socket, not an evaluation store file")
         existed = self.path.is_file() and self.path.stat().st_size > 0
         try:
             conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
