@@ -47,7 +47,7 @@ def _run(tmp: Path, **changes) -> dict:
     from hwnas.search.rundir import RunDir
 
     run = RunDir.create(tmp / "run", RunConfig.from_json(CONFIG))
-    (run.path / "state.json").write_text(json.dumps({"round": 1}))
+    (run.path / "state.json").write_text(json.dumps({"round": 1, "verified": [], "measured": []}))
     if changes:
         config = json.loads((run.path / "config.json").read_text())
         (run.path / "config.json").write_text(json.dumps({**config, **changes}))
