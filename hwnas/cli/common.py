@@ -202,11 +202,13 @@ def space_options(func):
 
 def make_space(space_name: str, space_option: tuple[str, ...]):
     """Creates the space named on the command line, with its ``--space-option`` values."""
-    from hwnas.spaces import create_space
+    from hwnas.spaces import SpaceOptionError, create_space
 
     kwargs = parse_space_options(space_option)
     try:
         return create_space(space_name, **kwargs)
+    except SpaceOptionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--space-option") from None
     except TypeError as exc:
         raise click.BadParameter(f"space {space_name!r} does not take these options: {exc}",
                                  param_hint="--space-option") from None
