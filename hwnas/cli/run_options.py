@@ -192,7 +192,7 @@ def transfer_options(func):
 
 def execution_options(func):
     """How a search's trainings run (not settings of the run: a resume may change them)."""
-    func = click.option("--gpus-per-training", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    func = click.option("--gpus-per-training", type=FiniteFloat(min=0), default=0.0, show_default=True,
                         help="GPUs each training asks Ray for.")(func)
     func = click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
                         help="Trainings at once (more than 1 runs them as Ray tasks; implies --ray).")(func)

@@ -27,7 +27,7 @@ def create_space(name: str, **kwargs) -> SearchSpace:
 
     factory = SPACES.get(name)
     try:
-        params = inspect.signature(factory).parameters
+        params = dict(inspect.signature(factory).parameters)
     except (TypeError, ValueError):  # no signature to read: the call below says what is wrong
         params = {}
     if params and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
