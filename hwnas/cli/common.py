@@ -207,6 +207,18 @@ class FiniteFloat(click.ParamType):
         return number
 
 
+def split_names(value: str, option: str) -> list[str]:
+    """The names of a comma-separated list option (``A,B``), blanks stripped; an empty name (``a,,b``, a
+    trailing comma) or none at all is a usage error naming ``option``."""
+    names = [name.strip() for name in str(value).split(",")]
+    if not any(names):
+        raise click.BadParameter("names nothing: give NAME,NAME...", param_hint=f"'{option}'")
+    if not all(names):
+        raise click.BadParameter(f"{value!r} holds an empty name (two commas in a row, or one at an end)",
+                                 param_hint=f"'{option}'")
+    return names
+
+
 def parse_space_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``("channels=8", ...)`` -> ``{"channels": 8}``; values are parsed as int, float, then kept as text."""
     from hwnas.io import parse_key_values

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from hwnas.cli.common import (BATCH_SIZE, INPUT_SHAPE, NUM_CLASSES, SEED, bars_wanted, check_batch_option, make_space,
-                              parse_space_options, print_json, space_options, warn)
+                              parse_space_options, print_json, space_options, split_names, warn)
 from hwnas.cli.run_options import ray_option, runtime_option, transfer_options
 from hwnas.profiling.measure import PRECISIONS
 from hwnas.runtimes.onnxruntime import provider_names
@@ -269,11 +269,9 @@ def _import_device_table(space_name, space_option, latency_table, columns, prefi
     """Each column of a table of several devices into its own table-sourced profile."""
     from hwnas.profiling.runner import import_device_table
 
+    wanted = None if columns.strip().lower() == "all" else split_names(columns, "--columns")
     shape, classes = _resolve_input(*dataset, input_shape, num_classes, required=True)
     space = make_space(space_name, space_option)
-    wanted = None if columns.strip().lower() == "all" else [c.strip() for c in columns.split(",") if c.strip()]
-    if wanted == []:
-        raise click.UsageError("--columns names no column: give 'all' or DEVICE,DEVICE...")
     summaries = import_device_table(
         profiles_dir, space, str(latency_table), input_shape=shape, num_classes=classes, columns=wanted,
         prefix=prefix, space_options=parse_space_options(space_option), runtime=runtime,
