@@ -141,6 +141,9 @@ def to_onnx_bytes(model: torch.nn.Module, input_shape: Sequence[int], *, batch_s
 
     ``input_shape`` is one input of the graph and ``input_dtype`` its type (``uint8`` for :class:`RawInput`).
     """
+    from hwnas.shapes import check_batch
+
+    check_batch(batch_size, input_shape)  # a stated limit, not an allocation that fails (or swaps) half-way
     model = model.eval()
     dummy = torch.zeros(batch_size, *[int(d) for d in input_shape], dtype=getattr(torch, input_dtype))
     buffer = io.BytesIO()

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hwnas.cli.common import (INPUT_SHAPE, NUM_CLASSES, SEED, force_option, json_option, make_space, print_json,
-                              space_options)
+from hwnas.cli.common import (BATCH_SIZE, INPUT_SHAPE, NUM_CLASSES, SEED, check_batch_option, force_option,
+                              json_option, make_space, print_json, space_options)
 from hwnas.errors import HwnasError
 
 DEFAULT_SHAPE = "1x8x8"  # the embedded default task: scikit-learn's 8x8 digits, 10 classes
@@ -103,7 +103,7 @@ def inspect_cmd(arch: str, space_name: str, space_option: tuple[str, ...], input
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Destination .onnx file (written atomically).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the weight initialisation.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch-size", type=BATCH_SIZE, default=1, show_default=True)
 @click.option("--dynamic-batch", is_flag=True, help="Export with a symbolic batch dimension.")
 @force_option
 @json_option
@@ -114,6 +114,7 @@ def onnx_cmd(arch: str, space_name: str, space_option: tuple[str, ...], input_sh
     from hwnas.io import check_output_file
     from hwnas.onnx_export import export_arch
 
+    check_batch_option(batch_size, input_shape)
     output = check_output_file(output, force=force, what="ONNX file", error=ExportError, new_folder=False)
 
     space = make_space(space_name, space_option)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import json_option, print_json, progress_echo
+from hwnas.cli.common import json_option, print_json, progress_echo, split_names
 from hwnas.cli.run_options import (RUN_PARAMS, check_device_for, config_from_options, execution_options,
                                    executor_from_options,
                                    run_options)
@@ -20,9 +20,7 @@ BENCHMARK_TRAININGS = 50
 def _controllers(ctx, param, value: str) -> list[str]:
     from hwnas.search.controllers import CONTROLLERS
 
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    if not names:
-        raise click.BadParameter("give at least one controller")
+    names = split_names(value, "--controllers")
     unknown = [name for name in names if name not in CONTROLLERS]
     if unknown:
         raise click.BadParameter(f"unknown controller {unknown[0]!r} (known: {', '.join(CONTROLLERS.names())})")

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import click
 
 from hwnas.errors import HwnasError
-from hwnas.shapes import parse_input_shape
+from hwnas.shapes import MAX_BATCH, MAX_EPOCHS, MAX_SEED, parse_input_shape
 
 EXIT_INTERRUPTED = 130
 
@@ -161,20 +161,45 @@ class InputShapeType(click.ParamType):
 
 INPUT_SHAPE = InputShapeType()
 
+#: Every ``--batch-size``: inputs per run, at most :data:`hwnas.shapes.MAX_BATCH` (and, once the input shape is
+#: known, :func:`check_batch_option`).
+BATCH_SIZE = click.IntRange(1, MAX_BATCH)
+
+
+def check_batch_option(batch_size: int | None, shape) -> None:
+    """Refuses, before any work, a ``--batch-size`` whose batch of ``shape`` inputs would not fit memory (a
+    usage error naming the limit)."""
+    from hwnas.shapes import check_batch
+
+    if batch_size is None or shape is None:
+        return
+    try:
+        check_batch(batch_size, shape)
+    except HwnasError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--batch-size'") from None
+
 #: Every seed on the command line: a non-negative integer that fits the evaluation store (SQLite, 64 bits).
-SEED = click.IntRange(0, 2**63 - 1)
+SEED = click.IntRange(0, MAX_SEED)
+#: Every ``--epochs`` (the recipe's range).
+EPOCHS = click.IntRange(1, MAX_EPOCHS)
 #: Output classes of a built model (a stated limit instead of running out of memory).
 MAX_CLASSES = 100_000
 NUM_CLASSES = click.IntRange(1, MAX_CLASSES)
 
 
 class FiniteFloat(click.ParamType):
-    """A finite float at least ``min`` (``nan`` and ``inf`` are refused)."""
+    """A finite float at least ``min`` (above it with ``min_open``) and at most ``max``: ``nan`` and ``inf`` are
+    refused (click's ``FloatRange`` lets ``nan`` through, every comparison with it being false)."""
 
     name = "float"
 
-    def __init__(self, min: float = 0.0) -> None:  # noqa: A002 - click's own word
-        self.min = float(min)
+    def __init__(self, min: float = 0.0, max: float | None = None, *,  # noqa: A002 - click's own words
+                 min_open: bool = False) -> None:
+        self.min, self.max, self.min_open = float(min), None if max is None else float(max), min_open
+
+    def range_text(self) -> str:
+        low = f"{'>' if self.min_open else '>='} {self.min:g}"
+        return low if self.max is None else f"{low} and <= {self.max:g}"
 
     def convert(self, value, param, ctx):
         import math
@@ -183,9 +208,22 @@ class FiniteFloat(click.ParamType):
             number = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(number) or number < self.min:
-            self.fail(f"{value!r} must be a finite number >= {self.min:g}", param, ctx)
+        too_low = number <= self.min if self.min_open else number < self.min
+        if not math.isfinite(number) or too_low or self.max is not None and number > self.max:
+            self.fail(f"{value!r} must be a finite number {self.range_text()}", param, ctx)
         return number
+
+
+def split_names(value: str, option: str) -> list[str]:
+    """The names of a comma-separated list option (``A,B``), blanks stripped; an empty name (``a,,b``, a
+    trailing comma) or none at all is a usage error naming ``option``."""
+    names = [name.strip() for name in str(value).split(",")]
+    if not any(names):
+        raise click.BadParameter("names nothing: give NAME,NAME...", param_hint=f"'{option}'")
+    if not all(names):
+        raise click.BadParameter(f"{value!r} holds an empty name (two commas in a row, or one at an end)",
+                                 param_hint=f"'{option}'")
+    return names
 
 
 def parse_space_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -209,11 +247,13 @@ def space_options(func):
 
 def make_space(space_name: str, space_option: tuple[str, ...]):
     """Creates the space named on the command line, with its ``--space-option`` values."""
-    from hwnas.spaces import create_space
+    from hwnas.spaces import SpaceOptionError, create_space
 
     kwargs = parse_space_options(space_option)
     try:
         return create_space(space_name, **kwargs)
+    except SpaceOptionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--space-option") from None
     except TypeError as exc:
         raise click.BadParameter(f"space {space_name!r} does not take these options: {exc}",
                                  param_hint="--space-option") from None

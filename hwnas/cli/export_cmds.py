@@ -17,7 +17,8 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, SEED, force_option, parse_space_options, print_json, progress_echo
+from hwnas.cli.common import (BATCH_SIZE, EPOCHS, INPUT_SHAPE, SEED, force_option, parse_space_options, print_json,
+                              progress_echo)
 from hwnas.cli.run_options import ray_option
 from hwnas.cli.train_cmds import THREADS_HELP, device_options
 from hwnas.runtimes.onnxruntime import provider_names
@@ -38,7 +39,7 @@ def _size(n: int) -> str:
 @click.argument("run_dir", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The ONNX file to write; the PyTorch weights go beside it as <name>.pt.")
-@click.option("--epochs", type=click.IntRange(min=1),
+@click.option("--epochs", type=EPOCHS,
               help="Epochs of the final training [default: 3x the search recipe's epochs].")
 @click.option("--arch", help="Export this architecture (canonical string) instead of the run's best.")
 @click.option("--space", "space_name", help="Space of --arch [default: the run's, else mobilenet].")
@@ -226,7 +227,7 @@ def _recorded_latency(metadata: dict, conditions) -> float | None:
 @click.option("--measure-threads", "--threads", "threads", type=click.IntRange(min=1),
               help="The runtime's threads in the latency measurement [default: the model's metadata, else 1]; "
                    "--threads is its old name.")
-@click.option("--batch-size", type=click.IntRange(min=1),
+@click.option("--batch-size", type=BATCH_SIZE,
               help="Batch of the latency measurement [default: the model's metadata, else 1].")
 @click.option("--runtime", type=click.Choice(_runtime_names()),
               help="Runtime that runs the file [default: the file's: onnxruntime for .onnx, openvino for .xml/.bin, "

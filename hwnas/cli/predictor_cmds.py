@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, SEED, json_option, make_space, print_json, space_options, warn
+from hwnas.cli.common import EPOCHS, INPUT_SHAPE, SEED, json_option, make_space, print_json, space_options, warn
 from hwnas.cli.run_options import transfer_options
 from hwnas.errors import HwnasError
 from hwnas.profiling.store import DEFAULT_PROFILES_DIR
@@ -156,7 +156,7 @@ def fit_latency_cmd(device: str, space_name: str, space_option, dataset, input_s
               help="Data set whose stored training records to learn from (see 'hwnas datasets').")
 @click.option("--accuracy-table", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Learn from a CSV of arch,accuracy rows instead of stored trainings.")
-@click.option("--epochs", type=click.IntRange(min=1),
+@click.option("--epochs", type=EPOCHS,
               help="Use records of this fidelity [default: the fidelity with the most records].")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Evaluation store (SQLite) [default: $HWNAS_STORE or ./evals.sqlite].")

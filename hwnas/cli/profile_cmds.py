@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import (INPUT_SHAPE, NUM_CLASSES, SEED, bars_wanted, json_option, make_space,
-                              parse_space_options, print_json, progress_echo, space_options, warn)
+from hwnas.cli.common import (BATCH_SIZE, INPUT_SHAPE, NUM_CLASSES, SEED, bars_wanted, check_batch_option, json_option,
+                              make_space, parse_space_options, print_json, progress_echo, space_options, split_names,
+                              warn)
 from hwnas.cli.run_options import ray_option, runtime_option, transfer_options
 from hwnas.profiling.measure import PRECISIONS
 from hwnas.runtimes.onnxruntime import provider_names
@@ -86,7 +87,7 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
               help="The runtime's threads, onnxruntime's intra-op threads (1 gives the steadiest numbers; use "
                    "your deployment's); "
                    "--threads is its old name.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--batch-size", type=BATCH_SIZE, default=1, show_default=True,
               help="Inputs per run.")
 @runtime_option
 @click.option("--provider", type=click.Choice(provider_names()), default="cpu", show_default=True,
@@ -195,6 +196,7 @@ def _measure(*, device, space_name, space_option, samples, dataset, input_shape,
     from hwnas.profiling.store import ProfileStore
 
     shape, classes = _resolve_input(*dataset, input_shape, num_classes, required=False)
+    check_batch_option(batch_size, shape)
     space = make_space(space_name, space_option)
     store = ProfileStore(profiles_dir, profile_name(device, runtime or DEFAULT_RUNTIME))
     conditions = Conditions(provider=provider, threads=threads, batch_size=batch_size, precision=precision,
@@ -300,11 +302,9 @@ def _import_device_table(space_name, space_option, latency_table, columns, prefi
     """Each column of a table of several devices into its own table-sourced profile."""
     from hwnas.profiling.runner import import_device_table
 
+    wanted = None if columns.strip().lower() == "all" else split_names(columns, "--columns")
     shape, classes = _resolve_input(*dataset, input_shape, num_classes, required=True)
     space = make_space(space_name, space_option)
-    wanted = None if columns.strip().lower() == "all" else [c.strip() for c in columns.split(",") if c.strip()]
-    if wanted == []:
-        raise click.UsageError("--columns names no column: give 'all' or DEVICE,DEVICE...")
     summaries = import_device_table(
         profiles_dir, space, str(latency_table), input_shape=shape, num_classes=classes, columns=wanted,
         prefix=prefix, space_options=parse_space_options(space_option), runtime=runtime,

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 
 import click
 
-from hwnas.cli.common import FiniteFloat, parse_space_options, space_options
+from hwnas.cli.common import FiniteFloat, parse_space_options, space_options, split_names
 from hwnas.cli.train_cmds import dataset_options, make_recipe, recipe_options
 from hwnas.search.config import ConfigError, RunConfig
 
@@ -173,10 +173,7 @@ def runtime_option(func):
 def _device_list(ctx, param, value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
-    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
-    if not names:
-        raise click.BadParameter("names no profile: give DEVICE,DEVICE...")
-    return names
+    return tuple(dict.fromkeys(split_names(value, "--transfer-from")))
 
 
 def transfer_options(func):
@@ -192,7 +189,7 @@ def transfer_options(func):
 
 def execution_options(func):
     """How a search's trainings run (not settings of the run: a resume may change them)."""
-    func = click.option("--gpus-per-training", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    func = click.option("--gpus-per-training", type=FiniteFloat(min=0), default=0.0, show_default=True,
                         help="GPUs each training asks Ray for.")(func)
     func = click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
                         help="Trainings at once (more than 1 runs them as Ray tasks; implies --ray).")(func)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import EXIT_INTERRUPTED, SEED, OwnLoggers, fail, print_json, progress_echo
+from hwnas.cli.common import EPOCHS, EXIT_INTERRUPTED, SEED, OwnLoggers, fail, print_json, progress_echo
 from hwnas.cli.run_options import (EXECUTION_PARAMS, RUN_PARAMS, config_from_options, controller_names,
                                    check_device_for, execution_options, executor_from_options, parse_duration,
                                    run_options)
@@ -44,7 +44,7 @@ MLFLOW_DEFAULT = "default"
 @click.option("--supernet", "supernet_path", type=click.Path(file_okay=False, path_type=Path),
               help="A finished supernet folder ('hwnas supernet train') for --estimator supernet [default: one "
                    "trained now in the run folder]; implies --estimator supernet.")
-@click.option("--supernet-epochs", type=click.IntRange(min=1), default=RunConfig.default("supernet_epochs"),
+@click.option("--supernet-epochs", type=EPOCHS, default=RunConfig.default("supernet_epochs"),
               show_default=True, help="Epochs of the supernet trained on the spot (the run's recipe otherwise).")
 @click.option("--initial-estimates", type=click.IntRange(min=1), default=RunConfig.default("initial_estimates"),
               show_default=True, help="--estimator supernet: architectures estimated before the first training.")

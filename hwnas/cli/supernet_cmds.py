@@ -11,6 +11,7 @@ from hwnas.cli.common import SEED, bars_wanted, make_space, print_json, progress
 from hwnas.cli.train_cmds import (THREADS_HELP, _pct, dataset_options, device_options, make_recipe, open_store,
                                   recipe_options, store_option)
 from hwnas.training.device import DEFAULT_DEVICE
+from hwnas.shapes import MAX_EPOCHS
 
 DEFAULT_FOLDER = "supernets"
 #: Supernet epochs unless --epochs says otherwise: one sub-network a step learns slowly (60 uniform epochs cost
@@ -86,7 +87,7 @@ def default_output(space_name: str, dataset_name: str, seed: int) -> Path:
               help="Random sub-networks per step of the sandwich rule.")
 @click.option("--no-distill", is_flag=True, help="Sandwich rule: train every sub-network on the labels instead of "
                                                  "the largest one's predictions.")
-@click.option("--largest-epochs", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--largest-epochs", type=click.IntRange(0, MAX_EPOCHS), default=0, show_default=True,
               help="Train the largest sub-network alone for the first N epochs (Once-for-All's first phase).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of weights, batches and sampling.")
 @click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),

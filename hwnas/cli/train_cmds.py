@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from hwnas.cli.common import INPUT_SHAPE, SEED, make_space, parse_space_options, print_json, space_options
+from hwnas.cli.common import (EPOCHS, INPUT_SHAPE, SEED, FiniteFloat, make_space, parse_space_options, print_json,
+                              space_options)
 from hwnas.shapes import format_input_shape
 
 DEFAULT_DATASET = "digits"
@@ -54,9 +55,9 @@ def recipe_options(func):
     """Adds ``--epochs``, ``--data-fraction`` and ``--recipe-option KEY=VALUE`` (``-R``)."""
     func = click.option("--recipe-option", "-R", "recipe_option", multiple=True, metavar="KEY=VALUE",
                         help="Any other recipe setting, e.g. -R lr=0.02 -R optimizer=sgd (see README).")(func)
-    func = click.option("--data-fraction", type=click.FloatRange(0, 1, min_open=True),
+    func = click.option("--data-fraction", type=FiniteFloat(0, 1, min_open=True),
                         help="Fidelity: share of the training split used [default: 1].")(func)
-    func = click.option("--epochs", type=click.IntRange(min=1), help="Fidelity: training epochs "
+    func = click.option("--epochs", type=EPOCHS, help="Fidelity: training epochs "
                         "[default: the recipe's].")(func)
     return func
 
@@ -225,11 +226,11 @@ _SORT = {"created": ("created_at", False), "accuracy": ("val_accuracy", True), "
 @click.option("--dataset", help="Only this data set key (as shown in the list, e.g. digits).")
 @click.option("--arch", help="Only this architecture (canonical string).")
 @click.option("--seed", type=SEED, help="Only this training seed.")
-@click.option("--epochs", type=int, help="Only this fidelity in epochs.")
+@click.option("--epochs", type=EPOCHS, help="Only this fidelity in epochs.")
 @click.option("--recipe", "recipe_hash", metavar="HASH", help="Only this recipe hash (or a prefix of it).")
 @click.option("--source", type=click.Choice(["train", "table", "supernet"]),
               help="Only trained or only looked-up results.")
-@click.option("--min-accuracy", type=click.FloatRange(0, 1),
+@click.option("--min-accuracy", type=FiniteFloat(0, 1),
               help="Only records at least this accurate (0..1).")
 @click.option("--sort", type=click.Choice(list(_SORT)), default="created", show_default=True,
               help="Order (accuracy: best first).")

@@ -97,6 +97,9 @@ class Conditions:
             raise MeasurementError(f"unknown precision {self.precision!r} (known: {', '.join(PRECISIONS)})")
         if int(self.threads) < 1 or int(self.batch_size) < 1:
             raise MeasurementError("threads and batch size must be at least 1")
+        from hwnas.shapes import check_batch
+
+        check_batch(self.batch_size)
         if self.runtime not in RUNTIMES:
             raise MeasurementError(f"unknown runtime {self.runtime!r} (known: {', '.join(RUNTIMES.names())})")
 
@@ -276,6 +279,9 @@ def measure_latency(model_bytes: bytes | ModelFiles, input_shape: Sequence[int],
         ProviderError: the provider is not usable.
         MeasurementError: the model's input does not match ``(batch_size, *input_shape)`` or a run fails.
     """
+    from hwnas.shapes import check_batch
+
+    check_batch(batch_size, input_shape)  # the inputs made below fit memory
     engine = get_runtime(runtime)
     if isolated is None:
         isolated = runtime != DEFAULT_RUNTIME and timer is time.perf_counter

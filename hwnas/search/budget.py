@@ -20,6 +20,10 @@ _DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)\s*([smh])")
 
 #: The largest latency budget accepted (one hour): anything above is a typo, never a deployment target.
 MAX_BUDGET_MS = 3_600_000.0
+#: The smallest latency budget accepted (one nanosecond, the finest unit read): below it no model can fit.
+MIN_BUDGET_MS = 1e-6
+#: The largest time budget accepted (one year), in seconds.
+MAX_DURATION_S = 365 * 24 * 3600.0
 
 
 def parse_latency(text: str) -> float:
@@ -44,19 +48,33 @@ def parse_latency(text: str) -> float:
     ms = value * _LATENCY_UNITS[unit]
     if not math.isfinite(ms) or ms > MAX_BUDGET_MS:
         raise BudgetError(f"latency budget {text!r} is beyond the largest budget, {MAX_BUDGET_MS / 1000:g} s")
+    if ms < MIN_BUDGET_MS:
+        raise BudgetError(f"latency budget {text!r} is below the smallest budget, 1 ns")
     return ms
 
 
 def parse_duration(text: str) -> float:
-    """A time budget in seconds: ``90s``, ``10m``, ``1h30m``, or a bare number of seconds."""
+    """A time budget in seconds: ``90s``, ``10m``, ``1h30m`` (a unit is needed, as for a latency budget).
+
+    Raises:
+        BudgetError: no unit, not a duration, zero, or beyond a year (:data:`MAX_DURATION_S`).
+    """
     raw = str(text).strip().lower()
     if re.fullmatch(r"[0-9]*\.?[0-9]+", raw):
-        seconds = float(raw)
-    else:
-        parts = _DURATION_PART.findall(raw)
-        if not parts or _DURATION_PART.sub("", raw).strip():
-            raise BudgetError(f"time budget {text!r} is not a duration such as 90s, 10m or 1h30m")
-        seconds = sum(float(v) * _DURATION_UNITS[u] for v, u in parts)
+        raise BudgetError(f"time budget {text!r} needs a unit: e.g. {raw}s, {raw}m or {raw}h")
+    parts = _DURATION_PART.findall(raw)
+    if not parts or _DURATION_PART.sub("", raw).strip():
+        raise BudgetError(f"time budget {text!r} is not a duration such as 90s, 10m or 1h30m")
+    seconds = sum(float(v) * _DURATION_UNITS[u] for v, u in parts)
     if seconds <= 0:
         raise BudgetError(f"time budget {text!r} must be positive")
+    check_duration(seconds, f"time budget {text!r}")
     return seconds
+
+
+def check_duration(seconds: float, what: str = "time budget") -> float:
+    """``seconds`` if finite, positive and at most a year; :class:`BudgetError` naming ``what`` otherwise."""
+    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and 0 < seconds <= MAX_DURATION_S):
+        raise BudgetError(f"{what} must be a positive duration of at most a year ({MAX_DURATION_S:.0f} s), "
+                          f"got {seconds!r} s")
+    return float(seconds)

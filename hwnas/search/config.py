@@ -214,8 +214,11 @@ class RunConfig:
                      "reward", "mode", "acquisition", "estimator", "supernet_sampling", "explore_by"):
             if not (isinstance(getattr(self, name), str) and getattr(self, name)):
                 raise ConfigError(f"{name} must be text, got {getattr(self, name)!r}")
-        if not _number(self.budget_ms, positive=True):
-            raise ConfigError(f"budget_ms must be a positive number, got {self.budget_ms!r}")
+        from hwnas.search.budget import MAX_BUDGET_MS, MIN_BUDGET_MS, MAX_DURATION_S
+
+        if not (_number(self.budget_ms, positive=True) and MIN_BUDGET_MS <= self.budget_ms <= MAX_BUDGET_MS):
+            raise ConfigError(f"budget_ms must be a positive number of milliseconds, {MIN_BUDGET_MS:g}..{MAX_BUDGET_MS:g}, "
+                              f"got {self.budget_ms!r}")
         set_(self, "budget_ms", float(self.budget_ms))
         for name, low in (("max_trainings", 1), ("measure_threads", 1), ("batch_size", 1), ("profile_samples", 1),
                           ("initial_trainings", 1), ("candidates_per_round", 1), ("archs_per_round", 1),
@@ -234,8 +237,10 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and not (_whole(value) and value >= 1):
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
-        if self.time_budget_s is not None and not _number(self.time_budget_s, positive=True):
-            raise ConfigError(f"time_budget_s must be a positive number of seconds, got {self.time_budget_s!r}")
+        if self.time_budget_s is not None and not (_number(self.time_budget_s, positive=True)
+                                                   and self.time_budget_s <= MAX_DURATION_S):
+            raise ConfigError(f"time_budget_s must be a positive number of seconds, at most a year "
+                              f"({MAX_DURATION_S:.0f}), got {self.time_budget_s!r}")
         if not (_number(self.explore) and self.explore >= 0):
             raise ConfigError(f"explore must be a number of at least 0, got {self.explore!r}")
         if self.final_seeds is not None and not (_whole(self.final_seeds) and self.final_seeds >= 0):

@@ -30,6 +30,26 @@ from hwnas.spaces import register_space
 from hwnas.spaces.base import Decision, SearchSpace, Unit, whole_number
 
 _BLOCK_RE = re.compile(r"^k(\d+)e(\d+)(se)?$")
+#: Ranges of the constructor's options: stages, blocks per stage, depthwise kernel and expansion ratio.
+MAX_STAGES = 16
+MAX_DEPTH = 16
+MAX_KERNEL = 15
+MAX_EXPANSION = 16
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple))
+
+
+def choices(name: str, values: Any, *, maximum: int) -> tuple[int, ...]:
+    """``values`` as a tuple of distinct whole numbers in ``1..maximum`` (a decision's choices); ValueError
+    naming the option otherwise."""
+    if not _is_list(values) or not values:
+        raise ValueError(f"{name} must be a non-empty list of whole numbers, got {values!r}")
+    numbers = tuple(whole_number(name, v, maximum=maximum) for v in values)
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"{name} lists a value twice: {list(numbers)}")
+    return numbers
 
 
 @register_space("mobilenet")
@@ -53,13 +73,18 @@ class MobileNetSpace(SearchSpace):
                  depths: Sequence[int] = (1, 2, 3), kernels: Sequence[int] = (3, 5, 7),
                  expansions: Sequence[int] = (1, 3, 6), strides: Sequence[int] = (1, 2, 2, 2),
                  stem_channels: int = 16, head_channels: int = 128) -> None:
-        if len(widths) != len(strides):
+        if not _is_list(widths) or not 1 <= len(widths) <= MAX_STAGES:
+            raise ValueError(f"widths must be a list of 1..{MAX_STAGES} stages (a list of widths each), got {widths!r}")
+        if not _is_list(strides) or len(widths) != len(strides):
             raise ValueError("widths and strides need one entry per stage")
-        self.widths = tuple(tuple(int(w) for w in ws) for ws in widths)
-        self.depths = tuple(int(d) for d in depths)
-        self.kernels = tuple(int(k) for k in kernels)
-        self.expansions = tuple(int(e) for e in expansions)
-        self.strides = tuple(int(s) for s in strides)
+        self.widths = tuple(choices(f"widths[{s}]", ws, maximum=4096) for s, ws in enumerate(widths))
+        self.depths = choices("depths", depths, maximum=MAX_DEPTH)
+        self.kernels = choices("kernels", kernels, maximum=MAX_KERNEL)
+        if any(k % 2 == 0 for k in self.kernels):
+            raise ValueError(f"kernels must be odd (a depthwise kernel keeps the feature map's size), got "
+                             f"{list(self.kernels)}")
+        self.expansions = choices("expansions", expansions, maximum=MAX_EXPANSION)
+        self.strides = tuple(whole_number(f"strides[{s}]", v, maximum=2) for s, v in enumerate(strides))
         self.stem_channels = whole_number("stem_channels", stem_channels)
         self.head_channels = whole_number("head_channels", head_channels)
         decisions: list[Decision] = []

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from hwnas.errors import HwnasError
+from hwnas.shapes import MAX_BATCH, MAX_EPOCHS, MAX_SEED
 
 OPTIMIZERS = ("sgd", "adamw")
 AUGMENTATIONS = ("none", "shift", "crop-flip")
@@ -94,11 +95,14 @@ class Recipe:
             ("momentum", 0 <= self.momentum < 1, "must be in [0, 1)"),
             ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
             ("label_smoothing", 0 <= self.label_smoothing < 1, "must be in [0, 1)"),
-            ("batch_size", self.batch_size >= 2, "must be >= 2"),
+            ("batch_size", 2 <= self.batch_size <= MAX_BATCH, f"must be in 2..{MAX_BATCH}"),
             ("warmup_epochs", self.warmup_epochs >= 0, "must be >= 0"),
             ("shift_pixels", self.shift_pixels >= 0, "must be >= 0"),
             ("crop_padding", 0 <= self.crop_padding <= 64, "must be in [0, 64]"),
-            ("epochs", self.epochs >= 1, "must be >= 1"),
+            ("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"must be in 1..{MAX_EPOCHS}"),
+            ("warmup_epochs", self.warmup_epochs <= MAX_EPOCHS, f"must be <= {MAX_EPOCHS}"),
+            ("shift_pixels", self.shift_pixels <= 64, "must be in [0, 64]"),
+            ("split_seed", 0 <= self.split_seed <= MAX_SEED, f"must be in 0..{MAX_SEED}"),
             ("data_fraction", 0 < self.data_fraction <= 1, "must be in (0, 1]"),
         ]
         for name, ok, why in checks:
