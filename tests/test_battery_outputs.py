@@ -47,11 +47,24 @@ def _run(tmp: Path, **changes) -> dict:
     from hwnas.search.rundir import RunDir
 
     run = RunDir.create(tmp / "run", RunConfig.from_json(CONFIG))
-    (run.path / "state.json").write_text(json.dumps({"round": 1, "verified": [], "measured": []}))
+    # one measured and trained architecture: the run has used its store and profile
+    (run.path / "state.json").write_text(json.dumps({
+        "round": 1, "verified": [{"arch": ARCH, "accuracy": 0.5, "latency_ms": 0.5, "round": 0}],
+        "measured": [{"arch": ARCH, "latency_ms": 0.5, "round": 0, "measured": True}]}))
     if changes:
         config = json.loads((run.path / "config.json").read_text())
         (run.path / "config.json").write_text(json.dumps({**config, **changes}))
     return {"run": str(run.path)}
+
+
+def _with_store(values: dict) -> dict:
+    """The run's recorded evaluation store made (empty): only its profile is gone."""
+    from hwnas.search.rundir import RunDir
+    from hwnas.training.store import EvalStore
+
+    with EvalStore(RunDir.open(values["run"]).config.store) as store:
+        len(store)
+    return values
 
 
 def _foreign(tmp: Path) -> dict:
@@ -67,7 +80,7 @@ def _none(tmp: Path) -> dict:
 
 SETUPS = {"fifo": _fifo, "device": _device, "link": _link, "run": _run, "foreign": _foreign, "none": _none,
           "run_gone_store": lambda tmp: _run(tmp, store=str(tmp / "gone.sqlite")),
-          "run_gone_profiles": lambda tmp: _run(tmp, profiles_dir=str(tmp / "nowhere")),
+          "run_gone_profiles": lambda tmp: _with_store(_run(tmp, profiles_dir=str(tmp / "nowhere"))),
           "fifo_tables": lambda tmp: {**_nb201_tables(tmp), **_fifo(tmp)},
           "run_tables": lambda tmp: {**_nb201_tables(tmp), **_run(tmp)}}
 

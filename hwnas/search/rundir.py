@@ -113,14 +113,19 @@ class RunDir:
         (``profiles_dir``) its ``config.json`` records exist. A resume never starts a fresh one wherever the
         record points (an edited ``config.json``, or a resume from another working folder: relative paths
         are the working folder's, as when the run started); it is one line naming the path instead."""
-        if not self.has_progress():
+        if not self.has_progress() or not (self.path / STATE_FILE).is_file():
+            return
+        state = self.load_state()
+        if state is None:
             return
         config = self.config
-        if config.store is not None and config.accuracy_function is None and not Path(config.store).is_file():
+        trained = bool(state.verified or state.finals)  # before its first training a store may not exist yet
+        if trained and config.store is not None and config.accuracy_function is None \
+                and not Path(config.store).is_file():
             raise RunDirError(f"the run's evaluation store {config.store} (recorded in {self.path / CONFIG_FILE}) "
                               f"does not exist in {Path.cwd()}: a resume never starts a fresh one; resume from "
                               f"the folder the run started in, or restore the store")
-        if config.latency_table is None:
+        if config.latency_table is None and any(m.measured for m in state.measured):
             from hwnas.devices import profile_name
             from hwnas.profiling.store import ProfileStore
 
