@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from hwnas.arch import Arch
     from hwnas.errors import HwnasError
     from hwnas.search.config import ConfigError, RunConfig
+    from hwnas.search.config_file import load_run_config
     from hwnas.search.events import SearchCallback
     from hwnas.search.result import Candidate, Finalist, SearchResult, Trial
     from hwnas.search.state import Verified
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 #: Public name -> module that defines it (the same names as the imports above; a test keeps them equal).
 _API = {
     "RunConfig": "hwnas.search.config", "ConfigError": "hwnas.search.config",
+    "load_run_config": "hwnas.search.config_file",
     "SearchCallback": "hwnas.search.events", "MlflowCallback": "hwnas.search.tracking",
     "Recipe": "hwnas.training.recipe", "Arch": "hwnas.arch",
     "Verified": "hwnas.search.state", "HwnasError": "hwnas.errors",
@@ -42,9 +44,10 @@ _API = {
     "accuracy_predictor": "hwnas.api", "export": "hwnas.api", "evaluate": "hwnas.api",
 }
 
-__all__ = ["__version__", "RunConfig", "ConfigError", "SearchCallback", "MlflowCallback", "Recipe", "Arch",
-           "Verified", "HwnasError", "SearchResult", "Finalist", "Trial", "Candidate", "start_search", "resume_search",
-           "load_result", "profile", "latency_predictor", "accuracy_predictor", "export", "evaluate"]
+__all__ = ["__version__", "RunConfig", "ConfigError", "load_run_config", "SearchCallback", "MlflowCallback",
+           "Recipe", "Arch", "Verified", "HwnasError", "SearchResult", "Finalist", "Trial", "Candidate",
+           "start_search", "resume_search", "load_result", "profile", "latency_predictor", "accuracy_predictor",
+           "export", "evaluate"]
 
 if not TYPE_CHECKING:  # hidden from type checkers: an unknown name stays an error there
     def __getattr__(name: str) -> Any:

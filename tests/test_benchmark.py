@@ -127,6 +127,9 @@ def test_a_start_that_failed_before_any_work_can_be_started_again(cli, tables, t
             "--profile-samples", "20", "--run-dir", tmp_path / "run", "--profiles-dir", tmp_path / "profiles"]
     failed = cli(*args, "--accuracy-table", acc, "--latency-table", acc)  # an accuracy table as latencies
     assert failed.exit_code == 1 and "not a latency table" in failed.stderr
+    assert not (tmp_path / "run").exists()  # the tables are read before the run folder is made
+    # a start that failed after making its folder (a device out of reach, Ctrl-C) leaves only config.json
+    RunDir.create(tmp_path / "run", RunConfig(budget_ms=1.0, space="nb201", input_shape=(1, 8, 8), num_classes=10))
     assert (tmp_path / "run" / "config.json").exists() and not RunDir.open(tmp_path / "run").has_progress()
     with lock_run_folder(tmp_path / "run"):  # another process starting this run: refused, config untouched
         with pytest.raises(RunDirError, match="in use"):

@@ -23,9 +23,10 @@ def test_bad_budgets_are_rejected(text, message):
 
 
 def test_durations_parse():
-    assert parse_duration("1h30m") == 5400 and parse_duration("10m") == 600 and parse_duration("45") == 45
-    with pytest.raises(BudgetError):
-        parse_duration("soon")
+    assert parse_duration("1h30m") == 5400 and parse_duration("10m") == 600 and parse_duration("45s") == 45
+    for text in ("soon", "45"):  # a duration names its unit
+        with pytest.raises(BudgetError):
+            parse_duration(text)
 
 
 @pytest.mark.parametrize("args, message, code", [

@@ -109,7 +109,7 @@ def test_run_folder_names_never_hold_a_path():
     (["search", "--latency-budget", "1ms", "--input-shape", "1x8x8"], "applies only to image folders"),
     (["search", "--latency-budget", "1ms", "-R", "optimizer=magic"], "optimizer"),
     (["profile", "--device", "d", "--samples", "2", "--dataset", "{bad}"], "bad.npz"),
-    (["export", "--arch", "16:k3e1/24:k3e1/32:k3e1/48:k3e1", "-o", "{file}/m.onnx"], "is a file"),
+    (["export", "--arch", "16:k3e1/24:k3e1/32:k3e1/48:k3e1", "-o", "{file}/m.onnx"], "is not a folder"),
 ])
 def test_bad_data_and_paths_fail_with_one_line(cli, tmp_path, args, message):
     (tmp_path / "empty").mkdir()

@@ -13,7 +13,6 @@ Every default is written once, here (the loop's knobs take theirs from
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Mapping
@@ -325,24 +324,6 @@ class RunConfig:
                        class_names=tuple(ds.class_names) if ds.class_names else None,
                        created=self.created or time.strftime("%Y-%m-%dT%H:%M:%S%z"), hwnas_version=__version__)
         return replace(self, **changes)
-
-    @classmethod
-    def from_toml(cls, path: str | os.PathLike, **overrides: Any) -> "RunConfig":
-        """A configuration read from a TOML file (``hwnas search --config``; settings by their Python or flag
-        names, :mod:`hwnas.search.config_file`), with ``overrides`` on top; not resolved yet.
-
-        Raises:
-            ConfigError: a key, type or value the file may not hold (one line naming the file).
-        """
-        from hwnas.search.config_file import load_run_config
-
-        return load_run_config(path, **overrides)
-
-    def to_toml(self) -> str:
-        """This configuration as TOML (what :meth:`from_toml` reads back)."""
-        from hwnas.search.config_file import dump_toml
-
-        return dump_toml(self)
 
     def replace(self, **changes: Any) -> "RunConfig":
         """A copy with ``changes`` (checked like a new one)."""
