@@ -143,3 +143,75 @@ def test_latency_table_rows_out_of_range_are_skipped(tmp_path):
                                          space)
     assert [r.arch.string for r in rows] == [archs[2]]
     assert len(problems) == 2 and all("outside" in str(p) for p in problems)
+
+
+def _model_with(tmp, *, metadata=None, external=False):
+    """A small exported ONNX model (untrained), its metadata changed, or one weight moved to an external file."""
+    import onnx
+    from onnx import external_data_helper
+
+    from hwnas.onnx_export import export_arch
+    from hwnas.spaces import create_space
+
+    path = tmp / "m.onnx"
+    space = create_space("mobilenet")
+    export_arch(space, space.parse(ARCH), (1, 8, 8), 10, path)
+    model = onnx.load(str(path))
+    for key, value in (metadata or {}).items():
+        entry = next((p for p in model.metadata_props if p.key == key), None) or model.metadata_props.add()
+        entry.key, entry.value = key, value
+    if external:
+        tensor = max(model.graph.initializer, key=lambda t: len(t.raw_data))
+        external_data_helper.set_external_data(tensor, location="../x")
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        tensor.ClearField("raw_data")
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("metadata, external, needle", [
+    ({"split_seed": "-1"}, False, "'split_seed' is '-1'"),
+    ({"test_accuracy": "nan"}, False, "'test_accuracy' is 'nan'"),
+    ({"latency_ms": "1e300"}, False, "'latency_ms' is '1e300'"),
+    ({}, True, "external files"),
+], ids=["split-seed-negative", "test-accuracy-nan", "latency-huge", "external-data"])
+def test_a_tampered_model_is_one_line_on_evaluate(cli, tmp_path, metadata, external, needle):
+    path = _model_with(tmp_path, metadata=metadata, external=external)
+    before = snapshot(tmp_path)
+    assert_one_clear_line(cli("evaluate", path, "--dataset", "digits"), 1, needle)
+    assert_unchanged(before, snapshot(tmp_path))
+
+
+def test_a_predictor_file_linked_elsewhere_is_refused_without_echoing_it(cli, tmp_path):
+    import os
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("Xsecret\n")
+
+    def link(folder):
+        (folder / "model_0.json").unlink()
+        os.symlink(secret, folder / "model_0.json")
+
+    values = _linked_predictor(tmp_path, link)
+    result = cli("predict", values["arch"], "--predictor", "p", "--predictors-dir", tmp_path / "predictors")
+    assert_one_clear_line(result, 1, "not a regular file")
+    assert "X" not in result.stderr.split("Error:", 1)[1].replace("XGBoost", "")  # nothing of the file shown
+
+
+def _linked_predictor(tmp, tamper):
+    from fault_cases import _predictor
+
+    return _predictor(tmp, tamper=tamper)
+
+
+def test_a_run_named_like_a_formula_is_reported(cli, tmp_path):
+    """matplotlib parses $...$ as mathtext: a run folder so named is shown literally, not a traceback."""
+    import shutil
+
+    values = SETUPS["run"](tmp_path)
+    odd = tmp_path / "a$\\frac{x$b"
+    shutil.move(values["run"], odd)
+    (odd / "state.json").write_text(json.dumps(_state()))
+    result = cli("report", odd, "-o", tmp_path / "r.html")
+    assert result.exit_code == 0, result.stderr
+    assert "a$\\frac{x$b" in (tmp_path / "r.html").read_text()

@@ -70,7 +70,38 @@ def read_model(path: str | os.PathLike) -> tuple[bytes, dict[str, str]]:
         raise DeployError(f"{target} is not an ONNX model ({type(exc).__name__})") from None
     if not proto.graph.node:
         raise DeployError(f"{target} is not an ONNX model (no graph)")
-    return data, {p.key: p.value for p in proto.metadata_props}
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
+        # hwnas writes every weight into the file; an external reference could read any file of the machine
+        raise DeployError(f"{target} keeps weights in external files; hwnas models hold them inside the file "
+                          f"(re-export it)")
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    _check_metadata(target, metadata)
+    return data, metadata
+
+
+#: Metadata an export writes as numbers, and the range each must lie in (inclusive; None: unbounded).
+_NUMERIC_METADATA = {"split_seed": (int, 0, 2**63 - 1), "test_accuracy": (float, 0.0, 1.0),
+                     "latency_ms": (float, 1e-6, 1e6), "latency_budget_ms": (float, 1e-6, 1e6)}
+
+
+def _check_metadata(target: Path, metadata: Mapping[str, str]) -> None:
+    """Refuses a numeric metadata field that does not parse or lies out of its range (a tampered file), naming
+    the field, before it is used."""
+    import math
+
+    for key, (kind, low, high) in _NUMERIC_METADATA.items():
+        text = metadata.get(key)
+        if text is None or text in ("", "none", "None"):  # not measured (an export without a latency)
+            continue
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not low <= value <= high:
+            shown = text if len(text) <= 24 else text[:24] + "..."
+            raise DeployError(f"{target}: metadata field {key!r} is {shown!r}, not a "
+                              f"{'whole number' if kind is int else 'number'} in [{low}, {high}]; the file was "
+                              f"edited or is not an hwnas export")
 
 
 def file_digest(data: bytes) -> str:

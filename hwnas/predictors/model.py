@@ -330,10 +330,14 @@ class XGBPredictor(TaskFeatures):
         predictor.models_ = []
         for name in meta["models"]:
             model = XGBRegressor()
+            path = Path(directory) / name
+            if path.is_symlink() or not path.is_file():  # a predictor's files are its own, never a link elsewhere
+                raise PredictorError(f"cannot load {path}: not a regular file of the predictor; refit it")
             try:
-                model.load_model(str(Path(directory) / name))
-            except Exception as exc:
-                raise PredictorError(f"cannot load {Path(directory) / name}: {_xgboost_message(exc)}") from None
+                model.load_model(str(path))
+            except Exception:  # XGBoost's message quotes the file's bytes: never echo them
+                raise PredictorError(f"cannot load {path}: not an XGBoost model file (corrupt or replaced); "
+                                     f"refit it") from None
             predictor.models_.append(model)
         if predictor._quantile:
             target_map = meta.get("target_map")
@@ -430,12 +434,6 @@ def _interp_extrapolate(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.nda
     y[low] = fp[0] + (x[low] - xp[0]) * (fp[k] - fp[0]) / (xp[k] - xp[0])
     y[high] = fp[-1] + (x[high] - xp[-1]) * (fp[-1] - fp[-1 - k]) / (xp[-1] - xp[-1 - k])
     return y
-
-
-def _xgboost_message(exc: Exception) -> str:
-    """The first line of an XGBoost error without its ``[time] source-file:line:`` prefix."""
-    lines = str(exc).strip().splitlines()
-    return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", lines[0]) if lines else type(exc).__name__
 
 
 def _replace_dir(staging: Path, target: Path) -> None:

@@ -23,12 +23,19 @@ def pareto_front(points: Sequence[dict], *, acc_key: str = "accuracy", lat_key: 
     return front
 
 
+def plain(text: str) -> str:
+    """``text`` as matplotlib shows it literally: a ``$`` (mathtext) escaped, so that a user's run, data set or
+    device name (``a$\\frac{x$b``) is never parsed as a formula."""
+    return text.replace("$", r"\$")
+
+
 def draw_pareto(ax, points: Sequence[dict], *, budget_ms: float, chosen: dict | None = None, title: str = "",
                 label: str = "", color: str = "C0", budget_line: bool = True) -> None:
     """Draws verified architectures, their front, the budget and the chosen model on ``ax`` (in the CLI's
     latency unit)."""
     unit, factor = latency_unit(budget_ms)
-    prefix = f"{label}: " if label else ""
+    prefix = f"{plain(label)}: " if label else ""
+    title = plain(title)
     if points:
         ax.scatter([p["latency_ms"] * factor for p in points], [p["accuracy"] for p in points], s=14, alpha=0.45,
                    color=color, label=f"{prefix}verified")

@@ -38,7 +38,7 @@ from hwnas.io import atomic_write_text, check_output_file
 from hwnas.search.curves import best_curve
 from hwnas.search.config import RunConfig
 from hwnas.search.importance import SAMPLES, DecisionImportance, decision_importance, latest_predictor, top
-from hwnas.search.pareto import draw_pareto
+from hwnas.search.pareto import draw_pareto, plain
 from hwnas.search.result import SearchResult, Trial
 from hwnas.search.rundir import RunDir
 from hwnas.units import format_latency, latency_unit
@@ -145,7 +145,7 @@ def progress_figure(runs: Sequence[RunView]) -> str:
     for i, run in enumerate(runs):
         curve = best_curve(run.verified, budget_ms=run.budget_ms)
         xs = [k + 1 for k, v in enumerate(curve) if v is not None]
-        ax.step(xs, [v for v in curve if v is not None], where="post", color=f"C{i % 10}", label=run.name)
+        ax.step(xs, [v for v in curve if v is not None], where="post", color=f"C{i % 10}", label=plain(run.name))
     ax.set_xlabel("trainings")
     ax.set_ylabel("best validation accuracy under the budget")
     ax.set_title("best so far")
@@ -164,7 +164,7 @@ def time_figure(runs: Sequence[RunView]) -> str:
         curve = best_curve([t.row() for t in timed], budget_ms=run.budget_ms)
         points = [((t.elapsed_s or 0.0) / 60, v) for t, v in zip(timed, curve) if v is not None]
         if points:
-            ax.step(*zip(*points), where="post", color=f"C{i % 10}", label=run.name)
+            ax.step(*zip(*points), where="post", color=f"C{i % 10}", label=plain(run.name))
             ax.plot(*zip(*points), "o", ms=3, color=f"C{i % 10}")
     ax.set_xlabel("wall-clock time of the run (min)")
     ax.set_ylabel("best validation accuracy under the budget")
@@ -298,7 +298,7 @@ def predictor_figure(runs: Sequence[RunView]) -> str:
             points = [(int(row["round"]), _number(row.get(column))) for row in run.history]
             points = [(r, v) for r, v in points if v is not None]
             if points:
-                ax.plot(*zip(*points), "o-", ms=4, color=f"C{i % 10}", label=run.name)
+                ax.plot(*zip(*points), "o-", ms=4, color=f"C{i % 10}", label=plain(run.name))
     acc_ax.set_title("accuracy predictor: MAE on the round's new trainings", fontsize=9)
     lat_ax.set_title("latency predictor: MAPE (%) on the round's new measurements", fontsize=9)
     from matplotlib.ticker import MaxNLocator
@@ -321,7 +321,7 @@ def budget_figure(runs: Sequence[RunView]) -> str:
     top = max([max(r) for r in ratios if r] + [1.5])
     bins = [k * min(top, 4.0) / 30 for k in range(31)]
     for i, (run, values) in enumerate(zip(runs, ratios)):
-        ax.hist([min(v, bins[-1]) for v in values], bins=bins, alpha=0.5, color=f"C{i % 10}", label=run.name)
+        ax.hist([min(v, bins[-1]) for v in values], bins=bins, alpha=0.5, color=f"C{i % 10}", label=plain(run.name))
     ax.axvline(1.0, color="C3", ls="--", label="budget")
     ax.set_xlabel("measured latency / budget (over 4x shown at 4)")
     ax.set_ylabel("measured candidates")
