@@ -135,19 +135,22 @@ class RayExecutor:
                 self._local_auth()
             else:
                 kwargs.update(address=address)
+                self._cluster_auth()
             try:
                 if address is None:  # started here: nothing external to wait for
                     ray.init(**kwargs)
                 else:
                     _within(self.timeout_s, lambda: ray.init(**kwargs),
-                            f"cannot reach the Ray cluster at {address} within --ray-timeout {self.timeout_s:g}s")
+                            f"cannot reach the Ray cluster at {address} within --ray-timeout {self.timeout_s:g}s"
+                            f"{_auth_hint()}")
             except ClusterError:
                 self._clean()
                 raise
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                self._clean()
                 where = f"cannot reach the Ray cluster at {address}" if address else "cannot start a local Ray"
-                raise ClusterError(f"{where}: {_first_line(exc)}{_auth_hint(exc) if address else ''}") from None
+                message = f"{where}: {_first_line(exc)}{_auth_hint() if address else ''}"
+                self._clean()
+                raise ClusterError(message) from None
         try:
             self._check_device_nodes()
             self._check_gpus()
@@ -180,6 +183,17 @@ class RayExecutor:
         if not _reread_ray_settings():
             os.environ["RAY_AUTH_MODE"] = "disabled"
             os.environ.pop("RAY_AUTH_TOKEN", None)
+
+    def _cluster_auth(self) -> None:
+        """A token given in ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH`` is sent to the cluster: Ray itself sends
+        none to an explicit address unless ``RAY_AUTH_MODE=token`` is set too. ``~/.ray/auth_token`` alone is not
+        (it may be another cluster's)."""
+        if os.environ.get("RAY_AUTH_MODE") is not None:
+            return
+        if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+            self._environ["RAY_AUTH_MODE"] = None
+            os.environ["RAY_AUTH_MODE"] = "token"
+            _reread_ray_settings()
 
     def _clean(self) -> None:
         for name, value in self._environ.items():
@@ -303,13 +317,12 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _auth_hint(exc: BaseException) -> str:
-    """What to set when the cluster refused this process's auth token."""
-    text = str(exc)
-    if "nauthenticated" in text or "AuthToken" in text or "auth token" in text.lower():
-        return ("; the head uses token authentication: set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to its token "
-                "('ray get-auth-token' on the head)")
-    return ""
+def _auth_hint() -> str:
+    """What to set when the cluster may have refused this process for want of its auth token."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return " (is RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH the head's token? 'ray get-auth-token' on the head)"
+    return (" (a head with token authentication needs its token here: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH; "
+            "'ray get-auth-token' on the head prints it)")
 
 
 def _split_address(address: str) -> tuple[str, int] | None:

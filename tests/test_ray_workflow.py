@@ -6,6 +6,7 @@ group, which is ended as a whole."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -66,16 +67,22 @@ def _wait_for(log: Path, text: str, process: subprocess.Popen, limit_s: float = 
     raise AssertionError(f"{text!r} not in {log}: {log.read_text(errors='replace')[-2000:]}")
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """``HEAD:PORT`` of a head (1 CPU) and a device node advertising ``device:rt`` (no CPUs), and the
-    environment every command runs in (a HOME of its own: nothing lands in the real one)."""
+def _environment(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """The environment every process runs in: a HOME of its own (nothing lands in the real one), no Ray
+    address or auth setting of the caller's."""
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     env = {**os.environ, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", "MPLCONFIGDIR": str(tmp_path / "mpl"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         env.pop(name, None)
+    return env, home
+
+
+@contextlib.contextmanager
+def _ray_start(tmp_path: Path, env: dict[str, str], *, device: bool = True):
+    """``HEAD:PORT`` of a head (1 CPU) started with ``ray start`` and, with ``device``, a node advertising
+    ``device:rt`` (no CPUs); both stopped at the end, and their temp folder removed."""
     temp_dir = tempfile.mkdtemp(prefix="hwnas-wf-", dir="/tmp")  # short: Ray's socket paths live under it
     port = _free_port()
     address = f"127.0.0.1:{port}"
@@ -88,16 +95,25 @@ def cluster(tmp_path):
                  "--node-ip-address", "127.0.0.1", "--temp-dir", temp_dir, "--include-dashboard=false",
                  "--disable-usage-stats"], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True))
         _wait_for(head_log, "Ray runtime started", started[0])
-        with device_log.open("w") as out:
-            started.append(subprocess.Popen(
-                [str(RAY), "start", "--block", "--address", address, "--num-cpus", "0", "--node-ip-address",
-                 "127.0.0.1", "--resources", '{"device:rt": 1}'], stdout=out, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True))
-        _wait_for(device_log, "Ray runtime started", started[1])
-        yield address, env, home
+        if device:
+            with device_log.open("w") as out:
+                started.append(subprocess.Popen(
+                    [str(RAY), "start", "--block", "--address", address, "--num-cpus", "0", "--node-ip-address",
+                     "127.0.0.1", "--resources", '{"device:rt": 1}'], stdout=out, stderr=subprocess.STDOUT,
+                    env=env, start_new_session=True))
+            _wait_for(device_log, "Ray runtime started", started[1])
+        yield address
     finally:
         _stop(started)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """``HEAD:PORT`` of a head and a device node, the environment and its HOME."""
+    env, home = _environment(tmp_path)
+    with _ray_start(tmp_path, env) as address:
+        yield address, env, home
 
 
 def _hwnas(env, cwd, *args) -> subprocess.CompletedProcess:
@@ -125,3 +141,19 @@ def test_profile_search_and_export_join_a_cluster_started_with_ray_start(cluster
     assert exported.returncode == 0, exported.stderr
     assert "on rt (its Ray node" in exported.stdout
     assert not (home / ".ray").exists()  # no auth token or anything else of Ray's in the home folder
+
+
+def test_a_head_with_token_authentication_is_joined_with_its_token_and_refused_in_one_line_without(tmp_path):
+    env, home = _environment(tmp_path)
+    token = "0123456789abcdef" * 4
+    with _ray_start(tmp_path, {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}, device=False) as address:
+        missing = _hwnas(env, tmp_path, "profile", "--device", "rt", "--ray", address, "--ray-timeout", "10s",
+                         "--samples", "3")
+        assert missing.returncode == 1 and "Traceback" not in missing.stderr, missing.stderr[-2000:]
+        [line] = [x for x in missing.stderr.splitlines() if x.startswith("Error:")]
+        assert f"cannot reach the Ray cluster at {address}" in line and "RAY_AUTH_TOKEN" in line
+        # the token in RAY_AUTH_TOKEN alone is enough: hwnas sends it (Ray needs RAY_AUTH_MODE=token as well)
+        joined = _hwnas({**env, "RAY_AUTH_TOKEN": token}, tmp_path, "profile", "--device", "rt", "--ray", address,
+                        "--samples", "3")
+        assert joined.returncode == 1 and "no node of the Ray cluster advertises device:rt" in joined.stderr
+    assert not (home / ".ray").exists()
