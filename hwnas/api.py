@@ -135,9 +135,10 @@ def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
     config = config.resolved()
     config.check_execution(ray_address=ray_address, workers=workers, gpus_per_training=gpus_per_training)
     path = Path(run_dir) if run_dir is not None else Path("runs") / config.run_name()
-    run = RunDir.create(path, config)
-    return _run(run, accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo, workers=workers,
-                ray_address=ray_address, gpus_per_training=gpus_per_training, ray_timeout_s=ray_timeout_s)
+    # the folder is made once Ray is reached (an unreachable cluster leaves none)
+    return _run(lambda: RunDir.create(path, config), accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo,
+                workers=workers, ray_address=ray_address, gpus_per_training=gpus_per_training,
+                ray_timeout_s=ray_timeout_s, train_threads=config.train_threads)
 
 
 @_python_errors
@@ -166,14 +167,19 @@ def resume_search(run_dir: str | os.PathLike, *, max_trainings: int | None = Non
 
 
 def _run(run, *, accuracy_fn, callbacks, echo, workers, ray_address, gpus_per_training,
-         ray_timeout_s=None) -> SearchResult:
+         ray_timeout_s=None, train_threads: int | None = None) -> SearchResult:
+    """Runs ``run`` (a :class:`RunDir`, or a callable making one once the executor is up, with the
+    ``train_threads`` of its settings) to the end."""
     from hwnas.cluster import make_executor, ray_timeout
     from hwnas.search.runner import run_search
 
     with ray_timeout(ray_timeout_s):
-        executor = make_executor(ray_address, workers=workers, cpus_per_task=run.config.train_threads,
+        threads = run.config.train_threads if train_threads is None else train_threads
+        executor = make_executor(ray_address, workers=workers, cpus_per_task=threads,
                                  gpus_per_task=gpus_per_training)
         try:
+            if callable(run):
+                run = run()
             result = run_search(run, echo=echo or logger.info, callback=CallbackList(list(callbacks)),
                                 accuracy_fn=accuracy_fn, executor=executor)
         finally:

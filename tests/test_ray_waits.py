@@ -195,3 +195,18 @@ def test_a_local_ray_leaves_nothing_behind_and_works_from_a_deep_folder(tmp_path
     assert not list((tmp_path / "home").iterdir())  # no ~/.ray/auth_token, nothing else
     left = {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("hwnas-ray-")}
     assert not left  # the local Ray's own temp folder is removed at exit
+
+
+def test_the_python_api_takes_the_limit_too(tmp_path, latency_table):
+    import hwnas
+    from hwnas.errors import HwnasError
+    from hwnas.search.config import RunConfig
+
+    config = RunConfig(budget_ms=0.7, space="nb201", latency_table=str(latency_table), max_trainings=2,
+                       store=str(tmp_path / "evals.sqlite"))
+    with pytest.raises(HwnasError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
+        hwnas.start_search(config, tmp_path / "run", ray_address="127.0.0.1:1", ray_timeout_s=2)
+    assert not (tmp_path / "run").exists()  # no folder for a search that could not start
+    with pytest.raises(HwnasError, match="ray_timeout_s must be a positive duration"):
+        hwnas.start_search(config, tmp_path / "run2", ray_address="127.0.0.1:1", ray_timeout_s=0)
+    assert ray_timeout_s() == 30.0
