@@ -130,8 +130,9 @@ class RayExecutor:
             kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
                                           logging_level=logging.WARNING, configure_logging=False)
             if address is None:
-                kwargs.update(num_cpus=max(self.workers * self.cpus_per_task, 1), _node_ip_address="127.0.0.1",
-                              _temp_dir=self._local_temp_dir())
+                # "local", not None: a RAY_ADDRESS in the environment must not turn it into another cluster
+                kwargs.update(address="local", num_cpus=max(self.workers * self.cpus_per_task, 1),
+                              _node_ip_address="127.0.0.1", _temp_dir=self._local_temp_dir())
                 self._local_auth()
             else:
                 kwargs.update(address=address)

@@ -188,8 +188,10 @@ def test_a_local_ray_leaves_nothing_behind_and_works_from_a_deep_folder(tmp_path
     deep.mkdir()
     assert len(str(deep)) >= 150
     before = set(os.listdir(tempfile.gettempdir()))
-    result = _hwnas(tmp_path, "search", *_table_search(tmp_path), "--workers", "2", "--run-dir", deep / "run",
-                    cwd=deep)
+    # a RAY_ADDRESS in the environment does not turn the local Ray into a connection to it
+    result = subprocess.run([sys.executable, "-m", "hwnas", "search", *_table_search(tmp_path), "--workers", "2",
+                             "--run-dir", str(deep / "run")], cwd=deep, capture_output=True, text=True,
+                            env={**_env(tmp_path), "RAY_ADDRESS": "127.0.0.1:1"}, timeout=GUARD_S)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (deep / "run" / "result.json").exists()
     assert not list((tmp_path / "home").iterdir())  # no ~/.ray/auth_token, nothing else
