@@ -212,3 +212,11 @@ def test_the_python_api_takes_the_limit_too(tmp_path, latency_table):
     with pytest.raises(HwnasError, match="ray_timeout_s must be a positive duration"):
         hwnas.start_search(config, tmp_path / "run2", ray_address="127.0.0.1:1", ray_timeout_s=0)
     assert ray_timeout_s() == 30.0
+
+
+def test_a_resume_may_give_its_own_ray_timeout(cli, tmp_path):
+    table = _table_search(tmp_path)
+    first = cli("search", *table, "--run-dir", tmp_path / "run")
+    assert first.exit_code == 0, first.stderr
+    resumed = cli("search", "--resume", tmp_path / "run", "--ray-timeout", "5s")
+    assert resumed.exit_code == 0, resumed.stderr  # not a run setting: a resume may change it

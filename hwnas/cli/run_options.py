@@ -219,7 +219,7 @@ def execution_options(func):
 
 
 #: The options of :func:`execution_options` (a resume may give them).
-EXECUTION_PARAMS = ("ray_address", "workers", "gpus_per_training")
+EXECUTION_PARAMS = ("ray_address", "workers", "gpus_per_training", "ray_timeout")
 
 
 def check_device_for(config: RunConfig, params: Mapping[str, Any]) -> None:
