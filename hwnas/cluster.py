@@ -120,11 +120,17 @@ class RayExecutor:
         self._environ: dict[str, str | None] = {}
         if address is not None:
             _check_reachable(address, self.timeout_s)
-            if _is_loopback(address):
-                # Ray swaps a loopback address for the machine's other address unless told not to (read when
-                # Ray is imported): a head started on 127.0.0.1 is then out of reach
-                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        self.ray = ray = import_ray()
+        loopback = address is not None and _is_loopback(address)
+        given = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+        if loopback and given is None:
+            # Ray swaps a loopback address for the machine's other address unless told not to (read once, when
+            # Ray is imported): a head started on 127.0.0.1 is then out of reach
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        try:
+            self.ray = ray = import_ray()
+        finally:
+            if loopback and given is None:  # read by now; this process's children do not inherit it
+                os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
         self._started = not ray.is_initialized()
         if self._started:
             kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,

@@ -74,7 +74,8 @@ def _environment(tmp_path: Path) -> tuple[dict[str, str], Path]:
     home.mkdir(exist_ok=True)
     env = {**os.environ, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", "MPLCONFIGDIR": str(tmp_path / "mpl"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH",
+                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):  # test_ray.py sets it in this process
         env.pop(name, None)
     return env, home
 
