@@ -44,7 +44,8 @@ AccuracyFn = Callable[[Any, Any], float]
 #: RunConfig setting's name are translated to it as well: ``--max-trainings`` -> ``max_trainings``).
 _PYTHON_NAMES = {"--latency-budget": "budget_ms", "--time-budget": "time_budget_s", "--ray": "ray_address",
                  "--run-dir": "run_dir", "--threads": "measure_threads", "--workers": "workers",
-                 "--gpus-per-training": "gpus_per_training", "--epochs": "recipe=Recipe(epochs=...)"}
+                 "--gpus-per-training": "gpus_per_training", "--ray-timeout": "ray_timeout_s",
+                 "--epochs": "recipe=Recipe(epochs=...)"}
 _RESUME = re.compile(r"(?:hwnas search )?--resume (\S+?)([,;:)]?(?:\s|$))")
 _FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
 
@@ -98,7 +99,8 @@ def _check_config(config: Any) -> RunConfig:
 def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
                  accuracy_fn: AccuracyFn | None = None, callbacks: Iterable[SearchCallback] = (),
                  echo: Callable[[str], None] | None = None, workers: int = 1,
-                 ray_address: str | None = None, gpus_per_training: float = 0.0) -> SearchResult:
+                 ray_address: str | None = None, gpus_per_training: float = 0.0,
+                 ray_timeout_s: float | None = None) -> SearchResult:
     """Starts a new search (what ``hwnas search`` runs) and runs it to the end.
 
     Args:
@@ -115,6 +117,8 @@ def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
             the device measured on its cluster node when one advertises ``device:<name>``.
         gpus_per_training: GPUs each training asks Ray for (``--gpus-per-training``; implies Ray); with
             ``config.train_device="auto"`` each training runs on the GPU Ray assigns it.
+        ray_timeout_s: How long reaching the cluster, or a training no live node can take, may wait before a
+            :class:`~hwnas.cluster.ClusterError` (``--ray-timeout``) [default: 30].
 
     Raises:
         HwnasError: a bad setting, data set, device, or a folder holding a run (one line).
@@ -131,9 +135,10 @@ def start_search(config: RunConfig, run_dir: str | os.PathLike | None = None, *,
     config = config.resolved()
     config.check_execution(ray_address=ray_address, workers=workers, gpus_per_training=gpus_per_training)
     path = Path(run_dir) if run_dir is not None else Path("runs") / config.run_name()
-    run = RunDir.create(path, config)
-    return _run(run, accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo, workers=workers,
-                ray_address=ray_address, gpus_per_training=gpus_per_training)
+    # the folder is made once Ray is reached (an unreachable cluster leaves none)
+    return _run(lambda: RunDir.create(path, config), accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo,
+                workers=workers, ray_address=ray_address, gpus_per_training=gpus_per_training,
+                ray_timeout_s=ray_timeout_s, train_threads=config.train_threads)
 
 
 @_python_errors
@@ -141,7 +146,8 @@ def resume_search(run_dir: str | os.PathLike, *, max_trainings: int | None = Non
                   max_measurements: int | None = None, time_budget_s: float | None = None,
                   accuracy_fn: AccuracyFn | None = None, callbacks: Iterable[SearchCallback] = (),
                   echo: Callable[[str], None] | None = None, workers: int = 1,
-                  ray_address: str | None = None, gpus_per_training: float = 0.0) -> SearchResult:
+                  ray_address: str | None = None, gpus_per_training: float = 0.0,
+                  ray_timeout_s: float | None = None) -> SearchResult:
     """Continues a run stopped by Ctrl-C, a crash or its budget (``hwnas search --resume``); larger budgets
     given here are written back to its ``config.json``. A finished run within its budgets returns its stored
     result. A run started with an ``accuracy_fn`` needs it again."""
@@ -157,20 +163,27 @@ def resume_search(run_dir: str | os.PathLike, *, max_trainings: int | None = Non
         run.update_config(**changes)
     run.config.check_execution(ray_address=ray_address, workers=workers, gpus_per_training=gpus_per_training)
     return _run(run, accuracy_fn=accuracy_fn, callbacks=callbacks, echo=echo, workers=workers,
-                ray_address=ray_address, gpus_per_training=gpus_per_training)
+                ray_address=ray_address, gpus_per_training=gpus_per_training, ray_timeout_s=ray_timeout_s)
 
 
-def _run(run, *, accuracy_fn, callbacks, echo, workers, ray_address, gpus_per_training) -> SearchResult:
-    from hwnas.cluster import make_executor
+def _run(run, *, accuracy_fn, callbacks, echo, workers, ray_address, gpus_per_training,
+         ray_timeout_s=None, train_threads: int | None = None) -> SearchResult:
+    """Runs ``run`` (a :class:`RunDir`, or a callable making one once the executor is up, with the
+    ``train_threads`` of its settings) to the end."""
+    from hwnas.cluster import make_executor, ray_timeout
     from hwnas.search.runner import run_search
 
-    executor = make_executor(ray_address, workers=workers, cpus_per_task=run.config.train_threads,
-                             gpus_per_task=gpus_per_training)
-    try:
-        result = run_search(run, echo=echo or logger.info, callback=CallbackList(list(callbacks)),
-                            accuracy_fn=accuracy_fn, executor=executor)
-    finally:
-        executor.close()
+    with ray_timeout(ray_timeout_s):
+        threads = run.config.train_threads if train_threads is None else train_threads
+        executor = make_executor(ray_address, workers=workers, cpus_per_task=threads,
+                                 gpus_per_task=gpus_per_training)
+        try:
+            if callable(run):
+                run = run()
+            result = run_search(run, echo=echo or logger.info, callback=CallbackList(list(callbacks)),
+                                accuracy_fn=accuracy_fn, executor=executor)
+        finally:
+            executor.close()
     return result
 
 
@@ -269,17 +282,34 @@ def accuracy_predictor(archs: Sequence[str], accuracies: Sequence[float], *, spa
 def export(run_dir: str | os.PathLike | None, output: str | os.PathLike, *, arch: str | None = None,
            epochs: int | None = None, quantize: str | None = None, raw_input: bool = False,
            train_threads: int | None = None, echo: Callable[[str], None] | None = None,
-           from_supernet: str | os.PathLike | None = None, runtime: str | None = None):
+           from_supernet: str | os.PathLike | None = None, runtime: str | None = None,
+           ray_address: str | None = None, ray_timeout_s: float | None = None):
     """Trains the run's best architecture (or ``arch``) with the final recipe (from a supernet's weights with
     ``from_supernet``), exports it to ``output`` as a checked ONNX file (and the run's runtime's files beside
     it; ``runtime`` picks one for an ``arch`` export) and measures its latency again (``hwnas export``); returns
-    :class:`hwnas.deploy.pipeline.ExportSummary`."""
+    :class:`hwnas.deploy.pipeline.ExportSummary`. With ``ray_address`` (``--ray``) the file is re-measured on
+    the cluster node advertising the run's device, each wait on Ray limited to ``ray_timeout_s`` seconds
+    (``--ray-timeout``) [default: 30]."""
+    from hwnas.cluster import ray_timeout
     from hwnas.deploy.pipeline import export_target
     from hwnas.deploy.target import resolve_target
 
     target = resolve_target(run_dir, arch=arch, epochs=epochs).in_runtime(runtime)
-    return export_target(target, Path(output), quantize=quantize, raw_input=raw_input, threads=train_threads,
-                         echo=echo or logger.info, from_supernet=None if from_supernet is None else Path(from_supernet))
+    supernet = None if from_supernet is None else Path(from_supernet)
+    if not ray_address:
+        return export_target(target, Path(output), quantize=quantize, raw_input=raw_input, threads=train_threads,
+                             echo=echo or logger.info, from_supernet=supernet)
+    from hwnas.devices import open_device
+
+    with ray_timeout(ray_timeout_s):
+        device = open_device(target.device, profiles_dir=target.profiles_dir, conditions=target.conditions,
+                             ray_address=ray_address)
+        try:
+            return export_target(target, Path(output), quantize=quantize, raw_input=raw_input,
+                                 threads=train_threads, echo=echo or logger.info, from_supernet=supernet,
+                                 device=device)
+        finally:
+            device.close()
 
 
 @_python_errors

@@ -226,6 +226,39 @@ def split_names(value: str, option: str) -> list[str]:
     return names
 
 
+#: Threads one measurement or one training may ask for, per core of this machine: more only oversubscribes
+#: (and a huge count exhausts memory before any work).
+THREADS_PER_CORE = 4
+
+
+def max_threads() -> int:
+    """The most threads ``--measure-threads`` and ``--train-threads`` accept: :data:`THREADS_PER_CORE` times
+    this machine's cores."""
+    import os
+
+    return THREADS_PER_CORE * (os.cpu_count() or 1)
+
+
+class ThreadsType(click.ParamType):
+    """A thread count: an integer from 1 to :func:`max_threads`, checked before any work."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not an integer", param, ctx)
+        limit = max_threads()
+        if not 1 <= number <= limit:
+            self.fail(f"{number} is not between 1 and {limit} ({THREADS_PER_CORE} per core of this machine's "
+                      f"{limit // THREADS_PER_CORE})", param, ctx)
+        return number
+
+
+THREADS = ThreadsType()
+
+
 def parse_space_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``("channels=8", ...)`` -> ``{"channels": 8}``; values are parsed as int, float, then kept as text."""
     from hwnas.io import parse_key_values

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import (BATCH_SIZE, EPOCHS, INPUT_SHAPE, SEED, force_option, parse_space_options, print_json,
-                              progress_echo)
+from hwnas.cli.common import (BATCH_SIZE, EPOCHS, INPUT_SHAPE, SEED, THREADS, force_option, parse_space_options,
+                              print_json, progress_echo)
 from hwnas.cli.run_options import ray_option
 from hwnas.cli.train_cmds import THREADS_HELP, device_options
 from hwnas.runtimes.onnxruntime import provider_names
@@ -61,7 +61,7 @@ def _size(n: int) -> str:
 @click.option("--quantize", type=click.Choice(["int8"]),
               help="Also write <name>.int8.onnx (static int8), its accuracy and latency measured.")
 @click.option("--seed", type=SEED, help="Seed of the final training [default: the run's seed, else 0].")
-@click.option("--train-threads", "threads", type=click.IntRange(min=1),
+@click.option("--train-threads", "threads", type=THREADS,
               help=f"{THREADS_HELP}; latency is measured with the run's runtime threads.")
 @device_options
 @click.option("--from-supernet", "from_supernet", type=click.Path(file_okay=False, path_type=Path),
@@ -224,7 +224,7 @@ def _recorded_latency(metadata: dict, conditions) -> float | None:
 @click.option("--latency-only", is_flag=True, help="Only measure latency (no data set needed).")
 @click.option("--provider", type=click.Choice(provider_names()),
               help="Provider of the latency measurement [default: the model's metadata, else cpu].")
-@click.option("--measure-threads", "--threads", "threads", type=click.IntRange(min=1),
+@click.option("--measure-threads", "--threads", "threads", type=THREADS,
               help="The runtime's threads in the latency measurement [default: the model's metadata, else 1]; "
                    "--threads is its old name.")
 @click.option("--batch-size", type=BATCH_SIZE,

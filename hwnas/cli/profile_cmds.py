@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import (BATCH_SIZE, INPUT_SHAPE, NUM_CLASSES, SEED, bars_wanted, check_batch_option, json_option,
-                              make_space, parse_space_options, print_json, progress_echo, space_options, split_names,
-                              warn)
+from hwnas.cli.common import (BATCH_SIZE, INPUT_SHAPE, NUM_CLASSES, SEED, THREADS, bars_wanted, check_batch_option,
+                              json_option, make_space, parse_space_options, print_json, progress_echo, space_options,
+                              split_names, warn)
 from hwnas.cli.run_options import ray_option, runtime_option, transfer_options
 from hwnas.profiling.measure import PRECISIONS
 from hwnas.runtimes.onnxruntime import provider_names
@@ -83,7 +83,7 @@ def _resolve_input(dataset: str | None, dataset_option: tuple[str, ...], input_s
                    "its images are converted to.")
 @click.option("--num-classes", type=NUM_CLASSES,
               help=f"Output classes [default: the data set's, or {DEFAULT_CLASSES}].")
-@click.option("--measure-threads", "--threads", "threads", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--measure-threads", "--threads", "threads", type=THREADS, default=1, show_default=True,
               help="The runtime's threads, onnxruntime's intra-op threads (1 gives the steadiest numbers; use "
                    "your deployment's); "
                    "--threads is its old name.")

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 
 import click
 
-from hwnas.cli.common import FiniteFloat, parse_space_options, space_options, split_names
+from hwnas.cli.common import THREADS, FiniteFloat, parse_space_options, space_options, split_names
 from hwnas.cli.train_cmds import dataset_options, make_recipe, recipe_options
 from hwnas.search.config import ConfigError, RunConfig
 
@@ -108,7 +108,7 @@ def run_options(*, max_trainings: int | None = None) -> Callable:
                      show_default=True,
                      help="Architectures measured when the device has no profile yet (latency-table rows taken "
                           "as the prior with --latency-table)."),
-        click.option("--measure-threads", "--threads", "measure_threads", type=click.IntRange(min=1),
+        click.option("--measure-threads", "--threads", "measure_threads", type=THREADS,
                      default=_D("measure_threads"), show_default=True,
                      help="The runtime's threads in latency measurements (must match the profile); --threads is "
                           "its old name."),
@@ -118,7 +118,7 @@ def run_options(*, max_trainings: int | None = None) -> Callable:
         click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Evaluation store (SQLite) [default: $HWNAS_STORE or ./evals.sqlite; a benchmark's "
                           "<out>/evals.sqlite]."),
-        click.option("--train-threads", type=click.IntRange(min=1), default=_D("train_threads"), show_default=True,
+        click.option("--train-threads", type=THREADS, default=_D("train_threads"), show_default=True,
                      help="PyTorch threads per training, 1 in every command (keeps training from disturbing "
                           "latency measurements and is as fast per core for these small models)."),
         click.option("--train-device", default=_D("train_device"), show_default=True,
@@ -151,9 +151,31 @@ def run_options(*, max_trainings: int | None = None) -> Callable:
     return decorate
 
 
+def _ray_timeout(ctx, param, value):
+    """``--ray-timeout``: parsed like ``--time-budget`` and in force (:func:`hwnas.cluster.ray_timeout`) until
+    the command ends."""
+    from hwnas.cluster import ray_timeout
+    from hwnas.search.budget import BudgetError
+    from hwnas.search.budget import parse_duration as parse
+
+    if value is None:
+        return None
+    try:
+        seconds = parse(value)
+    except BudgetError as exc:
+        raise click.BadParameter(str(exc).replace("time budget", "time limit")) from None
+    ctx.with_resource(ray_timeout(seconds))
+    return seconds
+
+
 def ray_option(func):
     """``--ray [ADDRESS]``: run on Ray (no address: a local Ray started for this command on 127.0.0.1; ``auto``
-    or ``HOST:PORT``: an existing cluster)."""
+    or ``HOST:PORT``: an existing cluster), and ``--ray-timeout``: how long any wait on Ray may last."""
+    from hwnas.cluster import DEFAULT_RAY_TIMEOUT_S
+
+    func = click.option("--ray-timeout", callback=_ray_timeout, metavar="DURATION", expose_value=False,
+                        help=f"How long reaching the Ray cluster, or a task no live node can take, may wait "
+                             f"before one line says so (30s, 2m) [default: {DEFAULT_RAY_TIMEOUT_S:g}s].")(func)
     return click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
                         metavar="[ADDRESS]",
                         help="Run on Ray: trainings as tasks, device nodes measure (no ADDRESS: a local Ray for "
@@ -197,7 +219,7 @@ def execution_options(func):
 
 
 #: The options of :func:`execution_options` (a resume may give them).
-EXECUTION_PARAMS = ("ray_address", "workers", "gpus_per_training")
+EXECUTION_PARAMS = ("ray_address", "workers", "gpus_per_training", "ray_timeout")
 
 
 def check_device_for(config: RunConfig, params: Mapping[str, Any]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hwnas.cli.common import SEED, bars_wanted, make_space, print_json, progress_echo, space_options
+from hwnas.cli.common import SEED, THREADS, bars_wanted, make_space, print_json, progress_echo, space_options
 from hwnas.cli.train_cmds import (THREADS_HELP, _pct, dataset_options, device_options, make_recipe, open_store,
                                   recipe_options, store_option)
 from hwnas.training.device import DEFAULT_DEVICE
@@ -90,7 +90,7 @@ def default_output(space_name: str, dataset_name: str, seed: int) -> Path:
 @click.option("--largest-epochs", type=click.IntRange(0, MAX_EPOCHS), default=0, show_default=True,
               help="Train the largest sub-network alone for the first N epochs (Once-for-All's first phase).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of weights, batches and sampling.")
-@click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
+@click.option("--train-threads", "--threads", "threads", type=THREADS,
               help=f"{THREADS_HELP}; --threads is its old name.")
 @device_options
 @click.option("--output", "-o", type=click.Path(path_type=Path),
@@ -168,7 +168,7 @@ def _score_images(ctx, param, value: str) -> int | None:
               help="Training images the batch-norm statistics are recalibrated on.")
 @click.option("--score-images", default="1000", show_default=True, callback=_score_images, metavar="N|all",
               help="Validation images scored (a fixed random subset), or 'all' of the split.")
-@click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
+@click.option("--train-threads", "--threads", "threads", type=THREADS,
               help=f"{THREADS_HELP}; --threads is its old name.")
 @click.option("--train-device", default=DEFAULT_DEVICE, show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
               help="Where sub-networks are recalibrated and scored: auto is CUDA if present, else the CPU (which "

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from hwnas.cli.common import (EPOCHS, INPUT_SHAPE, SEED, FiniteFloat, make_space, parse_space_options, print_json,
-                              space_options)
+from hwnas.cli.common import (EPOCHS, INPUT_SHAPE, SEED, THREADS, FiniteFloat, make_space, parse_space_options,
+                              print_json, space_options)
 from hwnas.shapes import format_input_shape
 
 DEFAULT_DATASET = "digits"
@@ -132,7 +132,7 @@ def _pct(value: float | None) -> str:
 @dataset_options
 @recipe_options
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Training seed (init, batch order).")
-@click.option("--train-threads", "--threads", "threads", type=click.IntRange(min=1),
+@click.option("--train-threads", "--threads", "threads", type=THREADS,
               help=f"{THREADS_HELP}; --threads is its old name.")
 @device_options
 @store_option

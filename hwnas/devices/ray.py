@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from hwnas.cluster import DEVICE_RESOURCE, TASK_RETRIES, ClusterError, RayExecutor, ray_get
+from hwnas.cluster import DEVICE_RESOURCE, TASK_RETRIES, ClusterError, RayExecutor, ray_get, wait_one
 from hwnas.devices.base import measure_command, profile_name
 from hwnas.profiling.measure import DEFAULT_PROTOCOL, Conditions, LatencyStats, Protocol
 from hwnas.runtimes import ModelFiles
@@ -95,7 +95,14 @@ class RayNodeDevice:
             self.executor.close()
 
     def _get(self, ref):
+        wait_one(self.ray, [ref], self.executor.timeout_s, self._check_node)
         return ray_get(self.ray, ref, failure=f"the {self.name} node could not measure")
+
+    def _check_node(self) -> None:
+        """Refuses to wait longer for a measurement when no live node advertises the device any more."""
+        if not node_advertising(self.executor, self.name):
+            raise ClusterError(f"a measurement has waited --ray-timeout {self.executor.timeout_s:g}s and no live "
+                               f"node of the Ray cluster advertises {DEVICE_RESOURCE.format(self.name)} any more")
 
 
 def _node_fingerprint(profile: str, conditions: Conditions) -> dict[str, Any]:
