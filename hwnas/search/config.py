@@ -216,8 +216,8 @@ class RunConfig:
         from hwnas.search.budget import MAX_BUDGET_MS, MIN_BUDGET_MS, MAX_DURATION_S
 
         if not (_number(self.budget_ms, positive=True) and MIN_BUDGET_MS <= self.budget_ms <= MAX_BUDGET_MS):
-            raise ConfigError(f"budget_ms must be a positive number of milliseconds, {MIN_BUDGET_MS:g}..{MAX_BUDGET_MS:g}, "
-                              f"got {self.budget_ms!r}")
+            raise ConfigError(f"budget_ms must be a positive number of milliseconds, "
+                              f"{MIN_BUDGET_MS:g}..{MAX_BUDGET_MS:g}, got {self.budget_ms!r}")
         set_(self, "budget_ms", float(self.budget_ms))
         for name, low in (("max_trainings", 1), ("measure_threads", 1), ("batch_size", 1), ("profile_samples", 1),
                           ("initial_trainings", 1), ("candidates_per_round", 1), ("archs_per_round", 1),
