@@ -16,6 +16,17 @@ def assert_one_clear_line(result, code: int, needle: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0], result.stderr
 
 
+def assert_refused(cli, folder: str | os.PathLike, *args, code: int, needle: str,
+                   allowed: tuple[str, ...] = ()):
+    """Runs ``cli(*args)`` and asserts it is one clear line (:func:`assert_one_clear_line`) that leaves ``folder``
+    unchanged outside ``allowed`` (:func:`assert_unchanged`); returns the result."""
+    before = snapshot(folder)
+    result = cli(*args)
+    assert_one_clear_line(result, code, needle)
+    assert_unchanged(before, snapshot(folder), allowed=allowed)
+    return result
+
+
 def snapshot(root: str | os.PathLike) -> dict[str, tuple]:
     """Every entry under ``root`` (symlinks not followed): its kind, size, modification time and mode."""
     found: dict[str, tuple] = {}

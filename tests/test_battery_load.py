@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from battery import assert_one_clear_line, assert_unchanged, snapshot
+from battery import assert_one_clear_line, assert_refused, assert_unchanged, snapshot
 from fault_cases import ARCH, SETUPS
 
 GOOD = {"arch": ARCH, "accuracy": 0.5, "latency_ms": 0.5, "round": 0}
@@ -41,11 +41,9 @@ STATES = [
 def test_a_tampered_state_is_refused_on_resume(cli, tmp_path, monkeypatch, state, needle):
     monkeypatch.chdir(tmp_path)
     values = _tampered_run(tmp_path, state)
-    before = snapshot(tmp_path)
-    result = cli("search", "--resume", values["run"], "--max-trainings", "9")
-    assert_one_clear_line(result, 1, needle)
+    result = assert_refused(cli, tmp_path, "search", "--resume", values["run"], "--max-trainings", "9", code=1,
+                            needle=needle)
     assert "state.json" in result.stderr
-    assert_unchanged(before, snapshot(tmp_path))
 
 
 def test_unknown_state_keys_are_ignored_with_a_warning(tmp_path, caplog):
@@ -60,10 +58,8 @@ def test_a_history_without_round_is_one_line_on_report(cli, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     values = _tampered_run(tmp_path, _state())
     (tmp_path / "run" / "history.csv").write_text("trainings_used\n3\n")
-    before = snapshot(tmp_path)
-    result = cli("report", values["run"], "-o", str(tmp_path / "r.html"))
-    assert_one_clear_line(result, 1, "history.csv is corrupt: it has no 'round' column")
-    assert_unchanged(before, snapshot(tmp_path))
+    assert_refused(cli, tmp_path, "report", values["run"], "-o", str(tmp_path / "r.html"), code=1,
+                   needle="history.csv is corrupt: it has no 'round' column")
 
 
 def test_a_new_run_records_its_store_as_an_absolute_path(tmp_path, monkeypatch):
@@ -126,11 +122,9 @@ def test_a_profile_latency_out_of_range_is_refused(cli, tmp_path, monkeypatch, m
 
     monkeypatch.chdir(tmp_path)
     _profile(tmp_path, median)
-    before = snapshot(tmp_path)
-    result = cli("profile", "show", "dev", "--profiles-dir", str(tmp_path / "profiles"))
-    assert_one_clear_line(result, 1, needle)
+    result = assert_refused(cli, tmp_path, "profile", "show", "dev", "--profiles-dir", str(tmp_path / "profiles"),
+                            code=1, needle=needle)
     assert "measurements.jsonl: line 1" in result.stderr
-    assert_unchanged(before, snapshot(tmp_path))
 
 
 def test_latency_table_rows_out_of_range_are_skipped(tmp_path):
@@ -177,9 +171,7 @@ def _model_with(tmp, *, metadata=None, external=False):
 ], ids=["split-seed-negative", "test-accuracy-nan", "latency-huge", "external-data"])
 def test_a_tampered_model_is_one_line_on_evaluate(cli, tmp_path, metadata, external, needle):
     path = _model_with(tmp_path, metadata=metadata, external=external)
-    before = snapshot(tmp_path)
-    assert_one_clear_line(cli("evaluate", path, "--dataset", "digits"), 1, needle)
-    assert_unchanged(before, snapshot(tmp_path))
+    assert_refused(cli, tmp_path, "evaluate", path, "--dataset", "digits", code=1, needle=needle)
 
 
 def test_a_predictor_file_linked_elsewhere_is_refused_without_echoing_it(cli, tmp_path):

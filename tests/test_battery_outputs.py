@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from battery import assert_one_clear_line, assert_unchanged, snapshot
+from battery import assert_refused
 from fault_cases import ARCH, CONFIG, TABLE_SEARCH, _nb201_tables
 
 
@@ -118,10 +118,7 @@ CASES = [
 def test_bad_output_is_one_clear_line(cli, tmp_path, monkeypatch, case_id, setup, args, code, needle):
     monkeypatch.chdir(tmp_path)
     values = {"tmp": str(tmp_path), **SETUPS[setup](tmp_path)}
-    before = snapshot(tmp_path)
-    result = cli(*[a.format(**values) for a in args])
-    assert_one_clear_line(result, code, needle)
-    assert_unchanged(before, snapshot(tmp_path))
+    assert_refused(cli, tmp_path, *[a.format(**values) for a in args], code=code, needle=needle)
 
 
 def test_force_writes_through_a_link_and_keeps_it(cli, tmp_path):

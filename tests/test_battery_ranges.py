@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from battery import assert_one_clear_line, assert_unchanged, snapshot
+from battery import assert_refused
 
 MB = "32:k5e1.k3e1/24:k5e6se.k5e6se.k5e3se/64:k7e6/64:k5e1se.k7e6.k3e6"
 NB = "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|none~2|"
@@ -71,10 +71,7 @@ def test_an_option_out_of_range_is_one_line_before_any_work(cli, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.onnx").write_bytes(b"not read: the batch is refused first")
     (tmp_path / "t.csv").write_text("arch,a,b\n")
-    before = snapshot(tmp_path)
-    result = cli(*args)
-    assert_one_clear_line(result, code, needle)
-    assert_unchanged(before, snapshot(tmp_path))
+    assert_refused(cli, tmp_path, *args, code=code, needle=needle)
 
 
 def test_evaluate_refuses_a_provider_this_machine_lacks(cli, tmp_path, monkeypatch):
@@ -85,10 +82,8 @@ def test_evaluate_refuses_a_provider_this_machine_lacks(cli, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert cli("onnx", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--space", "nb201", "-o",
                "m.onnx").exit_code == 0
-    before = snapshot(tmp_path)
-    result = cli("evaluate", "m.onnx", "--latency-only", "--provider", "cuda")
-    assert_one_clear_line(result, 1, "provider cuda")
-    assert_unchanged(before, snapshot(tmp_path))
+    assert_refused(cli, tmp_path, "evaluate", "m.onnx", "--latency-only", "--provider", "cuda", code=1,
+                   needle="provider cuda")
 
 
 def test_the_space_and_recipe_check_their_own_arguments():

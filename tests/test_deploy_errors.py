@@ -13,16 +13,7 @@ from hwnas.errors import ExportError
 from hwnas.onnx_export import read_metadata, seeded_model
 from hwnas.io import atomic_write_json
 from hwnas.spaces import create_space
-from deploy_helpers import TINY, latency_windows, listing, make_run
-
-
-def one_error_line(result, *needles):
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code not in (0, None), result.output
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+from deploy_helpers import TINY, latency_windows, listing, make_run, one_error_line
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from battery import assert_one_clear_line, assert_unchanged, snapshot
+from battery import assert_refused
 from fault_cases import CASES, SETUPS
 
 
@@ -20,8 +20,6 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 def test_bad_input_is_one_clear_line(cli, tmp_path, monkeypatch, case_id, setup, args, code, needle):
     monkeypatch.chdir(tmp_path)
     values = {"tmp": str(tmp_path), **SETUPS[setup](tmp_path)}
-    before = snapshot(tmp_path)
-    result = cli(*[a.format(**values) for a in args])
-    assert_one_clear_line(result, code, needle)
+    assert_refused(cli, tmp_path, *[a.format(**values) for a in args], code=code, needle=needle,
+                   allowed=ALLOWED.get(case_id, ()))
     assert not (tmp_path.parent / "victim").exists()
-    assert_unchanged(before, snapshot(tmp_path), allowed=ALLOWED.get(case_id, ()))

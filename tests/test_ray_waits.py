@@ -13,27 +13,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from ray_env import isolated_env
 
 from hwnas.cluster import ClusterError, RayExecutor, ray_timeout, ray_timeout_s, wait_one
 
-ROOT = Path(__file__).resolve().parent.parent
 GUARD_S = 90
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env = {**os.environ, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", "MPLCONFIGDIR": str(tmp_path / "mpl"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH",
-                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):  # test_ray.py sets it in this process
-        env.pop(name, None)
-    return env
 
 
 def _hwnas(tmp_path: Path, *args, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hwnas", *map(str, args)], cwd=cwd or tmp_path,
-                          env=_env(tmp_path), capture_output=True, text=True, timeout=GUARD_S)
+                          env=isolated_env(tmp_path), capture_output=True, text=True, timeout=GUARD_S)
 
 
 def _error_line(result: subprocess.CompletedProcess) -> str:
@@ -192,7 +181,7 @@ def test_a_local_ray_leaves_nothing_behind_and_works_from_a_deep_folder(tmp_path
     # a RAY_ADDRESS in the environment does not turn the local Ray into a connection to it
     result = subprocess.run([sys.executable, "-m", "hwnas", "search", *_table_search(tmp_path), "--workers", "2",
                              "--run-dir", str(deep / "run")], cwd=deep, capture_output=True, text=True,
-                            env={**_env(tmp_path), "RAY_ADDRESS": "127.0.0.1:1"}, timeout=GUARD_S)
+                            env={**isolated_env(tmp_path), "RAY_ADDRESS": "127.0.0.1:1"}, timeout=GUARD_S)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (deep / "run" / "result.json").exists()
     assert not list((tmp_path / "home").iterdir())  # no ~/.ray/auth_token, nothing else

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from ray_env import isolated_env
+
 pytest.importorskip("ray")
 RAY = Path(sys.executable).parent / "ray"
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not RAY.exists(), reason="the ray command is not installed")]
 
 #: Each command's limit: far above what it takes, far below a hang.
@@ -68,16 +69,8 @@ def _wait_for(log: Path, text: str, process: subprocess.Popen, limit_s: float = 
 
 
 def _environment(tmp_path: Path) -> tuple[dict[str, str], Path]:
-    """The environment every process runs in: a HOME of its own (nothing lands in the real one), no Ray
-    address or auth setting of the caller's."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env = {**os.environ, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", "MPLCONFIGDIR": str(tmp_path / "mpl"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH",
-                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):  # test_ray.py sets it in this process
-        env.pop(name, None)
-    return env, home
+    """The environment every process runs in (:func:`ray_env.isolated_env`), and its HOME."""
+    return isolated_env(tmp_path), tmp_path / "home"
 
 
 @contextlib.contextmanager
