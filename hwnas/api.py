@@ -154,9 +154,7 @@ def resume_search(run_dir: str | os.PathLike, *, max_trainings: int | None = Non
     from hwnas.search.rundir import RunDir
 
     run = RunDir.open(run_dir)
-    run.load_state(resuming=True)
-    run.check_checkpoint()
-    run.check_recorded_paths()
+    run.check_resumable()
     changes = {k: v for k, v in (("max_trainings", max_trainings), ("max_measurements", max_measurements),
                                  ("time_budget_s", time_budget_s)) if v is not None}
     if changes:

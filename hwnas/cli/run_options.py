@@ -256,7 +256,8 @@ OPTION_SETTINGS = {"latency_budget": "budget_ms", "space_name": "space", "space_
 RECIPE_OPTIONS = ("epochs", "data_fraction", "recipe_option")
 
 
-def _given(name: str) -> bool:
+def on_command_line(name: str) -> bool:
+    """Whether the current command's option ``name`` was given on the command line (not a default)."""
     return click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
 
 
@@ -266,11 +267,12 @@ def _with_file(settings: dict[str, Any], config_file: Path, p: Mapping[str, Any]
     from hwnas.search.config_file import merge_fields, read_config_file
 
     ctx = click.get_current_context()
-    given = {OPTION_SETTINGS.get(name, name) for name in ctx.params if _given(name) and name not in RECIPE_OPTIONS}
+    given = {OPTION_SETTINGS.get(name, name) for name in ctx.params
+             if on_command_line(name) and name not in RECIPE_OPTIONS}
     from_file = read_config_file(config_file)
     over = {name: value for name, value in settings.items() if name in given}
-    recipe = parse_space_options(p["recipe_option"]) if _given("recipe_option") else {}
-    recipe.update({name: p[name] for name in ("epochs", "data_fraction") if _given(name)})
+    recipe = parse_space_options(p["recipe_option"]) if on_command_line("recipe_option") else {}
+    recipe.update({name: p[name] for name in ("epochs", "data_fraction") if on_command_line(name)})
     if recipe:
         over["recipe"] = recipe
     return merge_fields({**settings, **from_file}, over)

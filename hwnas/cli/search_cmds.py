@@ -9,8 +9,8 @@ import click
 
 from hwnas.cli.common import EPOCHS, EXIT_INTERRUPTED, SEED, OwnLoggers, fail, print_json, progress_echo
 from hwnas.cli.run_options import (EXECUTION_PARAMS, RUN_PARAMS, config_from_options, controller_names,
-                                   check_device_for, execution_options, executor_from_options, parse_duration,
-                                   run_options)
+                                   check_device_for, execution_options, executor_from_options, on_command_line,
+                                   parse_duration, run_options)
 from hwnas.cli.search_progress import SearchBar, progress_wanted
 from hwnas.search.config import RunConfig
 from hwnas.search.events import CallbackList
@@ -85,11 +85,11 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
     if resume is not None:
         run = RunDir.open(resume)
         _check_resume_flags(run.config)
-        run.load_state(resuming=True)  # a missing or tampered state.json is one line now, before anything is built
-        run.check_checkpoint()  # a corrupt controller checkpoint too, before config.json is written
-        run.check_recorded_paths()  # its store and profile exist: never made afresh where config.json points
-        overrides = {name: params[name] for name in ("max_trainings", "max_measurements") if _given(name)}
-        if _given("time_budget"):
+        # a missing or tampered state.json or checkpoint, a gone store or profile: one line, before anything is
+        # built or config.json written
+        run.check_resumable()
+        overrides = {name: params[name] for name in ("max_trainings", "max_measurements") if on_command_line(name)}
+        if on_command_line("time_budget"):
             overrides["time_budget_s"] = time_budget
         if print_config:  # what it would run under; nothing written
             click.echo(dump_toml(run.config.replace(**overrides)), nl=False)
@@ -101,7 +101,7 @@ def search_cmd(controller, time_budget, seed, run_dir, resume, estimator, supern
         check_device_for(run.config, params)  # before Ray is started
         executor = executor_from_options(params, train_threads=run.config.train_threads)
     else:
-        if supernet_path is not None and _given("estimator") and estimator != "supernet":
+        if supernet_path is not None and on_command_line("estimator") and estimator != "supernet":
             raise click.UsageError("--supernet is the supernet of --estimator supernet; drop one of them")
         if (estimator == "supernet" or supernet_path) and params["accuracy_table"] is not None:
             raise click.UsageError("--estimator supernet needs trainings, not --accuracy-table")
@@ -182,16 +182,11 @@ def _check_resume_flags(config: RunConfig) -> None:
             Path(value).resolve() == Path(stored).resolve()
 
     conflicting = [param.opts[0] for param in ctx.command.params
-                   if param.name not in (*RESUME_OPTIONS, *OUTPUT_OPTIONS, "resume") and _given(param.name)
+                   if param.name not in (*RESUME_OPTIONS, *OUTPUT_OPTIONS, "resume") and on_command_line(param.name)
                    and not same_as_run(param.name)]
     if conflicting:
         raise click.UsageError(f"--resume keeps the run's own settings (its config.json); only --max-trainings, "
                                f"--max-measurements and --time-budget may change: drop {', '.join(conflicting)}")
-
-
-def _given(name: str) -> bool:
-    ctx = click.get_current_context()
-    return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
 
 
 def _attach_log(path: Path) -> None:

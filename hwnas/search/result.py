@@ -11,13 +11,13 @@ read with :func:`read_result`; its trials then lack test accuracy, parameters, M
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, Iterator, Sequence
 
 from hwnas.errors import HwnasError
+from hwnas.io import finite_number
 
 #: The columns of ``hwnas trials`` and ``verified.csv``, in order (:meth:`Trial.row`).
 TRIAL_COLUMNS = ("number", "round", "arch", "accuracy", "mean_accuracy", "accuracy_std", "seeds", "test_accuracy",
@@ -91,12 +91,12 @@ class Trial:
         values = {k: v for k, v in entry.items() if k in names}
         if number is not None:
             values.setdefault("number", number)
-        for key, check in (("arch", _text), ("accuracy", _number), ("latency_ms", _positive), ("number", _whole),
+        for key, check in (("arch", _text), ("accuracy", finite_number), ("latency_ms", _positive), ("number", _whole),
                            ("round", _whole)):
             if not check(values.get(key)):
                 raise ResultError(f"{where}: {key} is missing or invalid ({values.get(key)!r})")
         for key in ("mean_accuracy", "test_accuracy", "predicted_accuracy"):
-            if values.get(key) is not None and not _number(values[key]):
+            if values.get(key) is not None and not finite_number(values[key]):
                 raise ResultError(f"{where}: {key} must be a number, got {values[key]!r}")
         return cls(**values)
 
@@ -309,7 +309,7 @@ class SearchResult:
                    budget_ms=float(budget), stop_reason=str(document.get("stop_reason", "")),
                    trainings_used=int(document.get("trainings_used", 0)),
                    measurements_used=int(document.get("measurements_used", 0)),
-                   test_accuracy=float(test) if _number(test) else None, finalists=finalists, trials=trials,
+                   test_accuracy=float(test) if finite_number(test) else None, finalists=finalists, trials=trials,
                    rounds=int(document.get("rounds", 0)), elapsed_s=float(document.get("elapsed_s") or 0.0),
                    closest=closest, warning=document.get("warning") or None,
                    acquisition=document.get("acquisition"), estimator=str(document.get("estimator", "train")),
@@ -368,12 +368,8 @@ def _finalist_dict(finalist: Finalist) -> dict[str, Any]:
             "mean": finalist.mean, "std": finalist.std, "seeds": finalist.seeds}
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _positive(value: Any) -> bool:
-    return _number(value) and value > 0
+    return finite_number(value, positive=True)
 
 
 def _whole(value: Any) -> bool:

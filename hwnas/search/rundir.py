@@ -108,14 +108,29 @@ class RunDir:
             raise RunDirError(f"{folder / CONFIG_FILE} is corrupt: {exc}") from None
         return cls(folder, config)
 
-    def check_recorded_paths(self) -> None:
+    def check_resumable(self) -> SearchState | None:
+        """Everything a resume checks before it writes or builds anything (``hwnas search --resume``,
+        :func:`hwnas.resume_search`): the state (accuracies fractions), the controller checkpoint and the
+        recorded store and profile (:meth:`check_recorded_paths`); returns the state.
+
+        Raises:
+            HwnasError: any of them is missing or corrupt (one line naming the file).
+        """
+        state = self.load_state(resuming=True)
+        self.check_checkpoint()
+        self.check_recorded_paths(state)
+        return state
+
+    def check_recorded_paths(self, state: SearchState | None = None) -> None:
         """Before a run that has progressed resumes: the evaluation store (``store``) and the device profile
         (``profiles_dir``) its ``config.json`` records exist. A resume never starts a fresh one wherever the
         record points (an edited ``config.json``, or a resume from another working folder: relative paths
-        are the working folder's, as when the run started); it is one line naming the path instead."""
-        if not self.has_progress() or not (self.path / STATE_FILE).is_file():
-            return
-        state = self.load_state()
+        are the working folder's, as when the run started); it is one line naming the path instead.
+        ``state``: the run's state where the caller has just read it (else it is read here)."""
+        if state is None:
+            if not self.has_progress() or not (self.path / STATE_FILE).is_file():
+                return
+            state = self.load_state()
         if state is None:
             return
         config = self.config
