@@ -268,9 +268,10 @@ class RunDir:
         from hwnas.search.pareto import plot_pareto
         from hwnas.search.result import TRIAL_COLUMNS
 
-        if result.trials:
-            atomic_write_text(self.path / "verified.csv", _csv([t.row() for t in result.trials], list(TRIAL_COLUMNS)))
-        plot_pareto([t.row() for t in result.trials], self.path / "pareto.png", budget_ms=result.budget_ms,
+        rows = [t.row() for t in result.trials]
+        if rows:
+            atomic_write_text(self.path / "verified.csv", _csv(rows, list(TRIAL_COLUMNS)))
+        plot_pareto(rows, self.path / "pareto.png", budget_ms=result.budget_ms,
                     chosen=None if result.best is None else asdict(result.best),
                     title=f"{self.config.space} on {self.config.dataset_name or self.config.dataset}, "
                           f"device {self.config.device}")
